@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from apps.catalog.models import SKU, Listing, LiveSession, Platform, Product
+from apps.core.api import ScopedPrimaryKeyRelatedField
+
+MAX_UNITS = 10_000_000
+MONEY_FIELD = {
+    "max_digits": 12,
+    "decimal_places": 2,
+    "min_value": Decimal("0.01"),
+    "max_value": Decimal("9999999999.99"),
+}
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(allow_blank=True, required=False, default="", max_length=20000)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description", "is_active", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class SKUSerializer(serializers.ModelSerializer):
+    product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all())
+    code = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    price = serializers.DecimalField(**MONEY_FIELD)
+    on_hand = serializers.IntegerField(min_value=0, max_value=MAX_UNITS, source="stock.on_hand")
+    reserved = serializers.IntegerField(source="stock.reserved", read_only=True)
+    available = serializers.IntegerField(source="stock.available", read_only=True)
+
+    class Meta:
+        model = SKU
+        fields = ["id", "product", "code", "name", "price", "on_hand", "reserved", "available", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class SKUUpdateSerializer(SKUSerializer):
+    class Meta(SKUSerializer.Meta):
+        read_only_fields = ["id", "created_at", "product"]
+
+
+class StockAdjustSerializer(serializers.Serializer):
+    delta = serializers.IntegerField(min_value=-MAX_UNITS, max_value=MAX_UNITS)
+    reason = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=["receive", "adjust"], required=False)
+    reference = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    title = serializers.CharField(max_length=200)
+    streamer = serializers.CharField(max_length=100)
+    platforms = serializers.ListField(child=serializers.ChoiceField(choices=Platform.choices), max_length=4)
+
+    class Meta:
+        model = LiveSession
+        fields = ["id", "title", "streamer", "platforms", "scheduled_at", "started_at", "ended_at", "status"]
+        read_only_fields = ["id", "started_at", "ended_at", "status"]
+
+
+class ListingSerializer(serializers.ModelSerializer):
+    session = ScopedPrimaryKeyRelatedField(queryset=LiveSession.objects.all())
+    sku = ScopedPrimaryKeyRelatedField(queryset=SKU.objects.all())
+    price = serializers.DecimalField(**MONEY_FIELD)
+    quota = serializers.IntegerField(min_value=1, max_value=MAX_UNITS)
+    per_buyer_limit = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    payment_window_seconds = serializers.IntegerField(min_value=30, max_value=7 * 86400, default=900)
+    status = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Listing
+        fields = [
+            "id",
+            "session",
+            "sku",
+            "price",
+            "quota",
+            "sold",
+            "available",
+            "per_buyer_limit",
+            "payment_window_seconds",
+            "opens_at",
+            "closes_at",
+            "status",
+            "version",
+            "created_at",
+        ]
+        read_only_fields = ["id", "sold", "version", "created_at"]
+
+    def get_status(self, obj: Listing) -> str:
+        return obj.effective_status()
+
+    def get_available(self, obj: Listing) -> int:
+        return obj.available
+
+    def validate(self, attrs: dict) -> dict:
+        opens = attrs.get("opens_at", getattr(self.instance, "opens_at", None))
+        closes = attrs.get("closes_at", getattr(self.instance, "closes_at", None))
+        if opens and closes and closes <= opens:
+            raise serializers.ValidationError({"closes_at": "closes_at must be after opens_at"})
+        return attrs
+
+
+class ListingUpdateSerializer(ListingSerializer):
+    class Meta(ListingSerializer.Meta):
+        read_only_fields = ["id", "sold", "version", "created_at", "session", "sku"]

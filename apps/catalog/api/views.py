@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.catalog import selectors, services
+from apps.catalog.models import SKU, Listing, LiveSession, Product
+from apps.core.api import error_responses
+from apps.core.viewsets import MerchantScopedViewSet
+from apps.inventory import services as inventory
+
+from .serializers import (
+    ListingSerializer,
+    ListingUpdateSerializer,
+    ProductSerializer,
+    SessionSerializer,
+    SKUSerializer,
+    SKUUpdateSerializer,
+    StockAdjustSerializer,
+)
+
+READ_ERRORS = error_responses(401, 404)
+WRITE_ERRORS = error_responses(400, 401, 404, 409)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ProductSerializer, **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: ProductSerializer, **READ_ERRORS}),
+)
+class ProductViewSet(MerchantScopedViewSet):
+    queryset = Product.objects.none()
+    selector = staticmethod(selectors.product_list)
+    serializer_class = ProductSerializer
+
+    @extend_schema(responses={201: ProductSerializer, **WRITE_ERRORS})
+    def create(self, request: Request) -> Response:
+        s = ProductSerializer(data=request.data, context={"request": request})
+        s.is_valid(raise_exception=True)
+        product = services.product_create(merchant=self.merchant, **s.validated_data)
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: ProductSerializer, **WRITE_ERRORS})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        product = self.get_object()
+        s = ProductSerializer(product, data=request.data, partial=True, context={"request": request})
+        s.is_valid(raise_exception=True)
+        product = services.product_update(product=product, data=s.validated_data)
+        return Response(ProductSerializer(product).data)
+
+
+class SKUFilter(filters.FilterSet):
+    class Meta:
+        model = SKU
+        fields = ["product", "code"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: SKUSerializer, **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: SKUSerializer, **READ_ERRORS}),
+)
+class SKUViewSet(MerchantScopedViewSet):
+    queryset = SKU.objects.none()
+    selector = staticmethod(selectors.sku_list)
+    serializer_class = SKUSerializer
+    filterset_class = SKUFilter
+
+    @extend_schema(responses={201: SKUSerializer, **WRITE_ERRORS})
+    def create(self, request: Request) -> Response:
+        s = SKUSerializer(data=request.data, context={"request": request})
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        sku = services.sku_create(
+            merchant=self.merchant,
+            product=d["product"],
+            code=d["code"],
+            name=d.get("name", ""),
+            price=d["price"],
+            on_hand=d["stock"]["on_hand"],
+        )
+        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=SKUUpdateSerializer, responses={200: SKUSerializer, **WRITE_ERRORS})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        sku = self.get_object()
+        s = SKUUpdateSerializer(sku, data=request.data, partial=True, context={"request": request})
+        s.is_valid(raise_exception=True)
+        data = dict(s.validated_data)
+        if "stock" in data:
+            data["on_hand"] = data.pop("stock")["on_hand"]
+        services.sku_update(sku=sku, data=data)
+        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data)
+
+    @extend_schema(request=StockAdjustSerializer, responses={200: SKUSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def stock(self, request: Request, pk: str) -> Response:
+        """Receive goods or correct stock: ``{delta, reason}``; the gate follows at once."""
+        sku = self.get_object()
+        s = StockAdjustSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        inventory.stock_adjust(sku=sku, **s.validated_data)
+        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data)
+
+
+class SessionFilter(filters.FilterSet):
+    class Meta:
+        model = LiveSession
+        fields = ["status"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: SessionSerializer, **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: SessionSerializer, **READ_ERRORS}),
+)
+class SessionViewSet(MerchantScopedViewSet):
+    queryset = LiveSession.objects.none()
+    selector = staticmethod(selectors.session_list)
+    serializer_class = SessionSerializer
+    filterset_class = SessionFilter
+
+    @extend_schema(responses={201: SessionSerializer, **WRITE_ERRORS})
+    def create(self, request: Request) -> Response:
+        s = SessionSerializer(data=request.data, context={"request": request})
+        s.is_valid(raise_exception=True)
+        d = s.validated_data
+        session = services.session_create(
+            merchant=self.merchant,
+            title=d["title"],
+            streamer=d["streamer"],
+            platforms=d["platforms"],
+            scheduled_at=d.get("scheduled_at"),
+        )
+        return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: SessionSerializer, **WRITE_ERRORS})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        session = self.get_object()
+        s = SessionSerializer(session, data=request.data, partial=True, context={"request": request})
+        s.is_valid(raise_exception=True)
+        return Response(SessionSerializer(services.session_update(session=session, data=s.validated_data)).data)
+
+    @extend_schema(request=None, responses={200: SessionSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return Response(SessionSerializer(services.session_start(session=self.get_object())).data)
+
+    @extend_schema(request=None, responses={200: SessionSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def end(self, request: Request, pk: str) -> Response:
+        return Response(SessionSerializer(services.session_end(session=self.get_object())).data)
+
+
+class ListingFilter(filters.FilterSet):
+    class Meta:
+        model = Listing
+        fields = ["status", "session", "sku"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ListingSerializer, **READ_ERRORS}),
+    retrieve=extend_schema(responses={200: ListingSerializer, **READ_ERRORS}),
+)
+class ListingViewSet(MerchantScopedViewSet):
+    queryset = Listing.objects.none()
+    selector = staticmethod(selectors.listing_list)
+    serializer_class = ListingSerializer
+    filterset_class = ListingFilter
+
+    @extend_schema(responses={201: ListingSerializer, **WRITE_ERRORS})
+    def create(self, request: Request) -> Response:
+        s = ListingSerializer(data=request.data, context={"request": request})
+        s.is_valid(raise_exception=True)
+        listing = services.listing_create(merchant=self.merchant, **s.validated_data)
+        return Response(ListingSerializer(listing).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ListingUpdateSerializer, responses={200: ListingSerializer, **WRITE_ERRORS})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        listing = self.get_object()
+        s = ListingUpdateSerializer(listing, data=request.data, partial=True, context={"request": request})
+        s.is_valid(raise_exception=True)
+        return Response(ListingSerializer(services.listing_update(listing=listing, data=s.validated_data)).data)
+
+    @extend_schema(request=None, responses={200: ListingSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def open(self, request: Request, pk: str) -> Response:
+        return Response(ListingSerializer(services.listing_open(listing=self.get_object())).data)
+
+    @extend_schema(request=None, responses={200: ListingSerializer, **WRITE_ERRORS})
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: str) -> Response:
+        return Response(ListingSerializer(services.listing_close(listing=self.get_object())).data)

@@ -1,0 +1,68 @@
+"""Listing stock pushes (``listing.<id>`` group), coalesced during a flash sale.
+
+The first change in a window takes a short Redis token (SET NX PX) and schedules one push
+``COALESCE_MS`` later that reads the listing as it is then; changes inside the window ride on
+that push. The last value always arrives: a change after the read finds the token expired and
+schedules the next push.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.db import connection
+
+from apps.core import events
+from apps.core.redis import get_client, listing_tag
+
+log = logging.getLogger(__name__)
+COALESCE_MS = 250
+
+
+def listing_payload(listing: Any, kind: str = "listing.updated") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "version": listing.version,
+        "listing": {
+            "id": listing.pk,
+            "session": listing.session_id,
+            "status": listing.effective_status(),
+            "price": str(listing.price),
+            "quota": listing.quota,
+            "sold": listing.sold,
+            "available": listing.available if listing.effective_status() == "open" else 0,
+            "per_buyer_limit": listing.per_buyer_limit,
+        },
+    }
+
+
+def _push_now(listing_id: int) -> None:
+    from .models import Listing
+
+    try:
+        listing = Listing.objects.filter(pk=listing_id).first()
+        if listing is not None:
+            payload = listing_payload(listing)
+            events.publish(f"listing.{listing_id}", payload)
+            events.publish(f"session.{listing.session_id}", {**payload, "type": "session.listing"})
+    except Exception:  # noqa: BLE001 - a dropped push is healed by the next one or a snapshot
+        log.warning("listing push failed", extra={"listing": listing_id}, exc_info=True)
+    finally:
+        connection.close()  # this thread ends: do not leak its connection
+
+
+def publish_listing(listing_id: int, *, coalesce: bool = True) -> None:
+    """Call after commit."""
+    if not coalesce:
+        _push_now(listing_id)
+        return
+    try:
+        first = get_client().set(f"{listing_tag(listing_id)}:push", "1", nx=True, px=COALESCE_MS)
+    except Exception:  # noqa: BLE001 - without Redis, push at once
+        first = True
+    if first:
+        timer = threading.Timer(COALESCE_MS / 1000, _push_now, args=(listing_id,))
+        timer.daemon = True
+        timer.start()

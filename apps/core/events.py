@@ -1,0 +1,77 @@
+"""Publishing to websocket groups, after commit, off the request thread.
+
+``publish`` hands a message to one background thread per process that owns a long-lived event
+loop and the channel layer's connections, so a request never waits on a group send and no
+event loop is created per message. Messages keep their order. ``flush`` waits until everything
+queued so far was sent (tests, shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | threading.Event] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="lc-publisher", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        while True:
+            item = self._queue.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            group, message = item
+            try:
+                if layer is not None:
+                    loop.run_until_complete(layer.group_send(group, message))
+            except Exception:  # noqa: BLE001 - a lost push is recovered by the client's snapshot
+                log.warning("websocket publish failed", extra={"group": group}, exc_info=True)
+
+    def publish(self, group: str, message: dict[str, Any]) -> None:
+        self._ensure()
+        self._queue.put((group, message))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        self._ensure()
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+
+_publisher = _Publisher()
+
+
+def publish(group: str, payload: dict[str, Any]) -> None:
+    """Send ``payload`` (JSON-safe, with ``type`` and ``version``) to every member of ``group``."""
+    _publisher.publish(group, {"type": "broadcast", "payload": payload})
+
+
+def publish_on_commit(group: str, payload: dict[str, Any]) -> None:
+    transaction.on_commit(lambda: publish(group, payload))
+
+
+def flush(timeout: float = 5.0) -> bool:
+    return _publisher.flush(timeout)

@@ -1,0 +1,230 @@
+"""The Redis gate for flash-sale listings: Redis decides fast, the database stays the truth.
+
+Each listing has three hash-tagged keys (``apps.core.redis.listing_keys``), one slot in a cluster:
+
+- ``state``: ``closed`` ("0"/"1"), ``opens``/``closes`` (epoch ms; ``closes`` 0 = no end; ``opens``
+  ``NOT_OPEN`` = not yet opened), ``quota``, ``left``, ``limit`` (per buyer), ``ver``;
+- ``buyers``: buyer key -> units held;
+- ``holds``: hold id (the order's public id) -> ``"buyer|qty|ts_ms"``.
+
+Every change runs in one Lua script (``lua/*.lua``; each file documents its KEYS, ARGV and
+replies), so the gate is atomic per listing. This module is pure Redis: no models, and settings
+only through ``apps.core.redis`` (``get_client`` when no ``client`` is given).
+
+A script that finds no ``state`` answers ``not_loaded``: the caller rebuilds the listing from the
+database under ``gate_rebuild_lock`` with ``gate_load`` and retries.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apps.core.redis import LuaScript, get_client, is_redis_error, listing_keys
+
+NOT_OPEN = 9_000_000_000_000_000
+"""``opens`` value for a window that is not opened yet (beyond any real clock, exact in a double)."""
+
+_LUA = Path(__file__).parent / "lua"
+_reserve = LuaScript(_LUA / "reserve.lua", 3)
+_release = LuaScript(_LUA / "release.lua", 3)
+_load = LuaScript(_LUA / "load.lua", 3)
+_meta = LuaScript(_LUA / "meta.lua", 1)
+_adopt = LuaScript(_LUA / "adopt.lua", 3)
+_recount = LuaScript(_LUA / "recount.lua", 3)
+_unlock = LuaScript(_LUA / "unlock.lua", 1)
+
+# Statuses, as the scripts spell them.
+OK = "ok"
+NOT_LOADED = "not_loaded"
+CLOSED = "closed"
+SOLD_OUT = "sold_out"
+OVER_LIMIT = "over_limit"
+RELEASED = "released"
+ABSENT = "absent"
+ADOPTED = "adopted"
+PRESENT = "present"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A reserve's answer: ``status`` (ok | closed | sold_out | over_limit | not_loaded), units
+    ``left`` on the listing and units ``held`` by the buyer after the call."""
+
+    status: str
+    left: int
+    held: int
+
+
+@dataclass(frozen=True)
+class GateMeta:
+    """A listing's gate parameters. ``opens_ms=NOT_OPEN`` = not opened yet; ``closes_ms=0`` = no end."""
+
+    closed: bool
+    opens_ms: int
+    closes_ms: int
+    quota: int
+    limit: int
+
+    def as_args(self) -> list[str]:
+        return [
+            "1" if self.closed else "0",
+            str(int(self.opens_ms)),
+            str(int(self.closes_ms)),
+            str(int(self.quota)),
+            str(int(self.limit)),
+        ]
+
+
+def _keys3(listing_id: int) -> list[str]:
+    k = listing_keys(listing_id)
+    return [k["state"], k["buyers"], k["holds"]]
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def gate_reserve(
+    listing_id: int, *, hold_id: str, buyer: str, quantity: int, now_ms: int, client: Any = None
+) -> GateResult:
+    """Atomically check window, units left and the buyer's limit, and take the hold.
+
+    Idempotent on ``hold_id``: a hold that already exists answers ``ok`` with no second effect.
+    Raises ``ValueError`` for a non-positive quantity, a Redis error if Redis is unreachable.
+    """
+    _positive("quantity", quantity)
+    status, left, held = _reserve(_keys3(listing_id), [hold_id, buyer, str(quantity), str(int(now_ms))], client=client)
+    return GateResult(status=status, left=int(left), held=int(held))
+
+
+def gate_release(listing_id: int, *, hold_id: str, client: Any = None) -> str:
+    """Give a hold's units back: ``released``, ``absent`` (already gone; idempotent) or ``not_loaded``."""
+    status, _left = _release(_keys3(listing_id), [hold_id], client=client)
+    return status
+
+
+def gate_load(listing_id: int, meta: GateMeta, holds: Iterable[tuple[str, str, int]], client: Any = None) -> int:
+    """Replace the listing's gate with database truth (``holds``: hold id, buyer, quantity of each
+    live order). ``left`` becomes ``quota - sum(quantity)``. Returns the new ``ver``, which is
+    always above any version the listing had before. Call it under ``gate_rebuild_lock``."""
+    args = meta.as_args()
+    flat: list[str] = []
+    for hold_id, buyer, quantity in holds:
+        _positive("quantity", quantity)
+        flat += [str(hold_id), str(buyer), str(quantity)]
+    args.append(str(len(flat) // 3))
+    args += flat
+    _status, _left, ver = _load(_keys3(listing_id), args, client=client)
+    return int(ver)
+
+
+def gate_meta(listing_id: int, meta: GateMeta, client: Any = None) -> str:
+    """Apply a changed window, quota or limit, keeping the holds: ``ok`` or ``not_loaded``.
+    ``left`` moves by exactly the quota change (it may go negative; reserve then says sold_out)."""
+    status, _left, _ver = _meta([listing_keys(listing_id)["state"]], meta.as_args(), client=client)
+    return status
+
+
+def gate_adopt(listing_id: int, *, hold_id: str, buyer: str, quantity: int, ts_ms: int, client: Any = None) -> str:
+    """Force-add a hold the database has and Redis lost (no window, quota or limit check):
+    ``adopted``, ``present`` (already there; idempotent) or ``not_loaded``."""
+    _positive("quantity", quantity)
+    status, _left = _adopt(_keys3(listing_id), [hold_id, buyer, str(quantity), str(int(ts_ms))], client=client)
+    return status
+
+
+def gate_recount(listing_id: int, client: Any = None) -> bool:
+    """Recompute ``left`` and ``buyers`` from the holds. True if anything had drifted (and was fixed)."""
+    _status, _left, changed = _recount(_keys3(listing_id), [], client=client)
+    return bool(changed)
+
+
+def _parse_hold(record: str) -> tuple[str, int, int]:
+    buyer, qty, ts = record.rsplit("|", 2)
+    return buyer, int(qty), int(ts)
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return int(float(value))
+
+
+def gate_state(listing_id: int, client: Any = None) -> dict[str, Any] | None:
+    """A consistent snapshot (one MULTI) of the listing's gate, or None when it is not loaded::
+
+    {"closed": bool, "opens": int, "closes": int, "quota": int, "left": int, "limit": int,
+     "ver": int, "buyers": {buyer: units}, "holds": {hold_id: (buyer, qty, ts_ms)}}
+    """
+    client = client or get_client()
+    keys = listing_keys(listing_id)
+    pipe = client.pipeline(transaction=True)
+    pipe.hgetall(keys["state"])
+    pipe.hgetall(keys["buyers"])
+    pipe.hgetall(keys["holds"])
+    state, buyers, holds = pipe.execute()
+    if not state:
+        return None
+    return {
+        "closed": state.get("closed") == "1",
+        "opens": _int(state.get("opens")),
+        "closes": _int(state.get("closes")),
+        "quota": _int(state.get("quota")),
+        "left": _int(state.get("left")),
+        "limit": _int(state.get("limit")),
+        "ver": _int(state.get("ver")),
+        "buyers": {b: _int(n) for b, n in buyers.items()},
+        "holds": {h: _parse_hold(r) for h, r in holds.items()},
+    }
+
+
+@contextmanager
+def gate_rebuild_lock(
+    listing_id: int, *, timeout_ms: int = 5000, wait_s: float = 3.0, client: Any = None
+) -> Iterator[bool]:
+    """Serialise rebuilds of one listing's gate across processes.
+
+    Yields True when this caller holds the lock (``SET NX PX timeout_ms`` with a random token):
+    load the state with ``gate_load`` and leave; the lock is released on exit by
+    compare-and-delete, so an expired lock another caller took since is never removed. Taken at
+    the first try, the lock says nothing about the state: a caller that only wants to fill a
+    missing gate should check it is still missing (another caller may have loaded it since the
+    ``not_loaded`` answer). Yields False when another caller held the lock and either the state
+    appeared meanwhile (retry the gate) or ``wait_s`` passed (the gate stays unavailable for now).
+    """
+    client = client or get_client()
+    keys = listing_keys(listing_id)
+    token = secrets.token_hex(16)
+    deadline = time.monotonic() + wait_s
+    delay = 0.005
+    acquired = bool(client.set(keys["lock"], token, nx=True, px=timeout_ms))
+    while not acquired:
+        if client.exists(keys["state"]) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 2, 0.1)
+        acquired = bool(client.set(keys["lock"], token, nx=True, px=timeout_ms))
+        if acquired and client.exists(keys["state"]):
+            # The caller we waited for has just loaded the state and left: nothing to rebuild.
+            _unlock([keys["lock"]], [token], client=client)
+            acquired = False
+            break
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                _unlock([keys["lock"]], [token], client=client)
+            except Exception as exc:
+                # Redis gone mid-rebuild: the lock expires by itself after timeout_ms.
+                if not is_redis_error(exc):
+                    raise

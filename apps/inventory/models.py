@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from apps.catalog.models import SKU
+from apps.merchants.models import Merchant
+
+
+class Stock(models.Model):
+    """Stock truth for one SKU. ``0 <= reserved <= on_hand`` is a database CHECK."""
+
+    merchant_path = "sku__merchant"
+
+    sku = models.OneToOneField(SKU, on_delete=models.CASCADE, related_name="stock", primary_key=True)
+    on_hand = models.IntegerField(default=0)
+    reserved = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0) & Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku.code}: {self.on_hand} on hand, {self.reserved} reserved"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class StockMovement(models.Model):
+    """Append-only ledger: every change of a Stock row, from which the row can be recomputed."""
+
+    class Kind(models.TextChoices):
+        RECEIVE = "receive", "Receive"
+        RESERVE = "reserve", "Reserve"
+        RELEASE = "release", "Release"
+        SHIP = "ship", "Ship"
+        ADJUST = "adjust", "Adjust"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    on_hand_delta = models.IntegerField(default=0)
+    reserved_delta = models.IntegerField(default=0)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    reference = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["sku", "id"]), models.Index(fields=["reference"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.sku_id} on_hand{self.on_hand_delta:+d} reserved{self.reserved_delta:+d}"

@@ -1,0 +1,192 @@
+"""Stock writes. Every change of a Stock row also appends a StockMovement in the same transaction.
+
+Hot-path reservations use conditional ``UPDATE`` statements (one statement holds the row lock)
+rather than ``SELECT ... FOR UPDATE`` + ``UPDATE``; the CHECK constraint is the last line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+
+from apps.catalog.models import SKU, Listing
+
+from . import gate
+from .errors import InsufficientStock, StockError
+from .locks import stock_rows_for_update
+from .models import Stock, StockMovement
+
+log = logging.getLogger(__name__)
+MAX_DELTA = 10_000_000
+
+
+def stock_for(*, sku: SKU) -> Stock:
+    return Stock.objects.get(sku_id=sku.pk)
+
+
+def stock_lock(*, sku: SKU) -> Stock:
+    return stock_rows_for_update([sku.pk]).get()
+
+
+def stock_init(*, sku: SKU, on_hand: int) -> Stock:
+    stock = Stock.objects.create(sku=sku, on_hand=on_hand, reserved=0)
+    if on_hand:
+        StockMovement.objects.create(
+            merchant_id=sku.merchant_id,
+            sku=sku,
+            kind=StockMovement.Kind.RECEIVE,
+            on_hand_delta=on_hand,
+            reason="initial stock",
+        )
+    return stock
+
+
+@transaction.atomic
+def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind: str | None = None) -> Stock:
+    """Receive goods (delta > 0) or correct stock (either sign).
+
+    Locks the stock row. A decrease may not take on hand below what live orders hold; listings
+    whose unsold quota no longer fits in what is left are shrunk, and the gate follows after commit.
+    """
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0 or abs(delta) > MAX_DELTA:
+        raise StockError(f"delta must be a non-zero integer within ±{MAX_DELTA}", extra={"field": "delta"})
+    if not reason.strip():
+        raise StockError("a reason is required", extra={"field": "reason"})
+    kind = kind or (StockMovement.Kind.RECEIVE if delta > 0 else StockMovement.Kind.ADJUST)
+    if kind not in (StockMovement.Kind.RECEIVE, StockMovement.Kind.ADJUST):
+        raise StockError("kind must be 'receive' or 'adjust'", extra={"field": "kind"})
+    if kind == StockMovement.Kind.RECEIVE and delta < 0:
+        raise StockError("a receipt adds stock: delta must be positive", extra={"field": "delta"})
+    stock = stock_lock(sku=sku)
+    if stock.on_hand + delta < stock.reserved:
+        raise InsufficientStock(
+            f"on hand cannot go below the {stock.reserved} units reserved by orders",
+            extra={"on_hand": stock.on_hand, "reserved": stock.reserved},
+        )
+    Stock.objects.filter(pk=stock.pk).update(on_hand=F("on_hand") + delta)
+    StockMovement.objects.create(
+        merchant_id=sku.merchant_id,
+        sku=sku,
+        kind=kind,
+        on_hand_delta=delta,
+        reason=reason[:200],
+        reference=reference[:100],
+    )
+    stock.refresh_from_db()
+    if delta < 0:
+        _shrink_quotas_to_fit(stock)
+    return stock
+
+
+def _shrink_quotas_to_fit(stock: Stock) -> None:
+    """Cut the unsold quota of the newest active listings until they fit in available stock
+    (a listing cut down to what it already sold is simply sold out)."""
+    listings = Listing.objects.select_for_update(of=("self",)).filter(
+        sku_id=stock.sku_id, status__in=(Listing.Status.SCHEDULED, Listing.Status.OPEN)
+    )
+    listings = list(listings.order_by("-id"))
+    excess = sum(x.quota - x.sold for x in listings) - (stock.on_hand - stock.reserved)
+    for listing in listings:
+        if excess <= 0:
+            break
+        cut = min(excess, listing.quota - listing.sold)
+        if cut <= 0:
+            continue
+        Listing.objects.filter(pk=listing.pk).update(quota=F("quota") - cut, version=F("version") + 1)
+        log.info("listing quota cut to fit stock", extra={"listing": listing.pk, "cut": cut})
+        excess -= cut
+        gate_sync_after_commit(listing)
+
+
+# --- hot path (called inside the order transaction) ------------------------------------------
+def stock_reserve(*, sku_id: int, merchant_id: int, quantity: int, reference: str) -> bool:
+    """Reserve units with one conditional UPDATE; False when the stock cannot cover them."""
+    StockMovement.objects.create(
+        merchant_id=merchant_id,
+        sku_id=sku_id,
+        kind=StockMovement.Kind.RESERVE,
+        reserved_delta=quantity,
+        reference=reference,
+        reason="order",
+    )
+    updated = Stock.objects.filter(sku_id=sku_id, reserved__lte=F("on_hand") - quantity).update(
+        reserved=F("reserved") + quantity
+    )
+    return updated == 1
+
+
+def stock_release(*, sku_id: int, merchant_id: int, quantity: int, reference: str, reason: str) -> None:
+    StockMovement.objects.create(
+        merchant_id=merchant_id,
+        sku_id=sku_id,
+        kind=StockMovement.Kind.RELEASE,
+        reserved_delta=-quantity,
+        reference=reference,
+        reason=reason[:200],
+    )
+    updated = Stock.objects.filter(sku_id=sku_id, reserved__gte=quantity).update(reserved=F("reserved") - quantity)
+    if updated != 1:
+        raise InsufficientStock("stock release would make reserved negative", extra={"sku": sku_id})
+
+
+def stock_ship(*, sku_id: int, merchant_id: int, quantity: int, reference: str) -> None:
+    StockMovement.objects.create(
+        merchant_id=merchant_id,
+        sku_id=sku_id,
+        kind=StockMovement.Kind.SHIP,
+        on_hand_delta=-quantity,
+        reserved_delta=-quantity,
+        reference=reference,
+        reason="shipped",
+    )
+    updated = Stock.objects.filter(sku_id=sku_id, reserved__gte=quantity).update(
+        reserved=F("reserved") - quantity, on_hand=F("on_hand") - quantity
+    )
+    if updated != 1:
+        raise InsufficientStock("shipping more than is reserved", extra={"sku": sku_id})
+
+
+def stock_recompute(*, sku_id: int) -> tuple[int, int]:
+    """(on_hand, reserved) as the movement ledger says they should be."""
+    from django.db.models import Sum
+
+    agg = StockMovement.objects.filter(sku_id=sku_id).aggregate(o=Sum("on_hand_delta"), r=Sum("reserved_delta"))
+    return agg["o"] or 0, agg["r"] or 0
+
+
+# --- the gate follows the database -----------------------------------------------------------
+def gate_meta_for(listing: Listing) -> gate.GateMeta:
+    closed = listing.status == Listing.Status.CLOSED
+    if listing.opens_at is not None:
+        opens = int(listing.opens_at.timestamp() * 1000)
+    else:
+        opens = 0 if listing.status == Listing.Status.OPEN else gate.NOT_OPEN
+    closes = int(listing.closes_at.timestamp() * 1000) if listing.closes_at else 0
+    return gate.GateMeta(
+        closed=closed, opens_ms=opens, closes_ms=closes, quota=listing.quota, limit=listing.per_buyer_limit
+    )
+
+
+def gate_sync_after_commit(listing: Listing) -> None:
+    """After commit, push the listing's window/quota/limit to the gate (a missing key stays
+    missing: the next reservation rebuilds it from the database)."""
+    listing_id = listing.pk
+
+    def _sync() -> None:
+        from apps.catalog.selectors import listing_info_forget
+
+        listing_info_forget(listing_id)
+        fresh = Listing.objects.filter(pk=listing_id).first()
+        if fresh is None:
+            return
+        try:
+            gate.gate_meta(listing_id, gate_meta_for(fresh))
+        except Exception:  # noqa: BLE001 - Redis may vanish; the reconciler repairs
+            log.warning("gate meta sync failed", extra={"listing": listing_id}, exc_info=True)
+        from apps.catalog.events import publish_listing
+
+        publish_listing(listing_id)
+
+    transaction.on_commit(_sync)

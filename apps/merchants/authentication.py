@@ -1,0 +1,96 @@
+"""``Authorization: Token <token>`` for streamer tools.
+
+The token's hash maps to its merchant through a short-lived Redis cache entry (deleted on
+revoke), so a hot endpoint answers without a database query; ``last_used_at`` is written at
+most once a minute per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+
+from .models import ApiToken, Merchant
+from .services import hash_token, token_cache_key
+
+
+@dataclass(frozen=True)
+class TokenPrincipal:
+    """What a valid token stands for: a merchant. Used as ``request.user``."""
+
+    token_id: int
+    merchant_id: int
+    is_authenticated: bool = True
+
+    @property
+    def merchant(self) -> Merchant:
+        return Merchant.objects.get(pk=self.merchant_id)
+
+
+def resolve_token(raw: str) -> TokenPrincipal | None:
+    if not raw or len(raw) > 200:
+        return None
+    key_hash = hash_token(raw)
+    ck = token_cache_key(key_hash)
+    try:
+        hit = cache.get(ck)
+    except Exception:  # noqa: BLE001 - Redis may vanish; the database answers
+        hit = None
+    if hit == "-":
+        return None
+    if hit:
+        token_id, merchant_id = (int(x) for x in hit.split(":"))
+        return TokenPrincipal(token_id=token_id, merchant_id=merchant_id)
+    token = (
+        ApiToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, merchant__is_active=True)
+        .only("id", "merchant_id", "last_used_at")
+        .first()
+    )
+    value = f"{token.pk}:{token.merchant_id}" if token else "-"
+    try:
+        cache.set(ck, value, timeout=settings.TOKEN_CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        pass
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return TokenPrincipal(token_id=token.pk, merchant_id=token.merchant_id)
+
+
+def token_from_header(value: str) -> str:
+    parts = value.split()
+    if len(parts) == 2 and parts[0].lower() in {"token", "bearer"}:
+        return parts[1]
+    return ""
+
+
+class MerchantTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request):  # type: ignore[no-untyped-def]
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        raw = token_from_header(header)
+        if not raw:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Token <token>'.")
+        principal = resolve_token(raw)
+        if principal is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        request.merchant_id = principal.merchant_id
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
+        return self.keyword
+
+
+class IsMerchantToken(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        return isinstance(request.auth, TokenPrincipal)

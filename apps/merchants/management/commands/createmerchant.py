@@ -1,0 +1,31 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from apps.core.errors import ApplicationError
+from apps.merchants import services
+
+
+class Command(BaseCommand):
+    help = 'Create a merchant and an API token; prints {"merchant": SLUG, "token": TOKEN}.'
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("slug")
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--staff", help="also create a staff login with this username")
+        parser.add_argument("--password", help="password for --staff")
+        parser.add_argument("--token-name", default="default")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        if opts["staff"] and not opts["password"]:
+            raise CommandError("--staff needs --password")
+        try:
+            with transaction.atomic():
+                merchant = services.merchant_create(slug=opts["slug"], name=opts["name"])
+                _, raw = services.api_token_create(merchant=merchant, name=opts["token_name"])
+                if opts["staff"]:
+                    services.staff_create(merchant=merchant, username=opts["staff"], password=opts["password"])
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(json.dumps({"merchant": merchant.slug, "token": raw}))

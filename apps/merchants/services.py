@@ -1,0 +1,67 @@
+"""Tenancy writes: merchants, staff memberships, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.errors import ApplicationError
+
+from .models import ApiToken, Membership, Merchant
+
+TOKEN_PREFIX = "lc_"
+STAFF_APPS = ("catalog", "inventory", "orders", "merchants", "fraud", "platforms", "fulfilment", "reports")
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_cache_key(key_hash: str) -> str:
+    return f"token:{key_hash}"
+
+
+@transaction.atomic
+def merchant_create(*, slug: str, name: str) -> Merchant:
+    if Merchant.objects.filter(slug=slug).exists():
+        raise ApplicationError(f"merchant {slug!r} already exists", code="merchant_exists", http_status=409)
+    return Merchant.objects.create(slug=slug, name=name)
+
+
+@transaction.atomic
+def staff_create(*, merchant: Merchant, username: str, password: str, role: str = Membership.Role.OWNER):
+    """Create (or attach) a staff login that may use the admin for this merchant only."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
+    if created or password:
+        user.set_password(password)
+    user.is_staff = True
+    user.save()
+    perms = Permission.objects.filter(content_type__app_label__in=STAFF_APPS)
+    user.user_permissions.add(*perms)
+    Membership.objects.get_or_create(user=user, merchant=merchant, defaults={"role": role})
+    return user
+
+
+@transaction.atomic
+def api_token_create(*, merchant: Merchant, name: str) -> tuple[ApiToken, str]:
+    """Make a token; returns the row and the raw token (shown once, stored hashed)."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(merchant=merchant, name=name, prefix=raw[:10], key_hash=hash_token(raw))
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    key = token_cache_key(token.key_hash)
+    transaction.on_commit(lambda: cache.delete(key))
+    return token

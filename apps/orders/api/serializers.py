@@ -1,0 +1,99 @@
+"""Order API shapes. Input validation lives in ``apps.orders.validation`` (shared with the
+storefront and any fast path); these serializers describe the payloads for the schema and
+render output."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.orders.models import Order, OrderLine
+from apps.orders.services.placement import status_path
+
+
+class BuyerInSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+
+class AddressSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    phone = serializers.CharField(max_length=64)
+    province = serializers.CharField(max_length=64)
+    city = serializers.CharField(max_length=64)
+    district = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    detail = serializers.CharField(max_length=300)
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    listing = serializers.IntegerField(min_value=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+    buyer = BuyerInSerializer()
+    shipping_address = AddressSerializer()
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="sku.code", read_only=True)
+
+    class Meta:
+        model = OrderLine
+        fields = ["sku", "listing", "quantity", "unit_price", "line_total"]
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id", read_only=True)
+    buyer = serializers.SerializerMethodField()
+    lines = OrderLineSerializer(many=True, read_only=True)
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "status",
+            "listing",
+            "session",
+            "channel",
+            "buyer",
+            "lines",
+            "total",
+            "currency",
+            "pay_by",
+            "paid_at",
+            "status_url",
+            "shipping_address",
+            "cancel_reason",
+            "refund_due",
+            "carrier",
+            "tracking_number",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_buyer(self, obj: Order) -> dict[str, str]:
+        return {"external_id": obj.buyer.external_id, "name": obj.buyer.name, "phone": obj.buyer.phone}
+
+    def get_status_url(self, obj: Order) -> str:
+        request = self.context.get("request")
+        path = status_path(obj)
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class OrderCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class PaymentNotifySerializer(serializers.Serializer):
+    order = serializers.CharField(max_length=32)
+    transaction_id = serializers.CharField(max_length=100)
+    amount = serializers.CharField(help_text="decimal string, e.g. '99.00'")
+    paid_at = serializers.DateTimeField()
+
+
+class PaymentResultSerializer(serializers.Serializer):
+    transaction_id = serializers.CharField()
+    order = serializers.CharField()
+    outcome = serializers.CharField()
+    order_status = serializers.CharField()

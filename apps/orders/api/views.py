@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api import error_responses
+from apps.core.viewsets import MerchantScopedViewSet
+from apps.orders import selectors
+from apps.orders.errors import InvalidOrder
+from apps.orders.models import Order, OrderStatus
+from apps.orders.services import payments
+from apps.orders.services.placement import order_place
+from apps.orders.services.transitions import order_cancel
+from apps.orders.validation import parse_idempotency_key, parse_order_request
+
+from .serializers import (
+    OrderCancelSerializer,
+    OrderCreateSerializer,
+    OrderSerializer,
+    PaymentNotifySerializer,
+    PaymentResultSerializer,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retrying with the same key and body returns the same order; another body is a 422.",
+)
+
+
+class OrderFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=OrderStatus.choices)
+
+    class Meta:
+        model = Order
+        fields = ["status", "session", "listing"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: OrderSerializer, **error_responses(400, 401)}),
+    retrieve=extend_schema(responses={200: OrderSerializer, **error_responses(401, 404)}),
+)
+class OrderViewSet(MerchantScopedViewSet):
+    queryset = Order.objects.none()
+    selector = staticmethod(selectors.order_list)
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9A-Za-z_-]{1,32}"
+
+    @extend_schema(
+        request=OrderCreateSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: OrderSerializer, 201: OrderSerializer, **error_responses(400, 401, 404, 409, 422)},
+    )
+    def create(self, request: Request) -> Response:
+        """Place a flash-sale order (409 ``sold_out`` / ``over_buyer_limit`` / ``listing_closed``)."""
+        req = parse_order_request(request.data)
+        key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+        placed = order_place(
+            req=req,
+            merchant_id=self.merchant_id,
+            idempotency_key=key,
+            channel="api",
+            actor=f"token:{request.auth.token_id}",
+        )
+        order = selectors.order_for_merchant(merchant_id=self.merchant_id, public_id=placed.order.public_id)
+        return Response(
+            OrderSerializer(order, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 404, 409)}
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, id: str) -> Response:
+        order = self.get_object()
+        s = OrderCancelSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        order_cancel(order=order, actor=f"token:{request.auth.token_id}", reason=s.validated_data["reason"])
+        fresh = selectors.order_for_merchant(merchant_id=self.merchant_id, public_id=order.public_id)
+        return Response(OrderSerializer(fresh, context={"request": request}).data)
+
+
+class RawBodyParser(BaseParser):
+    """Keep the exact bytes: the signature covers the raw body."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+        return stream.read() if stream is not None else b""
+
+
+class PaymentNotifyApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        request=PaymentNotifySerializer,
+        parameters=[
+            OpenApiParameter("X-Timestamp", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "X-Signature",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description='hex HMAC-SHA256 of "{timestamp}.{raw body}"',
+            ),
+        ],
+        responses={200: PaymentResultSerializer, **error_responses(400, 401, 404, 409, 422)},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data if isinstance(request.data, bytes) else json.dumps(request.data).encode()
+        if len(body) > 64 * 1024:
+            raise InvalidOrder("body too large", code="payload_too_large")
+        payment = payments.payment_receive(
+            body=body, timestamp=request.headers.get("X-Timestamp"), signature=request.headers.get("X-Signature")
+        )
+        return Response(
+            {
+                "transaction_id": payment.transaction_id,
+                "order": payment.order.public_id,
+                "outcome": payment.outcome,
+                "order_status": payment.order.status,
+            }
+        )

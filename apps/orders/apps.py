@@ -1,0 +1,25 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def ensure_schedules(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """The worker's recurring jobs (idempotent; runs after every migrate)."""
+    from django_q.models import Schedule
+
+    jobs = {
+        "order expiry sweeper": ("apps.orders.tasks.expiry_sweeper", 1),
+        "gate reconciler": ("apps.orders.tasks.reconcile_gates", 1),
+    }
+    for name, (func, minutes) in jobs.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+        )
+
+
+class OrdersConfig(AppConfig):
+    name = "apps.orders"
+    label = "orders"
+
+    def ready(self) -> None:
+        post_migrate.connect(ensure_schedules, sender=self)

@@ -1,0 +1,94 @@
+"""Order pushes to websocket groups, after commit.
+
+``order.<public id>`` gets every change of one order (versioned by ``Order.version``);
+``session.<id>`` and ``merchant.<id>`` get a line per order event (versioned by the merchant's
+ledger sequence, which commits in order) and coalesced session totals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.db import connection, transaction
+
+from apps.catalog.events import publish_listing
+from apps.core import events
+from apps.core.redis import get_client
+
+log = logging.getLogger(__name__)
+STATS_COALESCE_MS = 300
+
+
+def order_payload(order: Any, kind: str = "order.updated") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "version": order.version,
+        "order": {
+            "id": order.public_id,
+            "status": order.status,
+            "total": str(order.total),
+            "pay_by": order.pay_by.isoformat() if order.pay_by else None,
+            "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+            "cancel_reason": order.cancel_reason,
+            "carrier": order.carrier,
+            "tracking_number": order.tracking_number,
+            "refund_due": str(order.refund_due),
+        },
+    }
+
+
+def order_changed_on_commit(order: Any, *, listing_id: int | None, seq: int | None = None) -> None:
+    """Queue the pushes for an order change; they go out only if the transaction commits."""
+    payload = order_payload(order)
+    session_line = {
+        "type": "session.order",
+        "version": seq if seq is not None else 0,
+        "order": {
+            "id": order.public_id,
+            "status": order.status,
+            "total": str(order.total),
+            "listing": listing_id,
+            "created_at": order.created_at.isoformat() if order.created_at else None,
+        },
+    }
+    merchant_id, session_id = order.merchant_id, order.session_id
+
+    def _send() -> None:
+        events.publish(f"order.{order.public_id}", payload)
+        events.publish(f"merchant.{merchant_id}", {**session_line, "type": "merchant.order", "session": session_id})
+        if session_id:
+            events.publish(f"session.{session_id}", session_line)
+            publish_session_stats(session_id)
+        if listing_id:
+            publish_listing(listing_id)
+
+    transaction.on_commit(_send)
+
+
+def session_stats(session_id: int) -> dict[str, Any]:
+    from .selectors import session_summary
+
+    return session_summary(session_id=session_id)
+
+
+def _push_stats(session_id: int) -> None:
+    try:
+        stats = session_stats(session_id)
+        events.publish(f"session.{session_id}", {"type": "session.stats", "version": stats["version"], "stats": stats})
+    except Exception:  # noqa: BLE001 - the next push or a snapshot heals a lost one
+        log.warning("session stats push failed", extra={"session": session_id}, exc_info=True)
+    finally:
+        connection.close()
+
+
+def publish_session_stats(session_id: int) -> None:
+    try:
+        first = get_client().set(f"lc:{{session:{session_id}}}:stats", "1", nx=True, px=STATS_COALESCE_MS)
+    except Exception:  # noqa: BLE001
+        first = True
+    if first:
+        t = threading.Timer(STATS_COALESCE_MS / 1000, _push_stats, args=(session_id,))
+        t.daemon = True
+        t.start()

@@ -1,0 +1,10 @@
+from django.core.management.base import BaseCommand
+
+from apps.orders.tasks import expire_due_orders
+
+
+class Command(BaseCommand):
+    help = "Cancel unpaid orders whose payment deadline passed (one pass)."
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        self.stdout.write(f"expired {expire_due_orders()} order(s)")

@@ -1,0 +1,163 @@
+"""Payment notifications from the provider: signed, idempotent on ``transaction_id``, never dropped.
+
+A notification that verifies is always recorded: applied to an unpaid order; for a cancelled
+order it becomes a refund owed (``refund_pending``); for an order already paid by another
+transaction it is recorded as a refund owed; an amount that differs from the total is refused
+(422) but still recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from apps.orders.errors import (
+    AmountMismatch,
+    InvalidOrder,
+    OrderNotFound,
+    SignatureInvalid,
+    TimestampStale,
+    TransactionConflict,
+)
+from apps.orders.models import Order, OrderStatus, Payment
+
+from .transitions import order_lock, order_transition
+
+S = OrderStatus
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    order: str
+    transaction_id: str
+    amount: Decimal
+    paid_at: datetime
+
+
+def sign(body: bytes, timestamp: int | str, secret: str | None = None) -> str:
+    secret = secret if secret is not None else settings.PAYMENT_WEBHOOK_SECRET
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(*, body: bytes, timestamp: str | None, signature: str | None, now: float | None = None) -> None:
+    secret = settings.PAYMENT_WEBHOOK_SECRET
+    if not secret:
+        raise SignatureInvalid("payment notifications are not configured (PAYMENT_WEBHOOK_SECRET)")
+    if not timestamp or not signature:
+        raise SignatureInvalid("X-Timestamp and X-Signature headers are required")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise SignatureInvalid("X-Timestamp must be unix seconds") from None
+    now = time.time() if now is None else now
+    if abs(now - ts) > settings.PAYMENT_MAX_SKEW_SECONDS:
+        raise TimestampStale("X-Timestamp is more than 5 minutes away from now", extra={"timestamp": ts})
+    expected = sign(body, ts, secret)
+    if not hmac.compare_digest(expected, signature.strip().lower()):
+        raise SignatureInvalid("signature does not match")
+
+
+def parse_notice(body: bytes) -> PaymentNotice:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidOrder("body is not valid JSON", code="malformed_request") from None
+    if not isinstance(data, dict):
+        raise InvalidOrder("body must be a JSON object")
+    errors: dict[str, str] = {}
+    order = data.get("order")
+    txn = data.get("transaction_id")
+    if not isinstance(order, str) or not 1 <= len(order) <= 32:
+        errors["order"] = "the order's public id is required"
+    if not isinstance(txn, str) or not 1 <= len(txn) <= 100:
+        errors["transaction_id"] = "a transaction id (1-100 characters) is required"
+    amount = None
+    if not isinstance(data.get("amount"), str):
+        errors["amount"] = "a decimal string is required"
+    else:
+        try:
+            amount = Decimal(data["amount"])
+            if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2 or amount >= Decimal("1e10"):
+                raise InvalidOperation
+        except InvalidOperation:
+            errors["amount"] = "not a valid amount"
+    paid_at = parse_datetime(data["paid_at"]) if isinstance(data.get("paid_at"), str) else None
+    if paid_at is None:
+        errors["paid_at"] = "an ISO 8601 date-time is required"
+    elif timezone.is_naive(paid_at):
+        paid_at = timezone.make_aware(paid_at, timezone.get_fixed_timezone(0))
+    if errors:
+        first = next(iter(errors.items()))
+        raise InvalidOrder(f"{first[0]}: {first[1]}", extra={"fields": errors})
+    return PaymentNotice(order=order, transaction_id=txn, amount=amount, paid_at=paid_at)  # type: ignore[arg-type]
+
+
+def payment_receive(*, body: bytes, timestamp: str | None, signature: str | None) -> Payment:
+    """Verify, parse and record one notification. Raises the 4xx errors; an amount mismatch is
+    recorded first and then refused."""
+    verify_signature(body=body, timestamp=timestamp, signature=signature)
+    notice = parse_notice(body)
+    try:
+        payment = _record(notice, body)
+    except IntegrityError:
+        payment = Payment.objects.select_related("order").filter(transaction_id=notice.transaction_id).first()
+        if payment is None:
+            raise
+    if payment.order.public_id != notice.order:
+        raise TransactionConflict("this transaction id was already used for another order")
+    if payment.outcome == Payment.Outcome.AMOUNT_MISMATCH:
+        raise AmountMismatch(
+            "amount differs from the order total",
+            extra={"total": str(payment.order.total), "amount": str(payment.amount)},
+        )
+    return payment
+
+
+@transaction.atomic
+def _record(notice: PaymentNotice, body: bytes) -> Payment:
+    existing = Payment.objects.select_related("order").filter(transaction_id=notice.transaction_id).first()
+    if existing is not None:
+        return existing  # idempotent: no second effect
+    order = Order.objects.filter(public_id=notice.order).only("pk").first()
+    if order is None:
+        raise OrderNotFound("no such order", extra={"order": notice.order})
+    order = order_lock(pk=order.pk)
+    raw = body.decode("utf-8", errors="replace")
+    common = {
+        "merchant_id": order.merchant_id,
+        "order": order,
+        "transaction_id": notice.transaction_id,
+        "amount": notice.amount,
+        "paid_at": notice.paid_at,
+        "raw": raw,
+    }
+    if notice.amount != order.total:
+        return Payment.objects.create(outcome=Payment.Outcome.AMOUNT_MISMATCH, **common)
+    if order.status == S.PENDING_PAYMENT:
+        payment = Payment.objects.create(outcome=Payment.Outcome.APPLIED, **common)
+        order_transition(order=order, to=S.PAID, actor="payment", reason=f"paid: {notice.transaction_id}")
+    elif order.status == S.CANCELLED:
+        payment = Payment.objects.create(outcome=Payment.Outcome.LATE, **common)
+        order_transition(
+            order=order,
+            to=S.REFUND_PENDING,
+            actor="payment",
+            refund_amount=notice.amount,
+            reason=f"paid after cancellation ({order.cancel_reason or 'cancelled'}): refund {notice.transaction_id}",
+        )
+    else:
+        payment = Payment.objects.create(outcome=Payment.Outcome.DUPLICATE_ORDER, **common)
+        Order.objects.filter(pk=order.pk).update(refund_due=F("refund_due") + notice.amount)
+    payment.order = Order.objects.get(pk=order.pk)
+    return payment

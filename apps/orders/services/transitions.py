@@ -1,0 +1,181 @@
+"""The one way to change an order's status.
+
+``order_transition`` locks the order row, checks the state machine, applies the transition's
+stock effects, bumps the version, appends to the ledger and publishes after commit. Releases
+happen only on a transition out of a stock-holding state, so cancel, expiry and refund release
+exactly once however often they are asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.catalog.models import Listing
+from apps.inventory import gate
+from apps.inventory import services as inventory
+from apps.orders import events as notify
+from apps.orders.errors import InvalidTransition, OrderNotFound
+from apps.orders.models import LIVE_STATUSES, ListingBuyer, Order, OrderLine, OrderStatus
+
+from .ledger import ledger_append
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.CONFIRMED, S.ON_HOLD, S.REFUND_PENDING}),
+    S.ON_HOLD: frozenset({S.CONFIRMED, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.SHIPPED, S.REFUND_PENDING}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset({S.REFUND_PENDING}),  # a payment that arrived after cancellation
+    S.REFUND_PENDING: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+
+
+def can_transition(current: str, to: str) -> bool:
+    return to in TRANSITIONS.get(current, frozenset())
+
+
+def order_lock(*, public_id: str | None = None, pk: int | None = None, merchant_id: int | None = None) -> Order:
+    qs = Order.objects.select_for_update(of=("self",))
+    if merchant_id is not None:
+        qs = qs.filter(merchant_id=merchant_id)
+    order = qs.filter(public_id=public_id).first() if public_id is not None else qs.filter(pk=pk).first()
+    if order is None:
+        raise OrderNotFound("no such order")
+    return order
+
+
+def _release_units(order: Order, reason: str) -> None:
+    """Give the order's units back: buyer limit, listing quota, stock; the gate after commit."""
+    for line in OrderLine.objects.filter(order=order):
+        if line.listing_id:
+            ListingBuyer.objects.filter(listing_id=line.listing_id, buyer_id=order.buyer_id).update(
+                units=F("units") - line.quantity
+            )
+            Listing.objects.filter(pk=line.listing_id).update(sold=F("sold") - line.quantity, version=F("version") + 1)
+        inventory.stock_release(
+            sku_id=line.sku_id,
+            merchant_id=order.merchant_id,
+            quantity=line.quantity,
+            reference=order.public_id,
+            reason=reason,
+        )
+        if line.listing_id:
+            listing_id, public_id = line.listing_id, order.public_id
+            transaction.on_commit(lambda lid=listing_id, pid=public_id: _gate_release(lid, pid))
+
+
+def _gate_release(listing_id: int, public_id: str) -> None:
+    try:
+        gate.gate_release(listing_id, hold_id=public_id)
+    except Exception:  # noqa: BLE001 - Redis may vanish; the reconciler frees the hold
+        log.warning("gate release failed", extra={"listing": listing_id, "order": public_id}, exc_info=True)
+
+
+def _ship_units(order: Order) -> None:
+    for line in OrderLine.objects.filter(order=order):
+        inventory.stock_ship(
+            sku_id=line.sku_id, merchant_id=order.merchant_id, quantity=line.quantity, reference=order.public_id
+        )
+
+
+@transaction.atomic
+def order_transition(
+    *,
+    order: Order | None = None,
+    public_id: str | None = None,
+    to: str,
+    actor: str,
+    reason: str = "",
+    allowed_from: tuple[str, ...] | None = None,
+    refund_amount: Decimal | None = None,
+    carrier: str = "",
+    tracking_number: str = "",
+) -> Order:
+    """Move an order to ``to``. Raises OrderNotFound or InvalidTransition (409)."""
+    locked = order_lock(public_id=public_id) if order is None else order_lock(pk=order.pk)
+    current = locked.status
+    if allowed_from is not None and current not in allowed_from or not can_transition(current, to):
+        raise InvalidTransition(
+            f"cannot go from {current} to {to}",
+            extra={"from": current, "to": to, "order": locked.public_id},
+        )
+    fields = ["status", "version", "updated_at"]
+    if current in LIVE_STATUSES and to not in LIVE_STATUSES:
+        _release_units(locked, reason or to)
+    if to == S.SHIPPED:
+        _ship_units(locked)
+        locked.carrier, locked.tracking_number = carrier[:50], tracking_number[:64]
+        fields += ["carrier", "tracking_number"]
+    if to == S.PAID:
+        locked.paid_at = timezone.now()
+        fields.append("paid_at")
+    if to == S.CANCELLED:
+        locked.cancel_reason = reason[:200]
+        fields.append("cancel_reason")
+        if current == S.ON_HOLD:  # it was paid
+            locked.refund_due = locked.total
+            fields.append("refund_due")
+    if to == S.REFUND_PENDING:
+        locked.refund_due = refund_amount if refund_amount is not None else locked.total
+        fields.append("refund_due")
+        if reason:
+            locked.cancel_reason = reason[:200]
+            fields.append("cancel_reason")
+    locked.status = to
+    locked.version += 1
+    locked.save(update_fields=fields)
+    event = ledger_append(order=locked, from_status=current, to_status=to, actor=actor, reason=reason)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq)
+    return locked
+
+
+def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = False) -> Order:
+    """Cancel. A buyer may cancel only while unpaid; a merchant cancelling a paid order
+    turns it into a refund."""
+    if by_buyer:
+        return order_transition(
+            order=order,
+            to=S.CANCELLED,
+            actor=actor,
+            reason=reason or "cancelled by buyer",
+            allowed_from=(S.PENDING_PAYMENT,),
+        )
+    if order.status in (S.PAID, S.CONFIRMED):
+        return order_transition(order=order, to=S.REFUND_PENDING, actor=actor, reason=reason or "cancelled by merchant")
+    return order_transition(order=order, to=S.CANCELLED, actor=actor, reason=reason or "cancelled by merchant")
+
+
+def orders_expire_due(*, now=None, limit: int = 1000) -> int:  # type: ignore[no-untyped-def]
+    """Cancel unpaid orders whose payment deadline passed. Safe to run concurrently and twice:
+    each order is decided under its row lock (a payment that won is left alone)."""
+    now = now or timezone.now()
+    due = list(
+        Order.objects.filter(status=S.PENDING_PAYMENT, pay_by__lte=now)
+        .order_by("pay_by")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for pk in due:
+        try:
+            order_transition(
+                order=Order(pk=pk),
+                to=S.CANCELLED,
+                actor="system:expiry",
+                reason="payment deadline passed",
+                allowed_from=(S.PENDING_PAYMENT,),
+            )
+            expired += 1
+        except (InvalidTransition, OrderNotFound):
+            continue
+    return expired

