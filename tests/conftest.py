@@ -65,3 +65,13 @@ def other_api(other_merchant) -> APIClient:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and str(name).endswith(".sqlite3"):
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.remove(f"{name}{suffix}")
+            except OSError:
+                pass

@@ -1,5 +1,7 @@
 """Test settings: same engines as local (or DATABASE_URL / REDIS_URL), fast hashing."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import DATABASES, IS_SQLITE, VAR_DIR
 
@@ -9,7 +11,8 @@ PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One file per test process, so parallel runs on one machine do not share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
 TOKEN_CACHE_SECONDS = 30
