@@ -39,6 +39,9 @@ _adopt = LuaScript(_LUA / "adopt.lua", 3)
 _recount = LuaScript(_LUA / "recount.lua", 3)
 _unlock = LuaScript(_LUA / "unlock.lua", 1)
 
+Hold = tuple[str, str, int]
+"""A live order's hold as ``gate_load`` takes it: (hold id, buyer, quantity)."""
+
 # Statuses, as the scripts spell them.
 OK = "ok"
 NOT_LOADED = "not_loaded"
@@ -93,7 +96,13 @@ def _positive(name: str, value: int) -> int:
 
 
 def gate_reserve(
-    listing_id: int, *, hold_id: str, buyer: str, quantity: int, now_ms: int, client: Any = None
+    listing_id: int,
+    *,
+    hold_id: str,
+    buyer: str,
+    quantity: int,
+    now_ms: int,
+    client: Any = None,
 ) -> GateResult:
     """Atomically check window, units left and the buyer's limit, and take the hold.
 
@@ -101,7 +110,8 @@ def gate_reserve(
     Raises ``ValueError`` for a non-positive quantity, a Redis error if Redis is unreachable.
     """
     _positive("quantity", quantity)
-    status, left, held = _reserve(_keys3(listing_id), [hold_id, buyer, str(quantity), str(int(now_ms))], client=client)
+    args = [hold_id, buyer, str(quantity), str(int(now_ms))]
+    status, left, held = _reserve(_keys3(listing_id), args, client=client)
     return GateResult(status=status, left=int(left), held=int(held))
 
 
@@ -111,7 +121,7 @@ def gate_release(listing_id: int, *, hold_id: str, client: Any = None) -> str:
     return status
 
 
-def gate_load(listing_id: int, meta: GateMeta, holds: Iterable[tuple[str, str, int]], client: Any = None) -> int:
+def gate_load(listing_id: int, meta: GateMeta, holds: Iterable[Hold], client: Any = None) -> int:
     """Replace the listing's gate with database truth (``holds``: hold id, buyer, quantity of each
     live order). ``left`` becomes ``quota - sum(quantity)``. Returns the new ``ver``, which is
     always above any version the listing had before. Call it under ``gate_rebuild_lock``."""
@@ -133,11 +143,20 @@ def gate_meta(listing_id: int, meta: GateMeta, client: Any = None) -> str:
     return status
 
 
-def gate_adopt(listing_id: int, *, hold_id: str, buyer: str, quantity: int, ts_ms: int, client: Any = None) -> str:
+def gate_adopt(
+    listing_id: int,
+    *,
+    hold_id: str,
+    buyer: str,
+    quantity: int,
+    ts_ms: int,
+    client: Any = None,
+) -> str:
     """Force-add a hold the database has and Redis lost (no window, quota or limit check):
     ``adopted``, ``present`` (already there; idempotent) or ``not_loaded``."""
     _positive("quantity", quantity)
-    status, _left = _adopt(_keys3(listing_id), [hold_id, buyer, str(quantity), str(int(ts_ms))], client=client)
+    args = [hold_id, buyer, str(quantity), str(int(ts_ms))]
+    status, _left = _adopt(_keys3(listing_id), args, client=client)
     return status
 
 

@@ -22,8 +22,8 @@ if #KEYS ~= 3 then
   return redis.error_reply("ERR load.lua expects 3 KEYS (state, buyers, holds), got " .. #KEYS)
 end
 if #ARGV < 6 then
-  return redis.error_reply("ERR load.lua expects at least 6 ARGV (closed, opens, closes, quota, limit, n), got "
-    .. #ARGV)
+  return redis.error_reply(
+    "ERR load.lua expects at least 6 ARGV (closed, opens, closes, quota, limit, n), got " .. #ARGV)
 end
 if ARGV[1] ~= "0" and ARGV[1] ~= "1" then
   return redis.error_reply("ERR load.lua closed must be 0 or 1, got " .. ARGV[1])
@@ -37,7 +37,8 @@ for i = 2, 6 do
 end
 local n = tonumber(ARGV[6])
 if n < 0 or #ARGV ~= 6 + 3 * n then
-  return redis.error_reply("ERR load.lua n = " .. ARGV[6] .. " needs " .. (6 + 3 * n) .. " ARGV, got " .. #ARGV)
+  return redis.error_reply(
+    "ERR load.lua n = " .. ARGV[6] .. " needs " .. (6 + 3 * n) .. " ARGV, got " .. #ARGV)
 end
 
 -- Validate every hold before touching anything (a script error does not roll back writes).

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -38,6 +38,7 @@ from apps.orders.errors import (
     ListingNotFound,
     OverBuyerLimit,
     SoldOut,
+    Unavailable,
 )
 from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderStatus
 from apps.orders.validation import OrderRequest
@@ -129,6 +130,10 @@ def order_place(
             _release(info.id, public_id, held)
             raise
         return Placement(existing, created=False)
+    except DatabaseError as exc:
+        _release(info.id, public_id, held)
+        log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
+        raise Unavailable("could not save the order; nothing was charged or held — please retry") from exc
     except _GateDisagreed as d:
         _release(info.id, public_id, held)
         if held:
