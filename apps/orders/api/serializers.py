@@ -76,8 +76,11 @@ class OrderSerializer(serializers.ModelSerializer):
         return {"external_id": obj.buyer.external_id, "name": obj.buyer.name, "phone": obj.buyer.phone}
 
     def get_status_url(self, obj: Order) -> str:
-        request = self.context.get("request")
         path = status_path(obj)
+        base = self.context.get("base_url")
+        if base:
+            return base.rstrip("/") + path
+        request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
@@ -16,11 +16,10 @@ from apps.core.api import error_responses
 from apps.core.viewsets import MerchantScopedViewSet
 from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
+from apps.orders.fastpath import order_create_response
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services import payments
-from apps.orders.services.placement import order_place
 from apps.orders.services.transitions import order_cancel
-from apps.orders.validation import parse_idempotency_key, parse_order_request
 
 from .serializers import (
     OrderCancelSerializer,
@@ -67,20 +66,14 @@ class OrderViewSet(MerchantScopedViewSet):
     )
     def create(self, request: Request) -> Response:
         """Place a flash-sale order (409 ``sold_out`` / ``over_buyer_limit`` / ``listing_closed``)."""
-        req = parse_order_request(request.data)
-        key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
-        placed = order_place(
-            req=req,
+        code, body = order_create_response(
             merchant_id=self.merchant_id,
-            idempotency_key=key,
-            channel="api",
-            actor=f"token:{request.auth.token_id}",
+            token_id=request.auth.token_id,
+            data=request.data,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            base_url=settings.PUBLIC_BASE_URL or request.build_absolute_uri("/"),
         )
-        order = selectors.order_for_merchant(merchant_id=self.merchant_id, public_id=placed.order.public_id)
-        return Response(
-            OrderSerializer(order, context={"request": request}).data,
-            status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
-        )
+        return Response(body, status=code)
 
     @extend_schema(
         request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 404, 409)}

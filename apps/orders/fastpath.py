@@ -1,0 +1,148 @@
+"""A lean ASGI route for ``POST /api/v1/orders``: the flash-sale hot path.
+
+Django's middleware chain and DRF's request machinery cost several thread hops and most of a
+millisecond per request; during a flash sale nearly every request is answered by the Redis
+gate, so that overhead is the ceiling. This adapter reads the request itself and makes ONE hop
+into a worker thread that runs the same code the DRF view runs (``order_create_response``):
+token auth, ``parse_order_request`` validation, ``order_place``, the same serializer and error
+shape. Everything else goes to Django untouched. The DRF view stays the documented endpoint
+(schema, tests through the Django stack) and answers identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.http.request import split_domain_port, validate_host
+
+from apps.core.errors import ApplicationError
+from apps.core.logging import request_id_var
+from apps.merchants.authentication import resolve_token, token_from_header
+
+log = logging.getLogger(__name__)
+PATH = "/api/v1/orders"
+MAX_BODY = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"code": code, "message": message, "extra": {}}
+
+
+def order_create_response(
+    *, merchant_id: int, token_id: int, data: Any, idempotency_key: str | None, base_url: str
+) -> tuple[int, dict[str, Any]]:
+    """Place an order and render the API answer (status, body). Shared by the DRF view and the
+    fast path. Raises ApplicationError for refusals (the caller renders them)."""
+    from apps.orders import selectors
+    from apps.orders.api.serializers import OrderSerializer
+    from apps.orders.services.placement import order_place
+    from apps.orders.validation import parse_idempotency_key, parse_order_request
+
+    req = parse_order_request(data)
+    key = parse_idempotency_key(idempotency_key)
+    placed = order_place(
+        req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
+    )
+    order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=placed.order.public_id)
+    body = OrderSerializer(order, context={"base_url": base_url}).data
+    return (201 if placed.created else 200), body
+
+
+def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, dict[str, Any]]:
+    close_old_connections()
+    try:
+        auth = headers.get("authorization", "")
+        if not auth:
+            return _error(401, "not_authenticated", "Authentication credentials were not provided.")
+        raw = token_from_header(auth)
+        principal = resolve_token(raw) if raw else None
+        if principal is None:
+            return _error(401, "authentication_failed", "Invalid or revoked token.")
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return _error(415, "unsupported_media_type", f'Unsupported media type "{ctype}" in request.')
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "malformed_request", "JSON parse error.")
+        return order_create_response(
+            merchant_id=principal.merchant_id,
+            token_id=principal.token_id,
+            data=data,
+            idempotency_key=headers.get("idempotency-key"),
+            base_url=base_url,
+        )
+    except ApplicationError as exc:
+        return exc.http_status, exc.as_dict()
+    except Exception:
+        log.exception("order fast path failed")
+        return _error(500, "server_error", "Internal error.")
+    finally:
+        close_old_connections()
+
+
+class OrderFastPath:
+    """ASGI middleware: serve ``POST /api/v1/orders`` directly, pass everything else on."""
+
+    def __init__(self, app: Any, threads: int | None = None) -> None:
+        self.app = app
+        self.pool = ThreadPoolExecutor(
+            max_workers=threads or settings.ORDER_FASTPATH_THREADS, thread_name_prefix="orders"
+        )
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != PATH:
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        scheme = scope.get("scheme", "http")
+        proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        if proxy_header and headers.get(proxy_header[0][5:].lower().replace("_", "-")) == proxy_header[1]:
+            scheme = "https"
+        if getattr(settings, "SECURE_SSL_REDIRECT", False) and scheme != "https":
+            return await self.app(scope, receive, send)  # Django answers with its redirect
+        host = headers.get("host", "")
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS if not settings.DEBUG else [*settings.ALLOWED_HOSTS, "localhost", "127.0.0.1"]
+        if not domain or not validate_host(domain, allowed):
+            status, body_out = _error(400, "bad_host", "Invalid Host header.")
+            return await self._send(send, status, body_out, uuid.uuid4().hex)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                return await self._send(send, 413, _error(413, "payload_too_large", "Body too large.")[1], "")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        try:
+            loop = asyncio.get_running_loop()
+            status, body_out = await loop.run_in_executor(
+                self.pool, _handle, headers, b"".join(chunks), settings.PUBLIC_BASE_URL or f"{scheme}://{host}"
+            )
+        finally:
+            request_id_var.reset(token)
+        await self._send(send, status, body_out, rid)
+
+    @staticmethod
+    async def _send(send: Any, status: int, body: dict[str, Any], rid: str) -> None:
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+        if rid:
+            headers.append((b"x-request-id", rid.encode()[:64]))
+        if status == 401:
+            headers.append((b"www-authenticate", b"Token"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})

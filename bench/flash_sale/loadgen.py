@@ -1,0 +1,113 @@
+"""A small asyncio HTTP/1.1 keep-alive load generator (no dependencies): C connections pull
+requests from one queue; every answer is timed. Enough for a few thousand requests/s from one
+core, so the server, not the client, is what is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Result:
+    started: float
+    finished: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    codes: Counter = field(default_factory=Counter)
+    first_by_code: dict = field(default_factory=dict)
+    last_by_code: dict = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, p: float) -> float:
+        if not self.latencies:
+            return 0.0
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000
+
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
+
+
+def build(method: str, path: str, host: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
+    for k, v in headers.items():
+        lines.append(f"{k}: {v}")
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        k = k.strip().lower()
+        if k == b"content-length":
+            length = int(v.strip())
+        elif k == b"transfer-encoding" and b"chunked" in v.lower():
+            chunked = True
+    if chunked:
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            body += await reader.readexactly(size + 2)
+        return status, body
+    return status, await reader.readexactly(length) if length else b""
+
+
+async def run(
+    host: str, port: int, requests: Iterable[bytes], concurrency: int, *, duration: float | None = None,
+    classify: bool = True,
+) -> Result:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for r in requests:
+        queue.put_nowait(r)
+    res = Result(started=time.perf_counter(), finished=0.0)
+    deadline = res.started + duration if duration else None
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not queue.empty():
+                if deadline and time.perf_counter() > deadline:
+                    return
+                req = queue.get_nowait()
+                t0 = time.perf_counter()
+                writer.write(req)
+                status, body = await _read_response(reader)
+                t1 = time.perf_counter()
+                res.latencies.append(t1 - t0)
+                res.statuses[status] += 1
+                if classify:
+                    try:
+                        code = json.loads(body).get("code") or json.loads(body).get("status") or str(status)
+                    except ValueError:
+                        code = str(status)
+                    res.codes[code] += 1
+                    res.first_by_code.setdefault(code, t1)
+                    res.last_by_code[code] = t1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    res.finished = time.perf_counter()
+    return res

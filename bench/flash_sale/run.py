@@ -1,0 +1,252 @@
+"""Flash-sale benchmark against PostgreSQL + Redis, served as in production (uvicorn workers).
+
+    .venv/bin/python -m bench.flash_sale.run [--workers 2] [--quota 1000] [--extra 6000]
+
+For each concurrency (64, 256) in one run: a trivial endpoint (the ceiling), the gated order
+path (Redis Lua gate + row-locked truth) and the baseline (select_for_update, no gate). Prints
+a table and writes it into docs/performance.md. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/livecommerce_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/4"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        DJANGO_SETTINGS_MODULE="bench.flash_sale.settings",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PAYMENT_WEBHOOK_SECRET="bench-secret",
+        DB_CONN_MAX_AGE="600",
+    )
+    os.environ.update(env)
+    return env
+
+
+def prepare_database(args: argparse.Namespace) -> None:
+    name = args.database_url.rsplit("/", 1)[1]
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {name}"], check=True)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
+
+
+def make_fixture(quota: int, limit: int) -> tuple[str, int, int]:
+    """A merchant, a token and one open listing on a fresh SKU; returns (token, listing id, merchant id)."""
+    from decimal import Decimal
+
+    from apps.catalog import services as catalog
+    from apps.merchants import services as merchants
+
+    slug = f"bench-{secrets.token_hex(4)}"
+    m = merchants.merchant_create(slug=slug, name=slug)
+    _, token = merchants.api_token_create(merchant=m, name="bench")
+    product = catalog.product_create(merchant=m, name="Hot item")
+    sku = catalog.sku_create(merchant=m, product=product, code="HOT", name="", price=Decimal("99"), on_hand=quota)
+    show = catalog.session_create(merchant=m, title="bench", streamer="b", platforms=["storefront"], scheduled_at=None)
+    listing = catalog.listing_create(
+        merchant=m, session=show, sku=sku, price=Decimal("9.90"), quota=quota, per_buyer_limit=limit,
+    )
+    catalog.listing_open(listing=listing)
+    return token, listing.pk, m.pk
+
+
+def order_requests(path: str, token: str, listing: int, n: int, host: str) -> list[bytes]:
+    from bench.flash_sale.loadgen import build
+
+    out = []
+    for i in range(n):
+        body = json.dumps({
+            "listing": listing, "quantity": 1,
+            "buyer": {"external_id": f"u{i}", "name": "B", "phone": "13800000000"},
+            "shipping_address": {"name": "B", "phone": "13800000000", "province": "浙江省", "city": "杭州市",
+                                 "district": "西湖区", "detail": "1号"},
+        }).encode()
+        out.append(build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"k{i}"}))
+    return out
+
+
+def pg_xacts(dbname: str) -> int:
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
+         f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname='{dbname}'"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    return int(out)
+
+
+def start_server(env: dict[str, str], workers: int, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "livecommerce.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
+         "--http", "httptools", "--lifespan", "off"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:  # noqa: S310
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> dict:
+    from bench.flash_sale import loadgen
+
+    host = f"127.0.0.1:{port}"
+    token, listing, _m = make_fixture(quota, limit=1)
+    # warm every worker's token/listing caches and connections
+    warm = order_requests(path, token, listing, 1, host)
+    asyncio.run(loadgen.run("127.0.0.1", port, warm * 8, 8))
+    reqs = order_requests(path, token, listing, quota + extra, host)[1:]
+    x0 = pg_xacts(dbname)
+    res = asyncio.run(loadgen.run("127.0.0.1", port, reqs, c))
+    x1 = pg_xacts(dbname)
+    accepted = res.codes.get("pending_payment", 0) + res.codes.get("201", 0)
+    sold_out = res.codes.get("sold_out", 0)
+    acc_window = (res.last_by_code.get("pending_payment", res.started) - res.started) or 1e-9
+    so_first = res.first_by_code.get("sold_out")
+    so_window = (res.last_by_code.get("sold_out", 0) - so_first) if so_first else 0
+    # A pure sold-out phase: how many database transactions does it cost?
+    more = order_requests(path, token, listing, 3000, host)
+    p0 = pg_xacts(dbname)
+    so = asyncio.run(loadgen.run("127.0.0.1", port, more, c))
+    p1 = pg_xacts(dbname)
+    return {
+        "clients": c,
+        "requests": len(reqs),
+        "accepted": accepted,
+        "sold_out": sold_out,
+        "other": {k: v for k, v in res.codes.items() if k not in {"pending_payment", "sold_out", "201"}},
+        "accepted_per_s": accepted / acc_window,
+        "sold_out_per_s": so.rps,
+        "sold_out_during_sale_per_s": (sold_out / so_window) if so_window else 0.0,
+        "whole_sale_s": res.seconds,
+        "p50_ms": res.median_ms(),
+        "p99_ms": res.pct(99),
+        "sold_out_p50_ms": so.median_ms(),
+        "sold_out_p99_ms": so.pct(99),
+        "db_xacts_during_sale": x1 - x0,
+        "db_xacts_per_sold_out": (p1 - p0) / max(len(so.latencies), 1),
+        "statuses": dict(res.statuses),
+    }
+
+
+def trivial(port: int, c: int, seconds: float) -> dict:
+    from bench.flash_sale import loadgen
+
+    req = loadgen.build("GET", "/healthz", f"127.0.0.1:{port}", None, {})
+    res = asyncio.run(loadgen.run("127.0.0.1", port, [req] * 200_000, c, duration=seconds))
+    return {"clients": c, "rps": res.rps, "p50_ms": res.median_ms(), "p99_ms": res.pct(99)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--quota", type=int, default=1000)
+    p.add_argument("--extra", type=int, default=6000, help="requests beyond the quota (sold-out answers)")
+    p.add_argument("--clients", default="64,256")
+    p.add_argument("--database-url", default=DEFAULT_DB)
+    p.add_argument("--redis-url", default=DEFAULT_REDIS)
+    p.add_argument("--no-docs", action="store_true")
+    args = p.parse_args()
+    env = setup_env(args)
+    sys.path.insert(0, str(ROOT))
+    prepare_database(args)
+    import django
+
+    django.setup()
+    dbname = args.database_url.rsplit("/", 1)[1]
+    port = free_port()
+    server = start_server(env, args.workers, port)
+    results: dict[str, list] = {"trivial": [], "gated": [], "baseline": []}
+    try:
+        for c in [int(x) for x in args.clients.split(",")]:
+            results["trivial"].append(trivial(port, c, 5))
+            results["gated"].append(sale("/api/v1/orders", port, c, args.quota, args.extra, dbname))
+            results["baseline"].append(sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname))
+    finally:
+        server.terminate()
+        server.wait(10)
+    report = render(results, args)
+    print(report)
+    print(json.dumps(results, indent=1, default=str))
+    if not args.no_docs:
+        write_docs(report)
+
+
+def render(r: dict, args: argparse.Namespace) -> str:
+    lines = [
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, uvicorn x{args.workers} "
+        f"workers, PostgreSQL + Redis on the same box, load generator on the same box (1 core). "
+        f"Quota {args.quota} units, {args.quota + args.extra} buyers, 1 unit each.",
+        "",
+        "| clients | path | accepted orders/s | sold-out answers/s | whole sale (s) | p50 ms | p99 ms "
+        "| sold-out p99 ms | DB xacts per sold-out |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t, g, b in zip(r["trivial"], r["gated"], r["baseline"], strict=True):
+        lines.append(f"| {t['clients']} | trivial `/healthz` (ceiling) | — | {t['rps']:.0f} req/s | — | "
+                     f"{t['p50_ms']:.1f} | {t['p99_ms']:.1f} | — | — |")
+        for name, x in (("gated (this system)", g), ("baseline (select_for_update)", b)):
+            lines.append(
+                f"| {x['clients']} | {name} | {x['accepted_per_s']:.0f} | {x['sold_out_per_s']:.0f} | "
+                f"{x['whole_sale_s']:.2f} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {x['sold_out_p99_ms']:.1f} | "
+                f"{x['db_xacts_per_sold_out']:.2f} |"
+            )
+        lines.append(
+            f"| {g['clients']} | **ratios** gated/baseline | {g['accepted_per_s'] / max(b['accepted_per_s'], 1e-9):.2f}x "
+            f"| {g['sold_out_per_s'] / max(b['sold_out_per_s'], 1e-9):.2f}x | "
+            f"{b['whole_sale_s'] / max(g['whole_sale_s'], 1e-9):.2f}x faster | | | | |"
+        )
+    for g in r["gated"]:
+        lines.append(f"\nGated at {g['clients']} clients: accepted {g['accepted']}, sold out {g['sold_out']}, "
+                     f"other {g['other']}, statuses {g['statuses']}.")
+    return "\n".join(lines)
+
+
+def write_docs(report: str) -> None:
+    path = ROOT / "docs" / "performance.md"
+    text = path.read_text() if path.exists() else "# Performance\n"
+    start, end = "<!-- flash_sale:start -->", "<!-- flash_sale:end -->"
+    block = f"{start}\n{report}\n{end}"
+    if start in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text += f"\n## Flash sale (`bench/flash_sale`)\n\n{block}\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
