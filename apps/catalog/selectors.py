@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from .models import SKU, Listing, LiveSession, Product
 
@@ -42,13 +42,14 @@ class ListingInfo:
     merchant_id: int
     session_id: int
     sku_id: int
+    sku_code: str
     price: str
     payment_window_seconds: int
     per_buyer_limit: int
 
 
 def _info_key(listing_id: int) -> str:
-    return f"listing-info:{listing_id}"
+    return f"listing-info:v2:{listing_id}"
 
 
 def listing_info(listing_id: int) -> ListingInfo | None:
@@ -63,6 +64,7 @@ def listing_info(listing_id: int) -> ListingInfo | None:
     row = (
         Listing.objects.filter(pk=listing_id)
         .values("id", "merchant_id", "session_id", "sku_id", "price", "payment_window_seconds", "per_buyer_limit")
+        .annotate(sku_code=F("sku__code"))
         .first()
     )
     info = ListingInfo(**{**row, "price": str(row["price"])}) if row else None
@@ -78,3 +80,50 @@ def listing_info_forget(listing_id: int) -> None:
         cache.delete(_info_key(listing_id))
     except Exception:  # noqa: BLE001
         pass
+
+
+# --- pages and websockets -----------------------------------------------------------------------
+def listing_public(*, listing_id: int) -> Listing | None:
+    """A listing as the public storefront shows it (stock left is public)."""
+    return Listing.objects.filter(pk=listing_id).select_related("sku", "sku__product", "session").first()
+
+
+def session_listings(*, session_id: int) -> QuerySet[Listing]:
+    """Every listing of a show, closed ones too (the dashboard keeps their final numbers)."""
+    return Listing.objects.filter(session_id=session_id).select_related("sku", "sku__product").order_by("id")
+
+
+def session_for_storefront(*, merchant_slug: str, session_id: int | None = None) -> LiveSession | None:
+    """The show a storefront link points at: the given one, or the merchant's current live show
+    (else its next scheduled one, else its latest)."""
+    qs = LiveSession.objects.filter(merchant__slug=merchant_slug, merchant__is_active=True).select_related("merchant")
+    if session_id is not None:
+        return qs.filter(pk=session_id).first()
+    for status, order in (
+        (LiveSession.Status.LIVE, "-started_at"),
+        (LiveSession.Status.SCHEDULED, "scheduled_at"),
+        (LiveSession.Status.ENDED, "-ended_at"),
+    ):
+        found = qs.filter(status=status).order_by(order, "-id").first()
+        if found is not None:
+            return found
+    return None
+
+
+def session_scoped(*, session_id: int, merchant_ids: list[int] | None) -> LiveSession | None:
+    """A show if it belongs to one of ``merchant_ids`` (None: any merchant, for superusers)."""
+    qs = LiveSession.objects.filter(pk=session_id).select_related("merchant")
+    if merchant_ids is not None:
+        qs = qs.filter(merchant_id__in=merchant_ids)
+    return qs.first()
+
+
+def sessions_for_dashboard(*, merchant_ids: list[int] | None, limit: int = 50) -> list[LiveSession]:
+    """Shows to pick from: live first, then scheduled, then the latest ended."""
+    qs = LiveSession.objects.select_related("merchant")
+    if merchant_ids is not None:
+        qs = qs.filter(merchant_id__in=merchant_ids)
+    rank = {LiveSession.Status.LIVE: 0, LiveSession.Status.SCHEDULED: 1, LiveSession.Status.ENDED: 2}
+    rows = list(qs.order_by("-id")[:limit])
+    rows.sort(key=lambda s: rank.get(s.status, 3))
+    return rows

@@ -50,7 +50,9 @@ def order_create_response(
     placed = order_place(
         req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
     )
-    order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=placed.order.public_id)
+    order = placed.order
+    if not placed.created:
+        order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id)
     body = OrderSerializer(order, context={"base_url": base_url}).data
     return (201 if placed.created else 200), body
 

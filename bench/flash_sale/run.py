@@ -78,18 +78,18 @@ def make_fixture(quota: int, limit: int) -> tuple[str, int, int]:
     return token, listing.pk, m.pk
 
 
-def order_requests(path: str, token: str, listing: int, n: int, host: str) -> list[bytes]:
+def order_requests(path: str, token: str, listing: int, n: int, host: str, prefix: str = "u") -> list[bytes]:
     from bench.flash_sale.loadgen import build
 
     out = []
     for i in range(n):
         body = json.dumps({
             "listing": listing, "quantity": 1,
-            "buyer": {"external_id": f"u{i}", "name": "B", "phone": "13800000000"},
+            "buyer": {"external_id": f"{prefix}{i}", "name": "B", "phone": "13800000000"},
             "shipping_address": {"name": "B", "phone": "13800000000", "province": "浙江省", "city": "杭州市",
                                  "district": "西湖区", "detail": "1号"},
         }).encode()
-        out.append(build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"k{i}"}))
+        out.append(build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"{prefix}-k{i}"}))
     return out
 
 
@@ -139,7 +139,7 @@ def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> d
     so_first = res.first_by_code.get("sold_out")
     so_window = (res.last_by_code.get("sold_out", 0) - so_first) if so_first else 0
     # A pure sold-out phase: how many database transactions does it cost?
-    more = order_requests(path, token, listing, 3000, host)
+    more = order_requests(path, token, listing, 3000, host, prefix="late")
     p0 = pg_xacts(dbname)
     so = asyncio.run(loadgen.run("127.0.0.1", port, more, c))
     p1 = pg_xacts(dbname)

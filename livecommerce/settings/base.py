@@ -95,8 +95,14 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000",
     }
 else:
-    _db.setdefault("OPTIONS", {})
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Under ASGI every request runs its sync code on a fresh thread, so per-thread persistent
+    # connections would pile up; psycopg's pool hands connections back at the end of a request.
+    _db["CONN_MAX_AGE"] = 0
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
+        "max_size": int(os.environ.get("DB_POOL_MAX", "20")),
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
@@ -191,9 +197,12 @@ SPECTACULAR_SETTINGS = {
 # --- Domain settings -------------------------------------------------------------------------
 PAYMENT_WEBHOOK_SECRET = os.environ.get("PAYMENT_WEBHOOK_SECRET", "")
 PAYMENT_MAX_SKEW_SECONDS = 300
+# The demo "pay" button on the buyer status page (signs a notification with the secret above).
+PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", False)
 ORDER_STATUS_LINK_MAX_AGE = int(os.environ.get("ORDER_STATUS_LINK_MAX_AGE", str(30 * 86400)))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 TOKEN_CACHE_SECONDS = 30
+ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "8"))
 
 LOGGING = {
     "version": 1,

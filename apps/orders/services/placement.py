@@ -26,7 +26,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.catalog.models import Listing
+from apps.catalog.models import SKU, Listing
 from apps.catalog.selectors import ListingInfo, listing_info
 from apps.core.redis import get_client, is_redis_error
 from apps.inventory import gate
@@ -212,19 +212,20 @@ def _count_drift(listing_id: int, error: Exception) -> None:
         pass
 
 
-def _buyer_for(merchant_id: int, req: OrderRequest) -> Buyer:
-    buyer, created = Buyer.objects.get_or_create(
-        merchant_id=merchant_id,
-        external_id=req.buyer_external_id,
-        defaults={"name": req.buyer_name, "phone": req.buyer_phone},
-    )
-    if not created and (
-        req.buyer_name and buyer.name != req.buyer_name or req.buyer_phone and buyer.phone != req.buyer_phone
-    ):
-        Buyer.objects.filter(pk=buyer.pk).update(
-            name=req.buyer_name or buyer.name, phone=req.buyer_phone or buyer.phone
+def _buyer_upsert(merchant_id: int, req: OrderRequest) -> Buyer:
+    """The buyer's id, created or refreshed in one statement (no read-then-insert race)."""
+    table = Buyer._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {table} (merchant_id, external_id, name, phone, created_at) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (merchant_id, external_id) DO UPDATE SET "
+            f"name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE {table}.name END, "
+            f"phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE {table}.phone END "
+            f"RETURNING id, name, phone",
+            [merchant_id, req.buyer_external_id, req.buyer_name, req.buyer_phone, timezone.now()],
         )
-    return buyer
+        pk, name, phone = cur.fetchone()
+    return Buyer(pk=pk, merchant_id=merchant_id, external_id=req.buyer_external_id, name=name, phone=phone)
 
 
 def _listing_buyer_add(listing_id: int, buyer_id: int, quantity: int, limit: int) -> bool:
@@ -254,7 +255,7 @@ def _create_in_db(
         now = timezone.now()
         listing = Listing.objects.only("price", "per_buyer_limit", "payment_window_seconds").get(pk=info.id)
         unit_price = Decimal(listing.price)
-        buyer = _buyer_for(info.merchant_id, req)
+        buyer = _buyer_upsert(info.merchant_id, req)
         order = Order.objects.create(
             merchant_id=info.merchant_id,
             public_id=public_id,
@@ -268,7 +269,7 @@ def _create_in_db(
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        OrderLine.objects.create(
+        line = OrderLine.objects.create(
             order=order,
             listing_id=info.id,
             sku_id=info.sku_id,
@@ -276,6 +277,9 @@ def _create_in_db(
             unit_price=unit_price,
             line_total=unit_price * qty,
         )
+        # What the answer renders, without reading back what was just written.
+        line.sku = SKU(pk=info.sku_id, code=info.sku_code, merchant_id=info.merchant_id)
+        order._prefetched_objects_cache = {"lines": [line]}
         # The hot rows, as late as possible, one conditional statement each.
         if not _listing_buyer_add(info.id, buyer.pk, qty, listing.per_buyer_limit):
             raise _GateDisagreed(
