@@ -159,12 +159,14 @@ def cmd_run(opts: argparse.Namespace) -> int:
                 cwd=ROOT,
                 env=env,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,
             ),
             subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "qcluster"],
                 cwd=ROOT,
                 env=env,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,
             ),
         ]
         base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
@@ -174,12 +176,12 @@ def cmd_run(opts: argparse.Namespace) -> int:
                 [
                     "",
                     "livecommerce is running (Ctrl-C stops everything it started)",
-                    f"  admin            {base}/admin/          login: demo / demo-pass-123",
-                    f"  live storefront  {base}/live/demo/",
-                    f"  merchant dashboard {base}/dashboard/",
-                    f"  API docs         {base}/api/docs/",
-                    f"  readiness        {base}/readyz",
-                    "  demo API token   see var/demo-token.txt",
+                    f"  admin               {base}/admin/   (login: demo / demo-pass-123)",
+                    f"  live storefront     {base}/live/demo/",
+                    f"  merchant dashboard  {base}/dashboard/",
+                    f"  API docs            {base}/api/docs/",
+                    f"  readiness           {base}/readyz",
+                    f"  demo API token      {VAR / 'demo-token.txt'}",
                     "",
                 ]
             ),
@@ -200,14 +202,17 @@ def cmd_run(opts: argparse.Namespace) -> int:
                     stop["now"] = True
                     code = c.returncode or 1
             time.sleep(0.3)
-        for c in children:
-            if c.poll() is None:
-                c.terminate()
+        for c in children:  # each child leads its own process group: stop it with its workers
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c.pid, signal.SIGTERM)
         for c in children:
             try:
-                c.wait(10)
+                c.wait(15)
             except subprocess.TimeoutExpired:
-                c.kill()
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c.pid, signal.SIGKILL)
+        print("stopped")
         return code
 
 
