@@ -4,6 +4,7 @@ from django.db.models.signals import post_migrate
 
 def ensure_schedules(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
     """The worker's recurring jobs (idempotent; runs after every migrate)."""
+    from django.utils import timezone
     from django_q.models import Schedule
 
     jobs = {
@@ -13,7 +14,13 @@ def ensure_schedules(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
     for name, (func, minutes) in jobs.items():
         Schedule.objects.update_or_create(
             name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+                "next_run": timezone.now(),  # first run at the worker's first scheduler check
+            },
         )
 
 

@@ -14,5 +14,7 @@ if IS_SQLITE:
     # One file per test process, so parallel runs on one machine do not share a database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
-Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
+# Tasks run inline in tests; a test that starts a real worker sets LC_Q_SYNC=0 for it.
+Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # noqa: F405
 TOKEN_CACHE_SECONDS = 30
+PAYMENT_SANDBOX = True
