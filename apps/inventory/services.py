@@ -101,8 +101,9 @@ def _shrink_quotas_to_fit(stock: Stock) -> None:
 
 
 # --- hot path (called inside the order transaction) ------------------------------------------
-def stock_reserve(*, sku_id: int, merchant_id: int, quantity: int, reference: str) -> bool:
-    """Reserve units with one conditional UPDATE; False when the stock cannot cover them."""
+def stock_reserve_record(*, sku_id: int, merchant_id: int, quantity: int, reference: str) -> None:
+    """The ledger row of a reservation; written before the hot rows are touched (it rolls back
+    with them if the reservation fails)."""
     StockMovement.objects.create(
         merchant_id=merchant_id,
         sku_id=sku_id,
@@ -111,6 +112,11 @@ def stock_reserve(*, sku_id: int, merchant_id: int, quantity: int, reference: st
         reference=reference,
         reason="order",
     )
+
+
+def stock_reserve(*, sku_id: int, quantity: int) -> bool:
+    """Reserve units with one conditional UPDATE; False when the stock cannot cover them.
+    Pair with ``stock_reserve_record`` in the same transaction."""
     updated = Stock.objects.filter(sku_id=sku_id, reserved__lte=F("on_hand") - quantity).update(
         reserved=F("reserved") + quantity
     )

@@ -280,6 +280,9 @@ def _create_in_db(
         # What the answer renders, without reading back what was just written.
         line.sku = SKU(pk=info.sku_id, code=info.sku_code, merchant_id=info.merchant_id)
         order._prefetched_objects_cache = {"lines": [line]}
+        inventory.stock_reserve_record(
+            sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=public_id
+        )
         # The hot rows, as late as possible, one conditional statement each.
         if not _listing_buyer_add(info.id, buyer.pk, qty, listing.per_buyer_limit):
             raise _GateDisagreed(
@@ -303,9 +306,7 @@ def _create_in_db(
                 else ListingClosed("this listing is not open", extra={"listing": info.id})
             )
             raise _GateDisagreed(err)
-        if not inventory.stock_reserve(
-            sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=public_id
-        ):
+        if not inventory.stock_reserve(sku_id=info.sku_id, quantity=qty):
             raise _GateDisagreed(SoldOut("out of stock", extra={"listing": info.id}))
         event = ledger_append(
             order=order,
