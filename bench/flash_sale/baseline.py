@@ -45,19 +45,30 @@ class BaselineOrderApi(APIView):
                 return Response({"code": "over_buyer_limit", "message": "limit", "extra": {}}, status=409)
             buyer, _ = Buyer.objects.get_or_create(merchant_id=merchant_id, external_id=req.buyer_external_id)
             order = Order.objects.create(
-                merchant_id=merchant_id, public_id=new_public_id(merchant_id=merchant_id, idempotency_key=None),
-                session_id=listing.session_id, listing=listing, buyer=buyer, total=listing.price * qty,
+                merchant_id=merchant_id,
+                public_id=new_public_id(merchant_id=merchant_id, idempotency_key=None),
+                session_id=listing.session_id,
+                listing=listing,
+                buyer=buyer,
+                total=listing.price * qty,
                 pay_by=timezone.now() + timedelta(seconds=listing.payment_window_seconds),
                 shipping_address=req.address,
             )
             OrderLine.objects.create(
-                order=order, listing=listing, sku_id=listing.sku_id, quantity=qty, unit_price=listing.price,
+                order=order,
+                listing=listing,
+                sku_id=listing.sku_id,
+                quantity=qty,
+                unit_price=listing.price,
                 line_total=listing.price * qty,
             )
             Stock.objects.filter(pk=stock.pk).update(reserved=F("reserved") + qty)
             Listing.objects.filter(pk=listing.pk).update(sold=F("sold") + qty)
             StockMovement.objects.create(
-                merchant_id=merchant_id, sku_id=listing.sku_id, kind="reserve", reserved_delta=qty,
+                merchant_id=merchant_id,
+                sku_id=listing.sku_id,
+                kind="reserve",
+                reserved_delta=qty,
                 reference=order.public_id,
             )
         return Response({"id": order.public_id, "status": order.status}, status=201)

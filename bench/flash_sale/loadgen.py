@@ -75,7 +75,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def run(
-    host: str, port: int, requests: Iterable[bytes], concurrency: int, *, duration: float | None = None,
+    host: str,
+    port: int,
+    requests: Iterable[bytes],
+    concurrency: int,
+    *,
+    duration: float | None = None,
     classify: bool = True,
 ) -> Result:
     queue: asyncio.Queue[bytes] = asyncio.Queue()

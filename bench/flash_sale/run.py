@@ -51,7 +51,9 @@ def prepare_database(args: argparse.Namespace) -> None:
     name = args.database_url.rsplit("/", 1)[1]
     exists = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{name}'"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     if not exists:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {name}"], check=True)
@@ -72,7 +74,12 @@ def make_fixture(quota: int, limit: int) -> tuple[str, int, int]:
     sku = catalog.sku_create(merchant=m, product=product, code="HOT", name="", price=Decimal("99"), on_hand=quota)
     show = catalog.session_create(merchant=m, title="bench", streamer="b", platforms=["storefront"], scheduled_at=None)
     listing = catalog.listing_create(
-        merchant=m, session=show, sku=sku, price=Decimal("9.90"), quota=quota, per_buyer_limit=limit,
+        merchant=m,
+        session=show,
+        sku=sku,
+        price=Decimal("9.90"),
+        quota=quota,
+        per_buyer_limit=limit,
     )
     catalog.listing_open(listing=listing)
     return token, listing.pk, m.pk
@@ -83,31 +90,70 @@ def order_requests(path: str, token: str, listing: int, n: int, host: str, prefi
 
     out = []
     for i in range(n):
-        body = json.dumps({
-            "listing": listing, "quantity": 1,
-            "buyer": {"external_id": f"{prefix}{i}", "name": "B", "phone": "13800000000"},
-            "shipping_address": {"name": "B", "phone": "13800000000", "province": "浙江省", "city": "杭州市",
-                                 "district": "西湖区", "detail": "1号"},
-        }).encode()
-        out.append(build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"{prefix}-k{i}"}))
+        body = json.dumps(
+            {
+                "listing": listing,
+                "quantity": 1,
+                "buyer": {"external_id": f"{prefix}{i}", "name": "B", "phone": "13800000000"},
+                "shipping_address": {
+                    "name": "B",
+                    "phone": "13800000000",
+                    "province": "浙江省",
+                    "city": "杭州市",
+                    "district": "西湖区",
+                    "detail": "1号",
+                },
+            }
+        ).encode()
+        out.append(
+            build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"{prefix}-k{i}"})
+        )
     return out
 
 
 def pg_xacts(dbname: str) -> int:
     out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
-         f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname='{dbname}'"],
-        capture_output=True, text=True, check=True,
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-tAc",
+            f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname='{dbname}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     return int(out)
 
 
 def start_server(env: dict[str, str], workers: int, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "livecommerce.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning", "--loop", "uvloop",
-         "--http", "httptools", "--lifespan", "off"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "livecommerce.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -180,8 +226,12 @@ def main() -> None:
     p.add_argument("--database-url", default=DEFAULT_DB)
     p.add_argument("--redis-url", default=DEFAULT_REDIS)
     p.add_argument("--no-docs", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="ORDER_FASTPATH_THREADS per worker")
+    p.add_argument("--only", choices=["gated", "baseline", "trivial"], action="append")
     args = p.parse_args()
     env = setup_env(args)
+    if args.threads:
+        env["ORDER_FASTPATH_THREADS"] = str(args.threads)
     sys.path.insert(0, str(ROOT))
     prepare_database(args)
     import django
@@ -193,12 +243,19 @@ def main() -> None:
     results: dict[str, list] = {"trivial": [], "gated": [], "baseline": []}
     try:
         for c in [int(x) for x in args.clients.split(",")]:
-            results["trivial"].append(trivial(port, c, 5))
-            results["gated"].append(sale("/api/v1/orders", port, c, args.quota, args.extra, dbname))
-            results["baseline"].append(sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname))
+            only = args.only or ["trivial", "gated", "baseline"]
+            if "trivial" in only:
+                results["trivial"].append(trivial(port, c, 5))
+            if "gated" in only:
+                results["gated"].append(sale("/api/v1/orders", port, c, args.quota, args.extra, dbname))
+            if "baseline" in only:
+                results["baseline"].append(sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname))
     finally:
         server.terminate()
         server.wait(10)
+    if args.only:
+        print(json.dumps(results, indent=1, default=str))
+        return
     report = render(results, args)
     print(report)
     print(json.dumps(results, indent=1, default=str))
@@ -217,8 +274,10 @@ def render(r: dict, args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for t, g, b in zip(r["trivial"], r["gated"], r["baseline"], strict=True):
-        lines.append(f"| {t['clients']} | trivial `/healthz` (ceiling) | — | {t['rps']:.0f} req/s | — | "
-                     f"{t['p50_ms']:.1f} | {t['p99_ms']:.1f} | — | — |")
+        lines.append(
+            f"| {t['clients']} | trivial `/healthz` (ceiling) | — | {t['rps']:.0f} req/s | — | "
+            f"{t['p50_ms']:.1f} | {t['p99_ms']:.1f} | — | — |"
+        )
         for name, x in (("gated (this system)", g), ("baseline (select_for_update)", b)):
             lines.append(
                 f"| {x['clients']} | {name} | {x['accepted_per_s']:.0f} | {x['sold_out_per_s']:.0f} | "
@@ -231,8 +290,10 @@ def render(r: dict, args: argparse.Namespace) -> str:
             f"{b['whole_sale_s'] / max(g['whole_sale_s'], 1e-9):.2f}x faster | | | | |"
         )
     for g in r["gated"]:
-        lines.append(f"\nGated at {g['clients']} clients: accepted {g['accepted']}, sold out {g['sold_out']}, "
-                     f"other {g['other']}, statuses {g['statuses']}.")
+        lines.append(
+            f"\nGated at {g['clients']} clients: accepted {g['accepted']}, sold out {g['sold_out']}, "
+            f"other {g['other']}, statuses {g['statuses']}."
+        )
     return "\n".join(lines)
 
 
@@ -242,7 +303,7 @@ def write_docs(report: str) -> None:
     start, end = "<!-- flash_sale:start -->", "<!-- flash_sale:end -->"
     block = f"{start}\n{report}\n{end}"
     if start in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text += f"\n## Flash sale (`bench/flash_sale`)\n\n{block}\n"
     path.write_text(text)

@@ -114,7 +114,7 @@ def test_redis_flushed_mid_sale_loses_nothing_and_oversells_nothing(merchant, to
 
 def test_injected_database_failures_release_their_holds(merchant, token, monkeypatch):
     listing = make_listing(merchant, quota=50, on_hand=50, limit=2)
-    real = inventory_services.stock_reserve
+    real = inventory_services.stock_reserve_record
     rng = random.Random(3)
     rng_lock = threading.Lock()
 
@@ -125,7 +125,7 @@ def test_injected_database_failures_release_their_holds(merchant, token, monkeyp
             raise DatabaseError("injected failure")
         return real(**kwargs)
 
-    monkeypatch.setattr(inventory_services, "stock_reserve", flaky)
+    monkeypatch.setattr(inventory_services, "stock_reserve_record", flaky)
     results = _storm(token, _buyer_jobs(listing.pk, 500, buyers=300, seed=5))
     summary = _summarise(results)
     assert {s for s, _ in results} <= {201, 409, 503}, summary
@@ -133,7 +133,7 @@ def test_injected_database_failures_release_their_holds(merchant, token, monkeyp
     assert summary["503:temporarily_unavailable"] > 0
     assert_consistent(listing.pk)
     # No failed request leaked a hold: a second wave, with the database healthy, sells the rest.
-    monkeypatch.setattr(inventory_services, "stock_reserve", real)
+    monkeypatch.setattr(inventory_services, "stock_reserve_record", real)
     second = _storm(token, [(order_body(listing.pk, buyer=f"late-{i}"), f"late-{i}") for i in range(100)])
     assert {s for s, _ in second} <= {201, 409}, _summarise(second)
     assert_consistent(listing.pk, expect_sold=50)

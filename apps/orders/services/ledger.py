@@ -19,6 +19,39 @@ from apps.orders.models import LedgerHead, Order, OrderEvent
 GENESIS = "0" * 64
 
 
+def content_digest(
+    *,
+    merchant_id: int,
+    order_public_id: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    created_at: datetime,
+) -> str:
+    """SHA-256 of what an event says (everything but its place in the chain)."""
+    body = json.dumps(
+        [
+            merchant_id,
+            order_public_id,
+            from_status,
+            to_status,
+            actor,
+            reason,
+            created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def chain_hash(*, prev_hash: str, seq: int, digest: str) -> str:
+    """The link: ``sha256("{prev_hash}:{seq}:{digest}")``. The same formula runs inside
+    PostgreSQL on the hot path (``encode(sha256(convert_to(...))), 'hex')``)."""
+    return hashlib.sha256(f"{prev_hash}:{seq}:{digest}".encode()).hexdigest()
+
+
 def event_hash(
     *,
     merchant_id: int,
@@ -31,22 +64,16 @@ def event_hash(
     created_at: datetime,
     prev_hash: str,
 ) -> str:
-    body = json.dumps(
-        [
-            merchant_id,
-            seq,
-            order_public_id,
-            from_status,
-            to_status,
-            actor,
-            reason,
-            created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-            prev_hash,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    digest = content_digest(
+        merchant_id=merchant_id,
+        order_public_id=order_public_id,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        created_at=created_at,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return chain_hash(prev_hash=prev_hash, seq=seq, digest=digest)
 
 
 def ledger_append(*, order: Order, from_status: str, to_status: str, actor: str, reason: str) -> OrderEvent:
