@@ -23,3 +23,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.orders.urls")),
 ]
+
+# JSON errors on API paths, friendly pages elsewhere.
+handler404 = "apps.core.views.not_found"
+handler500 = "apps.core.views.server_error"

@@ -190,6 +190,11 @@ class ListingAdmin(MerchantScopedAdmin):
     list_select_related = ["sku", "session"]
     actions = ["open_listings", "close_listings"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # listing_update never moves a listing to another SKU or show: do not offer it.
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "session", "sku"] if obj else readonly
+
     @admin.display(description="price")
     def price_yuan(self, obj: Listing) -> str:
         return yuan(obj.price)

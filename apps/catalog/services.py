@@ -29,8 +29,8 @@ def _check_price(price: Decimal) -> None:
 
 # --- products and SKUs -----------------------------------------------------------------------
 @transaction.atomic
-def product_create(*, merchant: Merchant, name: str, description: str = "") -> Product:
-    return Product.objects.create(merchant=merchant, name=name, description=description)
+def product_create(*, merchant: Merchant, name: str, description: str = "", is_active: bool = True) -> Product:
+    return Product.objects.create(merchant=merchant, name=name, description=description, is_active=is_active)
 
 
 @transaction.atomic

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser as DRFJSONParser
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -16,6 +19,35 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         request = self.context.get("request")
         merchant_id = getattr(getattr(request, "auth", None), "merchant_id", None)
         return qs.filter(merchant_id=merchant_id) if merchant_id else qs.none()
+
+
+class JSONParser(DRFJSONParser):
+    """DRF's JSON parser, with too deeply nested input a 400 like any other malformed JSON
+    (the stdlib decoder raises RecursionError, which DRF lets through as a 500)."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class DateTimeField(serializers.DateTimeField):
+    """A date-time a show or a sale can have (years 2000-2099).
+
+    Outside that range a local time may not even be expressible: year 1 in Asia/Shanghai renders
+    with the +08:05:43 offset of local mean time, which is not RFC 3339, and year 9999 can overflow.
+    """
+
+    earliest = datetime(2000, 1, 1, tzinfo=UTC)
+    latest = datetime(2100, 1, 1, tzinfo=UTC)
+    default_error_messages = {"out_of_range": "Date-time must be in the years 2000 to 2099."}
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = super().to_internal_value(value)
+        if not self.earliest <= parsed < self.latest:
+            self.fail("out_of_range")
+        return parsed
 
 
 ErrorSerializer = inline_serializer(

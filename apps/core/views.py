@@ -1,11 +1,15 @@
-"""Health endpoints for load balancers and orchestrators."""
+"""Health endpoints for load balancers and orchestrators, and the API's 404/500 pages."""
 
 from __future__ import annotations
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 
+from .exception_handler import error_body
 from .redis import get_client
+
+API_PREFIX = "/api/"
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -27,3 +31,17 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: API clients get the API's error shape, people get the HTML page."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a 500 is a bug, but an API client still gets JSON it can parse."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    return defaults.server_error(request)

@@ -2,11 +2,78 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from django import forms
+from django.db.models import QuerySet
+from django_filters import filters
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, viewsets
 
 from apps.merchants.models import Merchant
+
+from .api import ErrorSerializer, JSONParser
+
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(filters.NumberFilter):
+    """Filter on a related object's id. An unknown id, or another merchant's, matches nothing.
+
+    django-filter's default for a foreign key validates the id against *every* row of the related
+    table, which answers 400 for a missing id and 200 for another merchant's: an existence oracle.
+    """
+
+    field_class = forms.IntegerField
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        if value is not None and not _ID_MIN <= value <= _ID_MAX:
+            return qs.none()  # the database cannot hold such an id (and SQLite would overflow)
+        return super().filter(qs, value)
+
+
+@functools.cache
+def _with_id_filters(filterset_class: type) -> type:
+    swaps = {
+        name: IdFilter(field_name=f.field_name, lookup_expr=f.lookup_expr, label=f.label)
+        for name, f in filterset_class.base_filters.items()
+        if isinstance(f, filters.ModelChoiceFilter)
+    }
+    return type(filterset_class.__name__, (filterset_class,), swaps) if swaps else filterset_class
+
+
+class MerchantFilterBackend(DjangoFilterBackend):
+    """django-filter, with foreign-key filters by id (see :class:`IdFilter`)."""
+
+    def get_filterset_class(self, view: Any, queryset: Any = None) -> Any:
+        filterset_class = super().get_filterset_class(view, queryset)
+        return _with_id_filters(filterset_class) if filterset_class is not None else None
+
+
+class MerchantApiSchema(AutoSchema):
+    """Document the errors every merchant endpoint can answer, so no endpoint forgets them.
+
+    401: every endpoint needs a token. 404: an id in the path, or a page past the end of a list.
+    400: a request body, or list filters and paging parameters.
+    """
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:  # type: ignore[override]
+        responses = super()._get_response_bodies(direction)
+        codes = {"401": "Missing, invalid or revoked token"}
+        if "{" in self.path or self._is_list_view():
+            codes["404"] = "Not found (or another merchant's)"
+        if self.method in ("POST", "PUT", "PATCH") or self._is_list_view():
+            codes["400"] = "Invalid input"
+        for code, description in codes.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                responses[code]["description"] = description
+        return responses
 
 
 class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -14,6 +81,9 @@ class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
     selector: Any = None
     lookup_value_regex = r"[0-9]{1,18}"
+    filter_backends = [MerchantFilterBackend]
+    parser_classes = [JSONParser]
+    schema = MerchantApiSchema()
 
     @property
     def merchant_id(self) -> int:

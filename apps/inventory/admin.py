@@ -71,10 +71,15 @@ class StockAdjustForm(forms.ModelForm):
 
 @contextlib.contextmanager
 def _dry_run() -> Iterator[None]:
-    """Run a service in a transaction that is always rolled back (form validation)."""
+    """Run a service in a transaction that is always rolled back (form validation).
+
+    The rollback is requested on the way out: marked at the start, every query inside would fail.
+    """
     with transaction.atomic():
-        transaction.set_rollback(True)
-        yield
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)
 
 
 @admin.register(StockMovement)

@@ -20,6 +20,19 @@ class MerchantAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return is_superuser(request)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Merchant | None = None) -> list[str]:
+        # The slug is in storefront links and activation is the operator's call.
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if is_superuser(request) else [*readonly, "slug", "is_active"]
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Merchant | None = None) -> dict:
+        return super().get_prepopulated_fields(request, obj) if is_superuser(request) else {}
+
+    def save_model(self, request: HttpRequest, obj: Merchant, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:
+            services.api_tokens_forget(merchant=obj)  # a deactivated merchant's tokens stop at once
+
 
 @admin.register(Membership)
 class MembershipAdmin(MerchantScopedAdmin):
@@ -27,10 +40,20 @@ class MembershipAdmin(MerchantScopedAdmin):
     list_filter = ["role"]
     search_fields = ["user__username"]
 
+    # Who may use a merchant's admin is decided by superusers (and createmerchant --staff) only.
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_superuser(request)
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_superuser(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return is_superuser(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return is_superuser(request)
 
 

@@ -23,7 +23,9 @@ def user_merchant_ids(request: HttpRequest) -> list[int]:
         if not getattr(user, "is_authenticated", False):
             cached = []
         else:
-            cached = list(user.memberships.values_list("merchant_id", flat=True))  # type: ignore[union-attr]
+            cached = list(
+                user.memberships.filter(merchant__is_active=True).values_list("merchant_id", flat=True)  # type: ignore[union-attr]
+            )
         request._lc_merchant_ids = cached  # type: ignore[attr-defined]
     return cached
 

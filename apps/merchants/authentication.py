@@ -53,7 +53,7 @@ def resolve_token(raw: str) -> TokenPrincipal | None:
     )
     value = f"{token.pk}:{token.merchant_id}" if token else "-"
     try:
-        cache.set(ck, value, timeout=settings.TOKEN_CACHE_SECONDS)
+        cache.add(ck, value, timeout=settings.TOKEN_CACHE_SECONDS)  # never overwrite a revoked marker
     except Exception:  # noqa: BLE001
         pass
     if token is None:

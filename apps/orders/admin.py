@@ -143,6 +143,7 @@ class BuyerAdmin(MerchantScopedAdmin):
     list_display = ["external_id", "name", "phone", "created_at"]
     search_fields = ["external_id", "name", "phone"]
     readonly_fields = ["external_id", "created_at"]
+    ordering = ["-created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -13,7 +13,8 @@ from .errors import InvalidOrder
 
 MAX_QUANTITY = 1000
 ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "detail")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
+PHONE_RE = r"^\+?[0-9][0-9 \-]{4,30}$"
+_PHONE = re.compile(PHONE_RE)
 _KEY = re.compile(r"^[\x21-\x7e]{1,100}$")
 
 

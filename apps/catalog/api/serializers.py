@@ -5,7 +5,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from apps.catalog.models import SKU, Listing, LiveSession, Platform, Product
-from apps.core.api import ScopedPrimaryKeyRelatedField
+from apps.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
 MAX_UNITS = 10_000_000
 MONEY_FIELD = {
@@ -57,6 +57,7 @@ class SessionSerializer(serializers.ModelSerializer):
     title = serializers.CharField(max_length=200)
     streamer = serializers.CharField(max_length=100)
     platforms = serializers.ListField(child=serializers.ChoiceField(choices=Platform.choices), max_length=4)
+    scheduled_at = DateTimeField(required=False, allow_null=True)
 
     class Meta:
         model = LiveSession
@@ -71,6 +72,8 @@ class ListingSerializer(serializers.ModelSerializer):
     quota = serializers.IntegerField(min_value=1, max_value=MAX_UNITS)
     per_buyer_limit = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     payment_window_seconds = serializers.IntegerField(min_value=30, max_value=7 * 86400, default=900)
+    opens_at = DateTimeField(required=False, allow_null=True)
+    closes_at = DateTimeField(required=False, allow_null=True)
     status = serializers.SerializerMethodField()
     available = serializers.SerializerMethodField()
 

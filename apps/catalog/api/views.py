@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
@@ -153,10 +157,27 @@ class SessionViewSet(MerchantScopedViewSet):
         return Response(SessionSerializer(services.session_end(session=self.get_object())).data)
 
 
+def listing_status_q(status: str, now: datetime) -> Q:
+    """The rows whose ``Listing.effective_status(now)`` is ``status`` (what the reads show)."""
+    closed = Q(status=Listing.Status.CLOSED) | Q(closes_at__lte=now)
+    on_air = ~Q(status=Listing.Status.CLOSED) & (Q(closes_at__isnull=True) | Q(closes_at__gt=now))
+    window_started = Q(opens_at__isnull=True) | Q(opens_at__lte=now)
+    if status == Listing.Status.CLOSED:
+        return closed
+    if status == Listing.Status.OPEN:
+        return on_air & ((Q(status=Listing.Status.OPEN) & window_started) | Q(opens_at__lte=now))
+    return on_air & (Q(opens_at__gt=now) | Q(status=Listing.Status.SCHEDULED, opens_at__isnull=True))
+
+
 class ListingFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=Listing.Status.choices, method="filter_status")
+
     class Meta:
         model = Listing
         fields = ["status", "session", "sku"]
+
+    def filter_status(self, queryset: QuerySet[Listing], name: str, value: str) -> QuerySet[Listing]:
+        return queryset.filter(listing_status_q(value, timezone.now()))
 
 
 @extend_schema_view(

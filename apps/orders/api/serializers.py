@@ -8,17 +8,18 @@ from rest_framework import serializers
 
 from apps.orders.models import Order, OrderLine
 from apps.orders.services.placement import status_path
+from apps.orders.validation import PHONE_RE
 
 
 class BuyerInSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    phone = serializers.RegexField(PHONE_RE, max_length=32, required=False, allow_blank=True)
 
 
 class AddressSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=64)
-    phone = serializers.CharField(max_length=64)
+    phone = serializers.RegexField(PHONE_RE, max_length=64)
     province = serializers.CharField(max_length=64)
     city = serializers.CharField(max_length=64)
     district = serializers.CharField(max_length=64, required=False, allow_blank=True)

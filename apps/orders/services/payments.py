@@ -71,7 +71,7 @@ def verify_signature(*, body: bytes, timestamp: str | None, signature: str | Non
 def parse_notice(body: bytes) -> PaymentNotice:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidOrder("body is not valid JSON", code="malformed_request") from None
     if not isinstance(data, dict):
         raise InvalidOrder("body must be a JSON object")
@@ -92,7 +92,10 @@ def parse_notice(body: bytes) -> PaymentNotice:
                 raise InvalidOperation
         except InvalidOperation:
             errors["amount"] = "not a valid amount"
-    paid_at = parse_datetime(data["paid_at"]) if isinstance(data.get("paid_at"), str) else None
+    try:
+        paid_at = parse_datetime(data["paid_at"]) if isinstance(data.get("paid_at"), str) else None
+    except ValueError:  # well-formed but impossible, e.g. February 30th
+        paid_at = None
     if paid_at is None:
         errors["paid_at"] = "an ISO 8601 date-time is required"
     elif timezone.is_naive(paid_at):

@@ -1,0 +1,18 @@
+"""Tenancy reads."""
+
+from __future__ import annotations
+
+from .models import Membership, Merchant
+
+
+def user_merchant_ids(*, user_id: int) -> list[int]:
+    """The merchants a staff login belongs to (active merchants only)."""
+    return list(
+        Membership.objects.filter(user_id=user_id, merchant__is_active=True)
+        .order_by("merchant_id")
+        .values_list("merchant_id", flat=True)
+    )
+
+
+def merchant_by_slug(*, slug: str) -> Merchant | None:
+    return Merchant.objects.filter(slug=slug, is_active=True).first()

@@ -1,0 +1,122 @@
+"""Two merchants with one of everything, and helpers to compare what each merchant owns.
+
+Used by the admin and API isolation tests: whatever merchant A's staff or token does, merchant
+B's rows (of every model that has a merchant) must come out unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.test import Client
+from rest_framework.test import APIClient
+
+from apps.catalog.models import SKU, Listing, LiveSession, Product
+from apps.catalog.services import sku_create
+from apps.merchants.models import ApiToken, Merchant
+from apps.merchants.services import api_token_create, staff_create
+from apps.orders.services.payments import sign
+
+from .factories import ProductFactory, make_listing, make_session, order_body
+
+
+def merchant_lookup(model: type[models.Model]) -> str | None:
+    """The ORM path from a model to its merchant (what admin_scoping.scope_queryset filters on)."""
+    if model is Merchant:
+        return "pk"
+    path = getattr(model, "merchant_path", None)
+    if path:
+        return path
+    try:
+        model._meta.get_field("merchant")
+    except FieldDoesNotExist:
+        return None
+    return "merchant"
+
+
+def label(model: type[models.Model]) -> str:
+    return model._meta.label
+
+
+def of(model: type[models.Model], merchant: Merchant) -> models.QuerySet:
+    return model._default_manager.filter(**{merchant_lookup(model): merchant.pk})
+
+
+def pks(model: type[models.Model], merchant: Merchant) -> set:
+    return set(of(model, merchant).values_list("pk", flat=True))
+
+
+def tenant_models() -> list[type[models.Model]]:
+    return sorted((m for m in apps.get_models() if merchant_lookup(m)), key=label)
+
+
+def snapshot(merchant: Merchant) -> dict[str, list[dict]]:
+    """Every row of every model that belongs to ``merchant``."""
+    return {label(m): list(of(m, merchant).order_by("pk").values()) for m in tenant_models()}
+
+
+@dataclass
+class Tenant:
+    merchant: Merchant
+    staff: Any
+    client: Client  # admin, logged in as ``staff``
+    api: APIClient  # REST, with ``raw_token``
+    token: ApiToken
+    raw_token: str
+    product: Product
+    sku: SKU
+    session: LiveSession
+    listing: Listing  # open, with a paid and a pending order
+    scheduled: Listing  # not yet open
+    orders: list[dict]  # as the API answered them: [paid, pending]
+
+
+def pay(order: dict) -> None:
+    body = json.dumps(
+        {
+            "order": order["id"],
+            "transaction_id": f"txn-{order['id']}",
+            "amount": order["total"],
+            "paid_at": "2025-01-01T00:00:00Z",
+        }
+    ).encode()
+    ts = str(int(time.time()))
+    r = APIClient().post(
+        "/api/v1/payments/notify",
+        body,
+        content_type="application/json",
+        HTTP_X_TIMESTAMP=ts,
+        HTTP_X_SIGNATURE=sign(body, ts),
+    )
+    assert r.status_code == 200, r.content
+
+
+def build_tenant(merchant: Merchant) -> Tenant:
+    slug = merchant.slug
+    staff = staff_create(merchant=merchant, username=f"staff-{slug}", password="pw-long-enough-1")
+    client = Client()
+    client.force_login(staff)
+    token, raw = api_token_create(merchant=merchant, name=f"overlay-{slug}")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+    product = ProductFactory(merchant=merchant, name=f"Product-{slug}", description=f"about-{slug}")
+    sku = sku_create(
+        merchant=merchant, product=product, code=f"CODE-{slug}", name=f"Sku-{slug}", price=Decimal("50"), on_hand=100
+    )
+    session = make_session(merchant, title=f"Show-{slug}")
+    listing = make_listing(merchant, sku=sku, session=session, quota=10, limit=5)
+    scheduled = make_listing(merchant, sku=sku, session=session, quota=5, open_=False)
+    orders = []
+    for buyer in (f"buyer-{slug}", f"buyer2-{slug}"):
+        r = api.post("/api/v1/orders", order_body(listing.pk, buyer=buyer), format="json")
+        assert r.status_code == 201, r.content
+        orders.append(r.json())
+    pay(orders[0])
+    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders)
