@@ -1,0 +1,108 @@
+"""The flash sale through a real HTTP server: uvicorn workers (as in production) on a socket, many
+concurrent keep-alive clients, against this run's database and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+from django.conf import settings
+
+from bench.flash_sale import loadgen
+
+from ..factories import make_listing
+from .invariants import assert_consistent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _db_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "livecommerce.settings.test", "DATABASE_URL": _db_url()}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "livecommerce.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            assert proc.poll() is None, "uvicorn exited"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.2)
+    yield port
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_520_concurrent_buyers_over_http_get_exactly_50_units(server, merchant, token):
+    listing = make_listing(merchant, quota=50, on_hand=60, limit=2)
+    host = f"127.0.0.1:{server}"
+    requests = []
+    for i in range(520):
+        body = json.dumps(
+            {
+                "listing": listing.pk,
+                "quantity": 1 + (i % 3 == 0),
+                "buyer": {"external_id": f"viewer-{i % 400}", "name": "B", "phone": "13800000000"},
+                "shipping_address": {
+                    "name": "B",
+                    "phone": "13800000000",
+                    "province": "浙江省",
+                    "city": "杭州市",
+                    "district": "西湖区",
+                    "detail": "1号",
+                },
+            }
+        ).encode()
+        headers = {"Authorization": f"Token {token}", "Idempotency-Key": f"http-{i}"}
+        requests.append(loadgen.build("POST", "/api/v1/orders", host, body, headers))
+    res = asyncio.run(loadgen.run("127.0.0.1", server, requests, 128))
+    assert sum(res.statuses.values()) == 520
+    assert set(res.statuses) <= {201, 409}, res.statuses
+    assert set(res.codes) <= {"pending_payment", "sold_out", "over_buyer_limit"}, res.codes
+    assert_consistent(listing.pk, expect_sold=50)
+    assert Counter(res.codes)["pending_payment"] >= 25
