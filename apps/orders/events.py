@@ -35,6 +35,7 @@ def order_payload(order: Any, kind: str = "order.updated") -> dict[str, Any]:
             "carrier": order.carrier,
             "tracking_number": order.tracking_number,
             "refund_due": str(order.refund_due),
+            "updated_at": order.updated_at.isoformat() if order.updated_at else None,
         },
     }
 
@@ -50,7 +51,11 @@ def order_changed_on_commit(order: Any, *, listing_id: int | None, seq: int | No
             "status": order.status,
             "total": str(order.total),
             "listing": listing_id,
+            "session": order.session_id,
+            "channel": order.channel,
             "created_at": order.created_at.isoformat() if order.created_at else None,
+            # 1 on placement: the dashboard counts new orders per minute from these.
+            "order_version": order.version,
         },
     }
     merchant_id, session_id = order.merchant_id, order.session_id
@@ -68,9 +73,9 @@ def order_changed_on_commit(order: Any, *, listing_id: int | None, seq: int | No
 
 
 def session_stats(session_id: int) -> dict[str, Any]:
-    from .selectors import session_summary
+    from .selectors import session_stats_live
 
-    return session_summary(session_id=session_id)
+    return session_stats_live(session_id=session_id)
 
 
 def _push_stats(session_id: int) -> None:

@@ -71,3 +71,198 @@ def session_summary(*, session_id: int) -> dict:
         "placed_value": str(agg["placed_value"] or Decimal("0")),
         "version": seq,
     }
+
+
+# --- realtime: snapshots for pages and websockets ------------------------------------------------
+# A snapshot carries the version of the stream it starts, so a client applies only later pushes.
+LATEST_ORDERS = 30
+CHART_MINUTES = 30
+
+
+def ledger_seq(*, merchant_id: int) -> int:
+    from .models import LedgerHead
+
+    return LedgerHead.objects.filter(pk=merchant_id).values_list("seq", flat=True).first() or 0
+
+
+def _summary(session_id: int) -> dict:
+    """``session_summary`` with money as two-decimal strings on every database (SQLite's SUM
+    drops trailing zeros)."""
+    summary = session_summary(session_id=session_id)
+    for key in ("gmv", "placed_value"):
+        summary[key] = f"{Decimal(summary[key]):.2f}"
+    return summary
+
+
+def session_stats_live(*, session_id: int, merchant_id: int | None = None) -> dict:
+    """``session_summary`` with an exact version: the merchant's ledger seq is read before and
+    after the totals, and every order change moves that seq, so equal reads mean the totals are
+    exactly the state at that version. Under a stream of changes the version is a lower bound."""
+    if merchant_id is None:
+        from apps.catalog.models import LiveSession
+
+        merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
+    if merchant_id is None:
+        return {**_summary(session_id), "version": 0}
+    for _attempt in range(3):
+        before = ledger_seq(merchant_id=merchant_id)
+        summary = _summary(session_id)
+        if ledger_seq(merchant_id=merchant_id) == before:
+            break
+    summary["version"] = before
+    return summary
+
+
+def _actor_kind(actor: str) -> str:
+    head = actor.split(":", 1)[0]
+    return head if head in {"buyer", "payment", "system", "token", "staff", "platform"} else "merchant"
+
+
+def order_snapshot(*, order: Order) -> dict:
+    """What the buyer's status page shows: the order, its items and its timeline."""
+    from django.utils import timezone
+
+    from .events import order_payload
+
+    payload = order_payload(order, kind="order.snapshot")
+    items = []
+    for line in order.lines.all():
+        sku = line.sku
+        items.append(
+            {
+                "name": sku.product.name,
+                "sku": sku.name or sku.code,
+                "quantity": line.quantity,
+                "unit_price": str(line.unit_price),
+                "line_total": str(line.line_total),
+            }
+        )
+    timeline = [
+        {"status": e.to_status, "from": e.from_status, "at": e.created_at.isoformat(), "actor": _actor_kind(e.actor)}
+        for e in order_timeline(order=order)
+    ]
+    payload["order"].update(
+        {
+            "created_at": order.created_at.isoformat(),
+            "updated_at": order.updated_at.isoformat(),
+            "items": items,
+            "timeline": timeline,
+        }
+    )
+    payload["server_time"] = timezone.now().isoformat()
+    return payload
+
+
+def _order_line(order: Order) -> dict:
+    return {
+        "id": order.public_id,
+        "status": order.status,
+        "total": str(order.total),
+        "listing": order.listing_id,
+        "session": order.session_id,
+        "channel": order.channel,
+        "created_at": order.created_at.isoformat(),
+        "seq": getattr(order, "last_seq", None) or 0,
+    }
+
+
+def _latest_orders(qs) -> list[dict]:  # type: ignore[no-untyped-def]
+    from django.db.models import Max
+
+    rows = qs.annotate(last_seq=Max("events__seq")).order_by("-id")[:LATEST_ORDERS]
+    return [_order_line(o) for o in rows]
+
+
+def orders_per_minute(*, session_id: int, minutes: int = CHART_MINUTES) -> list[dict]:
+    """Orders placed in each of the last ``minutes`` minutes (empty minutes included)."""
+    from datetime import UTC, timedelta
+
+    from django.db.models import Count
+    from django.db.models.functions import TruncMinute
+    from django.utils import timezone
+
+    now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    counts = {
+        row["m"].astimezone(UTC): row["n"]
+        for row in Order.objects.filter(session_id=session_id, created_at__gte=since)
+        .annotate(m=TruncMinute("created_at", tzinfo=UTC))
+        .values("m")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
+    return [
+        {"t": (since + timedelta(minutes=i)).isoformat(), "n": counts.get(since + timedelta(minutes=i), 0)}
+        for i in range(minutes)
+    ]
+
+
+def listing_line(listing) -> dict:  # type: ignore[no-untyped-def]
+    """A listing as the dashboard and storefront show it (the push payload plus names)."""
+    from apps.catalog.events import listing_payload
+
+    payload = listing_payload(listing)
+    sku = listing.sku
+    return {
+        **payload["listing"],
+        "version": payload["version"],
+        "name": sku.product.name,
+        "sku": sku.name or sku.code,
+        "code": sku.code,
+        "list_price": str(sku.price),
+    }
+
+
+def session_snapshot(*, session) -> dict:  # type: ignore[no-untyped-def]
+    """The merchant dashboard's state of a show: totals, listings, latest orders, orders/minute.
+
+    All of it is read between two reads of the merchant's ledger seq; when they agree (no order
+    changed meanwhile) the snapshot is exactly the state at that version, so the client can add
+    every later order event to the totals and the chart without counting one twice."""
+    from django.utils import timezone
+
+    from apps.catalog.selectors import session_listings
+
+    for _attempt in range(3):
+        before = ledger_seq(merchant_id=session.merchant_id)
+        stats = _summary(session.pk)
+        orders = _latest_orders(Order.objects.filter(session_id=session.pk))
+        per_minute = orders_per_minute(session_id=session.pk)
+        if ledger_seq(merchant_id=session.merchant_id) == before:
+            break
+    stats["version"] = before
+    return {
+        "type": "session.snapshot",
+        "version": before,
+        "session": {
+            "id": session.pk,
+            "title": session.title,
+            "streamer": session.streamer,
+            "status": session.status,
+            "started_at": session.started_at.isoformat() if session.started_at else None,
+            "merchant": session.merchant_id,
+        },
+        "stats": stats,
+        "listings": [listing_line(x) for x in session_listings(session_id=session.pk)],
+        "orders": orders,
+        "per_minute": per_minute,
+        "server_time": timezone.now().isoformat(),
+    }
+
+
+def merchant_snapshot(*, merchant_id: int) -> dict:
+    """A merchant's live feed: shows on air and the latest orders of every channel."""
+    from django.utils import timezone
+
+    from apps.catalog.models import LiveSession
+
+    seq = ledger_seq(merchant_id=merchant_id)
+    sessions = LiveSession.objects.filter(merchant_id=merchant_id, status=LiveSession.Status.LIVE).order_by("-id")
+    return {
+        "type": "merchant.snapshot",
+        "version": seq,
+        "merchant": merchant_id,
+        "sessions": [{"id": s.pk, "title": s.title, "status": s.status} for s in sessions[:20]],
+        "orders": _latest_orders(Order.objects.filter(merchant_id=merchant_id)),
+        "server_time": timezone.now().isoformat(),
+    }

@@ -246,9 +246,8 @@ async def own_orders(port: int, http_port: int, listing: int, samples: int) -> d
     return {"watched": watched, "http_port": http_port}
 
 
-async def pay_watched(own: dict, seconds: float) -> dict:
+async def pay_watched(own: dict) -> dict:
     commit, notify = [], []
-    gap = seconds / max(len(own["watched"]), 1)
     for i, (order, ws) in enumerate(own["watched"]):
         if own["sale"].poll() is not None:
             break  # only payments made while the sale runs count
@@ -266,7 +265,6 @@ async def pay_watched(own: dict, seconds: float) -> dict:
                 break
         start = await pay
         (notify if over_http else commit).append(seen - start)
-        await asyncio.sleep(gap)
     for _, ws in own["watched"]:
         await ws.close()
     return {"commit": commit, "notify": notify}
@@ -285,7 +283,7 @@ async def under_sale(args, env, show, port: int, http_port: int) -> dict:  # typ
     own = await own_orders(port, http_port, show["own"], args.own_samples)
     own["sale"] = sale = start_sale(env, http_port, show, args)
     await asyncio.sleep(2)  # the sale is under way
-    delays = await pay_watched(own, args.sale_seconds * 0.6)
+    delays = await pay_watched(own)
     stdout, _ = await asyncio.to_thread(sale.communicate, None, args.sale_seconds + 60)
     return {**delays, "sale": json.loads(stdout.strip().splitlines()[-1])}
 
@@ -308,21 +306,29 @@ async def measure(args: argparse.Namespace, env: dict[str, str], kind: str, proc
         if step == args.subscribers or step == args.max_subscribers:
             out["broadcast"][step] = await broadcast(group, args.broadcasts, len(viewers), sink)
             print(f"  broadcast to {step}: {out['broadcast'][step]}", flush=True)
-    # the own-order phase: back to the nominal audience, watching the stock during the sale
-    await asyncio.gather(*(v.stop() for v in viewers[args.subscribers :]))
-    viewers = viewers[: args.subscribers]
-    out["own"]["same"] = await under_sale(args, env, show, port, port)
-    print(f"  own orders, sale on the same process: {pct(out['own']['same']['commit'], 99) * 1000:.0f} ms p99")
-    from bench.flash_sale.run import free_port
-
-    http_port = free_port()
-    http = start_server("uvicorn", env, http_port)  # the production layout: HTTP on its own worker
-    try:
-        out["own"]["separate"] = await under_sale(args, env, show, port, http_port)
-    finally:
-        http.terminate()
-        http.wait(10)
     await asyncio.gather(*(v.stop() for v in viewers))
+    # the own-order phase: the nominal audience watches the stock from its own process
+    hold = 4 * args.sale_seconds + 120
+    audience = subprocess.Popen(
+        [sys.executable, "-m", "bench.ws_fanout.viewer", str(port), path, str(args.subscribers), str(hold)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert (await asyncio.to_thread(audience.stdout.readline)).strip() == "ready"
+        out["own"]["same"] = await under_sale(args, env, show, port, port)
+        print(f"  own orders, sale on the same process: {pct(out['own']['same']['commit'], 99) * 1000:.0f} ms p99")
+        from bench.flash_sale.run import free_port
+
+        http_port = free_port()
+        http = start_server("uvicorn", env, http_port)  # the production layout: HTTP on its own worker
+        try:
+            out["own"]["separate"] = await under_sale(args, env, show, port, http_port)
+        finally:
+            http.terminate()
+            http.wait(10)
+    finally:
+        audience.terminate()
+        audience.wait(10)
     out["load"] = max(out["load"], os.getloadavg()[0])
     return out
 

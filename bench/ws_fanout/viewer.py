@@ -113,3 +113,25 @@ class Viewer:
     async def stop(self) -> None:
         if self.proto is not None:
             await asyncio.wait_for(self.proto.close(), 10)
+
+
+async def _hold(port: int, path: str, n: int, seconds: float) -> None:
+    viewers = [Viewer(port, path, {}) for _ in range(n)]
+    for i in range(0, n, 100):
+        await asyncio.gather(*(v.start() for v in viewers[i : i + 100]))
+    print("ready", flush=True)
+    await asyncio.sleep(seconds)
+    await asyncio.gather(*(v.stop() for v in viewers))
+
+
+def main() -> None:
+    """``python -m bench.ws_fanout.viewer PORT PATH N SECONDS``: an audience in its own process,
+    so the buyer whose delay is measured does not share a process with a thousand viewers."""
+    import sys
+
+    port, path, n, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    asyncio.run(_hold(port, path, n, seconds))
+
+
+if __name__ == "__main__":
+    main()
