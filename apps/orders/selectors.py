@@ -67,8 +67,9 @@ def session_summary(*, session_id: int) -> dict:
         "unpaid": agg["unpaid"],
         "paid": agg["paid"],
         "cancelled": agg["cancelled"],
-        "gmv": str(agg["gmv"] or Decimal("0")),
-        "placed_value": str(agg["placed_value"] or Decimal("0")),
+        # two decimals on every engine (SQLite's SUM drops trailing zeros)
+        "gmv": f"{Decimal(agg['gmv'] or 0):.2f}",
+        "placed_value": f"{Decimal(agg['placed_value'] or 0):.2f}",
         "version": seq,
     }
 
@@ -85,15 +86,6 @@ def ledger_seq(*, merchant_id: int) -> int:
     return LedgerHead.objects.filter(pk=merchant_id).values_list("seq", flat=True).first() or 0
 
 
-def _summary(session_id: int) -> dict:
-    """``session_summary`` with money as two-decimal strings on every database (SQLite's SUM
-    drops trailing zeros)."""
-    summary = session_summary(session_id=session_id)
-    for key in ("gmv", "placed_value"):
-        summary[key] = f"{Decimal(summary[key]):.2f}"
-    return summary
-
-
 def session_stats_live(*, session_id: int, merchant_id: int | None = None) -> dict:
     """``session_summary`` with an exact version: the merchant's ledger seq is read before and
     after the totals, and every order change moves that seq, so equal reads mean the totals are
@@ -103,10 +95,10 @@ def session_stats_live(*, session_id: int, merchant_id: int | None = None) -> di
 
         merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
     if merchant_id is None:
-        return {**_summary(session_id), "version": 0}
+        return {**session_summary(session_id=session_id), "version": 0}
     for _attempt in range(3):
         before = ledger_seq(merchant_id=merchant_id)
-        summary = _summary(session_id)
+        summary = session_summary(session_id=session_id)
         if ledger_seq(merchant_id=merchant_id) == before:
             break
     summary["version"] = before
@@ -225,7 +217,7 @@ def session_snapshot(*, session) -> dict:  # type: ignore[no-untyped-def]
 
     for _attempt in range(3):
         before = ledger_seq(merchant_id=session.merchant_id)
-        stats = _summary(session.pk)
+        stats = session_summary(session_id=session.pk)
         orders = _latest_orders(Order.objects.filter(session_id=session.pk))
         per_minute = orders_per_minute(session_id=session.pk)
         if ledger_seq(merchant_id=session.merchant_id) == before:
