@@ -5,22 +5,17 @@ test-artifacts/screenshots/ (git-ignored)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
+
+from .. import servers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,41 +32,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    """The database this pytest process tests on, as a URL for the server process."""
-    sd = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{sd['NAME']}"
-    if connection.vendor == "postgresql":
-        auth = quote(sd.get("USER") or "", safe="")
-        if sd.get("PASSWORD"):
-            auth += ":" + quote(sd["PASSWORD"], safe="")
-        host = sd.get("HOST") or "127.0.0.1"
-        port = sd.get("PORT") or 5432
-        return f"postgres://{auth}@{host}:{port}/{sd['NAME']}"
-    raise pytest.UsageError(f"browser tests do not know how to share a {connection.vendor} database")
-
-
 @pytest.fixture(scope="session")
 def live_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A daphne server (the production ASGI app, websockets included) on the test database."""
     with django_db_blocker.unblock():
-        url = _database_url()
+        env = servers.child_env(PYTHONUNBUFFERED="1")
     ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="livecommerce.settings.test",
-        DATABASE_URL=url,
-        REDIS_URL=settings.REDIS_URL,
-        PYTHONUNBUFFERED="1",
-    )
+    port = servers.free_port()
     log = open(ARTIFACTS / "daphne.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "livecommerce.asgi:application"],
@@ -82,17 +49,7 @@ def live_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: igno
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"daphne exited with {proc.returncode}: see {ARTIFACTS / 'daphne.log'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError("daphne did not answer within 60 s")
-            time.sleep(0.2)
+        servers.wait_for_http(base + "/healthz", proc)
         yield base
     finally:
         proc.terminate()

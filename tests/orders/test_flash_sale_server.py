@@ -5,77 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import Counter
 
 import pytest
-from django.conf import settings
 
 from bench.flash_sale import loadgen
 
+from .. import servers
 from ..factories import make_listing
 from .invariants import assert_consistent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _db_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @pytest.fixture
 def server():  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "livecommerce.settings.test", "DATABASE_URL": _db_url()}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "livecommerce.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            assert proc.poll() is None, "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.2)
-    yield port
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    with servers.uvicorn(workers=2) as port:
+        yield port
 
 
 def test_520_concurrent_buyers_over_http_get_exactly_50_units(server, merchant, token):

@@ -17,6 +17,7 @@ from apps.orders.services.ledger import ledger_verify
 from apps.orders.services.transitions import order_transition, orders_expire_due
 from apps.orders.tasks import expiry_sweeper
 
+from .. import servers
 from ..factories import make_listing, order_body
 from .invariants import assert_consistent
 
@@ -93,19 +94,8 @@ def _verify_cmd() -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         cwd=settings.BASE_DIR,
-        env={
-            **__import__("os").environ,
-            "DJANGO_SETTINGS_MODULE": "livecommerce.settings.test",
-            "DATABASE_URL": _db_url(),
-        },
+        env=servers.child_env(),
     )
-
-
-def _db_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.mark.parametrize("tamper", ["alter", "delete", "insert"])

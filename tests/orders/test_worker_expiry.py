@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,17 +16,11 @@ from apps.orders.apps import ensure_schedules
 from apps.orders.models import Order, OrderStatus
 from apps.orders.tasks import LEASE_KEY
 
+from .. import servers
 from ..factories import make_listing, order_body
 from .invariants import assert_consistent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _db_url() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def test_worker_expires_unpaid_orders_within_5_seconds_of_pay_by(api, merchant):
@@ -37,13 +29,7 @@ def test_worker_expires_unpaid_orders_within_5_seconds_of_pay_by(api, merchant):
         api.post("/api/v1/orders", order_body(listing.pk, buyer=f"w{i}"), format="json").json()["id"] for i in range(2)
     ]
     ensure_schedules(sender=None)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "livecommerce.settings.test",
-        "DATABASE_URL": _db_url(),
-        "LC_Q_SYNC": "0",
-        "Q_WORKERS": "1",
-    }
+    env = servers.child_env(LC_Q_SYNC="0", Q_WORKERS="1")
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=settings.BASE_DIR,
@@ -69,9 +55,4 @@ def test_worker_expires_unpaid_orders_within_5_seconds_of_pay_by(api, merchant):
             assert (cancelled_at - pay_by).total_seconds() <= 5, cancelled_at - pay_by
         assert_consistent(listing.pk, expect_sold=0)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(5)
-        except subprocess.TimeoutExpired:  # a sweeper mid-loop holds the cluster: do not wait for it
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
+        servers.stop(worker, grace=5)  # a sweeper mid-loop holds the cluster: do not wait for it
