@@ -32,16 +32,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_env(args: argparse.Namespace) -> dict[str, str]:
+def setup_env(args: argparse.Namespace, settings_module: str = "bench.flash_sale.settings") -> dict[str, str]:
+    """Environment for the benchmark and its server: production settings, the bench's database
+    and Redis, a fresh secret."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=args.database_url,
         REDIS_URL=args.redis_url,
-        DJANGO_SETTINGS_MODULE="bench.flash_sale.settings",
+        DJANGO_SETTINGS_MODULE=settings_module,
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         PAYMENT_WEBHOOK_SECRET="bench-secret",
-        DB_CONN_MAX_AGE="600",
     )
     os.environ.update(env)
     return env

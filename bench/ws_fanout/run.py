@@ -42,18 +42,9 @@ STEPS = (250, 500, 1000, 2000)
 
 # --- setup -----------------------------------------------------------------------------------------
 def setup_env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=args.database_url,
-        REDIS_URL=args.redis_url,
-        DJANGO_SETTINGS_MODULE="bench.ws_fanout.settings",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        PAYMENT_WEBHOOK_SECRET="bench-secret",
-        DB_CONN_MAX_AGE="600",
-    )
-    os.environ.update(env)
-    return env
+    from bench.flash_sale.run import setup_env as flash_sale_env
+
+    return flash_sale_env(args, settings_module="bench.ws_fanout.settings")
 
 
 def prepare(args: argparse.Namespace) -> None:
