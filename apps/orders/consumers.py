@@ -133,6 +133,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Stop receiving pushes (channel-layer groups are left by channels on disconnect)."""
 
     async def authorise(self) -> list[str]:
+        """Each consumer checks its own join rule and names its groups (abstract)."""
         raise NotImplementedError
 
     async def join(self, groups: list[str]) -> None:
@@ -144,6 +145,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Pushes queued while the snapshot was read go out after this (channels: on return)."""
 
     def snapshot(self, first: bool) -> dict[str, Any]:
+        """Each consumer reads its own current state (abstract)."""
         raise NotImplementedError
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
