@@ -28,8 +28,11 @@ def _redis_is_there() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
+    from apps.catalog import selectors
+
     client = get_client()
     client.flushdb()
+    selectors._local.clear()  # rolled-back tests may reuse ids; production never does
     yield
 
 

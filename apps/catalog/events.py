@@ -9,13 +9,11 @@ schedules the next push.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from django.db import connection
 
 from apps.core import events
-from apps.core.redis import get_client, listing_tag
 
 log = logging.getLogger(__name__)
 COALESCE_MS = 250
@@ -58,11 +56,4 @@ def publish_listing(listing_id: int, *, coalesce: bool = True) -> None:
     if not coalesce:
         _push_now(listing_id)
         return
-    try:
-        first = get_client().set(f"{listing_tag(listing_id)}:push", "1", nx=True, px=COALESCE_MS)
-    except Exception:  # noqa: BLE001 - without Redis, push at once
-        first = True
-    if first:
-        timer = threading.Timer(COALESCE_MS / 1000, _push_now, args=(listing_id,))
-        timer.daemon = True
-        timer.start()
+    events.coalesced(f"listing:{listing_id}", COALESCE_MS, _push_now, listing_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -52,7 +53,27 @@ def _info_key(listing_id: int) -> str:
     return f"listing-info:v2:{listing_id}"
 
 
+# A few seconds in process memory on top of Redis: the hot path asks for the same listing
+# thousands of times a second. Its identity (merchant, session, SKU) never changes; the
+# informational fields may lag a change by LOCAL_TTL in other processes — the order transaction
+# reads price, limit and payment window from the row itself.
+LOCAL_TTL = 5.0
+_local: dict[int, tuple[float, ListingInfo]] = {}
+
+
 def listing_info(listing_id: int) -> ListingInfo | None:
+    hit_local = _local.get(listing_id)
+    if hit_local is not None and hit_local[0] > time.monotonic():
+        return hit_local[1]
+    info = _listing_info_shared(listing_id)
+    if info is not None:
+        if len(_local) > 10_000:
+            _local.clear()
+        _local[listing_id] = (time.monotonic() + LOCAL_TTL, info)
+    return info
+
+
+def _listing_info_shared(listing_id: int) -> ListingInfo | None:
     try:
         hit = cache.get(_info_key(listing_id))
     except Exception:  # noqa: BLE001 - Redis may vanish
@@ -76,6 +97,7 @@ def listing_info(listing_id: int) -> ListingInfo | None:
 
 
 def listing_info_forget(listing_id: int) -> None:
+    _local.pop(listing_id, None)
     try:
         cache.delete(_info_key(listing_id))
     except Exception:  # noqa: BLE001

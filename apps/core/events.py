@@ -75,3 +75,41 @@ def publish_on_commit(group: str, payload: dict[str, Any]) -> None:
 
 def flush(timeout: float = 5.0) -> bool:
     return _publisher.flush(timeout)
+
+
+# --- coalescing ------------------------------------------------------------------------------------
+_pending: set[str] = set()
+_pending_lock = threading.Lock()
+
+
+def coalesced(key: str, delay_ms: int, push: Any, *args: Any) -> None:
+    """Run ``push(*args)`` once ``delay_ms`` from now for any number of calls in that window.
+
+    Within a process a pending timer absorbs further calls without asking Redis; across
+    processes a short Redis token (SET NX PX) does. ``push`` reads the state when it runs, so the
+    last value always arrives: a call after the timer took itself off the pending set (or after
+    the Redis token expired) schedules the next push.
+    """
+    with _pending_lock:
+        if key in _pending:
+            return
+        _pending.add(key)
+    from .redis import get_client
+
+    try:
+        first = get_client().set(f"lc:push:{{{key}}}", "1", nx=True, px=delay_ms)
+    except Exception:  # noqa: BLE001 - without Redis, push from this process
+        first = True
+    if not first:
+        with _pending_lock:
+            _pending.discard(key)
+        return
+
+    def fire() -> None:
+        with _pending_lock:
+            _pending.discard(key)
+        push(*args)
+
+    timer = threading.Timer(delay_ms / 1000, fire)
+    timer.daemon = True
+    timer.start()

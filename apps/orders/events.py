@@ -8,14 +8,12 @@ ledger sequence, which commits in order) and coalesced session totals.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from django.db import connection, transaction
 
 from apps.catalog.events import publish_listing
 from apps.core import events
-from apps.core.redis import get_client
 
 log = logging.getLogger(__name__)
 STATS_COALESCE_MS = 300
@@ -89,11 +87,4 @@ def _push_stats(session_id: int) -> None:
 
 
 def publish_session_stats(session_id: int) -> None:
-    try:
-        first = get_client().set(f"lc:{{session:{session_id}}}:stats", "1", nx=True, px=STATS_COALESCE_MS)
-    except Exception:  # noqa: BLE001
-        first = True
-    if first:
-        t = threading.Timer(STATS_COALESCE_MS / 1000, _push_stats, args=(session_id,))
-        t.daemon = True
-        t.start()
+    events.coalesced(f"session-stats:{session_id}", STATS_COALESCE_MS, _push_stats, session_id)
