@@ -129,7 +129,7 @@ def order_transition(
     if to == S.REFUND_PENDING:
         locked.refund_due = refund_amount if refund_amount is not None else locked.total
         fields.append("refund_due")
-        if reason:
+        if reason and not locked.cancel_reason:  # keep why it was cancelled; the ledger has the rest
             locked.cancel_reason = reason[:200]
             fields.append("cancel_reason")
     locked.status = to
