@@ -176,8 +176,9 @@ def gate_meta_for(listing: Listing) -> gate.GateMeta:
 
 
 def gate_sync_after_commit(listing: Listing) -> None:
-    """After commit, push the listing's window/quota/limit to the gate (a missing key stays
-    missing: the next reservation rebuilds it from the database)."""
+    """After commit, push the listing's window/quota/limit to the gate. A listing that may sell
+    and is not loaded yet is loaded now, so the first second of a sale does not queue every buyer
+    behind one rebuild."""
     listing_id = listing.pk
 
     def _sync() -> None:
@@ -188,7 +189,12 @@ def gate_sync_after_commit(listing: Listing) -> None:
         if fresh is None:
             return
         try:
-            gate.gate_meta(listing_id, gate_meta_for(fresh))
+            if gate.gate_meta(listing_id, gate_meta_for(fresh)) == gate.NOT_LOADED and (
+                fresh.status != Listing.Status.CLOSED
+            ):
+                from apps.orders.services.gate_sync import gate_rebuild
+
+                gate_rebuild(listing_id)
         except Exception:  # noqa: BLE001 - Redis may vanish; the reconciler repairs
             log.warning("gate meta sync failed", extra={"listing": listing_id}, exc_info=True)
         from apps.catalog.events import publish_listing

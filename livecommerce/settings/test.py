@@ -13,6 +13,9 @@ if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.
     # One file per test process, so parallel runs on one machine do not share a database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+else:
+    # Concurrency tests run 32+ threads in one process: one pooled connection each.
+    DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 # Tasks run inline in tests; a test that starts a real worker sets LC_Q_SYNC=0 for it.
 Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # noqa: F405
