@@ -156,6 +156,11 @@ def start_server(env: dict[str, str], workers: int, port: int) -> subprocess.Pop
         cwd=ROOT,
         env=env,
     )
+    return wait_healthy(proc, port, "server")
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, what: str) -> subprocess.Popen:
+    """Return ``proc`` once ``/healthz`` answers on ``port`` (60 s), else kill it and exit."""
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -165,7 +170,7 @@ def start_server(env: dict[str, str], workers: int, port: int) -> subprocess.Pop
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit("server did not start")
+    raise SystemExit(f"{what} did not start")
 
 
 def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> dict:

@@ -102,16 +102,9 @@ def start_server(kind: str, env: dict[str, str], port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:  # noqa: S310
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"{kind} did not start")
+    from bench.flash_sale.run import wait_healthy
+
+    return wait_healthy(proc, port, kind)
 
 
 def rss_mb(pid: int) -> float:
