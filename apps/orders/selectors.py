@@ -45,7 +45,7 @@ def session_summary(*, session_id: int) -> dict:
     """Running totals of a show: GMV (paid and later), counts by stage, latest ledger seq."""
     from django.db.models import Count, Max, Q
 
-    from .models import LedgerHead, OrderStatus
+    from .models import OrderStatus
 
     s = OrderStatus
     paid_like = [s.PAID, s.ON_HOLD, s.CONFIRMED, s.SHIPPED, s.DELIVERED, s.COMPLETED]
@@ -58,9 +58,7 @@ def session_summary(*, session_id: int) -> dict:
         placed_value=Sum("total", filter=Q(status__in=LIVE_STATUSES)),
         merchant_id=Max("merchant_id"),
     )
-    seq = 0
-    if agg["merchant_id"]:
-        seq = LedgerHead.objects.filter(pk=agg["merchant_id"]).values_list("seq", flat=True).first() or 0
+    seq = ledger_seq(merchant_id=agg["merchant_id"]) if agg["merchant_id"] else 0
     return {
         "session": session_id,
         "orders": agg["orders"],
