@@ -39,14 +39,25 @@ class _Publisher:
 
         layer = get_channel_layer()
         while True:
-            item = self._queue.get()
+            # Everything queued so far goes out in one pass of the loop, in order.
+            batch = [self._queue.get()]
+            while len(batch) < 256:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            loop.run_until_complete(self._send(layer, batch))
+
+    @staticmethod
+    async def _send(layer: Any, batch: list[tuple[str, dict[str, Any]] | threading.Event]) -> None:
+        for item in batch:
             if isinstance(item, threading.Event):
                 item.set()
                 continue
             group, message = item
             try:
                 if layer is not None:
-                    loop.run_until_complete(layer.group_send(group, message))
+                    await layer.group_send(group, message)
             except Exception:  # noqa: BLE001 - a lost push is recovered by the client's snapshot
                 log.warning("websocket publish failed", extra={"group": group}, exc_info=True)
 

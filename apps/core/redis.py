@@ -57,14 +57,14 @@ def _script_source(path: str) -> str:
 class LuaScript:
     """A ``.lua`` file called by SHA (EVALSHA), re-loaded on NOSCRIPT (a restarted Redis)."""
 
-    def __init__(self, path: Path, numkeys: int) -> None:
+    def __init__(self, path: Path, numkeys: int | tuple[int, ...]) -> None:
         self.path = path
-        self.numkeys = numkeys
+        self.numkeys = (numkeys,) if isinstance(numkeys, int) else numkeys
         self._scripts: dict[int, Script] = {}
 
     def __call__(self, keys: list[str], args: list[Any], client: Any | None = None) -> Any:
-        if len(keys) != self.numkeys:
-            raise ValueError(f"{self.path.name} takes {self.numkeys} keys, got {len(keys)}")
+        if len(keys) not in self.numkeys:
+            raise ValueError(f"{self.path.name} takes {' or '.join(map(str, self.numkeys))} keys, got {len(keys)}")
         client = client or get_client()
         script = self._scripts.get(id(client))
         if script is None:
@@ -84,6 +84,7 @@ def listing_keys(listing_id: int) -> dict[str, str]:
         "state": f"{tag}:state",  # hash: status, opens_at, closes_at, quota, left, limit, ver
         "buyers": f"{tag}:buyers",  # hash: buyer id -> units held by live orders
         "holds": f"{tag}:holds",  # hash: order public id -> "buyer|quantity"
+        "seen": f"{tag}:seen",  # hash: every hold id ever taken -> "1" (idempotent replays)
         "lock": f"{tag}:rebuild",  # rebuild lock
     }
 

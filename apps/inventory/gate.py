@@ -31,7 +31,7 @@ NOT_OPEN = 9_000_000_000_000_000
 """``opens`` value for a window that is not opened yet (beyond any real clock, exact in a double)."""
 
 _LUA = Path(__file__).parent / "lua"
-_reserve = LuaScript(_LUA / "reserve.lua", 3)
+_reserve = LuaScript(_LUA / "reserve.lua", (3, 4))
 _release = LuaScript(_LUA / "release.lua", 3)
 _load = LuaScript(_LUA / "load.lua", 3)
 _meta = LuaScript(_LUA / "meta.lua", 1)
@@ -48,6 +48,7 @@ NOT_LOADED = "not_loaded"
 CLOSED = "closed"
 SOLD_OUT = "sold_out"
 OVER_LIMIT = "over_limit"
+SEEN = "seen"
 RELEASED = "released"
 ABSENT = "absent"
 ADOPTED = "adopted"
@@ -56,12 +57,14 @@ PRESENT = "present"
 
 @dataclass(frozen=True)
 class GateResult:
-    """A reserve's answer: ``status`` (ok | closed | sold_out | over_limit | not_loaded), units
-    ``left`` on the listing and units ``held`` by the buyer after the call."""
+    """A reserve's answer: ``status`` (ok | closed | sold_out | over_limit | not_loaded | seen),
+    units ``left`` on the listing and units ``held`` by the buyer after the call; ``replay`` when
+    the hold id already holds units (``ok``) or held them before (``seen``)."""
 
     status: str
     left: int
     held: int
+    replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,16 +106,23 @@ def gate_reserve(
     quantity: int,
     now_ms: int,
     client: Any = None,
+    remember: bool = False,
 ) -> GateResult:
     """Atomically check window, units left and the buyer's limit, and take the hold.
 
-    Idempotent on ``hold_id``: a hold that already exists answers ``ok`` with no second effect.
+    Idempotent on ``hold_id``: a hold that already exists answers ``ok`` (``replay``) with no
+    second effect. With ``remember`` the listing also keeps every hold id it ever held, and a
+    hold id that held units before but holds none now answers ``seen`` (nothing written): an
+    idempotent replay of an order that was since cancelled or expired.
     Raises ``ValueError`` for a non-positive quantity, a Redis error if Redis is unreachable.
     """
     _positive("quantity", quantity)
     args = [hold_id, buyer, str(quantity), str(int(now_ms))]
-    status, left, held = _reserve(_keys3(listing_id), args, client=client)
-    return GateResult(status=status, left=int(left), held=int(held))
+    keys = _keys3(listing_id)
+    if remember:
+        keys.append(listing_keys(listing_id)["seen"])
+    status, left, held, replay = _reserve(keys, args, client=client)
+    return GateResult(status=status, left=int(left), held=int(held), replay=bool(replay))
 
 
 def gate_release(listing_id: int, *, hold_id: str, client: Any = None) -> str:

@@ -1,12 +1,18 @@
 """``Authorization: Token <token>`` for streamer tools.
 
-The token's hash maps to its merchant through a short-lived Redis cache entry (deleted on
-revoke), so a hot endpoint answers without a database query; ``last_used_at`` is written at
-most once a minute per token.
+The token's hash maps to its merchant through a short-lived Redis cache entry (a "revoked"
+marker replaces it on revoke), so a hot endpoint answers without a database query; on top of it
+each process keeps a valid token for ``TOKEN_LOCAL_CACHE_SECONDS`` (1 s), so a flash sale does
+not ask Redis about the same token thousands of times a second. A revoked token therefore stops
+working at once in the process that revoked it and within that second everywhere else.
+``last_used_at`` is written at most once a minute per token.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,10 +38,36 @@ class TokenPrincipal:
         return Merchant.objects.get(pk=self.merchant_id)
 
 
+_local: dict[str, tuple[float, TokenPrincipal]] = {}
+_local_lock = threading.Lock()
+_LOCAL_MAX = 10_000
+
+
+def forget_local(key_hashes: Iterable[str]) -> None:
+    """Drop tokens from this process's cache (revoke, merchant deactivation)."""
+    with _local_lock:
+        for h in key_hashes:
+            _local.pop(h, None)
+
+
 def resolve_token(raw: str) -> TokenPrincipal | None:
     if not raw or len(raw) > 200:
         return None
     key_hash = hash_token(raw)
+    hit_local = _local.get(key_hash)
+    if hit_local is not None and hit_local[0] > time.monotonic():
+        return hit_local[1]
+    principal = _resolve_shared(key_hash)
+    ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
+    if principal is not None and ttl > 0:
+        with _local_lock:
+            if len(_local) >= _LOCAL_MAX:
+                _local.clear()
+            _local[key_hash] = (time.monotonic() + ttl, principal)
+    return principal
+
+
+def _resolve_shared(key_hash: str) -> TokenPrincipal | None:
     ck = token_cache_key(key_hash)
     try:
         hit = cache.get(ck)

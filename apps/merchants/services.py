@@ -60,10 +60,17 @@ def api_token_create(*, merchant: Merchant, name: str) -> tuple[ApiToken, str]:
 
 def api_tokens_forget(*, merchant: Merchant) -> None:
     """Drop the merchant's tokens from the auth cache after commit, so a change of the merchant
-    (deactivation) reaches the API at once instead of after ``TOKEN_CACHE_SECONDS``."""
+    (deactivation) reaches the API at once in this process, and within
+    ``TOKEN_LOCAL_CACHE_SECONDS`` in the others, instead of after ``TOKEN_CACHE_SECONDS``."""
     keys = [token_cache_key(h) for h in ApiToken.objects.filter(merchant=merchant).values_list("key_hash", flat=True)]
     if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys))
+        hashes = [k.split(":", 1)[1] for k in keys]
+
+        def forget() -> None:
+            _forget_local(hashes)
+            cache.delete_many(keys)
+
+        transaction.on_commit(forget)
 
 
 @transaction.atomic
@@ -72,7 +79,18 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     key = token_cache_key(token.key_hash)
+
     # A "revoked" marker, not a delete: a request that read the token from the database just
     # before this commit only ever *adds* to the cache (cache.add), so it cannot put it back.
-    transaction.on_commit(lambda: cache.set(key, "-", timeout=REVOKED_MARKER_SECONDS))
+    def mark_revoked() -> None:
+        _forget_local([token.key_hash])
+        cache.set(key, "-", timeout=REVOKED_MARKER_SECONDS)
+
+    transaction.on_commit(mark_revoked)
     return token
+
+
+def _forget_local(key_hashes: list[str]) -> None:
+    from .authentication import forget_local
+
+    forget_local(key_hashes)

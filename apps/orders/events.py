@@ -38,9 +38,13 @@ def order_payload(order: Any, kind: str = "order.updated") -> dict[str, Any]:
     }
 
 
-def order_changed_on_commit(order: Any, *, listing_id: int | None, seq: int | None = None) -> None:
-    """Queue the pushes for an order change; they go out only if the transaction commits."""
-    payload = order_payload(order)
+def order_changed_on_commit(
+    order: Any, *, listing_id: int | None, seq: int | None = None, created: bool = False
+) -> None:
+    """Queue the pushes for an order change; they go out only if the transaction commits. A new
+    order (``created``) has no ``order.<id>`` subscriber yet: its buyer learns the id from the
+    answer and gets the snapshot on connect, so only the session, merchant and listing hear of it."""
+    payload = None if created else order_payload(order)
     session_line = {
         "type": "session.order",
         "version": seq if seq is not None else 0,
@@ -59,7 +63,8 @@ def order_changed_on_commit(order: Any, *, listing_id: int | None, seq: int | No
     merchant_id, session_id = order.merchant_id, order.session_id
 
     def _send() -> None:
-        events.publish(f"order.{order.public_id}", payload)
+        if payload is not None:
+            events.publish(f"order.{order.public_id}", payload)
         events.publish(f"merchant.{merchant_id}", {**session_line, "type": "merchant.order", "session": session_id})
         if session_id:
             events.publish(f"session.{session_id}", session_line)

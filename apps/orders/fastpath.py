@@ -41,7 +41,7 @@ def order_create_response(
     """Place an order and render the API answer (status, body). Shared by the DRF view and the
     fast path. Raises ApplicationError for refusals (the caller renders them)."""
     from apps.orders import selectors
-    from apps.orders.api.serializers import OrderSerializer
+    from apps.orders.api.serializers import order_representation
     from apps.orders.services.placement import order_place
     from apps.orders.validation import parse_idempotency_key, parse_order_request
 
@@ -53,7 +53,7 @@ def order_create_response(
     order = placed.order
     if not placed.created:
         order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id)
-    body = OrderSerializer(order, context={"base_url": base_url}).data
+    body = order_representation(order, base_url=base_url)
     return (201 if placed.created else 200), body
 
 

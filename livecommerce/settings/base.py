@@ -202,6 +202,8 @@ PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", False)
 ORDER_STATUS_LINK_MAX_AGE = int(os.environ.get("ORDER_STATUS_LINK_MAX_AGE", str(30 * 86400)))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 TOKEN_CACHE_SECONDS = 30
+# A valid token is also kept in each process this long (revocation reaches other processes within it).
+TOKEN_LOCAL_CACHE_SECONDS = float(os.environ.get("TOKEN_LOCAL_CACHE_SECONDS", "1"))
 ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "8"))
 
 LOGGING = {

@@ -7,6 +7,7 @@ first test says what it needs).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,9 @@ from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.core.viewsets import IdFilter, MerchantFilterBackend, MerchantScopedViewSet
-from apps.merchants.services import api_token_revoke
+from apps.merchants.authentication import forget_local
+from apps.merchants.models import ApiToken
+from apps.merchants.services import api_token_revoke, token_cache_key
 from apps.orders.models import Order
 
 from ..factories import MerchantFactory, order_body
@@ -299,4 +302,21 @@ def test_revoked_token_stays_revoked_after_the_cache_entry_expires(world: World)
     a.token.revoked_at = timezone.now()
     a.token.save()
     cache.clear()
+    forget_local([a.token.key_hash])  # this process's short cache expired too
     assert a.api.get("/api/v1/products").status_code == 401
+
+
+def test_a_token_revoked_by_another_process_stops_working_here_within_the_local_ttl(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    """Another server process revokes (database + Redis marker); this process had the token in
+    its own short cache: it keeps answering for at most TOKEN_LOCAL_CACHE_SECONDS, then 401."""
+    settings.TOKEN_LOCAL_CACHE_SECONDS = 0.5
+    a = world.a
+    forget_local([a.token.key_hash])
+    assert a.api.get("/api/v1/products").status_code == 200  # now in this process's cache
+    ApiToken.objects.filter(pk=a.token.pk).update(revoked_at=timezone.now())
+    cache.set(token_cache_key(a.token.key_hash), "-", timeout=60)  # what api_token_revoke does there
+    assert a.api.get("/api/v1/products").status_code == 200  # still within the local TTL
+    time.sleep(0.6)
+    r = a.api.get("/api/v1/products")
+    assert r.status_code == 401
+    assert r.json()["code"] == "authentication_failed"

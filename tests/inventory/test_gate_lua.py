@@ -115,13 +115,54 @@ def test_reserve_takes_a_hold(gate_client):
     assert_consistent(s)
 
 
+def remember(client: Any, hold: str, buyer: str = "b1", qty: int = 1, now: int = NOW) -> GateResult:
+    return gate_reserve(LISTING, hold_id=hold, buyer=buyer, quantity=qty, now_ms=now, client=client, remember=True)
+
+
+def test_reserve_remembers_hold_ids_and_tells_a_released_one_apart(gate_client):
+    load(gate_client, quota=3, limit=2)
+    assert remember(gate_client, "o1", "alice", 2) == GateResult("ok", 1, 2)
+    assert gate_client.hgetall(listing_keys(LISTING)["seen"]) == {"o1": "1"}
+    # While held: a replay, no second effect.
+    assert remember(gate_client, "o1", "alice", 2) == GateResult("ok", 1, 2, replay=True)
+    assert gate_release(LISTING, hold_id="o1", client=gate_client) == "released"
+    before = state(gate_client)
+    # Released: "seen", and nothing written, whatever else holds (here: units are left).
+    assert remember(gate_client, "o1", "alice", 2) == GateResult("seen", 3, 0, replay=True)
+    assert state(gate_client) == before
+    # Without remember the same hold id is simply new again (the caller found no order).
+    assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 1, 2)
+    assert_consistent(state(gate_client))
+
+
+def test_reserve_seen_wins_over_sold_out_and_closed(gate_client):
+    """A replay of a cancelled order must find its order, not a refusal meant for new buyers."""
+    load(gate_client, quota=1, limit=1)
+    assert remember(gate_client, "o1", "alice").status == "ok"
+    gate_release(LISTING, hold_id="o1", client=gate_client)
+    assert remember(gate_client, "o2", "bob").status == "ok"  # the last unit goes to bob
+    assert remember(gate_client, "o3", "carol").status == "sold_out"
+    assert remember(gate_client, "o1", "alice").status == "seen"
+    gate_meta(LISTING, meta(closed=True, quota=1, limit=1), client=gate_client)
+    assert remember(gate_client, "o1", "alice").status == "seen"
+    assert remember(gate_client, "o4", "dave").status == "closed"
+    # Refusals are not remembered.
+    assert set(gate_client.hkeys(listing_keys(LISTING)["seen"])) == {"o1", "o2"}
+
+
+def test_reserve_without_remember_never_touches_seen(gate_client):
+    load(gate_client, quota=3, limit=3)
+    assert reserve(gate_client, "o1", "alice").status == "ok"
+    assert gate_client.exists(listing_keys(LISTING)["seen"]) == 0
+
+
 def test_reserve_same_hold_twice_has_no_second_effect(gate_client):
     load(gate_client, quota=10, limit=5)
     assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 8, 2)
     before = state(gate_client)
-    assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 8, 2)
+    assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 8, 2, replay=True)
     # A replay with other arguments still reports the original hold, untouched.
-    assert reserve(gate_client, "o1", "mallory", 3, now=NOW + 5) == GateResult("ok", 8, 2)
+    assert reserve(gate_client, "o1", "mallory", 3, now=NOW + 5) == GateResult("ok", 8, 2, replay=True)
     assert state(gate_client) == before
 
 
@@ -129,7 +170,7 @@ def test_reserve_replay_of_a_taken_hold_is_ok_even_after_the_window_closed(gate_
     load(gate_client, quota=2, limit=2)
     assert reserve(gate_client, "o1", "alice", 2).status == "ok"
     gate_meta(LISTING, meta(closed=True, quota=2, limit=2), client=gate_client)
-    assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 0, 2)
+    assert reserve(gate_client, "o1", "alice", 2) == GateResult("ok", 0, 2, replay=True)
     assert reserve(gate_client, "o2", "bob", 1).status == "closed"
 
 
@@ -485,7 +526,7 @@ def test_recount_answers_not_loaded(gate_client):
 
 
 SCRIPTS_KEYS_ARGV = {
-    "reserve.lua": (3, 4),
+    "reserve.lua": (4, 4),  # the 4th (seen) may be left out
     "release.lua": (3, 1),
     "load.lua": (3, 6),
     "meta.lua": (1, 5),
@@ -499,7 +540,7 @@ SCRIPTS_KEYS_ARGV = {
 def test_scripts_assert_their_arity(gate_client, name):
     numkeys, numargs = SCRIPTS_KEYS_ARGV[name]
     k = listing_keys(LISTING)
-    all_keys = [k["state"], k["buyers"], k["holds"], k["lock"]]
+    all_keys = [k["state"], k["buyers"], k["holds"], k["seen"], k["lock"]]
     args = ["0"] * numargs
     with pytest.raises(redis.ResponseError, match=f"{name} expects {numkeys} KEYS"):
         eval_file(gate_client, name, all_keys[: numkeys + 1], args)

@@ -11,12 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.core.redis import get_client
-from apps.inventory import services as inventory_services
 from apps.inventory.reconcile import reconcile_all
 from apps.orders.models import Order, OrderStatus, Payment
 from apps.orders.services import payments
@@ -112,28 +111,47 @@ def test_redis_flushed_mid_sale_loses_nothing_and_oversells_nothing(merchant, to
     assert sold >= 1
 
 
-def test_injected_database_failures_release_their_holds(merchant, token, monkeypatch):
+_FLAKY = {
+    # A real failure inside the database, on the last row an order writes (its ledger event, after
+    # the hot rows were taken): a quarter of the inserts raise.
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION lc_test_flaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF random() < 0.25 THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER lc_test_flaky BEFORE INSERT ON orders_orderevent FOR EACH ROW EXECUTE FUNCTION lc_test_flaky()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER lc_test_flaky BEFORE INSERT ON orders_orderevent WHEN (abs(random()) % 4) = 0 "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    ],
+}
+
+
+def _flaky_database(on: bool) -> None:
+    with connection.cursor() as cur:
+        if on:
+            for sql in _FLAKY[connection.vendor]:
+                cur.execute(sql)
+        else:
+            cur.execute(
+                "DROP TRIGGER IF EXISTS lc_test_flaky ON orders_orderevent"
+                if connection.vendor == "postgresql"
+                else "DROP TRIGGER IF EXISTS lc_test_flaky"
+            )
+
+
+def test_injected_database_failures_release_their_holds(merchant, token):
     listing = make_listing(merchant, quota=50, on_hand=50, limit=2)
-    real = inventory_services.stock_reserve_record
-    rng = random.Random(3)
-    rng_lock = threading.Lock()
-
-    def flaky(**kwargs):  # type: ignore[no-untyped-def]
-        with rng_lock:
-            fail = rng.random() < 0.25
-        if fail:
-            raise DatabaseError("injected failure")
-        return real(**kwargs)
-
-    monkeypatch.setattr(inventory_services, "stock_reserve_record", flaky)
-    results = _storm(token, _buyer_jobs(listing.pk, 500, buyers=300, seed=5))
+    _flaky_database(True)
+    try:
+        results = _storm(token, _buyer_jobs(listing.pk, 500, buyers=300, seed=5))
+    finally:
+        _flaky_database(False)
     summary = _summarise(results)
     assert {s for s, _ in results} <= {201, 409, 503}, summary
     assert all(b["code"] == "temporarily_unavailable" for s, b in results if s == 503)
     assert summary["503:temporarily_unavailable"] > 0
     assert_consistent(listing.pk)
     # No failed request leaked a hold: a second wave, with the database healthy, sells the rest.
-    monkeypatch.setattr(inventory_services, "stock_reserve_record", real)
     second = _storm(token, [(order_body(listing.pk, buyer=f"late-{i}"), f"late-{i}") for i in range(100)])
     assert {s for s, _ in second} <= {201, 409}, _summarise(second)
     assert_consistent(listing.pk, expect_sold=50)

@@ -9,6 +9,7 @@ from apps.inventory.models import Stock
 from apps.orders.models import Order, OrderStatus
 
 from ..factories import make_listing, order_body
+from .invariants import assert_consistent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,3 +120,82 @@ def test_cancel_releases_stock_once(api, merchant):
     assert listing.sold == 0
     assert Stock.objects.get(sku=listing.sku).reserved == 0
     assert Order.objects.get(public_id=oid).status == OrderStatus.CANCELLED
+
+
+def test_replay_of_a_cancelled_order_returns_it_even_when_sold_out(api, merchant):
+    """The gate remembers every key it held: a replay after cancellation finds its order instead
+    of the sold-out answer meant for new buyers."""
+    listing = make_listing(merchant, quota=1)
+    first = post_order(api, order_body(listing.pk, buyer="a"), key="ka")
+    assert first.status_code == 201
+    oid = first.json()["id"]
+    assert api.post(f"/api/v1/orders/{oid}/cancel", {}, format="json").status_code == 200
+    assert post_order(api, order_body(listing.pk, buyer="b"), key="kb").status_code == 201
+    assert post_order(api, order_body(listing.pk, buyer="c"), key="kc").json()["code"] == "sold_out"
+    again = post_order(api, order_body(listing.pk, buyer="a"), key="ka")
+    assert again.status_code == 200, again.content
+    assert again.json()["id"] == oid
+    assert again.json()["status"] == "cancelled"
+    other = post_order(api, order_body(listing.pk, buyer="a", quantity=2), key="ka")
+    assert other.status_code == 422
+    assert_consistent(listing.pk, expect_sold=1)
+
+
+def _failing_ledger(on: bool) -> None:
+    """A real failure inside the database on the last row an order writes."""
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            if on:
+                cur.execute(
+                    "CREATE OR REPLACE FUNCTION lc_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                    "BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+                )
+                cur.execute(
+                    "CREATE TRIGGER lc_test_fail BEFORE INSERT ON orders_orderevent "
+                    "FOR EACH ROW EXECUTE FUNCTION lc_test_fail()"
+                )
+            else:
+                cur.execute("DROP TRIGGER IF EXISTS lc_test_fail ON orders_orderevent")
+        elif on:
+            cur.execute(
+                "CREATE TRIGGER lc_test_fail BEFORE INSERT ON orders_orderevent "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        else:
+            cur.execute("DROP TRIGGER IF EXISTS lc_test_fail")
+
+
+def test_a_key_whose_first_attempt_failed_in_the_database_can_be_retried(api, merchant):
+    listing = make_listing(merchant, quota=2, limit=1)
+    post_order(api, order_body(listing.pk, buyer="warm"), key="warm")  # the ledger head exists
+    _failing_ledger(True)
+    try:
+        failed = post_order(api, order_body(listing.pk, buyer="a"), key="retry-me")
+    finally:
+        _failing_ledger(False)
+    assert failed.status_code == 503, failed.content
+    assert failed.json()["code"] == "temporarily_unavailable"
+    assert_consistent(listing.pk, expect_sold=1)  # nothing half-written, the hold given back
+    again = post_order(api, order_body(listing.pk, buyer="a"), key="retry-me")
+    assert again.status_code == 201, again.content
+    assert_consistent(listing.pk, expect_sold=2)
+
+
+def test_more_than_the_buyer_limit_in_one_order_is_refused_by_the_database_too(api, merchant, settings):
+    """With Redis gone the database alone decides, and a first order above the limit is refused."""
+    from apps.core import redis as core_redis
+
+    listing = make_listing(merchant, quota=10, limit=2)
+    dead = "redis://127.0.0.1:1/0"
+    settings.REDIS_URL = dead
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": dead}}
+    core_redis.reset_clients()
+    try:
+        r = post_order(api, order_body(listing.pk, buyer="big", quantity=3), key="big")
+        ok = post_order(api, order_body(listing.pk, buyer="big", quantity=2), key="fits")
+    finally:
+        core_redis.reset_clients()
+    assert r.status_code == 409, r.content
+    assert r.json()["code"] == "over_buyer_limit"
+    assert ok.status_code == 201, ok.content
+    assert_consistent(listing.pk, expect_sold=2, check_redis=False)

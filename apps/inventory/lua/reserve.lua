@@ -6,27 +6,32 @@ KEYS[1] state   hash: closed ("0"/"1"), opens (epoch ms), closes (epoch ms, 0 = 
                       quota, left, limit (per buyer), ver
 KEYS[2] buyers  hash: buyer -> units held
 KEYS[3] holds   hash: hold id (the order's public id) -> "buyer|qty|ts_ms"
+KEYS[4] seen    (optional) hash: hold id -> "1" for every hold ever taken (idempotent replays of
+                an order whose hold was since released are told apart from new requests)
 
 ARGV[1] hold_id  ARGV[2] buyer  ARGV[3] qty (integer >= 1)  ARGV[4] now_ms
 
-Returns {status, left, buyer_held}, status one of:
+Returns {status, left, buyer_held, replay}, status one of:
   "not_loaded"  state is missing (rebuild it from the database, then retry); left = held = 0
   "ok"          the hold was taken (left -= qty, buyers[buyer] += qty, ver += 1), or it already
                 existed (idempotent: no second effect; held is then its own buyer's units)
   "closed"      closed == "1", or now < opens, or (closes > 0 and now >= closes)
   "sold_out"    left < qty
   "over_limit"  buyers[buyer] + qty > limit
+  "seen"        (only with KEYS[4]) no hold now, but this hold id took one before: the caller
+                looks its order up; nothing is written
+replay is 1 when the answer is about an existing hold or a seen hold id, else 0.
 Checks run in that order. Nothing is written unless the status is a fresh "ok".
 Errors (nothing written): wrong number of KEYS or ARGV, qty not a positive integer, now not a number.
 ]]
-if #KEYS ~= 3 then
-  return redis.error_reply("ERR reserve.lua expects 3 KEYS (state, buyers, holds), got " .. #KEYS)
+if #KEYS ~= 3 and #KEYS ~= 4 then
+  return redis.error_reply("ERR reserve.lua expects 4 KEYS (state, buyers, holds, seen; seen may be left out), got " .. #KEYS)
 end
 if #ARGV ~= 4 then
   return redis.error_reply("ERR reserve.lua expects 4 ARGV (hold_id, buyer, qty, now_ms), got " .. #ARGV)
 end
 
-local state, buyers, holds = KEYS[1], KEYS[2], KEYS[3]
+local state, buyers, holds, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local hold_id, buyer = ARGV[1], ARGV[2]
 local qty, now = tonumber(ARGV[3]), tonumber(ARGV[4])
 if qty == nil or qty < 1 or qty ~= math.floor(qty) then
@@ -37,7 +42,7 @@ if now == nil then
 end
 
 if redis.call("EXISTS", state) == 0 then
-  return {"not_loaded", 0, 0}
+  return {"not_loaded", 0, 0, 0}
 end
 
 local s = redis.call("HMGET", state, "closed", "opens", "closes", "left", "limit")
@@ -47,24 +52,30 @@ local existing = redis.call("HGET", holds, hold_id)
 if existing then
   -- Idempotent replay: report the hold's own buyer (the one that counts), never re-apply.
   local owner = string.match(existing, "^(.*)|[^|]*|[^|]*$") or buyer
-  return {"ok", left, tonumber(redis.call("HGET", buyers, owner)) or 0}
+  return {"ok", left, tonumber(redis.call("HGET", buyers, owner)) or 0, 1}
 end
 
 local held = tonumber(redis.call("HGET", buyers, buyer)) or 0
+if seen and redis.call("HEXISTS", seen, hold_id) == 1 then
+  return {"seen", left, held, 1}
+end
 local opens = tonumber(s[2]) or 0
 local closes = tonumber(s[3]) or 0
 if s[1] == "1" or now < opens or (closes > 0 and now >= closes) then
-  return {"closed", left, held}
+  return {"closed", left, held, 0}
 end
 if left < qty then
-  return {"sold_out", left, held}
+  return {"sold_out", left, held, 0}
 end
 if held + qty > (tonumber(s[5]) or 0) then
-  return {"over_limit", left, held}
+  return {"over_limit", left, held, 0}
 end
 
 left = redis.call("HINCRBY", state, "left", -qty)
 redis.call("HINCRBY", state, "ver", 1)
 held = redis.call("HINCRBY", buyers, buyer, qty)
 redis.call("HSET", holds, hold_id, buyer .. "|" .. string.format("%d", qty) .. "|" .. ARGV[4])
-return {"ok", left, held}
+if seen then
+  redis.call("HSET", seen, hold_id, "1")
+end
+return {"ok", left, held, 0}

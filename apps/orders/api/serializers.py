@@ -4,6 +4,11 @@ render output."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.orders.models import Order, OrderLine
@@ -101,3 +106,61 @@ class PaymentResultSerializer(serializers.Serializer):
     order = serializers.CharField()
     outcome = serializers.CharField()
     order_status = serializers.CharField()
+
+
+# --- the hot path's renderer -------------------------------------------------------------------------
+_CENT = Decimal("0.01")
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP):f}"
+
+
+def _when(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def order_representation(order: Order, *, base_url: str) -> dict[str, Any]:
+    """Exactly ``OrderSerializer(order, context={"base_url": base_url}).data``, without building
+    DRF fields per call (about ten times cheaper). Placement answers every accepted order with it;
+    ``tests/orders/test_render.py`` holds the two to the same output."""
+    lines = (
+        order._prefetched_objects_cache["lines"]
+        if "lines" in getattr(order, "_prefetched_objects_cache", {})
+        else list(order.lines.select_related("sku"))
+    )
+    buyer = order.buyer
+    return {
+        "id": order.public_id,
+        "status": order.status,
+        "listing": order.listing_id,
+        "session": order.session_id,
+        "channel": order.channel,
+        "buyer": {"external_id": buyer.external_id, "name": buyer.name, "phone": buyer.phone},
+        "lines": [
+            {
+                "sku": line.sku.code,
+                "listing": line.listing_id,
+                "quantity": line.quantity,
+                "unit_price": _money(line.unit_price),
+                "line_total": _money(line.line_total),
+            }
+            for line in lines
+        ],
+        "total": _money(order.total),
+        "currency": order.currency,
+        "pay_by": _when(order.pay_by),
+        "paid_at": _when(order.paid_at),
+        "status_url": base_url.rstrip("/") + status_path(order) if base_url else status_path(order),
+        "shipping_address": order.shipping_address,
+        "cancel_reason": order.cancel_reason,
+        "refund_due": _money(order.refund_due),
+        "carrier": order.carrier,
+        "tracking_number": order.tracking_number,
+        "version": order.version,
+        "created_at": _when(order.created_at),
+        "updated_at": _when(order.updated_at),
+    }

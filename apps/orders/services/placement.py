@@ -1,11 +1,15 @@
 """Placing a flash-sale order: the Redis gate decides first, the database decides last.
 
-1. Idempotency: a key seen before answers with its order (a Redis lookup, then the database).
-2. The gate (Lua ``reserve``) holds units for the order's public id; ``sold_out``, ``closed`` and
-   ``over_limit`` answer at once without touching the database; a missing key is rebuilt from the
-   database under a lock; an unreachable Redis lets the database decide alone.
-3. One transaction: buyer, order, line, stock movement, then the hot rows as late as possible
-   (buyer limit upsert, listing quota, stock — each one conditional statement), the ledger last.
+1. The gate (Lua ``reserve``) holds units for the order's public id (derived from the
+   Idempotency-Key); ``sold_out``, ``closed`` and ``over_limit`` answer at once without touching
+   the database; a missing key is rebuilt from the database under a lock; an unreachable Redis
+   lets the database decide alone.
+2. Idempotency: the gate remembers every hold id it held, so only a key used before (or a Redis
+   that cannot tell) costs a database lookup of the earlier order.
+3. The database: buyer, order, line, stock movement, then the hot rows as late as possible (buyer
+   limit upsert, listing quota, stock), the ledger last. On PostgreSQL that is ONE statement,
+   committed by the server as it ends (``_PLACE_SQL``); elsewhere one transaction of conditional
+   statements.
 4. On failure the hold is released (idempotent) and a gate/database disagreement is counted.
 """
 
@@ -13,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,7 +46,7 @@ from apps.orders.errors import (
     SoldOut,
     Unavailable,
 )
-from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderStatus
+from apps.orders.models import Buyer, LedgerHead, ListingBuyer, Order, OrderLine, OrderStatus
 from apps.orders.validation import OrderRequest
 
 from .gate_sync import buyer_key, gate_rebuild
@@ -48,7 +54,6 @@ from .ledger import content_digest, ledger_append
 
 log = logging.getLogger(__name__)
 STATUS_SALT = "livecommerce.order-status"
-IDEM_TTL = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -90,10 +95,6 @@ def status_path(order: Order) -> str:
     return f"/o/{order.public_id}/?t={status_token(order.public_id)}"
 
 
-def _idem_cache_key(merchant_id: int, key: str) -> str:
-    return f"lc:idem:{merchant_id}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-
-
 # --- the service -----------------------------------------------------------------------------------
 def order_place(
     *,
@@ -111,25 +112,30 @@ def order_place(
         raise ListingNotFound("no such listing", extra={"listing": req.listing_id})
     merchant_id = info.merchant_id
     fingerprint = req.fingerprint()
-    if idempotency_key is not None:
+    public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
+    bkey = buyer_key(req.buyer_external_id)
+    remember = idempotency_key is not None
+    gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
+    if remember and gate_said in (_REPLAY, _SEEN, _NO_GATE):
+        # The key was used before (or Redis cannot tell): the database knows its order.
         existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
         if existing is not None:
             return Placement(existing, created=False)
-    public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
-    bkey = buyer_key(req.buyer_external_id)
-    held = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity)
+        if gate_said == _SEEN:  # its earlier attempt failed: this one is new after all
+            gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=False)
+    held = gate_said in (_HELD, _REPLAY)
     try:
         order = _create_in_db(info, req, public_id, idempotency_key, fingerprint, channel, actor)
-    except IntegrityError:
+    except IntegrityError as exc:
         # A concurrent request with the same Idempotency-Key won; it owns the shared hold.
-        if idempotency_key is None:
-            _release(info.id, public_id, held)
-            raise
-        existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint, use_cache=False)
-        if existing is None:
-            _release(info.id, public_id, held)
-            raise
-        return Placement(existing, created=False)
+        existing = None
+        if idempotency_key is not None:
+            existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
+        if existing is not None:
+            return Placement(existing, created=False)
+        _release(info.id, public_id, held)
+        log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
+        raise Unavailable("could not save the order; nothing was charged or held — please retry") from exc
     except DatabaseError as exc:
         _release(info.id, public_id, held)
         log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
@@ -145,14 +151,7 @@ def order_place(
     return Placement(order, created=True)
 
 
-def _idempotent_replay(merchant_id: int, key: str, fingerprint: str, *, use_cache: bool = True) -> Order | None:
-    if use_cache:
-        try:
-            cached = get_client().get(_idem_cache_key(merchant_id, key))
-        except Exception:  # noqa: BLE001 - fall through to the database
-            cached = "?"
-        if cached is None:
-            return None
+def _idempotent_replay(merchant_id: int, key: str, fingerprint: str) -> Order | None:
     order = Order.objects.filter(merchant_id=merchant_id, idempotency_key=key).first()
     if order is None:
         return None
@@ -161,16 +160,28 @@ def _idempotent_replay(merchant_id: int, key: str, fingerprint: str, *, use_cach
     return order
 
 
-def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int) -> bool:
-    """True when the gate holds units for this order; False when Redis is unreachable (the
-    database decides alone). Raises the gate's refusal."""
+# What the gate said (``_gate_hold``): units held for this order; the hold id holds units already
+# (a replay, or a concurrent duplicate in flight); it held units before (a replay of a released
+# order); Redis cannot decide (the database decides alone).
+_HELD, _REPLAY, _SEEN, _NO_GATE = "held", "replay", "seen", "no_gate"
+
+
+def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int, remember: bool) -> str:
+    """Ask the gate for a hold; raises the gate's refusal."""
     try:
         for _attempt in range(3):
             result = gate.gate_reserve(
-                info.id, hold_id=public_id, buyer=buyer, quantity=quantity, now_ms=int(time.time() * 1000)
+                info.id,
+                hold_id=public_id,
+                buyer=buyer,
+                quantity=quantity,
+                now_ms=int(time.time() * 1000),
+                remember=remember,
             )
             if result.status == gate.OK:
-                return True
+                return _REPLAY if result.replay else _HELD
+            if result.status == gate.SEEN:
+                return _SEEN
             if result.status == gate.SOLD_OUT:
                 raise SoldOut("sold out", extra={"listing": info.id, "left": max(result.left, 0)})
             if result.status == gate.OVER_LIMIT:
@@ -182,11 +193,11 @@ def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int) 
                 raise ListingClosed("this listing is not open", extra={"listing": info.id})
             gate_rebuild(info.id)  # not_loaded: rebuild from the database, then try again
         log.warning("gate could not be loaded; the database decides", extra={"listing": info.id})
-        return False
+        return _NO_GATE
     except Exception as exc:
         if is_redis_error(exc):
             log.warning("redis unavailable; the database decides", extra={"listing": info.id})
-            return False
+            return _NO_GATE
         raise
 
 
@@ -230,6 +241,8 @@ def _buyer_upsert(merchant_id: int, req: OrderRequest) -> Buyer:
 
 def _listing_buyer_add(listing_id: int, buyer_id: int, quantity: int, limit: int) -> bool:
     """Upsert the buyer's units on the listing, only if they stay within the limit."""
+    if quantity > limit:
+        return False
     table = ListingBuyer._meta.db_table
     with connection.cursor() as cur:
         cur.execute(
@@ -250,6 +263,8 @@ def _create_in_db(
     channel: str,
     actor: str,
 ) -> Order:
+    if connection.vendor == "postgresql":
+        return _create_pg(info, req, public_id, idempotency_key, fingerprint, channel, actor)
     qty = req.quantity
     with transaction.atomic():
         now = timezone.now()
@@ -283,16 +298,13 @@ def _create_in_db(
         inventory.stock_reserve_record(
             sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=public_id
         )
-        reason = f"placed via {channel}"
-        if connection.vendor == "postgresql":
-            seq = _hot_rows_one_statement(info, order, buyer.pk, qty, listing.per_buyer_limit, now, actor, reason)
-        else:
-            seq = _hot_rows(info, order, buyer.pk, qty, listing.per_buyer_limit, now, actor, reason)
-        notify.order_changed_on_commit(order, listing_id=info.id, seq=seq)
-        if idempotency_key is not None:
-            key = _idem_cache_key(info.merchant_id, idempotency_key)
-            transaction.on_commit(lambda: _remember_key(key, public_id))
+        seq = _hot_rows(info, order, buyer.pk, qty, listing.per_buyer_limit, now, actor, f"placed via {channel}")
+        _after_commit(order, info, seq)
     return order
+
+
+def _after_commit(order: Order, info: ListingInfo, seq: int) -> None:
+    notify.order_changed_on_commit(order, listing_id=info.id, seq=seq, created=True)
 
 
 def _window_open(now: datetime) -> Q:
@@ -329,15 +341,48 @@ def _hot_rows(
     return event.seq
 
 
-# PostgreSQL: the four hot rows and the ledger event in ONE statement, so the row locks are held for
-# one round trip plus the commit instead of six (a lock holder waiting for its client to send the
-# next statement is what caps a hot SKU). Each step runs only if the one before it succeeded; the
-# counts say which refused. The chain link uses the same formula as ledger.chain_hash.
-_HOT_SQL = """
-WITH b AS (
-  INSERT INTO orders_listingbuyer (listing_id, buyer_id, units) VALUES (%(listing)s, %(buyer)s, %(qty)s)
-  ON CONFLICT (listing_id, buyer_id) DO UPDATE SET units = orders_listingbuyer.units + excluded.units
-  WHERE orders_listingbuyer.units + excluded.units <= %(limit)s
+# --- PostgreSQL: the whole placement in ONE statement ----------------------------------------------
+# Buyer upsert, order, line and stock movement first (no hot row yet), then the hot rows as late as
+# possible: the buyer's units on the listing (limit), the listing (window, quota), the stock row,
+# and the merchant's ledger head with the chained event last. Run in autocommit, so the server
+# commits the moment the statement ends: the hot row locks are held for the statement and the
+# durable commit, never while a busy client process gets round to sending COMMIT. If any step
+# refuses, ``lc_refuse`` (migration orders 0002) raises and the statement, hence everything it
+# wrote, rolls back. The chain link uses the same formula as ledger.chain_hash.
+_PLACE_SQL = """
+WITH li AS (
+  SELECT price, payment_window_seconds, per_buyer_limit FROM catalog_listing WHERE id = %(listing)s
+), u AS (
+  INSERT INTO orders_buyer AS ob (merchant_id, external_id, name, phone, created_at)
+  VALUES (%(merchant)s, %(ext)s, %(name)s, %(phone)s, %(now)s)
+  ON CONFLICT (merchant_id, external_id) DO UPDATE SET
+    name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE ob.name END,
+    phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE ob.phone END
+  RETURNING id, name, phone
+), o AS (
+  INSERT INTO orders_order (merchant_id, public_id, session_id, listing_id, buyer_id, channel, status,
+    total, currency, pay_by, shipping_address, idempotency_key, request_hash, version, cancel_reason,
+    refund_due, paid_at, carrier, tracking_number, created_at, updated_at)
+  SELECT %(merchant)s, %(public_id)s, %(session)s, %(listing)s, u.id, %(channel)s, %(to)s,
+    li.price * %(qty)s, 'CNY', %(now)s + make_interval(secs => li.payment_window_seconds), %(address)s::jsonb,
+    %(idem)s, %(fingerprint)s, 1, '', 0, NULL, '', '', %(now)s, %(now)s
+  FROM u, li
+  RETURNING id, total, pay_by
+), ln AS (
+  INSERT INTO orders_orderline (order_id, listing_id, sku_id, quantity, unit_price, line_total)
+  SELECT o.id, %(listing)s, %(sku)s, %(qty)s, li.price, li.price * %(qty)s FROM o, li
+  RETURNING 1
+), mv AS (
+  INSERT INTO inventory_stockmovement (merchant_id, sku_id, kind, on_hand_delta, reserved_delta, reason,
+    reference, created_at)
+  SELECT %(merchant)s, %(sku)s, 'reserve', 0, %(qty)s, 'order', %(public_id)s, %(now)s FROM o
+  RETURNING 1
+), b AS (
+  INSERT INTO orders_listingbuyer AS lb (listing_id, buyer_id, units)
+  SELECT %(listing)s, u.id, %(qty)s FROM u, li
+  WHERE %(qty)s <= li.per_buyer_limit AND EXISTS (SELECT 1 FROM ln) AND EXISTS (SELECT 1 FROM mv)
+  ON CONFLICT (listing_id, buyer_id) DO UPDATE SET units = lb.units + excluded.units
+  WHERE lb.units + excluded.units <= (SELECT per_buyer_limit FROM li)
   RETURNING 1
 ), l AS (
   UPDATE catalog_listing SET sold = sold + %(qty)s, version = version + 1
@@ -362,54 +407,125 @@ WITH b AS (
 ), e AS (
   INSERT INTO orders_orderevent
     (merchant_id, seq, order_id, from_status, to_status, actor, reason, created_at, prev_hash, hash)
-  SELECT %(merchant)s, h.seq, %(order)s, '', %(to)s, %(actor)s, %(reason)s, %(now)s, h.prev, h.hash FROM h
+  SELECT %(merchant)s, h.seq, o.id, '', %(to)s, %(actor)s, %(reason)s, %(now)s, h.prev, h.hash FROM h, o
   RETURNING seq
 )
-SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM l), (SELECT count(*) FROM s), (SELECT seq FROM e)
+SELECT CASE
+    WHEN NOT EXISTS (SELECT 1 FROM b) THEN lc_refuse('buyer')
+    WHEN NOT EXISTS (SELECT 1 FROM l) THEN lc_refuse('listing')
+    WHEN NOT EXISTS (SELECT 1 FROM s) THEN lc_refuse('stock')
+    WHEN NOT EXISTS (SELECT 1 FROM e) THEN lc_refuse('ledger')
+    ELSE 0 END,
+  o.id, o.total, o.pay_by, u.id, u.name, u.phone, (SELECT seq FROM e), li.price
+FROM o, u, li
 """
+_REFUSED = "lc_refuse:"
 
 
-def _hot_rows_one_statement(
-    info: ListingInfo, order: Order, buyer_id: int, qty: int, limit: int, now: datetime, actor: str, reason: str
-) -> int:
-    actor, reason = actor[:100], reason[:200]
-    digest = content_digest(
-        merchant_id=info.merchant_id,
-        order_public_id=order.public_id,
-        from_status="",
-        to_status=OrderStatus.PENDING_PAYMENT,
-        actor=actor,
-        reason=reason,
-        created_at=now,
-    )
+def _create_pg(
+    info: ListingInfo,
+    req: OrderRequest,
+    public_id: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    channel: str,
+    actor: str,
+) -> Order:
+    """One statement, one round trip, committed by the server (see ``_PLACE_SQL``)."""
+    now = timezone.now()
+    actor, reason = actor[:100], f"placed via {channel}"[:200]
     params = {
         "listing": info.id,
-        "buyer": buyer_id,
-        "qty": qty,
-        "limit": limit,
-        "now": now,
-        "sku": info.sku_id,
         "merchant": info.merchant_id,
-        "digest": digest,
-        "order": order.pk,
+        "session": info.session_id,
+        "sku": info.sku_id,
+        "qty": req.quantity,
+        "ext": req.buyer_external_id,
+        "name": req.buyer_name,
+        "phone": req.buyer_phone,
+        "now": now,
+        "public_id": public_id,
+        "channel": channel,
         "to": OrderStatus.PENDING_PAYMENT,
+        "address": json.dumps(req.address, ensure_ascii=False),
+        "idem": idempotency_key,
+        "fingerprint": fingerprint,
         "actor": actor,
         "reason": reason,
+        "digest": content_digest(
+            merchant_id=info.merchant_id,
+            order_public_id=public_id,
+            from_status="",
+            to_status=OrderStatus.PENDING_PAYMENT,
+            actor=actor,
+            reason=reason,
+            created_at=now,
+        ),
     }
-    with connection.cursor() as cur:
-        cur.execute(_HOT_SQL, params)
-        buyer_ok, listing_ok, stock_ok, seq = cur.fetchone()
-    if not (buyer_ok and listing_ok and stock_ok):
-        raise _refusal(info, now, buyer_ok=bool(buyer_ok), listing_ok=bool(listing_ok), limit=limit)
-    if seq is None:  # the merchant has no ledger head yet: append the slow way (creates it)
-        seq = ledger_append(
-            order=order, from_status="", to_status=OrderStatus.PENDING_PAYMENT, actor=actor, reason=reason
-        ).seq
-    return seq
+    for attempt in (1, 2):
+        try:
+            # Inside a caller's transaction a savepoint keeps a refusal from poisoning it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                with connection.cursor() as cur:
+                    cur.execute(_PLACE_SQL, params)
+                    row = cur.fetchone()
+            break
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:
+            refused = _refused_step(exc)
+            if refused is None:
+                raise
+            if refused == "ledger" and attempt == 1:  # the merchant's first event: create the head
+                LedgerHead.objects.get_or_create(merchant_id=info.merchant_id)
+                continue
+            limit = Listing.objects.filter(pk=info.id).values_list("per_buyer_limit", flat=True).first() or 0
+            raise _refusal(
+                info, now, buyer_ok=refused != "buyer", listing_ok=refused not in ("buyer", "listing"), limit=limit
+            ) from None
+    if row is None:
+        raise ListingNotFound("no such listing", extra={"listing": info.id})
+    _zero, pk, total, pay_by, buyer_id, buyer_name, buyer_phone, seq, unit_price = row
+    buyer = Buyer(
+        pk=buyer_id, merchant_id=info.merchant_id, external_id=req.buyer_external_id, name=buyer_name, phone=buyer_phone
+    )
+    order = Order(
+        pk=pk,
+        merchant_id=info.merchant_id,
+        public_id=public_id,
+        session_id=info.session_id,
+        listing_id=info.id,
+        buyer=buyer,
+        channel=channel,
+        status=OrderStatus.PENDING_PAYMENT,
+        total=total,
+        currency="CNY",
+        pay_by=pay_by,
+        shipping_address=req.address,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        version=1,
+        refund_due=Decimal("0.00"),
+        created_at=now,
+        updated_at=now,
+    )
+    order._state.adding = False
+    line = OrderLine(
+        order=order,
+        listing_id=info.id,
+        sku_id=info.sku_id,
+        quantity=req.quantity,
+        unit_price=unit_price,
+        line_total=total,
+    )
+    line.sku = SKU(pk=info.sku_id, code=info.sku_code, merchant_id=info.merchant_id)
+    order._prefetched_objects_cache = {"lines": [line]}
+    _after_commit(order, info, seq)
+    return order
 
 
-def _remember_key(key: str, public_id: str) -> None:
-    try:
-        get_client().set(key, public_id, ex=IDEM_TTL)
-    except Exception:  # noqa: BLE001 - the database still knows the key
-        pass
+def _refused_step(exc: DatabaseError) -> str | None:
+    message = str(getattr(exc, "__cause__", None) or exc)
+    if _REFUSED not in message:
+        return None
+    return message.split(_REFUSED, 1)[1].split()[0].strip()
