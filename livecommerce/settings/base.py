@@ -103,6 +103,10 @@ else:
         "max_size": int(os.environ.get("DB_POOL_MAX", "20")),
         "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
     }
+    # Django's cursors bind client-side and never prepare; this only lets the order placement
+    # statement be prepared on purpose (``placement._execute_prepared``). Django's default (None)
+    # would turn server-side prepared statements off altogether.
+    _db["OPTIONS"]["prepare_threshold"] = 5
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"

@@ -331,3 +331,35 @@ async def test_ping_and_resync(merchant):
     await comm.send_json_to({"type": "subscribe"})
     assert (await comm.receive_json_from())["code"] == "unknown_message"
     await comm.disconnect()
+
+
+def test_the_publisher_uses_the_layers_own_group_channel_and_format():
+    """``events`` publishes batches straight to Redis; what it writes must be exactly what
+    channels_redis's ``group_send`` writes, or consumers would hear nothing."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+    from django.conf import settings
+
+    from apps.core import events
+
+    layer = get_channel_layer()
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+
+    async def check() -> None:
+        name = await layer.new_channel()
+        await layer.group_add("unit-test-group", name)
+        try:
+            loop_layer = layer._get_layer()
+            assert loop_layer._get_group_channel_name("unit-test-group") == events.group_channel(
+                prefix, "unit-test-group"
+            )
+            await asyncio.sleep(0.05)  # the subscription is live
+            events.publish("unit-test-group", {"type": "x", "version": 3, "n": [1, "二"]})
+            assert await asyncio.to_thread(events.flush)
+            message = await asyncio.wait_for(layer.receive(name), 5)
+            assert message == {"type": "broadcast", "payload": {"type": "x", "version": 3, "n": [1, "二"]}}
+        finally:
+            await layer.group_discard("unit-test-group", name)
+
+    asyncio.run(check())
