@@ -43,7 +43,7 @@ class StockMovement(models.Model):
         ADJUST = "adjust", "Adjust"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="movements")
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="movements", db_index=False)  # (sku, id)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     on_hand_delta = models.IntegerField(default=0)
     reserved_delta = models.IntegerField(default=0)

@@ -39,8 +39,10 @@ RESERVING_STATUSES = (
 )
 
 
+# Foreign keys marked ``db_index=False`` lead a composite index or unique constraint already; a
+# second index would only cost every order insert (the flash-sale hot path) another write.
 class Buyer(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="buyers")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="buyers", db_index=False)
     external_id = models.CharField(max_length=100)
     name = models.CharField(max_length=100, blank=True, default="")
     phone = models.CharField(max_length=32, blank=True, default="")
@@ -58,7 +60,7 @@ class ListingBuyer(models.Model):
 
     merchant_path = "listing__merchant"
 
-    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="+")
+    listing = models.ForeignKey(Listing, on_delete=models.CASCADE, related_name="+", db_index=False)
     buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="+")
     units = models.IntegerField(default=0)
 
@@ -70,10 +72,14 @@ class ListingBuyer(models.Model):
 
 
 class Order(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders")
-    public_id = models.CharField(max_length=32, unique=True, editable=False)
-    session = models.ForeignKey(LiveSession, on_delete=models.PROTECT, related_name="orders", null=True, blank=True)
-    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="orders", null=True, blank=True)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders", db_index=False)
+    public_id = models.CharField(max_length=32, editable=False)  # unique: Meta (no LIKE index)
+    session = models.ForeignKey(
+        LiveSession, on_delete=models.PROTECT, related_name="orders", null=True, blank=True, db_index=False
+    )
+    listing = models.ForeignKey(
+        Listing, on_delete=models.PROTECT, related_name="orders", null=True, blank=True, db_index=False
+    )
     buyer = models.ForeignKey(Buyer, on_delete=models.PROTECT, related_name="orders")
     channel = models.CharField(max_length=16, default="api")
     status = models.CharField(
@@ -103,6 +109,7 @@ class Order(models.Model):
             models.Index(fields=["listing", "status"]),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["public_id"], name="uniq_order_public_id"),
             models.UniqueConstraint(
                 fields=["merchant", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),
@@ -162,7 +169,7 @@ class LedgerHead(models.Model):
 class OrderEvent(models.Model):
     """Append-only, hash-chained ledger of order status changes, one chain per merchant."""
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+", db_index=False)
     seq = models.PositiveBigIntegerField()
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
     from_status = models.CharField(max_length=20, blank=True, default="")

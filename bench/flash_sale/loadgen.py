@@ -22,6 +22,7 @@ class Result:
     codes: Counter = field(default_factory=Counter)
     first_by_code: dict = field(default_factory=dict)
     last_by_code: dict = field(default_factory=dict)
+    latencies_by_code: dict = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -39,6 +40,10 @@ class Result:
 
     def median_ms(self) -> float:
         return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
+
+    def code_pct(self, code: str, p: float) -> float:
+        xs = sorted(self.latencies_by_code.get(code, []))
+        return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000 if xs else 0.0
 
 
 def build(method: str, path: str, host: str, body: bytes | None, headers: dict[str, str]) -> bytes:
@@ -104,12 +109,14 @@ async def run(
                 res.statuses[status] += 1
                 if classify:
                     try:
-                        code = json.loads(body).get("code") or json.loads(body).get("status") or str(status)
+                        data = json.loads(body)
+                        code = data.get("code") or data.get("status") or str(status)
                     except ValueError:
                         code = str(status)
                     res.codes[code] += 1
                     res.first_by_code.setdefault(code, t1)
                     res.last_by_code[code] = t1
+                    res.latencies_by_code.setdefault(code, []).append(t1 - t0)
         finally:
             writer.close()
 

@@ -209,6 +209,10 @@ TOKEN_CACHE_SECONDS = 30
 # A valid token is also kept in each process this long (revocation reaches other processes within it).
 TOKEN_LOCAL_CACHE_SECONDS = float(os.environ.get("TOKEN_LOCAL_CACHE_SECONDS", "1"))
 ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "8"))
+# PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
+# batch (``placement._Batcher``); at most this many per batch.
+ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
+ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
 
 LOGGING = {
     "version": 1,

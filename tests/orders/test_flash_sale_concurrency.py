@@ -248,3 +248,55 @@ def test_redis_down_the_database_alone_sells_exactly_the_quota(merchant, token, 
     assert {s for s, _ in results} <= {201, 409}, summary
     assert summary["201:pending_payment"] == 20
     assert_consistent(listing.pk, expect_sold=20, check_redis=False)
+
+
+def test_orders_placed_in_one_batch_succeed_or_fail_one_by_one(merchant, token):
+    """On PostgreSQL, orders waiting at the same moment are placed together (one call, one
+    commit). Within a batch a refusal or a database failure touches only its own order."""
+    from apps.orders.services import placement
+
+    listing = make_listing(merchant, quota=200, on_hand=200, limit=1)
+    poison = (
+        [
+            "CREATE OR REPLACE FUNCTION lc_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.external_id LIKE 'poison%' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER lc_test_poison BEFORE INSERT ON orders_buyer "
+            "FOR EACH ROW EXECUTE FUNCTION lc_test_poison()",
+        ]
+        if connection.vendor == "postgresql"
+        else [
+            "CREATE TRIGGER lc_test_poison BEFORE INSERT ON orders_buyer WHEN NEW.external_id LIKE 'poison%' "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        ]
+    )
+    with connection.cursor() as cur:
+        for sql in poison:
+            cur.execute(sql)
+    before = placement._batcher.largest
+    jobs = []
+    for i in range(120):
+        kind = i % 4
+        buyer = f"poison-{i}" if kind == 0 else (f"twice-{i % 32}" if kind == 1 else f"ok-{i}")
+        jobs.append((order_body(listing.pk, buyer=buyer), f"batch-{i}"))
+    try:
+        results = _storm(token, jobs)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute(
+                "DROP TRIGGER IF EXISTS lc_test_poison ON orders_buyer"
+                if connection.vendor == "postgresql"
+                else "DROP TRIGGER IF EXISTS lc_test_poison"
+            )
+    by_buyer = {body["buyer"]["external_id"]: (s, b) for (body, _), (s, b) in zip(jobs, results, strict=True)}
+    summary = _summarise(results)
+    assert {s for s, _ in results} <= {201, 409, 503}, summary
+    assert all(s == 503 for name, (s, _) in by_buyer.items() if name.startswith("poison")), summary
+    assert not any(s == 503 for name, (s, _) in by_buyer.items() if not name.startswith("poison")), summary
+    pairs = zip(jobs, results, strict=True)
+    accepted = Counter(body["buyer"]["external_id"] for (body, _), (s, _) in pairs if s == 201)
+    assert all(n == 1 for n in accepted.values()), accepted  # the per-buyer limit held inside batches
+    assert summary["201:pending_payment"] == 60 + 8, summary  # every healthy buyer, each "twice" buyer once
+    assert summary["503:temporarily_unavailable"] == 30, summary
+    assert_consistent(listing.pk, expect_sold=68)
+    if connection.vendor == "postgresql":
+        assert placement._batcher.largest > 1 or before > 1, "no two orders were ever placed in one batch"

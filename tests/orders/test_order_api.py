@@ -199,3 +199,19 @@ def test_more_than_the_buyer_limit_in_one_order_is_refused_by_the_database_too(a
     assert r.json()["code"] == "over_buyer_limit"
     assert ok.status_code == 201, ok.content
     assert_consistent(listing.pk, expect_sold=2, check_redis=False)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_placement_answers_the_same_with_and_without_batching(api, merchant, settings, batching):
+    settings.ORDER_BATCHING = batching
+    listing = make_listing(merchant, quota=3, limit=2, price="5.00")
+    first = post_order(api, order_body(listing.pk, buyer="a", quantity=2), key="b1")
+    assert first.status_code == 201, first.content
+    assert first.json()["total"] == "10.00"
+    assert post_order(api, order_body(listing.pk, buyer="a", quantity=2), key="b1").status_code == 200
+    over = post_order(api, order_body(listing.pk, buyer="a"), key="b2")
+    assert over.status_code == 409 and over.json()["code"] == "over_buyer_limit"
+    assert post_order(api, order_body(listing.pk, buyer="b"), key="b3").status_code == 201
+    sold = post_order(api, order_body(listing.pk, buyer="c"), key="b4")
+    assert sold.status_code == 409 and sold.json()["code"] == "sold_out"
+    assert_consistent(listing.pk, expect_sold=3)

@@ -19,8 +19,11 @@ import hashlib
 import hmac
 import json
 import logging
+import queue
 import secrets
+import threading
 import time
+from concurrent.futures import Future
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -343,83 +346,20 @@ def _hot_rows(
     return event.seq
 
 
-# --- PostgreSQL: the whole placement in ONE statement ----------------------------------------------
-# Buyer upsert, order, line and stock movement first (no hot row yet), then the hot rows as late as
-# possible: the buyer's units on the listing (limit), the listing (window, quota), the stock row,
-# and the merchant's ledger head with the chained event last. Run in autocommit, so the server
-# commits the moment the statement ends: the hot row locks are held for the statement and the
-# durable commit, never while a busy client process gets round to sending COMMIT. If any step
-# refuses, ``lc_refuse`` (migration orders 0002) raises and the statement, hence everything it
-# wrote, rolls back. The chain link uses the same formula as ledger.chain_hash.
+# --- PostgreSQL: the whole placement in ONE call -------------------------------------------------
+# ``lc_place_order`` (migration orders 0004) writes the buyer, order, line and stock movement, then
+# takes the hot rows as late as possible (the buyer's units on the listing, the listing, the stock
+# row, the merchant's ledger head) and appends the chained event. It runs as one prepared
+# statement in autocommit, so the server commits the moment it returns: the hot row locks are held
+# for those few small statements and the durable commit, never while a busy client process gets
+# round to sending COMMIT. A refusal raises ``lc_refuse:<step>`` and rolls back all of it.
 _PLACE_SQL = """
-WITH li AS (
-  SELECT price, payment_window_seconds, per_buyer_limit FROM catalog_listing WHERE id = %(listing)s
-), u AS (
-  INSERT INTO orders_buyer AS ob (merchant_id, external_id, name, phone, created_at)
-  VALUES (%(merchant)s, %(ext)s, %(name)s, %(phone)s, %(now)s)
-  ON CONFLICT (merchant_id, external_id) DO UPDATE SET
-    name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE ob.name END,
-    phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE ob.phone END
-  RETURNING id, name, phone
-), o AS (
-  INSERT INTO orders_order (merchant_id, public_id, session_id, listing_id, buyer_id, channel, status,
-    total, currency, pay_by, shipping_address, idempotency_key, request_hash, version, cancel_reason,
-    refund_due, paid_at, carrier, tracking_number, created_at, updated_at)
-  SELECT %(merchant)s, %(public_id)s, %(session)s, %(listing)s, u.id, %(channel)s, %(to)s,
-    li.price * %(qty)s, 'CNY', %(now)s + make_interval(secs => li.payment_window_seconds), %(address)s::jsonb,
-    %(idem)s, %(fingerprint)s, 1, '', 0, NULL, '', '', %(now)s, %(now)s
-  FROM u, li
-  RETURNING id, total, pay_by
-), ln AS (
-  INSERT INTO orders_orderline (order_id, listing_id, sku_id, quantity, unit_price, line_total)
-  SELECT o.id, %(listing)s, %(sku)s, %(qty)s, li.price, li.price * %(qty)s FROM o, li
-  RETURNING 1
-), mv AS (
-  INSERT INTO inventory_stockmovement (merchant_id, sku_id, kind, on_hand_delta, reserved_delta, reason,
-    reference, created_at)
-  SELECT %(merchant)s, %(sku)s, 'reserve', 0, %(qty)s, 'order', %(public_id)s, %(now)s FROM o
-  RETURNING 1
-), b AS (
-  INSERT INTO orders_listingbuyer AS lb (listing_id, buyer_id, units)
-  SELECT %(listing)s, u.id, %(qty)s FROM u, li
-  WHERE %(qty)s <= li.per_buyer_limit AND EXISTS (SELECT 1 FROM ln) AND EXISTS (SELECT 1 FROM mv)
-  ON CONFLICT (listing_id, buyer_id) DO UPDATE SET units = lb.units + excluded.units
-  WHERE lb.units + excluded.units <= (SELECT per_buyer_limit FROM li)
-  RETURNING 1
-), l AS (
-  UPDATE catalog_listing SET sold = sold + %(qty)s, version = version + 1
-  WHERE id = %(listing)s AND sold + %(qty)s <= quota
-    AND (closes_at IS NULL OR closes_at > %(now)s)
-    AND ((status = 'open' AND opens_at IS NULL) OR (status IN ('open', 'scheduled') AND opens_at <= %(now)s))
-    AND EXISTS (SELECT 1 FROM b)
-  RETURNING 1
-), s AS (
-  UPDATE inventory_stock SET reserved = reserved + %(qty)s
-  WHERE sku_id = %(sku)s AND reserved + %(qty)s <= on_hand AND EXISTS (SELECT 1 FROM l)
-  RETURNING 1
-), p AS (
-  SELECT merchant_id, seq, last_hash FROM orders_ledgerhead
-  WHERE merchant_id = %(merchant)s AND EXISTS (SELECT 1 FROM s)
-  FOR UPDATE
-), h AS (
-  UPDATE orders_ledgerhead AS lh SET seq = p.seq + 1,
-    last_hash = encode(sha256(convert_to(p.last_hash || ':' || (p.seq + 1) || ':' || %(digest)s, 'UTF8')), 'hex')
-  FROM p WHERE lh.merchant_id = p.merchant_id
-  RETURNING lh.seq AS seq, p.last_hash AS prev, lh.last_hash AS hash
-), e AS (
-  INSERT INTO orders_orderevent
-    (merchant_id, seq, order_id, from_status, to_status, actor, reason, created_at, prev_hash, hash)
-  SELECT %(merchant)s, h.seq, o.id, '', %(to)s, %(actor)s, %(reason)s, %(now)s, h.prev, h.hash FROM h, o
-  RETURNING seq
+SELECT * FROM lc_place_order(
+  %(listing)s::bigint, %(merchant)s::bigint, %(session)s::bigint, %(sku)s::bigint, %(qty)s::integer,
+  %(ext)s::text, %(name)s::text, %(phone)s::text, %(now)s::timestamptz, %(public_id)s::text,
+  %(channel)s::text, %(to)s::text, %(address)s::jsonb, %(idem)s::text, %(fingerprint)s::text,
+  %(actor)s::text, %(reason)s::text, %(digest)s::text
 )
-SELECT CASE
-    WHEN NOT EXISTS (SELECT 1 FROM b) THEN lc_refuse('buyer')
-    WHEN NOT EXISTS (SELECT 1 FROM l) THEN lc_refuse('listing')
-    WHEN NOT EXISTS (SELECT 1 FROM s) THEN lc_refuse('stock')
-    WHEN NOT EXISTS (SELECT 1 FROM e) THEN lc_refuse('ledger')
-    ELSE 0 END,
-  o.id, o.total, o.pay_by, u.id, u.name, u.phone, (SELECT seq FROM e), li.price
-FROM o, u, li
 """
 _REFUSED = "lc_refuse:"
 
@@ -449,7 +389,7 @@ def _create_pg(
         "public_id": public_id,
         "channel": channel,
         "to": OrderStatus.PENDING_PAYMENT,
-        "address": json.dumps(req.address, ensure_ascii=False),
+        "address": req.address,
         "idem": idempotency_key,
         "fingerprint": fingerprint,
         "actor": actor,
@@ -466,9 +406,12 @@ def _create_pg(
     }
     for attempt in (1, 2):
         try:
-            # Inside a caller's transaction a savepoint keeps a refusal from poisoning it.
-            with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                row = _execute_prepared(_PLACE_SQL, params)
+            if connection.in_atomic_block or not settings.ORDER_BATCHING:
+                # Inside a caller's transaction a savepoint keeps a refusal from poisoning it.
+                with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                    row = _execute_prepared(_PLACE_SQL, {**params, "address": json.dumps(req.address)})
+            else:
+                row = _batcher.place(params)
             break
         except IntegrityError:
             raise
@@ -479,13 +422,13 @@ def _create_pg(
             if refused == "ledger" and attempt == 1:  # the merchant's first event: create the head
                 LedgerHead.objects.get_or_create(merchant_id=info.merchant_id)
                 continue
+            if refused == "no_listing":
+                raise ListingNotFound("no such listing", extra={"listing": info.id}) from None
             limit = Listing.objects.filter(pk=info.id).values_list("per_buyer_limit", flat=True).first() or 0
             raise _refusal(
                 info, now, buyer_ok=refused != "buyer", listing_ok=refused not in ("buyer", "listing"), limit=limit
             ) from None
-    if row is None:
-        raise ListingNotFound("no such listing", extra={"listing": info.id})
-    _zero, pk, total, pay_by, buyer_id, buyer_name, buyer_phone, seq, unit_price = row
+    pk, total, pay_by, buyer_id, buyer_name, buyer_phone, seq, unit_price = row
     buyer = Buyer(
         pk=buyer_id, merchant_id=info.merchant_id, external_id=req.buyer_external_id, name=buyer_name, phone=buyer_phone
     )
@@ -533,6 +476,84 @@ def _execute_prepared(sql: str, params: dict[str, Any]) -> tuple | None:
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(sql, params, prepare=True)
         return cur.fetchone()
+
+
+class _Refused(DatabaseError):
+    """A batched order that ``lc_place_orders`` refused or failed; its message is the reason."""
+
+
+class _Batcher:
+    """Places the orders a process receives together: one thread per process takes whatever
+    orders are waiting (up to ``ORDER_BATCH_MAX``) and places them with ONE call of
+    ``lc_place_orders`` and one commit. Each order still succeeds or is refused on its own.
+
+    Under a flash sale this turns a line of transactions queueing for the same hot rows (each
+    paying its own round trip, executor start, lock hand-over and commit) into a few large
+    commits: nobody waits longer than the batch before theirs. With one order waiting, the batch
+    is that order, so nothing is ever delayed to fill a batch."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[dict[str, Any], Future]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.orders = 0
+        self.largest = 0
+
+    def place(self, params: dict[str, Any]) -> tuple:
+        """The order's row, as ``lc_place_order`` returns it; raises like the single call would."""
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="lc-order-batcher", daemon=True)
+                    self._thread.start()
+        future: Future = Future()
+        self._queue.put((params, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < settings.ORDER_BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                rows = self._execute([params for params, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every order of the batch gets the error
+                connection.close()  # a broken connection must not serve the next batch
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.orders += len(batch)
+            self.largest = max(self.largest, len(batch))
+            if self._queue.empty():
+                connection.close()  # idle: hand the connection back to the pool
+            for (_, future), row in zip(batch, rows, strict=True):
+                refused = row[1]
+                if refused is None:
+                    future.set_result(row[2:])
+                elif refused == _REFUSED + "duplicate":
+                    future.set_exception(IntegrityError("duplicate Idempotency-Key or public id"))
+                else:
+                    future.set_exception(_Refused(refused))
+
+    @staticmethod
+    def _execute(orders: list[dict[str, Any]]) -> list[tuple]:
+        items = [{**o, "now": o["now"].isoformat()} for o in orders]
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+            cur.execute(_BATCH_SQL, [json.dumps(items, ensure_ascii=False)], prepare=True)
+            rows = cur.fetchall()
+        if len(rows) != len(orders):
+            raise DatabaseError(f"lc_place_orders answered {len(rows)} rows for {len(orders)} orders")
+        return rows
+
+
+_BATCH_SQL = "SELECT * FROM lc_place_orders(%s::jsonb)"
+_batcher = _Batcher()
 
 
 def _refused_step(exc: DatabaseError) -> str | None:
