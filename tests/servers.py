@@ -75,26 +75,12 @@ def stop(proc: subprocess.Popen, grace: float = 10) -> None:
 
 @contextlib.contextmanager
 def uvicorn(workers: int = 2) -> Iterator[int]:
-    """uvicorn workers serving the production ASGI app on a free port; yields the port."""
+    """uvicorn workers serving the production ASGI app on a free port, started the way
+    production starts them (``livecommerce.serve``); yields the port."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "livecommerce.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-        ],
+        [sys.executable, "-m", "livecommerce.serve", "--workers", str(workers), "--host", "127.0.0.1"]
+        + ["--port", str(port)],
         cwd=settings.BASE_DIR,
         env=child_env(),
         start_new_session=True,

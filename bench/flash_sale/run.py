@@ -145,28 +145,11 @@ def pg_xacts(dbname: str) -> int:
 
 
 def start_server(env: dict[str, str], workers: int, port: int) -> subprocess.Popen:
+    """As the operations guide serves production: ``livecommerce.serve`` (uvicorn workers, one
+    SO_REUSEPORT socket each)."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "livecommerce.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--lifespan",
-            "off",
-        ],
+        [sys.executable, "-m", "livecommerce.serve", "--workers", str(workers), "--host", "127.0.0.1"]
+        + ["--port", str(port)],
         cwd=ROOT,
         env=env,
     )

@@ -1,0 +1,105 @@
+"""``livecommerce.serve``: uvicorn workers with one SO_REUSEPORT socket each, supervised."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from django.conf import settings
+
+from ..servers import child_env, free_port, stop, wait_for_http
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def _established_per_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established server-side connections on ``port`` held by each pid (via /proc)."""
+    inodes: dict[str, int] = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            local_port = int(parts[1].split(":")[1], 16)
+            if local_port == port and parts[3] == "01":
+                inodes[parts[9]] = 0
+    counts = {}
+    for pid in pids:
+        n = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                n += 1
+        counts[pid] = n
+    return counts
+
+
+def _healthz(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
+        return r.status
+
+
+def test_workers_share_connections_restart_when_they_die_and_stop_together():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecommerce.serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=settings.BASE_DIR,
+        env=child_env(),
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+        workers = _children(proc.pid)
+        assert len(workers) == 2, workers
+        # The kernel spreads new connections over the workers' own sockets.
+        conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        try:
+            for c in conns:
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            for c in conns:
+                assert c.recv(64).startswith(b"HTTP/1.1 200")
+            per_worker = _established_per_process(workers, port)
+            assert sum(per_worker.values()) == 64, per_worker
+            assert min(per_worker.values()) >= 16, per_worker
+        finally:
+            for c in conns:
+                c.close()
+        # A worker that dies is replaced; the service keeps answering.
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = _children(proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and workers[0] not in now, now
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+        assert _healthz(port) == 200
+        # SIGTERM to the supervisor stops every worker.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        time.sleep(0.5)
+        assert not [p for p in now if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    finally:
+        if proc.poll() is None:
+            stop(proc)
