@@ -105,3 +105,22 @@ def test_the_api_answer_equals_the_serializer_on_the_stored_order(api, merchant)
     again = api.post("/api/v1/orders", order_body(listing.pk), format="json", HTTP_IDEMPOTENCY_KEY="api-1")
     assert again.status_code == 200
     _same(again.json(), _serializer(stored, base_url="http://testserver"), base="http://testserver")
+
+
+def test_the_request_fingerprint_is_the_one_stored_orders_carry():
+    """Replays compare against ``request_hash`` of orders written by earlier versions, which hashed
+    ``dataclasses.asdict`` of the request: the fingerprint must not drift."""
+    import hashlib
+    from dataclasses import asdict, fields
+
+    req = parse_order_request(order_body(7, buyer="名字", quantity=3))
+    legacy = hashlib.sha256(json.dumps(asdict(req), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert req.fingerprint() == legacy
+    assert {f.name for f in fields(req)} == {
+        "listing_id",
+        "quantity",
+        "buyer_external_id",
+        "buyer_name",
+        "buyer_phone",
+        "address",
+    }  # a new field must join the fingerprint
