@@ -194,6 +194,7 @@ def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> d
     so_window = (res.last_by_code.get("sold_out", 0) - so_first) if so_first else 0
     # A pure sold-out phase: how many database transactions does it cost?
     more = order_requests(path, token, listing, 3000, host, prefix="late")
+    time.sleep(1.0)  # the coalesced websocket pushes that follow the last orders (they read the database) go out
     p0 = pg_xacts(dbname)
     so = asyncio.run(loadgen.run("127.0.0.1", port, more, c))
     p1 = pg_xacts(dbname)

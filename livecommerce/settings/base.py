@@ -208,7 +208,7 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 TOKEN_CACHE_SECONDS = 30
 # A valid token is also kept in each process this long (revocation reaches other processes within it).
 TOKEN_LOCAL_CACHE_SECONDS = float(os.environ.get("TOKEN_LOCAL_CACHE_SECONDS", "1"))
-ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "8"))
+ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 # PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
 # batch (``placement._Batcher``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
