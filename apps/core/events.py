@@ -71,9 +71,9 @@ def _sender() -> Any:
     layer = get_channel_layer()
     config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
     hosts = config.get("hosts") or []
-    if isinstance(layer, RedisPubSubChannelLayer) and len(hosts) == 1:
-        host = hosts[0]
-        address = host.get("address") if isinstance(host, dict) else host
+    host = hosts[0] if len(hosts) == 1 else None
+    address = host.get("address") if isinstance(host, dict) else host
+    if isinstance(layer, RedisPubSubChannelLayer) and isinstance(address, str):
         prefix = config.get("prefix", "asgi")
         client = redis.Redis.from_url(address, health_check_interval=30)
 
