@@ -55,6 +55,11 @@ def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, pa
         errors[f"{path}{key}"] = f"At most {max_len} characters."
     if "\x00" in value:
         errors[f"{path}{key}"] = "Null characters are not allowed."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") that JSON let through
+        errors[f"{path}{key}"] = "Not valid text (lone surrogate)."
+        return ""
     return value
 
 

@@ -213,6 +213,8 @@ ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 # batch (``placement._Batcher``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
 ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
+ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
+ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # a request waits this long at most
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -215,3 +217,42 @@ def test_placement_answers_the_same_with_and_without_batching(api, merchant, set
     sold = post_order(api, order_body(listing.pk, buyer="c"), key="b4")
     assert sold.status_code == 409 and sold.json()["code"] == "sold_out"
     assert_consistent(listing.pk, expect_sold=3)
+
+
+def test_a_key_reused_on_another_listing_is_422_and_holds_nothing_there(api, merchant):
+    """The gate remembers hold ids per listing, so on a second listing the key looks new: the
+    database's unique key catches it, and the hold taken for it on that listing goes back."""
+    first, second = make_listing(merchant, quota=5, limit=1), make_listing(merchant, quota=5, limit=1)
+    assert post_order(api, order_body(first.pk, buyer="a"), key="shared").status_code == 201
+    reused = post_order(api, order_body(second.pk, buyer="a"), key="shared")
+    assert reused.status_code == 422, reused.content
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert_consistent(second.pk, expect_sold=0)  # Redis included: no hold left behind
+    fresh = post_order(api, order_body(second.pk, buyer="a"), key="fresh")
+    assert fresh.status_code == 201, fresh.content  # the buyer is not locked out by a leaked hold
+
+
+def test_a_replay_after_cancellation_that_the_gate_forgot_returns_the_order_and_holds_nothing(api, merchant):
+    """Redis lost its memory of the key (flush): the replay takes a fresh hold, the database
+    finds the cancelled order, and the fresh hold goes back."""
+    from apps.core.redis import get_client
+
+    listing = make_listing(merchant, quota=2, limit=1)
+    oid = post_order(api, order_body(listing.pk, buyer="a"), key="k").json()["id"]
+    assert api.post(f"/api/v1/orders/{oid}/cancel", {}, format="json").status_code == 200
+    get_client().flushdb()
+    again = post_order(api, order_body(listing.pk, buyer="a"), key="k")
+    assert again.status_code == 200, again.content
+    assert again.json()["status"] == "cancelled"
+    assert_consistent(listing.pk, expect_sold=0)
+    assert post_order(api, order_body(listing.pk, buyer="a"), key="k2").status_code == 201
+
+
+def test_a_lone_surrogate_is_a_400_not_a_500(api, merchant):
+    listing = make_listing(merchant, quota=2)
+    body = order_body(listing.pk, buyer="xSURROGATE")
+    raw = json.dumps(body).replace("SURROGATE", "\\ud800")  # JSON's escape for a lone surrogate
+    assert "\\ud800" in raw
+    r = api.post("/api/v1/orders", raw, content_type="application/json", HTTP_IDEMPOTENCY_KEY="s1")
+    assert r.status_code == 400, r.content
+    assert r.json()["code"] == "invalid"

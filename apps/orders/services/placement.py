@@ -23,7 +23,9 @@ import queue
 import secrets
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,7 +53,7 @@ from apps.orders.errors import (
     SoldOut,
     Unavailable,
 )
-from apps.orders.models import Buyer, LedgerHead, ListingBuyer, Order, OrderLine, OrderStatus
+from apps.orders.models import LIVE_STATUSES, Buyer, LedgerHead, ListingBuyer, Order, OrderLine, OrderStatus
 from apps.orders.validation import OrderRequest
 
 from .gate_sync import buyer_key, gate_rebuild
@@ -128,15 +130,24 @@ def order_place(
             return Placement(existing, created=False)
         if gate_said == _SEEN:  # its earlier attempt failed: this one is new after all
             gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=False)
-    held = gate_said in (_HELD, _REPLAY)
+    # Only a hold this request took is this request's to give back: a replay's hold belongs to the
+    # request that took it (still in flight, or its order's).
+    held = gate_said == _HELD
     try:
         order = _create_in_db(info, req, public_id, idempotency_key, fingerprint, channel, actor)
     except IntegrityError as exc:
-        # A concurrent request with the same Idempotency-Key won; it owns the shared hold.
+        # The key's order exists: a concurrent duplicate won, or the key was used before in a way
+        # the gate could not tell (another listing, a Redis that lost its memory).
         existing = None
         if idempotency_key is not None:
-            existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
+            try:
+                existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint, lookup_only=True)
+            finally:
+                if held and not _hold_is_the_orders(existing, info):
+                    _release(info.id, public_id, held)
         if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request body") from None
             return Placement(existing, created=False)
         _release(info.id, public_id, held)
         log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
@@ -156,13 +167,20 @@ def order_place(
     return Placement(order, created=True)
 
 
-def _idempotent_replay(merchant_id: int, key: str, fingerprint: str) -> Order | None:
+def _idempotent_replay(merchant_id: int, key: str, fingerprint: str, *, lookup_only: bool = False) -> Order | None:
     order = Order.objects.filter(merchant_id=merchant_id, idempotency_key=key).first()
-    if order is None:
-        return None
+    if order is None or lookup_only:
+        return order
     if order.request_hash != fingerprint:
         raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
     return order
+
+
+def _hold_is_the_orders(existing: Order | None, info: ListingInfo) -> bool:
+    """Whether a hold under the key's public id on this listing is the existing order's own (its
+    hold id is the same, derived from the key): only while that order is live on this listing.
+    Otherwise a hold this request just took for it is spurious and must go back."""
+    return existing is not None and existing.listing_id == info.id and existing.status in LIVE_STATUSES
 
 
 # What the gate said (``_gate_hold``): units held for this order; the hold id holds units already
@@ -411,7 +429,7 @@ def _create_pg(
                 with transaction.atomic() if connection.in_atomic_block else nullcontext():
                     row = _execute_prepared(_PLACE_SQL, {**params, "address": json.dumps(req.address)})
             else:
-                row = _batcher.place(params)
+                row = _batchers[info.id % len(_batchers)].place(params)
             break
         except IntegrityError:
             raise
@@ -483,17 +501,24 @@ class _Refused(DatabaseError):
 
 
 class _Batcher:
-    """Places the orders a process receives together: one thread per process takes whatever
-    orders are waiting (up to ``ORDER_BATCH_MAX``) and places them with ONE call of
+    """Places the orders a process receives together: a thread takes whatever orders for ONE
+    listing are waiting (up to ``ORDER_BATCH_MAX``) and places them with one call of
     ``lc_place_orders`` and one commit. Each order still succeeds or is refused on its own.
 
     Under a flash sale this turns a line of transactions queueing for the same hot rows (each
     paying its own round trip, executor start, lock hand-over and commit) into a few large
     commits: nobody waits longer than the batch before theirs. With one order waiting, the batch
-    is that order, so nothing is ever delayed to fill a batch."""
+    is that order, so nothing is ever delayed to fill a batch. A batch never mixes listings: two
+    batches then take their hot rows (listing, stock, the merchant's ledger head) in the same
+    order and cannot deadlock on them; an order that still fails inside the database (a
+    deadlock on a buyer row, a timeout) fails alone (``lc_place_orders`` catches it per order).
+    Listings are spread over ``ORDER_BATCHERS`` threads so one listing's lock waits do not hold
+    up another's orders."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._queue: queue.Queue[tuple[dict[str, Any], Future]] = queue.Queue()
+        self._pending: deque[tuple[dict[str, Any], Future]] = deque()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0
@@ -505,40 +530,64 @@ class _Batcher:
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="lc-order-batcher", daemon=True)
+                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                     self._thread.start()
         future: Future = Future()
         self._queue.put((params, future))
-        return future.result()
+        try:
+            return future.result(timeout=settings.ORDER_BATCH_TIMEOUT)
+        except FuturesTimeout:
+            raise DatabaseError("the order batch did not answer in time") from None
+
+    def _next_batch(self) -> list[tuple[dict[str, Any], Future]]:
+        if not self._pending:
+            self._pending.append(self._queue.get())
+        while True:
+            try:
+                self._pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        listing = self._pending[0][0]["listing"]
+        batch, rest = [], deque()
+        for item in self._pending:
+            if item[0]["listing"] == listing and len(batch) < settings.ORDER_BATCH_MAX:
+                batch.append(item)
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < settings.ORDER_BATCH_MAX:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             try:
                 rows = self._execute([params for params, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every order of the batch gets the error
-                connection.close()  # a broken connection must not serve the next batch
+                self.batches += 1
+                self.orders += len(batch)
+                self.largest = max(self.largest, len(batch))
+                for (_, future), row in zip(batch, rows, strict=True):
+                    refused = row[1]
+                    if refused is None:
+                        future.set_result(row[2:])
+                    elif refused == _REFUSED + "duplicate":
+                        future.set_exception(IntegrityError("duplicate Idempotency-Key or public id"))
+                    else:
+                        future.set_exception(_Refused(refused))
+            except Exception as exc:  # noqa: BLE001 - every order not yet answered gets the error
                 for _, future in batch:
-                    future.set_exception(exc)
+                    if not future.done():
+                        future.set_exception(exc)
+                self._close_connection()  # a broken connection must not serve the next batch
                 continue
-            self.batches += 1
-            self.orders += len(batch)
-            self.largest = max(self.largest, len(batch))
-            if self._queue.empty():
-                connection.close()  # idle: hand the connection back to the pool
-            for (_, future), row in zip(batch, rows, strict=True):
-                refused = row[1]
-                if refused is None:
-                    future.set_result(row[2:])
-                elif refused == _REFUSED + "duplicate":
-                    future.set_exception(IntegrityError("duplicate Idempotency-Key or public id"))
-                else:
-                    future.set_exception(_Refused(refused))
+            if self._queue.empty() and not self._pending:
+                self._close_connection()  # idle: hand the connection back to the pool
+
+    @staticmethod
+    def _close_connection() -> None:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - the next batch opens a fresh one
+            log.warning("closing the batcher's connection failed", exc_info=True)
 
     @staticmethod
     def _execute(orders: list[dict[str, Any]]) -> list[tuple]:
@@ -553,7 +602,7 @@ class _Batcher:
 
 
 _BATCH_SQL = "SELECT * FROM lc_place_orders(%s::jsonb)"
-_batcher = _Batcher()
+_batchers = [_Batcher(f"lc-order-batcher-{i}") for i in range(max(1, settings.ORDER_BATCHERS))]
 
 
 def _refused_step(exc: DatabaseError) -> str | None:
