@@ -34,7 +34,7 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--app", default=APP)
     p.add_argument("--log-level", default="warning")
     p.add_argument("--access-log", action="store_true")
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)  # the supervisor's pid
     return p.parse_args(argv)
 
 
@@ -49,15 +49,17 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _child(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    try:  # die with the supervisor (Linux)
+def _child(args: argparse.Namespace, parent: int) -> None:
+    try:  # die with the supervisor (Linux), set before anything slow
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    if os.getppid() != parent:  # the supervisor died before the line above took effect
+        return
+    import uvicorn
+
     sock = _listen(args.host, args.port)
     config = uvicorn.Config(
         args.app,
@@ -72,7 +74,8 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _spawn(args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "livecommerce.serve", "--child", "--host", args.host, "--port", str(args.port)]
+    cmd = [sys.executable, "-m", "livecommerce.serve", "--child", str(os.getpid()), "--host", args.host]
+    cmd += ["--port", str(args.port)]
     cmd += ["--app", args.app, "--log-level", args.log_level] + (["--access-log"] if args.access_log else [])
     return subprocess.Popen(cmd)
 
@@ -80,7 +83,7 @@ def _spawn(args: argparse.Namespace) -> subprocess.Popen:
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     if args.child:
-        _child(args)
+        _child(args, args.child)
         return 0
     _listen(args.host, args.port).close()  # fail early (port taken, bad address)
     children = [_spawn(args) for _ in range(max(1, args.workers))]

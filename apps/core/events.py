@@ -83,7 +83,12 @@ def _sender() -> Any:
                 for item in batch:
                     if not isinstance(item, threading.Event):
                         group, message = item
-                        pipe.publish(group_channel(prefix, group), layer.serialize(message))
+                        try:
+                            data = layer.serialize(message)
+                        except Exception:  # noqa: BLE001 - drop this message, not the batch
+                            log.warning("websocket message not serializable", extra={"group": group}, exc_info=True)
+                            continue
+                        pipe.publish(group_channel(prefix, group), data)
                 pipe.execute()
             except Exception:  # noqa: BLE001 - a lost push is recovered by the client's snapshot
                 log.warning("websocket publish failed", extra={"messages": len(batch)}, exc_info=True)

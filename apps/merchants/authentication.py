@@ -4,7 +4,8 @@ The token's hash maps to its merchant through a short-lived Redis cache entry (a
 marker replaces it on revoke), so a hot endpoint answers without a database query; on top of it
 each process keeps a valid token for ``TOKEN_LOCAL_CACHE_SECONDS`` (1 s), so a flash sale does
 not ask Redis about the same token thousands of times a second. A revoked token therefore stops
-working at once in the process that revoked it and within that second everywhere else.
+working within that second everywhere (at once in the process that revoked it, unless a request
+there read the token just before the revoke committed).
 ``last_used_at`` is written at most once a minute per token.
 """
 
