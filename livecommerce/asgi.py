@@ -22,7 +22,7 @@ if settings.SERVE_STATIC:
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
 
-from apps.orders.fastpath import OrderFastPath  # noqa: E402
+from apps.orders.placement.fastpath import OrderFastPath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

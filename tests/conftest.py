@@ -29,12 +29,12 @@ def _redis_is_there() -> None:
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
     from apps.catalog import selectors
-    from apps.merchants import authentication
+    from apps.merchants import tokens
 
     client = get_client()
     client.flushdb()
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
-    authentication._local.clear()
+    tokens.local_tokens.clear()
     yield
 
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from apps.core.errors import ApplicationError
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
-from . import services
+from . import hooks, services
 from .models import SKU, Listing, LiveSession, Product
 
 
@@ -167,9 +167,8 @@ class LiveSessionAdmin(MerchantScopedAdmin):
 
     @admin.display(description="GMV")
     def gmv(self, obj: LiveSession) -> str:
-        from apps.orders.selectors import session_gmv
-
-        return yuan(session_gmv(session_id=obj.pk))
+        value = hooks.session_gmv(obj.pk)
+        return "—" if value is None else yuan(value)
 
     @admin.action(description="Start selected shows")
     def start_shows(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:

@@ -15,6 +15,8 @@ from django.db import connection
 
 from apps.core import events
 
+from .models import Listing
+
 log = logging.getLogger(__name__)
 COALESCE_MS = 250
 
@@ -37,8 +39,6 @@ def listing_payload(listing: Any, kind: str = "listing.updated") -> dict[str, An
 
 
 def _push_now(listing_id: int) -> None:
-    from .models import Listing
-
     try:
         listing = Listing.objects.filter(pk=listing_id).first()
         if listing is not None:

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.merchants.models import Merchant
 
+from . import window
+
 MONEY = {"max_digits": 12, "decimal_places": 2}
+MAX_UNITS = 10_000_000
+"""The most units a SKU may have on hand, or a listing may offer (a database CHECK on stock)."""
 
 
 class Platform(models.TextChoices):
@@ -122,17 +128,13 @@ class Listing(models.Model):
     def available(self) -> int:
         return max(self.quota - self.sold, 0)
 
-    def effective_status(self, now=None) -> str:  # type: ignore[no-untyped-def]
-        """``open`` only inside the window; ``scheduled`` before it; ``closed`` after it."""
-        from django.utils import timezone
+    def effective_status(self, now: datetime | None = None) -> str:
+        """``open`` only inside the window; ``scheduled`` before it; ``closed`` after it (``window``)."""
+        return window.effective_status(
+            status=self.status, opens_at=self.opens_at, closes_at=self.closes_at, now=now or timezone.now()
+        )
 
-        now = now or timezone.now()
-        if self.status == self.Status.CLOSED:
-            return self.Status.CLOSED
-        if self.closes_at and now >= self.closes_at:
-            return self.Status.CLOSED
-        if self.status == self.Status.OPEN:
-            return self.Status.OPEN if not self.opens_at or now >= self.opens_at else self.Status.SCHEDULED
-        if self.opens_at and now >= self.opens_at:
-            return self.Status.OPEN
-        return self.Status.SCHEDULED
+    def is_open(self, now: datetime | None = None) -> bool:
+        return window.is_open(
+            status=self.status, opens_at=self.opens_at, closes_at=self.closes_at, now=now or timezone.now()
+        )

@@ -1,6 +1,7 @@
 """Catalog writes: products, SKUs, live shows, listings.
 
-Listing changes reach the Redis gate after commit (``apps.inventory.gate_sync``).
+Listing changes are announced with ``hooks.listing_changed`` (the gate follows after commit);
+stock is reached through ``hooks.stock()`` (registered by the inventory app).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from apps.inventory import services as inventory
 from apps.merchants.models import Merchant
 
+from . import hooks
 from .errors import InvalidInput, ListingStateError, QuotaExceedsSupply, SessionEnded
 from .models import SKU, Listing, LiveSession, Platform, Product
 
@@ -53,7 +54,7 @@ def sku_create(*, merchant: Merchant, product: Product, code: str, name: str, pr
     if on_hand < 0:
         raise InvalidInput("on_hand cannot be negative", extra={"field": "on_hand"})
     sku = SKU.objects.create(merchant=merchant, product=product, code=code, name=name, price=price)
-    inventory.stock_init(sku=sku, on_hand=on_hand)
+    hooks.stock().init(sku=sku, on_hand=on_hand)
     return sku
 
 
@@ -69,9 +70,9 @@ def sku_update(*, sku: SKU, data: dict[str, Any]) -> SKU:
             setattr(sku, field, data[field])
     sku.save()
     if "on_hand" in data:
-        current = inventory.stock_for(sku=sku).on_hand
+        current = hooks.stock().on_hand(sku=sku)
         if data["on_hand"] != current:
-            inventory.stock_adjust(sku=sku, delta=data["on_hand"] - current, reason="set on hand via API")
+            hooks.stock().adjust(sku=sku, delta=data["on_hand"] - current, reason="set on hand via API")
     return sku
 
 
@@ -138,14 +139,20 @@ def session_end(*, session: LiveSession) -> LiveSession:
 
 
 # --- listings --------------------------------------------------------------------------------
+def sku_stock_adjust(*, sku: SKU, delta: int, reason: str, kind: str | None = None, reference: str = "") -> None:
+    """Receive goods or correct stock (the inventory app's rules; the gate follows after commit)."""
+    hooks.stock().adjust(sku=sku, delta=delta, reason=reason, kind=kind, reference=reference)
+
+
 def listing_supply(*, sku: SKU, exclude_listing_id: int | None = None) -> int:
-    """Units the SKU can still give a listing: stock available minus other listings' unsold quota."""
-    stock = inventory.stock_for(sku=sku)
+    """Units the SKU can still give a listing: stock available minus other listings' unsold quota.
+    Locks the stock row (inside the caller's transaction) so the answer holds until commit."""
+    available = hooks.stock().lock_available(sku=sku)
     others = Listing.objects.filter(sku=sku, status__in=ACTIVE_LISTING)
     if exclude_listing_id:
         others = others.exclude(pk=exclude_listing_id)
     committed = others.aggregate(n=Sum(F("quota") - F("sold")))["n"] or 0
-    return stock.on_hand - stock.reserved - committed
+    return available - committed
 
 
 def listing_validate(listing: Listing) -> None:
@@ -164,8 +171,7 @@ def listing_validate(listing: Listing) -> None:
     if listing.sku.merchant_id != listing.merchant_id or listing.session.merchant_id != listing.merchant_id:
         raise InvalidInput("sku and session must belong to your merchant", code="not_found", http_status=404)
     if listing.status != Listing.Status.CLOSED:
-        # Lock the stock row so two listings cannot carve the same units concurrently.
-        inventory.stock_lock(sku=listing.sku)
+        # listing_supply locks the stock row: two listings cannot carve the same units concurrently.
         supply = listing_supply(sku=listing.sku, exclude_listing_id=listing.pk)
         unsold = listing.quota - listing.sold
         if unsold > supply:
@@ -218,7 +224,7 @@ def listing_update(*, listing: Listing, data: dict[str, Any]) -> Listing:
     listing.version = F("version") + 1
     listing.save()
     listing.refresh_from_db()
-    inventory.gate_sync_after_commit(listing)
+    hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing
 
 
@@ -242,7 +248,7 @@ def listing_open(*, listing: Listing) -> Listing:
         listing.refresh_from_db()
         if listing.session.status == LiveSession.Status.SCHEDULED:
             session_start(session=listing.session)
-        inventory.gate_sync_after_commit(listing)
+        hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing
 
 
@@ -259,5 +265,5 @@ def listing_close(*, listing: Listing) -> Listing:
         listing.version = F("version") + 1
         listing.save(update_fields=["status", "closes_at", "opens_at", "version"])
         listing.refresh_from_db()
-        inventory.gate_sync_after_commit(listing)
+        hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing

@@ -18,6 +18,8 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from .redis import get_client
+
 log = logging.getLogger(__name__)
 
 
@@ -156,8 +158,6 @@ def coalesced(key: str, delay_ms: int, push: Any, *args: Any) -> None:
         if key in _pending:
             return
         _pending.add(key)
-    from .redis import get_client
-
     try:
         first = get_client().set(f"lc:push:{{{key}}}", "1", nx=True, px=delay_ms)
     except Exception:  # noqa: BLE001 - without Redis, push from this process

@@ -1,7 +1,6 @@
-"""One place for Redis: the client (standalone or cluster), Lua script loading, key names.
+"""One place for Redis: the client (standalone or cluster) and Lua script loading.
 
-Keys carry a hash tag per listing (``lc:{listing:42}:state``) so a Redis Cluster keeps one
-listing's keys in one slot and the scripts run unchanged on a cluster.
+The gate's key names live with the gate (``apps.orders.placement.gate.keys``).
 """
 
 from __future__ import annotations
@@ -72,21 +71,6 @@ class LuaScript:
             self._scripts[id(client)] = script
         # redis-py's Script handles NOSCRIPT by loading the source and retrying.
         return script(keys=keys, args=args, client=client)
-
-
-def listing_tag(listing_id: int) -> str:
-    return f"lc:{{listing:{listing_id}}}"
-
-
-def listing_keys(listing_id: int) -> dict[str, str]:
-    tag = listing_tag(listing_id)
-    return {
-        "state": f"{tag}:state",  # hash: status, opens_at, closes_at, quota, left, limit, ver
-        "buyers": f"{tag}:buyers",  # hash: buyer id -> units held by live orders
-        "holds": f"{tag}:holds",  # hash: order public id -> "buyer|quantity"
-        "seen": f"{tag}:seen",  # hash: every hold id ever taken -> "1" (idempotent replays)
-        "lock": f"{tag}:rebuild",  # rebuild lock
-    }
 
 
 def is_redis_error(exc: BaseException) -> bool:

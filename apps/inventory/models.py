@@ -3,12 +3,12 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
-from apps.catalog.models import SKU
+from apps.catalog.models import MAX_UNITS, SKU
 from apps.merchants.models import Merchant
 
 
 class Stock(models.Model):
-    """Stock truth for one SKU. ``0 <= reserved <= on_hand`` is a database CHECK."""
+    """Stock truth for one SKU. ``0 <= reserved <= on_hand <= MAX_UNITS`` is a database CHECK."""
 
     merchant_path = "sku__merchant"
 
@@ -22,6 +22,7 @@ class Stock(models.Model):
             models.CheckConstraint(
                 condition=Q(reserved__gte=0) & Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
             ),
+            models.CheckConstraint(condition=Q(on_hand__lte=MAX_UNITS), name="stock_on_hand_within_bound"),
         ]
 
     def __str__(self) -> str:

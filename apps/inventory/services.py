@@ -9,17 +9,17 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 
-from apps.catalog.models import SKU, Listing
+from apps.catalog.hooks import listing_changed
+from apps.catalog.models import MAX_UNITS, SKU, Listing
 
-from . import gate
 from .errors import InsufficientStock, StockError
-from .locks import stock_rows_for_update
+from .locks import stock_change_lock, stock_rows_for_update
 from .models import Stock, StockMovement
 
 log = logging.getLogger(__name__)
-MAX_DELTA = 10_000_000
+MAX_DELTA = MAX_UNITS
 
 
 def stock_for(*, sku: SKU) -> Stock:
@@ -47,8 +47,10 @@ def stock_init(*, sku: SKU, on_hand: int) -> Stock:
 def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind: str | None = None) -> Stock:
     """Receive goods (delta > 0) or correct stock (either sign).
 
-    Locks the stock row. A decrease may not take on hand below what live orders hold; listings
-    whose unsold quota no longer fits in what is left are shrunk, and the gate follows after commit.
+    Locks the SKU's active listings, then its stock row (the global lock order, ``locks.py``; a
+    correction during a live sale cannot deadlock with orders). On hand stays within
+    ``0..MAX_UNITS`` and may not go below what live orders hold; listings whose unsold quota no
+    longer fits in what is left are shrunk, and the gate follows after commit.
     """
     if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0 or abs(delta) > MAX_DELTA:
         raise StockError(f"delta must be a non-zero integer within ±{MAX_DELTA}", extra={"field": "delta"})
@@ -59,11 +61,17 @@ def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind
         raise StockError("kind must be 'receive' or 'adjust'", extra={"field": "kind"})
     if kind == StockMovement.Kind.RECEIVE and delta < 0:
         raise StockError("a receipt adds stock: delta must be positive", extra={"field": "delta"})
-    stock = stock_lock(sku=sku)
+    listings, stock = stock_change_lock(sku.pk)
     if stock.on_hand + delta < stock.reserved:
         raise InsufficientStock(
             f"on hand cannot go below the {stock.reserved} units reserved by orders",
             extra={"on_hand": stock.on_hand, "reserved": stock.reserved},
+        )
+    if stock.on_hand + delta > MAX_UNITS:
+        raise StockError(
+            f"on hand cannot exceed {MAX_UNITS} units",
+            code="stock_limit",
+            extra={"field": "delta", "on_hand": stock.on_hand, "max": MAX_UNITS},
         )
     Stock.objects.filter(pk=stock.pk).update(on_hand=F("on_hand") + delta)
     StockMovement.objects.create(
@@ -76,19 +84,17 @@ def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind
     )
     stock.refresh_from_db()
     if delta < 0:
-        _shrink_quotas_to_fit(stock)
+        _shrink_quotas_to_fit(stock, listings)
     return stock
 
 
-def _shrink_quotas_to_fit(stock: Stock) -> None:
-    """Cut the unsold quota of the newest active listings until they fit in available stock
-    (a listing cut down to what it already sold is simply sold out)."""
-    listings = Listing.objects.select_for_update(of=("self",)).filter(
-        sku_id=stock.sku_id, status__in=(Listing.Status.SCHEDULED, Listing.Status.OPEN)
-    )
-    listings = list(listings.order_by("-id"))
-    excess = sum(x.quota - x.sold for x in listings) - (stock.on_hand - stock.reserved)
+def _shrink_quotas_to_fit(stock: Stock, listings: list[Listing]) -> None:
+    """Cut the unsold quota of the newest active listings (locked by the caller) until they fit
+    in available stock (a listing cut down to what it already sold is simply sold out)."""
     for listing in listings:
+        listing.refresh_from_db(fields=["quota", "sold"])
+    excess = sum(x.quota - x.sold for x in listings) - (stock.on_hand - stock.reserved)
+    for listing in sorted(listings, key=lambda x: -x.pk):
         if excess <= 0:
             break
         cut = min(excess, listing.quota - listing.sold)
@@ -97,7 +103,7 @@ def _shrink_quotas_to_fit(stock: Stock) -> None:
         Listing.objects.filter(pk=listing.pk).update(quota=F("quota") - cut, version=F("version") + 1)
         log.info("listing quota cut to fit stock", extra={"listing": listing.pk, "cut": cut})
         excess -= cut
-        gate_sync_after_commit(listing)
+        listing_changed.send(sender=Listing, listing_id=listing.pk)
 
 
 # --- hot path (called inside the order transaction) ------------------------------------------
@@ -156,49 +162,26 @@ def stock_ship(*, sku_id: int, merchant_id: int, quantity: int, reference: str) 
 
 def stock_recompute(*, sku_id: int) -> tuple[int, int]:
     """(on_hand, reserved) as the movement ledger says they should be."""
-    from django.db.models import Sum
 
     agg = StockMovement.objects.filter(sku_id=sku_id).aggregate(o=Sum("on_hand_delta"), r=Sum("reserved_delta"))
     return agg["o"] or 0, agg["r"] or 0
 
 
-# --- the gate follows the database -----------------------------------------------------------
-def gate_meta_for(listing: Listing) -> gate.GateMeta:
-    closed = listing.status == Listing.Status.CLOSED
-    if listing.opens_at is not None:
-        opens = int(listing.opens_at.timestamp() * 1000)
-    else:
-        opens = 0 if listing.status == Listing.Status.OPEN else gate.NOT_OPEN
-    closes = int(listing.closes_at.timestamp() * 1000) if listing.closes_at else 0
-    return gate.GateMeta(
-        closed=closed, opens_ms=opens, closes_ms=closes, quota=listing.quota, limit=listing.per_buyer_limit
-    )
+class CatalogStockHooks:
+    """What the catalog needs of stock (``apps.catalog.hooks.StockHooks``), registered in
+    ``InventoryConfig.ready``."""
 
+    def init(self, *, sku: SKU, on_hand: int) -> None:
+        if not 0 <= on_hand <= MAX_UNITS:
+            raise StockError(f"on_hand must be within 0..{MAX_UNITS}", extra={"field": "on_hand"})
+        stock_init(sku=sku, on_hand=on_hand)
 
-def gate_sync_after_commit(listing: Listing) -> None:
-    """After commit, push the listing's window/quota/limit to the gate. A listing that may sell
-    and is not loaded yet is loaded now, so the first second of a sale does not queue every buyer
-    behind one rebuild."""
-    listing_id = listing.pk
+    def on_hand(self, *, sku: SKU) -> int:
+        return stock_for(sku=sku).on_hand
 
-    def _sync() -> None:
-        from apps.catalog.selectors import listing_info_forget
+    def lock_available(self, *, sku: SKU) -> int:
+        stock = stock_lock(sku=sku)
+        return stock.on_hand - stock.reserved
 
-        listing_info_forget(listing_id)
-        fresh = Listing.objects.filter(pk=listing_id).first()
-        if fresh is None:
-            return
-        try:
-            if gate.gate_meta(listing_id, gate_meta_for(fresh)) == gate.NOT_LOADED and (
-                fresh.status != Listing.Status.CLOSED
-            ):
-                from apps.orders.services.gate_sync import gate_rebuild
-
-                gate_rebuild(listing_id)
-        except Exception:  # noqa: BLE001 - Redis may vanish; the reconciler repairs
-            log.warning("gate meta sync failed", extra={"listing": listing_id}, exc_info=True)
-        from apps.catalog.events import publish_listing
-
-        publish_listing(listing_id)
-
-    transaction.on_commit(_sync)
+    def adjust(self, *, sku: SKU, delta: int, reason: str, kind: str | None = None, reference: str = "") -> None:
+        stock_adjust(sku=sku, delta=delta, reason=reason, kind=kind, reference=reference)

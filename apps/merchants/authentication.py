@@ -11,9 +11,7 @@ there read the token just before the revoke committed).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +21,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from .models import ApiToken, Merchant
-from .services import hash_token, token_cache_key
+from .tokens import LOCAL_MAX, hash_token, local_tokens, local_tokens_lock, token_cache_key
+from .tokens import forget_local as forget_local  # re-exported: callers that revoke tokens
 
 
 @dataclass(frozen=True)
@@ -39,32 +38,20 @@ class TokenPrincipal:
         return Merchant.objects.get(pk=self.merchant_id)
 
 
-_local: dict[str, tuple[float, TokenPrincipal]] = {}
-_local_lock = threading.Lock()
-_LOCAL_MAX = 10_000
-
-
-def forget_local(key_hashes: Iterable[str]) -> None:
-    """Drop tokens from this process's cache (revoke, merchant deactivation)."""
-    with _local_lock:
-        for h in key_hashes:
-            _local.pop(h, None)
-
-
 def resolve_token(raw: str) -> TokenPrincipal | None:
     if not raw or len(raw) > 200:
         return None
     key_hash = hash_token(raw)
-    hit_local = _local.get(key_hash)
+    hit_local = local_tokens.get(key_hash)
     if hit_local is not None and hit_local[0] > time.monotonic():
         return hit_local[1]
     principal = _resolve_shared(key_hash)
     ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
     if principal is not None and ttl > 0:
-        with _local_lock:
-            if len(_local) >= _LOCAL_MAX:
-                _local.clear()
-            _local[key_hash] = (time.monotonic() + ttl, principal)
+        with local_tokens_lock:
+            if len(local_tokens) >= LOCAL_MAX:
+                local_tokens.clear()
+            local_tokens[key_hash] = (time.monotonic() + ttl, principal)
     return principal
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -14,18 +13,11 @@ from django.utils import timezone
 from apps.core.errors import ApplicationError
 
 from .models import ApiToken, Membership, Merchant
+from .tokens import forget_local, hash_token, token_cache_key
 
 TOKEN_PREFIX = "lc_"
 REVOKED_MARKER_SECONDS = 3600
 STAFF_APPS = ("catalog", "inventory", "orders", "merchants", "fraud", "platforms", "fulfilment", "reports")
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def token_cache_key(key_hash: str) -> str:
-    return f"token:{key_hash}"
 
 
 @transaction.atomic
@@ -67,7 +59,7 @@ def api_tokens_forget(*, merchant: Merchant) -> None:
         hashes = [k.split(":", 1)[1] for k in keys]
 
         def forget() -> None:
-            _forget_local(hashes)
+            forget_local(hashes)
             cache.delete_many(keys)
 
         transaction.on_commit(forget)
@@ -83,14 +75,8 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
     # A "revoked" marker, not a delete: a request that read the token from the database just
     # before this commit only ever *adds* to the cache (cache.add), so it cannot put it back.
     def mark_revoked() -> None:
-        _forget_local([token.key_hash])
+        forget_local([token.key_hash])
         cache.set(key, "-", timeout=REVOKED_MARKER_SECONDS)
 
     transaction.on_commit(mark_revoked)
     return token
-
-
-def _forget_local(key_hashes: list[str]) -> None:
-    from .authentication import forget_local
-
-    forget_local(key_hashes)

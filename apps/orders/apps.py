@@ -29,4 +29,12 @@ class OrdersConfig(AppConfig):
     label = "orders"
 
     def ready(self) -> None:
+        from apps.catalog.hooks import listing_changed, register_session_gmv
+        from apps.catalog.models import Listing
+
+        from .placement.gate.rebuild import on_listing_changed
+        from .selectors import session_gmv
+
         post_migrate.connect(ensure_schedules, sender=self)
+        listing_changed.connect(on_listing_changed, sender=Listing, dispatch_uid="orders.gate_follows_listing")
+        register_session_gmv(lambda session_id: session_gmv(session_id=session_id))

@@ -27,7 +27,7 @@ from apps.catalog import selectors as catalog_selectors
 from apps.merchants import selectors as merchant_selectors
 from apps.merchants.authentication import resolve_token, token_from_header
 from apps.orders import fanout, selectors
-from apps.orders.services.placement import check_status_token
+from apps.orders.placement.links import check_status_token
 
 log = logging.getLogger(__name__)
 

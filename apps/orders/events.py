@@ -15,27 +15,11 @@ from django.db import connection, transaction
 from apps.catalog.events import publish_listing
 from apps.core import events
 
+from .payloads import order_payload
+from .selectors import session_stats_live
+
 log = logging.getLogger(__name__)
 STATS_COALESCE_MS = 300
-
-
-def order_payload(order: Any, kind: str = "order.updated") -> dict[str, Any]:
-    return {
-        "type": kind,
-        "version": order.version,
-        "order": {
-            "id": order.public_id,
-            "status": order.status,
-            "total": str(order.total),
-            "pay_by": order.pay_by.isoformat() if order.pay_by else None,
-            "paid_at": order.paid_at.isoformat() if order.paid_at else None,
-            "cancel_reason": order.cancel_reason,
-            "carrier": order.carrier,
-            "tracking_number": order.tracking_number,
-            "refund_due": str(order.refund_due),
-            "updated_at": order.updated_at.isoformat() if order.updated_at else None,
-        },
-    }
 
 
 def order_changed_on_commit(
@@ -76,8 +60,6 @@ def order_changed_on_commit(
 
 
 def session_stats(session_id: int) -> dict[str, Any]:
-    from .selectors import session_stats_live
-
     return session_stats_live(session_id=session_id)
 
 

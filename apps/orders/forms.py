@@ -12,7 +12,7 @@ from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
 from .errors import InvalidOrder
-from .validation import MAX_QUANTITY, OrderRequest, parse_order_request
+from .placement.request import MAX_QUANTITY, OrderRequest, parse_order_request
 
 FORM_TOKEN_SALT = "livecommerce.storefront.form"
 FORM_TOKEN_MAX_AGE = 24 * 3600

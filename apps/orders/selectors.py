@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
 
-from .models import LIVE_STATUSES, Order
+from apps.catalog.events import listing_payload
+from apps.catalog.models import LiveSession
+from apps.catalog.selectors import session_listings
+
+from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderStatus
+from .payloads import order_payload
 
 
 def order_list(*, merchant_id: int) -> QuerySet[Order]:
@@ -36,16 +43,12 @@ def order_public(*, public_id: str) -> Order | None:
 
 
 def order_timeline(*, order: Order) -> QuerySet:
-    from .models import OrderEvent
 
     return OrderEvent.objects.filter(order=order).order_by("seq")
 
 
 def session_summary(*, session_id: int) -> dict:
     """Running totals of a show: GMV (paid and later), counts by stage, latest ledger seq."""
-    from django.db.models import Count, Max, Q
-
-    from .models import OrderStatus
 
     s = OrderStatus
     paid_like = [s.PAID, s.ON_HOLD, s.CONFIRMED, s.SHIPPED, s.DELIVERED, s.COMPLETED]
@@ -79,7 +82,6 @@ CHART_MINUTES = 30
 
 
 def ledger_seq(*, merchant_id: int) -> int:
-    from .models import LedgerHead
 
     return LedgerHead.objects.filter(pk=merchant_id).values_list("seq", flat=True).first() or 0
 
@@ -89,8 +91,6 @@ def session_stats_live(*, session_id: int, merchant_id: int | None = None) -> di
     after the totals, and every order change moves that seq, so equal reads mean the totals are
     exactly the state at that version. Under a stream of changes the version is a lower bound."""
     if merchant_id is None:
-        from apps.catalog.models import LiveSession
-
         merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
     if merchant_id is None:
         return {**session_summary(session_id=session_id), "version": 0}
@@ -110,9 +110,6 @@ def _actor_kind(actor: str) -> str:
 
 def order_snapshot(*, order: Order) -> dict:
     """What the buyer's status page shows: the order, its items and its timeline."""
-    from django.utils import timezone
-
-    from .events import order_payload
 
     payload = order_payload(order, kind="order.snapshot")
     items = []
@@ -157,7 +154,6 @@ def _order_line(order: Order) -> dict:
 
 
 def _latest_orders(qs) -> list[dict]:  # type: ignore[no-untyped-def]
-    from django.db.models import Max
 
     rows = qs.annotate(last_seq=Max("events__seq")).order_by("-id")[:LATEST_ORDERS]
     return [_order_line(o) for o in rows]
@@ -166,10 +162,6 @@ def _latest_orders(qs) -> list[dict]:  # type: ignore[no-untyped-def]
 def orders_per_minute(*, session_id: int, minutes: int = CHART_MINUTES) -> list[dict]:
     """Orders placed in each of the last ``minutes`` minutes (empty minutes included)."""
     from datetime import UTC, timedelta
-
-    from django.db.models import Count
-    from django.db.models.functions import TruncMinute
-    from django.utils import timezone
 
     now = timezone.now().astimezone(UTC).replace(second=0, microsecond=0)
     since = now - timedelta(minutes=minutes - 1)
@@ -189,7 +181,6 @@ def orders_per_minute(*, session_id: int, minutes: int = CHART_MINUTES) -> list[
 
 def listing_line(listing) -> dict:  # type: ignore[no-untyped-def]
     """A listing as the dashboard and storefront show it (the push payload plus names)."""
-    from apps.catalog.events import listing_payload
 
     payload = listing_payload(listing)
     sku = listing.sku
@@ -209,9 +200,6 @@ def session_snapshot(*, session) -> dict:  # type: ignore[no-untyped-def]
     All of it is read between two reads of the merchant's ledger seq; when they agree (no order
     changed meanwhile) the snapshot is exactly the state at that version, so the client can add
     every later order event to the totals and the chart without counting one twice."""
-    from django.utils import timezone
-
-    from apps.catalog.selectors import session_listings
 
     for _attempt in range(3):
         before = ledger_seq(merchant_id=session.merchant_id)
@@ -242,9 +230,6 @@ def session_snapshot(*, session) -> dict:  # type: ignore[no-untyped-def]
 
 def merchant_snapshot(*, merchant_id: int) -> dict:
     """A merchant's live feed: shows on air and the latest orders of every channel."""
-    from django.utils import timezone
-
-    from apps.catalog.models import LiveSession
 
     seq = ledger_seq(merchant_id=merchant_id)
     sessions = LiveSession.objects.filter(merchant_id=merchant_id, status=LiveSession.Status.LIVE).order_by("-id")

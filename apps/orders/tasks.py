@@ -16,6 +16,7 @@ from django.db import close_old_connections
 
 from apps.core.redis import get_client
 
+from .placement.gate.reconcile import reconcile_all
 from .services.transitions import orders_expire_due
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,4 @@ def expiry_sweeper(seconds: float = SWEEP_SECONDS, interval: float = 1.0) -> int
 
 
 def reconcile_gates() -> dict:
-    from apps.inventory.reconcile import reconcile_all
-
     return reconcile_all()

@@ -34,8 +34,9 @@ from . import selectors
 from .errors import IdempotencyConflict, InvalidTransition, ListingClosed, OverBuyerLimit, SoldOut
 from .forms import BuyForm, idempotency_key_from, new_form_token
 from .models import Order, OrderStatus
+from .placement.links import STATUS_SALT, check_status_token, status_path
+from .placement.service import order_place
 from .services import payments
-from .services.placement import STATUS_SALT, check_status_token, order_place, status_path
 from .services.transitions import can_transition, order_cancel
 
 S = OrderStatus

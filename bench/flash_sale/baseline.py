@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 from apps.catalog.models import Listing
 from apps.inventory.models import Stock, StockMovement
 from apps.orders.models import LIVE_STATUSES, Buyer, Order, OrderLine
-from apps.orders.services.placement import new_public_id
-from apps.orders.validation import parse_order_request
+from apps.orders.placement.links import new_public_id
+from apps.orders.placement.request import parse_order_request
 
 
 class BaselineOrderApi(APIView):

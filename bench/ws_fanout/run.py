@@ -154,8 +154,9 @@ async def broadcast(group: str, rounds: int, expect: int, sink: dict) -> dict:
 
 # --- own order under sale ------------------------------------------------------------------------------
 def _place_own(listing: int, i: int):  # type: ignore[no-untyped-def]
-    from apps.orders.services.placement import order_place, status_token
-    from apps.orders.validation import parse_order_request
+    from apps.orders.placement.links import status_token
+    from apps.orders.placement.request import parse_order_request
+    from apps.orders.placement.service import order_place
 
     req = parse_order_request(
         {

@@ -214,7 +214,9 @@ ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
 ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
-ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # a request waits this long at most
+ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped
+# An order a batch has already taken is waited for this much longer (its answer is the truth).
+ORDER_BATCH_TRUTH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TRUTH_TIMEOUT", "30"))
 
 LOGGING = {
     "version": 1,

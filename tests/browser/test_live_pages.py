@@ -15,8 +15,8 @@ from apps.catalog import services as catalog
 from apps.catalog.models import Listing, LiveSession
 from apps.merchants import services as merchants
 from apps.orders.models import Order
+from apps.orders.placement.links import status_path, status_token
 from apps.orders.services import payments
-from apps.orders.services.placement import status_path, status_token
 from apps.orders.services.transitions import order_cancel
 
 from ..factories import make_token, order_body

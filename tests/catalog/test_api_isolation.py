@@ -21,10 +21,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
-from apps.core.viewsets import IdFilter, MerchantFilterBackend, MerchantScopedViewSet
 from apps.merchants.authentication import forget_local
 from apps.merchants.models import ApiToken
 from apps.merchants.services import api_token_revoke, token_cache_key
+from apps.merchants.viewsets import IdFilter, MerchantFilterBackend, MerchantScopedViewSet
 from apps.orders.models import Order
 
 from ..factories import MerchantFactory, order_body

@@ -17,9 +17,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from apps.core.redis import LuaScript, listing_keys
-from apps.inventory import gate
-from apps.inventory.gate import (
+from apps.core.redis import LuaScript
+from apps.orders.placement.gate import scripts as gate
+from apps.orders.placement.gate.keys import listing_keys
+from apps.orders.placement.gate.scripts import (
     NOT_OPEN,
     GateMeta,
     GateResult,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from apps.catalog.models import Listing
-from apps.inventory import gate
 from apps.inventory.models import Stock, StockMovement
 from apps.inventory.services import stock_recompute
+from apps.orders.placement.gate import scripts as gate
 
 from ..factories import make_listing, order_body
 

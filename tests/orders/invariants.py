@@ -7,11 +7,11 @@ from collections import Counter
 from django.db.models import Sum
 
 from apps.catalog.models import Listing
-from apps.inventory import gate
 from apps.inventory.models import Stock
 from apps.inventory.services import stock_recompute
 from apps.orders.models import LIVE_STATUSES, RESERVING_STATUSES, ListingBuyer, Order, OrderEvent, OrderLine
-from apps.orders.services.gate_sync import buyer_key
+from apps.orders.placement.gate import scripts as gate
+from apps.orders.placement.gate.rebuild import buyer_key
 from apps.orders.services.ledger import ledger_verify
 
 

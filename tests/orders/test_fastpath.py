@@ -7,7 +7,7 @@ import json
 import pytest
 from asgiref.testing import ApplicationCommunicator
 
-from apps.orders.fastpath import OrderFastPath
+from apps.orders.placement.fastpath import OrderFastPath
 
 from ..factories import make_listing, order_body
 

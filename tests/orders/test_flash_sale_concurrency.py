@@ -16,8 +16,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.core.redis import get_client
-from apps.inventory.reconcile import reconcile_all
 from apps.orders.models import Order, OrderStatus, Payment
+from apps.orders.placement.gate.reconcile import reconcile_all
 from apps.orders.services import payments
 from apps.orders.services.transitions import orders_expire_due
 
@@ -254,7 +254,7 @@ def test_orders_placed_in_one_batch_succeed_or_fail_one_by_one(merchant, token):
     """On PostgreSQL, orders waiting at the same moment are placed together (one call, one
     commit). Within a batch a refusal or a database failure (here: a deadlock error raised for
     some buyers) touches only its own order."""
-    from apps.orders.services import placement
+    from apps.orders.placement.batcher import batchers
 
     listing = make_listing(merchant, quota=200, on_hand=200, limit=1)
     poison = (
@@ -274,8 +274,8 @@ def test_orders_placed_in_one_batch_succeed_or_fail_one_by_one(merchant, token):
     with connection.cursor() as cur:
         for sql in poison:
             cur.execute(sql)
-    batches_before = sum(b.batches for b in placement._batchers)
-    orders_before = sum(b.orders for b in placement._batchers)
+    batches_before = sum(b.batches for b in batchers())
+    orders_before = sum(b.orders for b in batchers())
     jobs = []
     for i in range(120):
         kind = i % 4
@@ -302,6 +302,6 @@ def test_orders_placed_in_one_batch_succeed_or_fail_one_by_one(merchant, token):
     assert summary["503:temporarily_unavailable"] == 30, summary
     assert_consistent(listing.pk, expect_sold=68)
     if connection.vendor == "postgresql":
-        batches = sum(b.batches for b in placement._batchers) - batches_before
-        orders = sum(b.orders for b in placement._batchers) - orders_before
+        batches = sum(b.batches for b in batchers()) - batches_before
+        orders = sum(b.orders for b in batchers()) - orders_before
         assert orders > batches > 0, f"no two of this test's orders shared a batch ({orders} in {batches})"

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from apps.catalog.models import Listing
-from apps.inventory import gate
 from apps.orders.models import Order, OrderEvent, OrderStatus
+from apps.orders.placement.gate import scripts as gate
 from apps.orders.services.ledger import ledger_verify
 from apps.orders.services.transitions import order_transition, orders_expire_due
 from apps.orders.tasks import expiry_sweeper
@@ -131,7 +131,8 @@ def test_verify_ledger_names_the_first_broken_event(api, merchant, tamper):
 def test_reconcile_stock_command_repairs_drift(api, merchant, capsys):
     listing = make_listing(merchant, quota=5)
     _place(api, listing, 2)
-    from apps.core.redis import get_client, listing_keys
+    from apps.core.redis import get_client
+    from apps.orders.placement.gate.keys import listing_keys
 
     get_client().hset(listing_keys(listing.pk)["state"], "left", 99)
     call_command("reconcile_stock")

@@ -13,9 +13,10 @@ from django.test import override_settings
 
 from apps.orders.api.serializers import OrderSerializer, order_representation
 from apps.orders.models import Order, OrderStatus
-from apps.orders.services.placement import check_status_token, order_place
+from apps.orders.placement.links import check_status_token
+from apps.orders.placement.request import parse_order_request
+from apps.orders.placement.service import order_place
 from apps.orders.services.transitions import order_cancel, order_transition
-from apps.orders.validation import parse_order_request
 
 from ..factories import make_listing, order_body
 

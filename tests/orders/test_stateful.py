@@ -17,14 +17,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from apps.catalog.models import Listing
 from apps.core.errors import ApplicationError
 from apps.core.redis import get_client
-from apps.inventory import gate
 from apps.inventory import services as inventory
 from apps.inventory.models import Stock
 from apps.orders.models import Order, OrderStatus
+from apps.orders.placement.gate import scripts as gate
+from apps.orders.placement.request import parse_order_request
+from apps.orders.placement.service import order_place
 from apps.orders.services import payments
-from apps.orders.services.placement import order_place
 from apps.orders.services.transitions import order_cancel, order_transition, orders_expire_due
-from apps.orders.validation import parse_order_request
 
 from ..factories import MerchantFactory, make_listing, order_body
 from .invariants import assert_consistent

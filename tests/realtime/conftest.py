@@ -13,9 +13,10 @@ from django.test import Client
 
 from apps.core import events
 from apps.merchants import services as merchants
+from apps.orders.placement.links import status_path
+from apps.orders.placement.request import parse_order_request
+from apps.orders.placement.service import order_place
 from apps.orders.services import payments
-from apps.orders.services.placement import order_place, status_path
-from apps.orders.validation import parse_order_request
 from livecommerce.asgi import application
 
 from ..factories import order_body

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from apps.orders.models import Order
-from apps.orders.services.placement import status_token
+from apps.orders.placement.links import status_token
 from apps.orders.services.transitions import order_cancel, order_transition
 
 from ..factories import make_listing, make_session, make_token

@@ -11,7 +11,7 @@ from django.test import Client
 
 from apps.catalog import services as catalog
 from apps.orders.models import Order, Payment
-from apps.orders.services.placement import check_status_token, status_path, status_token
+from apps.orders.placement.links import check_status_token, status_path, status_token
 
 from ..factories import MerchantFactory, make_listing, make_session
 from .conftest import place

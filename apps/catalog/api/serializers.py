@@ -4,10 +4,9 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from apps.catalog.models import SKU, Listing, LiveSession, Platform, Product
+from apps.catalog.models import MAX_UNITS, SKU, Listing, LiveSession, Platform, Product
 from apps.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
-MAX_UNITS = 10_000_000
 MONEY_FIELD = {
     "max_digits": 12,
     "decimal_places": 2,

@@ -11,11 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.catalog import selectors, services
+from apps.catalog import selectors, services, window
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.core.api import error_responses
-from apps.core.viewsets import MerchantScopedViewSet
-from apps.inventory import services as inventory
+from apps.merchants.viewsets import MerchantScopedViewSet
 
 from .serializers import (
     ListingSerializer,
@@ -105,7 +104,7 @@ class SKUViewSet(MerchantScopedViewSet):
         sku = self.get_object()
         s = StockAdjustSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        inventory.stock_adjust(sku=sku, **s.validated_data)
+        services.sku_stock_adjust(sku=sku, **s.validated_data)
         return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data)
 
 
@@ -159,14 +158,7 @@ class SessionViewSet(MerchantScopedViewSet):
 
 def listing_status_q(status: str, now: datetime) -> Q:
     """The rows whose ``Listing.effective_status(now)`` is ``status`` (what the reads show)."""
-    closed = Q(status=Listing.Status.CLOSED) | Q(closes_at__lte=now)
-    on_air = ~Q(status=Listing.Status.CLOSED) & (Q(closes_at__isnull=True) | Q(closes_at__gt=now))
-    window_started = Q(opens_at__isnull=True) | Q(opens_at__lte=now)
-    if status == Listing.Status.CLOSED:
-        return closed
-    if status == Listing.Status.OPEN:
-        return on_air & ((Q(status=Listing.Status.OPEN) & window_started) | Q(opens_at__lte=now))
-    return on_air & (Q(opens_at__gt=now) | Q(status=Listing.Status.SCHEDULED, opens_at__isnull=True))
+    return window.status_q(status, now)
 
 
 class ListingFilter(filters.FilterSet):

@@ -12,8 +12,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from apps.orders.models import Order, OrderLine
-from apps.orders.services.placement import status_path
-from apps.orders.validation import PHONE_RE
+from apps.orders.placement.links import status_path
+from apps.orders.placement.request import PHONE_RE
 
 
 class BuyerInSerializer(serializers.Serializer):

@@ -13,11 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import error_responses
-from apps.core.viewsets import MerchantScopedViewSet
+from apps.merchants.viewsets import MerchantScopedViewSet
 from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
-from apps.orders.fastpath import order_create_response
 from apps.orders.models import Order, OrderStatus
+from apps.orders.placement.handler import order_create_response
 from apps.orders.services import payments
 from apps.orders.services.transitions import order_cancel
 

@@ -1,1 +1,2 @@
-"""Order writes. Import from the submodules: placement, transitions, payments, ledger, gate_sync."""
+"""Order writes. Import from the submodules: transitions, payments, ledger. Placing an order is
+``apps.orders.placement``."""

@@ -16,11 +16,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.catalog.models import Listing
-from apps.inventory import gate
 from apps.inventory import services as inventory
 from apps.orders import events as notify
 from apps.orders.errors import InvalidTransition, OrderNotFound
 from apps.orders.models import LIVE_STATUSES, ListingBuyer, Order, OrderLine, OrderStatus
+from apps.orders.placement.gate import scripts as gate
 
 from .ledger import ledger_append
 

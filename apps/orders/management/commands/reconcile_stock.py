@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from apps.inventory.reconcile import reconcile_all
+from apps.orders.placement.gate.reconcile import reconcile_all
 
 
 class Command(BaseCommand):

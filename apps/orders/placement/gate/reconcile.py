@@ -1,49 +1,27 @@
-"""Keeping the Redis gate a faithful cache of database truth for one listing."""
+"""Gate vs database: find and repair drift, safely while orders flow (every listing that may
+still sell, every minute, and first the listings the order path flagged)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
 
 from apps.catalog.models import Listing
-from apps.inventory import gate
-from apps.inventory.services import gate_meta_for
-from apps.orders.models import LIVE_STATUSES, OrderLine
+from apps.core.redis import get_client
+
+from . import scripts as gate
+from .keys import RECONCILE_DUE
+from .rebuild import gate_meta_for, gate_rebuild, live_holds
 
 log = logging.getLogger(__name__)
 RECONCILE_MIN_AGE_MS = 30_000  # a hold younger than this may belong to a transaction in flight
 
 
-def buyer_key(external_id: str) -> str:
-    """The gate's buyer key: fixed length, no separators, same for API, storefront and rebuild."""
-    return hashlib.blake2b(external_id.encode(), digest_size=10).hexdigest()
-
-
-def live_holds(listing_id: int) -> list[tuple[str, str, int]]:
-    rows = OrderLine.objects.filter(listing_id=listing_id, order__status__in=LIVE_STATUSES).values_list(
-        "order__public_id", "order__buyer__external_id", "quantity"
-    )
-    return [(pid, buyer_key(ext), qty) for pid, ext, qty in rows]
-
-
-def gate_rebuild(listing_id: int) -> bool:
-    """Rebuild the listing's keys from the database under the rebuild lock (one rebuilder)."""
-    with gate.gate_rebuild_lock(listing_id) as acquired:
-        if not acquired:
-            return False
-        if gate.gate_state(listing_id) is not None:
-            return True  # someone else rebuilt it while we waited
-        listing = Listing.objects.filter(pk=listing_id).first()
-        if listing is None:
-            return False
-        gate.gate_load(listing_id, gate_meta_for(listing), live_holds(listing_id))
-        log.info("gate rebuilt from the database", extra={"listing": listing_id})
-        return True
-
-
-# --- reconciliation ------------------------------------------------------------------------------
 @dataclass
 class ReconcileReport:
     listing_id: int
@@ -57,12 +35,12 @@ class ReconcileReport:
     def repaired(self) -> bool:
         return self.loaded or bool(self.released_orphans or self.adopted) or self.recounted
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "repaired": self.repaired}
 
 
 def gate_reconcile(listing_id: int) -> ReconcileReport:
-    """Compare the gate with the database and repair drift, safely while orders flow.
+    """Compare one listing's gate with the database and repair drift.
 
     Holds the database no longer has (older than a transaction could be in flight) are released;
     live orders Redis lost are adopted; then ``left`` and buyer counts are recounted from holds.
@@ -96,3 +74,22 @@ def gate_reconcile(listing_id: int) -> ReconcileReport:
                 gate.gate_release(listing_id, hold_id=pid)
     report.recounted = gate.gate_recount(listing_id)
     return report
+
+
+def reconcile_all(*, listing_ids: list[int] | None = None) -> dict[str, Any]:
+    """Reconcile the given listings, or every listing that may still sell plus those flagged."""
+    if listing_ids is None:
+        recent = timezone.now() - timedelta(days=2)
+        listing_ids = list(
+            Listing.objects.exclude(status=Listing.Status.CLOSED, closes_at__lt=recent).values_list("pk", flat=True)
+        )
+        try:
+            due = get_client().spop(RECONCILE_DUE, 1000) or []
+            listing_ids = sorted(set(listing_ids) | {int(x) for x in due})
+        except Exception:  # noqa: BLE001 - Redis gone: the listings from the database are enough
+            pass
+    reports = [gate_reconcile(pk) for pk in listing_ids]
+    repaired = [r.as_dict() for r in reports if r.repaired]
+    if repaired:
+        log.warning("gate drift repaired", extra={"repaired": repaired})
+    return {"checked": len(reports), "repaired": repaired}

@@ -17,6 +17,9 @@ from apps.catalog.models import LiveSession
 from apps.merchants import services as merchants
 from apps.merchants.authentication import resolve_token
 from apps.merchants.models import Merchant
+from apps.orders.placement.request import parse_order_request
+from apps.orders.placement.service import order_place
+from apps.orders.services import payments
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-pass-123"
 PRODUCTS = [
@@ -70,10 +73,6 @@ class Command(BaseCommand):
         return merchant
 
     def _orders(self, show: LiveSession) -> None:
-        from apps.orders.services import payments
-        from apps.orders.services.placement import order_place
-        from apps.orders.validation import parse_order_request
-
         buyers = [
             ("viewer-1001", "王小明", "13800001001"),
             ("viewer-1002", "李华", "13800001002"),

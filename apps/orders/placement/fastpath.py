@@ -3,7 +3,7 @@
 Django's middleware chain and DRF's request machinery cost several thread hops and most of a
 millisecond per request; during a flash sale nearly every request is answered by the Redis
 gate, so that overhead is the ceiling. This adapter reads the request itself and makes ONE hop
-into a worker thread that runs the same code the DRF view runs (``order_create_response``):
+into a worker thread that runs the same handler the DRF view runs (``handler.order_create_response``):
 token auth, ``parse_order_request`` validation, ``order_place``, the same serializer and error
 shape. Everything else goes to Django untouched. The DRF view stays the documented endpoint
 (schema, tests through the Django stack) and answers identically.
@@ -26,6 +26,8 @@ from apps.core.errors import ApplicationError
 from apps.core.logging import request_id_var
 from apps.merchants.authentication import resolve_token, token_from_header
 
+from .handler import order_create_response
+
 log = logging.getLogger(__name__)
 PATH = "/api/v1/orders"
 MAX_BODY = 64 * 1024
@@ -33,28 +35,6 @@ MAX_BODY = 64 * 1024
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"code": code, "message": message, "extra": {}}
-
-
-def order_create_response(
-    *, merchant_id: int, token_id: int, data: Any, idempotency_key: str | None, base_url: str
-) -> tuple[int, dict[str, Any]]:
-    """Place an order and render the API answer (status, body). Shared by the DRF view and the
-    fast path. Raises ApplicationError for refusals (the caller renders them)."""
-    from apps.orders import selectors
-    from apps.orders.api.serializers import order_representation
-    from apps.orders.services.placement import order_place
-    from apps.orders.validation import parse_idempotency_key, parse_order_request
-
-    req = parse_order_request(data)
-    key = parse_idempotency_key(idempotency_key)
-    placed = order_place(
-        req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
-    )
-    order = placed.order
-    if not placed.created:
-        order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id)
-    body = order_representation(order, base_url=base_url)
-    return (201 if placed.created else 200), body
 
 
 def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, dict[str, Any]]:

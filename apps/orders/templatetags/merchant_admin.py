@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.catalog.models import LiveSession
 from apps.merchants.admin_scoping import is_superuser, user_merchant_ids
 from apps.merchants.models import Merchant
+from apps.orders.selectors import session_summary
 
 register = template.Library()
 
@@ -19,8 +20,6 @@ register = template.Library()
 @register.inclusion_tag("admin/merchant_overview.html", takes_context=True)
 def merchant_overview(context: dict[str, Any]) -> dict[str, Any]:
     request = context["request"]
-    from apps.orders.selectors import session_summary
-
     ids = None if is_superuser(request) else user_merchant_ids(request)
     now = timezone.localtime()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)

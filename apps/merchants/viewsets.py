@@ -14,9 +14,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, viewsets
 
+from apps.core.api import ErrorSerializer, JSONParser
 from apps.merchants.models import Merchant
-
-from .api import ErrorSerializer, JSONParser
 
 _ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
 

@@ -1,6 +1,6 @@
 """The Redis gate for flash-sale listings: Redis decides fast, the database stays the truth.
 
-Each listing has three hash-tagged keys (``apps.core.redis.listing_keys``), one slot in a cluster:
+Each listing has three hash-tagged keys (``keys.listing_keys``), one slot in a cluster:
 
 - ``state``: ``closed`` ("0"/"1"), ``opens``/``closes`` (epoch ms; ``closes`` 0 = no end; ``opens``
   ``NOT_OPEN`` = not yet opened), ``quota``, ``left``, ``limit`` (per buyer), ``ver``;
@@ -10,6 +10,7 @@ Each listing has three hash-tagged keys (``apps.core.redis.listing_keys``), one 
 Every change runs in one Lua script (``lua/*.lua``; each file documents its KEYS, ARGV and
 replies), so the gate is atomic per listing. This module is pure Redis: no models, and settings
 only through ``apps.core.redis`` (``get_client`` when no ``client`` is given).
+The rebuild from the database and the reconciler are ``rebuild.py`` and ``reconcile.py``.
 
 A script that finds no ``state`` answers ``not_loaded``: the caller rebuilds the listing from the
 database under ``gate_rebuild_lock`` with ``gate_load`` and retries.
@@ -25,10 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apps.core.redis import LuaScript, get_client, is_redis_error, listing_keys
+from apps.catalog.window import NOT_OPEN_MS
+from apps.core.redis import LuaScript, get_client, is_redis_error
 
-NOT_OPEN = 9_000_000_000_000_000
-"""``opens`` value for a window that is not opened yet (beyond any real clock, exact in a double)."""
+from .keys import listing_keys
+
+NOT_OPEN = NOT_OPEN_MS
+"""``opens`` value for a window that is not opened yet (``apps.catalog.window``)."""
 
 _LUA = Path(__file__).parent / "lua"
 _reserve = LuaScript(_LUA / "reserve.lua", (3, 4))

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidOrder
+from apps.orders.errors import InvalidOrder
 
 MAX_QUANTITY = 1000
 ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "detail")

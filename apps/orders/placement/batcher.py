@@ -1,0 +1,163 @@
+"""Places the orders a process receives together, on PostgreSQL.
+
+A batcher thread takes whatever orders for ONE listing are waiting (up to ``ORDER_BATCH_MAX``)
+and places them with one call of ``lc_place_orders`` and one commit. Each order still succeeds
+or is refused on its own.
+
+Under a flash sale this turns a line of transactions queueing for the same hot rows (each paying
+its own round trip, executor start, lock hand-over and commit) into a few large commits. With
+one order waiting, the batch is that order, so nothing is ever delayed to fill a batch. A batch
+never mixes listings: two batches then take their hot rows (listing, stock, the merchant's
+ledger head) in the same order and cannot deadlock on them. Listings are spread over
+``ORDER_BATCHERS`` threads so one listing's lock waits do not hold up another's orders.
+
+An order whose caller stopped waiting (``ORDER_BATCH_TIMEOUT``) is cancelled: a batch that has
+not taken it yet skips it, so it is never placed behind the caller's back. Once a batch has
+taken it, the caller waits for the batch's answer instead (the truth), up to
+``ORDER_BATCH_TRUTH_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import deque
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection
+
+from .pgcall import BATCH_SQL, REFUSED, run_prepared
+
+log = logging.getLogger(__name__)
+
+
+class BatchedOrderFailed(DatabaseError):
+    """A batched order that ``lc_place_orders`` refused or failed; its message is the reason."""
+
+
+class BatchTimeout(DatabaseError):
+    """The caller stopped waiting and the order was taken out of the queue: nothing was placed."""
+
+
+class BatchOutcomeUnknown(DatabaseError):
+    """A batch took the order and gave no answer in time: it may still commit."""
+
+
+class Batcher:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: queue.Queue[tuple[dict[str, Any], Future]] = queue.Queue()
+        self._pending: deque[tuple[dict[str, Any], Future]] = deque()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.orders = 0
+        self.largest = 0
+        self.skipped = 0
+
+    def place(self, params: dict[str, Any]) -> tuple:
+        """The order's row, as ``lc_place_order`` returns it; raises like the single call would,
+        or ``BatchTimeout`` (nothing placed) / ``BatchOutcomeUnknown``."""
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                    self._thread.start()
+        future: Future = Future()
+        self._queue.put((params, future))
+        try:
+            return future.result(timeout=settings.ORDER_BATCH_TIMEOUT)
+        except FuturesTimeout:
+            if future.cancel():  # not taken by a batch yet: it never will be
+                raise BatchTimeout("the order batch did not answer in time; nothing was placed") from None
+        try:  # a batch has it: its answer is the truth
+            return future.result(timeout=settings.ORDER_BATCH_TRUTH_TIMEOUT)
+        except (FuturesTimeout, CancelledError):
+            raise BatchOutcomeUnknown("the order batch did not answer; the order may still be placed") from None
+
+    def _next_batch(self) -> list[tuple[dict[str, Any], Future]]:
+        while True:
+            if not self._pending:
+                self._pending.append(self._queue.get())
+            while True:
+                try:
+                    self._pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            listing = self._pending[0][0]["listing"]
+            batch: list[tuple[dict[str, Any], Future]] = []
+            rest: deque[tuple[dict[str, Any], Future]] = deque()
+            for item in self._pending:
+                if item[0]["listing"] == listing and len(batch) < settings.ORDER_BATCH_MAX:
+                    if item[1].set_running_or_notify_cancel():
+                        batch.append(item)
+                    else:  # its caller gave up before we got to it
+                        self.skipped += 1
+                else:
+                    rest.append(item)
+            self._pending = rest
+            if batch:
+                return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                rows = self._execute([params for params, _ in batch])
+                self.batches += 1
+                self.orders += len(batch)
+                self.largest = max(self.largest, len(batch))
+                for (_, future), row in zip(batch, rows, strict=True):
+                    refused = row[1]
+                    if refused is None:
+                        future.set_result(row[2:])
+                    elif refused == REFUSED + "duplicate":
+                        future.set_exception(IntegrityError("duplicate Idempotency-Key or public id"))
+                    else:
+                        future.set_exception(BatchedOrderFailed(refused))
+            except Exception as exc:  # noqa: BLE001 - every order not yet answered gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                self._close_connection()  # a broken connection must not serve the next batch
+                continue
+            if self._queue.empty() and not self._pending:
+                self._close_connection()  # idle: hand the connection back to the pool
+
+    @staticmethod
+    def _close_connection() -> None:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - the next batch opens a fresh one
+            log.warning("closing the batcher's connection failed", exc_info=True)
+
+    @staticmethod
+    def _execute(orders: list[dict[str, Any]]) -> list[tuple]:
+        items = [{**o, "now": o["now"].isoformat()} for o in orders]
+        rows = run_prepared(BATCH_SQL, [json.dumps(items, ensure_ascii=False)])
+        if len(rows) != len(orders):
+            raise DatabaseError(f"lc_place_orders answered {len(rows)} rows for {len(orders)} orders")
+        return rows
+
+
+_batchers: list[Batcher] = []
+_batchers_lock = threading.Lock()
+
+
+def batchers() -> list[Batcher]:
+    """This process's batchers (``ORDER_BATCHERS`` of them), made on first use."""
+    if not _batchers:
+        with _batchers_lock:
+            if not _batchers:
+                _batchers.extend(Batcher(f"lc-order-batcher-{i}") for i in range(max(1, settings.ORDER_BATCHERS)))
+    return _batchers
+
+
+def batcher_for(listing_id: int) -> Batcher:
+    pool = batchers()
+    return pool[listing_id % len(pool)]

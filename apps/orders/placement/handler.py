@@ -1,0 +1,30 @@
+"""The one request handler for ``POST /api/v1/orders``: used by the DRF view (the documented
+endpoint, through Django's stack) and by the ASGI fast path (``fastpath``), so the two answer
+every input identically (``tests/orders/test_order_entry_parity.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.orders import selectors
+from apps.orders.api.serializers import order_representation
+
+from .request import parse_idempotency_key, parse_order_request
+from .service import order_place
+
+
+def order_create_response(
+    *, merchant_id: int, token_id: int, data: Any, idempotency_key: str | None, base_url: str
+) -> tuple[int, dict[str, Any]]:
+    """Place an order and render the API answer (status, body). Raises ApplicationError for
+    refusals (the caller renders them)."""
+    req = parse_order_request(data)
+    key = parse_idempotency_key(idempotency_key)
+    placed = order_place(
+        req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
+    )
+    order = placed.order
+    if not placed.created:
+        order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id)
+    body = order_representation(order, base_url=base_url)
+    return (201 if placed.created else 200), body

@@ -1,0 +1,211 @@
+"""``order_place``: may this order be placed? The Redis gate decides first, the database last.
+
+1. The gate (``gate/lua/reserve.lua``) holds units for the order's public id (derived from the
+   Idempotency-Key); ``sold_out``, ``closed`` and ``over_limit`` answer at once without touching
+   the database; a missing key is rebuilt from the database under a lock; an unreachable Redis
+   lets the database decide alone.
+2. Idempotency: the gate remembers every hold id it held, so only a key used before (or a Redis
+   that cannot tell) costs a database lookup of the earlier order.
+3. The database (``engines``): buyer, order, line, stock movement, then the hot rows as late as
+   possible, the ledger last.
+4. On failure the hold is released (only a hold this request took) and a gate/database
+   disagreement is counted and the listing queued for reconciliation.
+5. After commit the order is published to its subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.db import DatabaseError, IntegrityError
+
+from apps.catalog.selectors import ListingInfo, listing_info
+from apps.core.redis import get_client, is_redis_error
+from apps.orders import events as notify
+from apps.orders.errors import (
+    IdempotencyConflict,
+    ListingClosed,
+    ListingNotFound,
+    OverBuyerLimit,
+    SoldOut,
+    Unavailable,
+)
+from apps.orders.models import LIVE_STATUSES, Order
+
+from . import batcher
+from .engines import Refused, place_in_db
+from .gate import scripts as gate
+from .gate.keys import DRIFT_COUNTER, RECONCILE_DUE, buyer_key
+from .gate.rebuild import gate_rebuild
+from .links import new_public_id
+from .request import OrderRequest
+
+log = logging.getLogger(__name__)
+NOT_SAVED = "could not save the order; nothing was charged or held — please retry"
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: Order
+    created: bool
+
+
+def order_place(
+    *,
+    req: OrderRequest,
+    merchant_id: int | None,
+    idempotency_key: str | None,
+    channel: str = "api",
+    actor: str = "buyer",
+) -> Placement:
+    """Place an order for one listing. ``merchant_id`` is the token's merchant (None for the
+    public storefront). Raises ListingNotFound, SoldOut, OverBuyerLimit, ListingClosed,
+    IdempotencyConflict, Unavailable (503: nothing was placed, or it is not known yet — retry
+    with the same key). Opens no database transaction when the gate says no."""
+    info = listing_info(req.listing_id)
+    if info is None or (merchant_id is not None and info.merchant_id != merchant_id):
+        raise ListingNotFound("no such listing", extra={"listing": req.listing_id})
+    merchant_id = info.merchant_id
+    fingerprint = req.fingerprint()
+    public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
+    bkey = buyer_key(req.buyer_external_id)
+    remember = idempotency_key is not None
+    gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
+    if remember and gate_said in (_REPLAY, _SEEN, _NO_GATE):
+        # The key was used before (or Redis cannot tell): the database knows its order.
+        existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
+        if existing is not None:
+            return Placement(existing, created=False)
+        if gate_said == _SEEN:  # its earlier attempt failed: this one is new after all
+            gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=False)
+    # Only a hold this request took is this request's to give back: a replay's hold belongs to the
+    # request that took it (still in flight, or its order's).
+    held = gate_said == _HELD
+    try:
+        order, seq = place_in_db(
+            info,
+            req,
+            public_id=public_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            channel=channel,
+            actor=actor,
+        )
+    except IntegrityError as exc:
+        # The key's order exists: a concurrent duplicate won, or the key was used before in a way
+        # the gate could not tell (another listing, a Redis that lost its memory).
+        existing = None
+        if idempotency_key is not None:
+            try:
+                existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint, lookup_only=True)
+            finally:
+                if held and not _hold_is_the_orders(existing, info):
+                    _release(info.id, public_id, held)
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request body") from None
+            return Placement(existing, created=False)
+        _release(info.id, public_id, held)
+        log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
+        raise Unavailable(NOT_SAVED) from exc
+    except batcher.BatchOutcomeUnknown as exc:
+        # The order may still commit: its hold stays (the reconciler frees it if it does not).
+        log.warning("order batch gave no answer", extra={"listing": info.id, "order": public_id})
+        raise Unavailable(
+            "the order could not be confirmed in time; retry with the same Idempotency-Key to learn its outcome"
+        ) from exc
+    except DatabaseError as exc:
+        _release(info.id, public_id, held)
+        log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
+        raise Unavailable(NOT_SAVED) from exc
+    except Refused as refused:
+        _release(info.id, public_id, held)
+        if held:
+            _count_drift(info.id, refused.error)
+        raise refused.error from None
+    except BaseException:
+        _release(info.id, public_id, held)
+        raise
+    notify.order_changed_on_commit(order, listing_id=info.id, seq=seq, created=True)
+    return Placement(order, created=True)
+
+
+def _idempotent_replay(merchant_id: int, key: str, fingerprint: str, *, lookup_only: bool = False) -> Order | None:
+    order = Order.objects.filter(merchant_id=merchant_id, idempotency_key=key).first()
+    if order is None or lookup_only:
+        return order
+    if order.request_hash != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+    return order
+
+
+def _hold_is_the_orders(existing: Order | None, info: ListingInfo) -> bool:
+    """Whether a hold under the key's public id on this listing is the existing order's own (its
+    hold id is the same, derived from the key): only while that order is live on this listing.
+    Otherwise a hold this request just took for it is spurious and must go back."""
+    return existing is not None and existing.listing_id == info.id and existing.status in LIVE_STATUSES
+
+
+# What the gate said (``_gate_hold``): units held for this order; the hold id holds units already
+# (a replay, or a concurrent duplicate in flight); it held units before (a replay of a released
+# order); Redis cannot decide (the database decides alone).
+_HELD, _REPLAY, _SEEN, _NO_GATE = "held", "replay", "seen", "no_gate"
+
+
+def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int, remember: bool) -> str:
+    """Ask the gate for a hold; raises the gate's refusal."""
+    try:
+        for _attempt in range(3):
+            result = gate.gate_reserve(
+                info.id,
+                hold_id=public_id,
+                buyer=buyer,
+                quantity=quantity,
+                now_ms=int(time.time() * 1000),
+                remember=remember,
+            )
+            if result.status == gate.OK:
+                return _REPLAY if result.replay else _HELD
+            if result.status == gate.SEEN:
+                return _SEEN
+            if result.status == gate.SOLD_OUT:
+                raise SoldOut("sold out", extra={"listing": info.id, "left": max(result.left, 0)})
+            if result.status == gate.OVER_LIMIT:
+                raise OverBuyerLimit(
+                    f"at most {info.per_buyer_limit} per buyer",
+                    extra={"listing": info.id, "limit": info.per_buyer_limit, "held": result.held},
+                )
+            if result.status == gate.CLOSED:
+                raise ListingClosed("this listing is not open", extra={"listing": info.id})
+            gate_rebuild(info.id)  # not_loaded: rebuild from the database, then try again
+        log.warning("gate could not be loaded; the database decides", extra={"listing": info.id})
+        return _NO_GATE
+    except Exception as exc:
+        if is_redis_error(exc):
+            log.warning("redis unavailable; the database decides", extra={"listing": info.id})
+            return _NO_GATE
+        raise
+
+
+def _release(listing_id: int, public_id: str, held: bool) -> None:
+    if not held:
+        return
+    try:
+        gate.gate_release(listing_id, hold_id=public_id)
+    except Exception:  # noqa: BLE001 - the reconciler frees an orphaned hold
+        log.warning("gate release failed", extra={"listing": listing_id, "order": public_id}, exc_info=True)
+
+
+def _count_drift(listing_id: int, error: Exception) -> None:
+    log.warning(
+        "gate and database disagree; the database wins",
+        extra={"listing": listing_id, "db_answer": getattr(error, "code", str(error))},
+    )
+    try:
+        client = get_client()
+        client.incr(DRIFT_COUNTER)
+        client.sadd(RECONCILE_DUE, listing_id)
+    except Exception:  # noqa: BLE001 - a metric; Redis may be gone
+        pass
