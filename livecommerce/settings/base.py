@@ -22,6 +22,16 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Secrets written in this repository for the laptop and test settings. Anyone can read them, so
+# anyone could forge sessions, status links and payment notifications with them: production.py
+# refuses to start with any of them.
+DEV_SECRET_KEY = "dev-only-insecure-key-livecommerce-do-not-use-in-production"
+TEST_SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
+DEV_PAYMENT_WEBHOOK_SECRET = "sandbox-payment-secret"
+TEST_PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+PUBLISHED_SECRETS = frozenset(
+    {DEV_SECRET_KEY, TEST_SECRET_KEY, DEV_PAYMENT_WEBHOOK_SECRET, TEST_PAYMENT_WEBHOOK_SECRET}
+)
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -219,9 +229,19 @@ ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # a re
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.core.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.core.logging.RequestIdFilter"},
+        # Buyers' status-link tokens (``?t=``) never reach a log line (apps/core/logging.py).
+        "redact_tokens": {"()": "apps.core.logging.RedactTokenFilter"},
+    },
     "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
