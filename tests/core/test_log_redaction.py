@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from apps.core.logging import JsonFormatter, RedactTokenFilter, RequestIdFilter, redact_url
@@ -146,3 +147,12 @@ def test_daphne_access_log_has_no_token() -> None:
     assert '"GET /o/abc/?t=[redacted]" 200 10' in out
     assert '"WSCONNECTING /ws/orders/abc/?t=[redacted]"' in out
     assert "SECRET" not in out
+
+
+def test_run_starts_daphne_through_the_redacting_entry_point() -> None:
+    from livecommerce import launcher
+
+    source = Path(launcher.__file__).read_text()
+    assert '"livecommerce.daphne_server"' in source
+    assert '"-m", "daphne"' not in source
+    assert settings.LOGGING  # the test settings' own logging is minimal; production's is base.LOGGING
