@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import ipaddress
 import os
 import shutil
 import signal
@@ -136,41 +137,116 @@ def ensure_chromium() -> None:
     print("warning: chromium could not be installed", file=sys.stderr)
 
 
+LOCAL_SETTINGS = "livecommerce.settings.local"
+STOP_GRACE = 5.0  # seconds a supervised child gets between SIGTERM and SIGKILL
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server to this machine."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def bind_warning(host: str, settings_module: str) -> str | None:
+    """The warning ``./run`` prints when the demo setup is reachable from other machines, or None.
+
+    ``./run`` runs the laptop settings: DEBUG pages with tracebacks and settings, a SECRET_KEY that
+    is published in the repository (anyone can forge sessions and buyers' status links), and the
+    sandbox pay button that marks any order paid without a payment. Fine on 127.0.0.1; on
+    0.0.0.0 or a LAN address everybody on the network gets them too."""
+    if is_loopback(host) or settings_module != LOCAL_SETTINGS:
+        return None
+    return "\n".join(
+        [
+            f"WARNING: ./run is listening on {host}, reachable from other machines, with the",
+            "  development settings: DEBUG is on, SECRET_KEY is the dev key published in the repository",
+            "  (sessions and buyers' status links can be forged) and the sandbox pay button marks orders",
+            "  paid without any payment. Use --host 127.0.0.1, or a trusted network only. For a real",
+            "  deployment see 'Production posture' in README.md (livecommerce.settings.production).",
+        ]
+    )
+
+
+def supervised(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``command`` under ``livecommerce.supervise`` in a new session: the command and every
+    process it forks die with us, even when we are killed with SIGKILL (see supervise.py)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecommerce.supervise", "--parent", str(os.getpid())]
+        + ["--grace", str(STOP_GRACE), "--", *command],
+        cwd=ROOT,
+        env=env,
+        preexec_fn=_die_with_parent,
+        start_new_session=True,
+    )
+    proc.name = name  # type: ignore[attr-defined]  # for the exit message
+    return proc
+
+
+def start_children(host: str, port: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """The web server (daphne, access log redacted) and the django-q2 worker cluster."""
+    web = [sys.executable, "-m", "livecommerce.daphne_server", "-b", host, "-p", str(port)]
+    web += ["--proxy-headers", "livecommerce.asgi:application"]
+    return [
+        supervised("daphne", web, env),
+        supervised("qcluster", [sys.executable, str(ROOT / "manage.py"), "qcluster"], env),
+    ]
+
+
+def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child's process group, SIGKILL what is left after the grace period."""
+    for c in children:  # each child leads its own process group: stop it with its workers
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(c.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE + 1
+    for c in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            c.wait(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(c.pid, signal.SIGKILL)
+
+
+def watch(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait for Ctrl-C / SIGTERM or a child's exit, then stop every child; the exit code."""
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while not stop["now"]:
+        for c in children:
+            if c.poll() is not None:
+                print(f"a child process exited ({getattr(c, 'name', c.args)}: {c.returncode}); stopping")
+                stop["now"] = True
+                code = c.returncode or 1
+        time.sleep(0.1)
+    stop_children(children)
+    return code
+
+
 def cmd_run(opts: argparse.Namespace) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "livecommerce.settings.local")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", LOCAL_SETTINGS)
+    warning = bind_warning(opts.host, os.environ["DJANGO_SETTINGS_MODULE"])
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     with services("run"):
         manage("migrate", "--noinput", "-v", "0")
         if not opts.no_demo:
             manage("load_demo")
-        env = dict(os.environ)
-        children = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    opts.host,
-                    "-p",
-                    str(opts.port),
-                    "--proxy-headers",
-                    "livecommerce.asgi:application",
-                ],
-                cwd=ROOT,
-                env=env,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,
-            ),
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-                cwd=ROOT,
-                env=env,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,
-            ),
-        ]
+        children = start_children(opts.host, opts.port, dict(os.environ))
         base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
-        _wait_for_http(base + "/healthz", children[0])
+        try:
+            _wait_for_http(base + "/healthz", children[0])
+        except BaseException:
+            stop_children(children)
+            raise
         print(
             "\n".join(
                 [
@@ -187,31 +263,9 @@ def cmd_run(opts: argparse.Namespace) -> int:
             ),
             flush=True,
         )
-        stop = {"now": False}
-
-        def _stop(*_: object) -> None:
-            stop["now"] = True
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        code = 0
-        while not stop["now"]:
-            for c in children:
-                if c.poll() is not None:
-                    print(f"a child process exited ({c.args[2]!s}: {c.returncode}); stopping")
-                    stop["now"] = True
-                    code = c.returncode or 1
-            time.sleep(0.3)
-        for c in children:  # each child leads its own process group: stop it with its workers
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(c.pid, signal.SIGTERM)
-        for c in children:
-            try:
-                c.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(c.pid, signal.SIGKILL)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
+        code = watch(children)
         print("stopped")
         return code
 

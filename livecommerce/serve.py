@@ -49,6 +49,21 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def log_config() -> dict:
+    """uvicorn's own logging config with buyers' status-link tokens redacted: its access log
+    (``uvicorn.access``) and its websocket lines (``uvicorn.error``: ``"WebSocket /ws/orders/1/?t=…"
+    [accepted]``) carry the path with the query string."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tokens"] = {"()": "apps.core.logging.RedactTokenFilter"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tokens")
+    return config
+
+
 def _child(args: argparse.Namespace, parent: int) -> None:
     try:  # die with the supervisor (Linux), set before anything slow
         import ctypes
@@ -67,6 +82,7 @@ def _child(args: argparse.Namespace, parent: int) -> None:
         http="httptools",
         lifespan="off",
         log_level=args.log_level,
+        log_config=log_config(),
         access_log=args.access_log,
         proxy_headers=True,
     )

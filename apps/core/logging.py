@@ -1,18 +1,59 @@
-"""Structured JSON logs carrying the request id of the request being served."""
+"""Structured JSON logs carrying the request id of the request being served, with buyers'
+status-link tokens taken out of every logged URL.
+
+A buyer's status page is ``/o/<public_id>/?t=<token>`` and its websocket
+``/ws/orders/<id>/?t=<token>``: the token is the whole credential for that order (name, phone,
+address, cancel button), so an access log that keeps it hands every order to whoever reads the
+logs. This module only imports the standard library: ``livecommerce.serve`` and the daphne entry
+point use it before Django is set up.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# ``t`` as a query parameter, raw or percent-encoded (``%3Ft=`` / ``%26t=``), up to the next
+# parameter, fragment, whitespace, quote or backslash (a JSON escape).
+_TOKEN_PARAM = re.compile(r"((?:[?&;]|%3[Ff]|%26)t=)[^&;#\s\"'<>\\]*")
+REDACTED = "[redacted]"
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the value of every ``t=`` query parameter replaced by ``[redacted]``."""
+    if "t=" not in text:
+        return text
+    return _TOKEN_PARAM.sub(r"\1" + REDACTED, text)
+
+
+def _redact_value(value: Any) -> Any:
+    return redact_url(value) if isinstance(value, str) else value
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        return True
+
+
+class RedactTokenFilter(logging.Filter):
+    """Redact status-link tokens in a record's message and arguments (uvicorn's access log passes
+    the path with its query string as an argument; Django's runserver-style loggers do too).
+    Put it on handlers, so records propagated from any logger are covered."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact_value(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_value(a) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _redact_value(v) for k, v in record.args.items()}
         return True
 
 
@@ -32,4 +73,7 @@ class JsonFormatter(logging.Formatter):
                 body[key] = value
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
-        return json.dumps(body, default=str, ensure_ascii=False)
+        # Redact the finished line: extras such as Django's ``request`` (whose repr is the full
+        # path with its query string) and tracebacks are covered too. JSON leaves ``?``, ``&``
+        # and ``=`` as they are, so the pattern sees them.
+        return redact_url(json.dumps(body, default=str, ensure_ascii=False))

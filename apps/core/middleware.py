@@ -5,7 +5,10 @@ import uuid
 from collections.abc import Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from csp.constants import UNSAFE_INLINE
+from csp.middleware import CSPMiddleware, PolicyParts
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from .logging import request_id_var
 
@@ -43,3 +46,27 @@ class RequestIdMiddleware:
         response = await self.get_response(request)
         response["X-Request-ID"] = rid
         return response
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware (``CONTENT_SECURITY_POLICY``), plus ``style-src 'unsafe-inline'`` on
+    ``CSP_INLINE_STYLE_PATHS``: the Django admin and Swagger UI ship templates with inline <style>
+    blocks we do not control. Scripts stay ``'self'`` everywhere, and such a page never asks for
+    a nonce (a nonce would make browsers ignore ``'unsafe-inline'``)."""
+
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if request.path_info.startswith(tuple(settings.CSP_INLINE_STYLE_PATHS)):
+            update = dict(parts.update or {})
+            update["style-src"] = [*update.get("style-src", []), UNSAFE_INLINE]
+            parts.update = update
+        return parts
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client address for login throttling (``AXES_CLIENT_IP_CALLABLE``): REMOTE_ADDR, which
+    daphne/uvicorn already set from the trusted proxy's headers. Never X-Forwarded-For itself,
+    which a client can fill with a fresh address for every attempt."""
+    return request.META.get("REMOTE_ADDR")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -22,6 +24,16 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Secrets written in this repository for the laptop and test settings. Anyone can read them, so
+# anyone could forge sessions, status links and payment notifications with them: production.py
+# refuses to start with any of them.
+DEV_SECRET_KEY = "dev-only-insecure-key-livecommerce-do-not-use-in-production"
+TEST_SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
+DEV_PAYMENT_WEBHOOK_SECRET = "sandbox-payment-secret"
+TEST_PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+PUBLISHED_SECRETS = frozenset(
+    {DEV_SECRET_KEY, TEST_SECRET_KEY, DEV_PAYMENT_WEBHOOK_SECRET, TEST_PAYMENT_WEBHOOK_SECRET}
+)
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -41,6 +53,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_q",
+    "csp",
+    "axes",
     "apps.core",
     "apps.merchants",
     "apps.catalog",
@@ -55,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -62,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "livecommerce.urls"
@@ -156,6 +173,26 @@ Q_CLUSTER = {
 }
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
+# django-axes throttles password logins (the admin login form, which the dashboard uses too): 5
+# failures for one username from one IP lock that pair out for 15 minutes, even with the right
+# password, while the same username from another IP and other users stay unaffected. Its backend
+# must come first and needs the request; API tokens (apps.merchants.authentication) never call
+# ``authenticate()`` and are not throttled by it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Counters live in Redis (the default cache): short-lived, shared by every web process, and no
+# tables or admin pages to scope per merchant (so its admin is off).
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_ENABLE_ADMIN = False
+# The ASGI servers run with proxy headers, so REMOTE_ADDR is already the client seen by the load
+# balancer; never read X-Forwarded-For here (a client could pick its own IP per attempt).
+AXES_CLIENT_IP_CALLABLE = "apps.core.middleware.client_ip"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -171,6 +208,28 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+# --- Content-Security-Policy (django-csp) --------------------------------------------------
+# Our pages load scripts and styles from static/ only. The storefront's server-rendered stock bars
+# are one <style> with the response's nonce (django-csp adds it only where a template asks for
+# it). Websockets (live updates) connect to the page's own host.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF, "ws:", "wss:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Third-party pages with inline <style> blocks get style-src 'unsafe-inline' (scripts stay
+# 'self'): the Django admin (admin/change_list.html) and Swagger UI (drf-spectacular's template).
+CSP_INLINE_STYLE_PATHS = ("/admin/", "/api/docs/")
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -221,9 +280,19 @@ ORDER_BATCH_TRUTH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TRUTH_TIMEOUT", "3
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.core.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.core.logging.RequestIdFilter"},
+        # Buyers' status-link tokens (``?t=``) never reach a log line (apps/core/logging.py).
+        "redact_tokens": {"()": "apps.core.logging.RedactTokenFilter"},
+    },
     "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

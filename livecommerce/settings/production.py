@@ -5,12 +5,40 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env_bool
+from .base import PAYMENT_WEBHOOK_SECRET, PUBLISHED_SECRETS, env_bool
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if len(SECRET_KEY) < 50:
-    raise ImproperlyConfigured("SECRET_KEY must be set to 50+ random characters in production")
+
+
+def _secret_problems(secret_key: str, payment_secret: str) -> list[str]:
+    """What is wrong with the secrets for production. Checked when the settings load, so the
+    web server, the worker and ``manage.py check --deploy`` all refuse to start, not only the
+    deployment checklist."""
+    new_key = "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    problems = []
+    if secret_key in PUBLISHED_SECRETS:
+        problems.append(
+            "SECRET_KEY is the development/test key published in this repository (anyone could forge "
+            f"sessions and buyers' status links): set SECRET_KEY to a new secret, e.g. from {new_key}"
+        )
+    elif len(secret_key) < 50:
+        problems.append(f"SECRET_KEY must be set to 50+ random characters in production, e.g. from {new_key}")
+    if not payment_secret:
+        problems.append(
+            "PAYMENT_WEBHOOK_SECRET is empty (payment notifications could not be verified): set it to the "
+            "secret your payment provider signs its notifications with"
+        )
+    elif payment_secret in PUBLISHED_SECRETS:
+        problems.append(
+            "PAYMENT_WEBHOOK_SECRET is the sandbox/test secret published in this repository (anyone could mark "
+            "orders paid): set it to the secret your payment provider signs its notifications with"
+        )
+    return problems
+
+
+if _problems := _secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("refusing to start with the production settings:\n  - " + "\n  - ".join(_problems))
 SERVE_STATIC = env_bool("SERVE_STATIC", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

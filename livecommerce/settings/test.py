@@ -3,11 +3,11 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import DATABASES, IS_SQLITE, VAR_DIR
+from .base import DATABASES, IS_SQLITE, TEST_PAYMENT_WEBHOOK_SECRET, TEST_SECRET_KEY, VAR_DIR
 
 DEBUG = False
-SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
-PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+SECRET_KEY = TEST_SECRET_KEY
+PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.

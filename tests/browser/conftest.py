@@ -82,8 +82,8 @@ def browser(live_url: str) -> Iterator:  # type: ignore[type-arg]
 
 @pytest.fixture
 def new_page(browser, live_url):  # type: ignore[no-untyped-def]
-    """Open pages in fresh browser contexts (separate buyers); closed after the test."""
-    contexts = []
+    """Open pages in fresh browser contexts (separate buyers); closed after the test, which then
+    fails if any of its pages reported a Content-Security-Policy violation."""
 
     def make(*, locale: str = "zh-CN", viewport: dict | None = None, mobile: bool = False, js: bool = True):  # type: ignore[no-untyped-def]
         ctx = browser.new_context(
@@ -101,11 +101,24 @@ def new_page(browser, live_url):  # type: ignore[no-untyped-def]
         page = ctx.new_page()
         page.errors = []  # type: ignore[attr-defined]
         page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+        # A Content-Security-Policy violation breaks a page silently (a style or script just does
+        # not apply); Chromium reports each one on the console.
+        page.csp_violations = []  # type: ignore[attr-defined]
+        page.on("console", lambda m: csp_violation(m.text) and page.csp_violations.append(m.text))  # type: ignore[attr-defined]
+        pages.append(page)
         return page
 
+    contexts: list = []
+    pages: list = []
     yield make
     for ctx in contexts:
         ctx.close()
+    violations = [v for page in pages for v in page.csp_violations]
+    assert not violations, f"Content-Security-Policy violations on the pages of this test: {violations}"
+
+
+def csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
 
 
 def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

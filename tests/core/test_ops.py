@@ -22,6 +22,7 @@ from django.test import Client, override_settings
 from apps.catalog.api.views import ProductViewSet
 from apps.core import redis as core_redis
 from apps.core.logging import JsonFormatter, RequestIdFilter
+from livecommerce.settings import base as base_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,19 +138,48 @@ PRODUCTION = {
 }
 
 
+def _production_secrets() -> dict[str, str]:
+    return {"SECRET_KEY": secrets.token_urlsafe(64), "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
+
+
 def test_production_settings_pass_check_deploy_with_no_warnings() -> None:
-    r = _manage(
-        "check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(64)}
-    )
+    r = _manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **_production_secrets()})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "System check identified no issues" in r.stdout
     assert "WARNING" not in r.stderr
 
 
 def test_production_settings_refuse_a_weak_secret_key() -> None:
-    r = _manage("check", "--deploy", env={**PRODUCTION, "SECRET_KEY": "short"})
+    r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "SECRET_KEY": "short"})
     assert r.returncode != 0
-    assert "SECRET_KEY" in r.stderr
+    assert "SECRET_KEY must be set to 50+ random characters" in r.stderr
+
+
+@pytest.mark.parametrize("published", [base_settings.DEV_SECRET_KEY, base_settings.TEST_SECRET_KEY])
+def test_production_settings_refuse_a_secret_key_published_in_the_repository(published: str) -> None:
+    r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "SECRET_KEY": published})
+    assert r.returncode != 0
+    assert "refusing to start with the production settings" in r.stderr
+    assert "SECRET_KEY is the development/test key published in this repository" in r.stderr
+    assert "set SECRET_KEY to a new secret" in r.stderr
+
+
+@pytest.mark.parametrize("payment_secret", ["", base_settings.DEV_PAYMENT_WEBHOOK_SECRET])
+def test_production_settings_refuse_an_empty_or_published_payment_webhook_secret(payment_secret: str) -> None:
+    env = {**PRODUCTION, **_production_secrets(), "PAYMENT_WEBHOOK_SECRET": payment_secret}
+    r = _manage("check", "--deploy", env=env)
+    assert r.returncode != 0
+    assert "PAYMENT_WEBHOOK_SECRET is" in r.stderr
+    assert "set it to the secret your payment provider signs its notifications with" in r.stderr
+
+
+def test_production_settings_refuse_to_load_for_the_asgi_server() -> None:
+    """The web server imports the settings too: it fails at start-up, not at the first request."""
+    env = {**os.environ, **PRODUCTION, **_production_secrets(), "SECRET_KEY": base_settings.DEV_SECRET_KEY}
+    code = "import livecommerce.asgi"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "ImproperlyConfigured" in r.stderr and "SECRET_KEY is the development/test key" in r.stderr
 
 
 @pytest.mark.django_db
