@@ -37,3 +37,27 @@ class NotFound(ApplicationError):
 class Conflict(ApplicationError):
     code = "conflict"
     http_status = 409
+
+
+RETRY_AFTER_SECONDS = 1
+"""What a 503 tells the client to wait before retrying (``Retry-After``)."""
+
+
+class DatabaseUnavailable(ApplicationError):
+    """The database could not be reached in time (pool exhausted, connection lost, restarting):
+    nothing was done; retry shortly."""
+
+    code = "temporarily_unavailable"
+    http_status = 503
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """A database fault that is not the request's fault (Django's OperationalError and
+    InterfaceError, which wrap psycopg's pool timeouts and lost connections)."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def database_unavailable() -> DatabaseUnavailable:
+    return DatabaseUnavailable("the database is busy or unreachable; nothing was changed — please retry")

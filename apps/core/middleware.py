@@ -8,8 +8,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from csp.constants import UNSAFE_INLINE
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
+from .errors import RETRY_AFTER_SECONDS, database_unavailable, is_database_unavailable
 from .logging import request_id_var
 
 _VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -70,3 +71,29 @@ def client_ip(request: HttpRequest) -> str | None:
     daphne/uvicorn already set from the trusted proxy's headers. Never X-Forwarded-For itself,
     which a client can fill with a fresh address for every attempt."""
     return request.META.get("REMOTE_ADDR")
+
+
+class DatabaseUnavailableMiddleware:
+    """A database fault outside the DRF views (pages, admin, webhooks Django serves itself) is a
+    503 with ``Retry-After``, JSON under ``/api/``, never a 500."""
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if not is_database_unavailable(exception):
+            return None
+        err = database_unavailable()
+        if request.path.startswith("/api/"):
+            response: HttpResponseBase = JsonResponse(err.as_dict(), status=503)
+        else:
+            response = HttpResponse(
+                "<!doctype html><title>503</title>"
+                "<p>Busy for a moment — please retry.</p><p>系统繁忙，请稍后重试。</p>",
+                status=503,
+            )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response

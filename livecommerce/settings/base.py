@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -101,6 +102,10 @@ TEMPLATES = [
     }
 ]
 
+_threads_holding_connections = int(os.environ.get("ORDER_FASTPATH_THREADS", "16")) + int(
+    os.environ.get("ORDER_BATCHERS", "4")
+)
+
 # --- Database: DATABASE_URL, default SQLite (WAL, immediate transactions) ---------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
@@ -115,11 +120,17 @@ else:
     # Under ASGI every request runs its sync code on a fresh thread, so per-thread persistent
     # connections would pile up; psycopg's pool hands connections back at the end of a request.
     _db["CONN_MAX_AGE"] = 0
+    # Sized for every thread of a worker that can hold a connection at once: the order fast
+    # path's threads, the order batchers, Django's own sync thread and a few for the rest. A
+    # checkout waits DB_POOL_TIMEOUT at most, then the request answers 503 with Retry-After (never
+    # 500); each checkout is checked first, so connections a database restart killed are
+    # replaced instead of answering errors for minutes.
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
-        "max_size": int(os.environ.get("DB_POOL_MAX", "20")),
-        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+        "max_size": int(os.environ.get("DB_POOL_MAX", "0")) or _threads_holding_connections + 6,
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "5")),
     }
+    _db["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection at checkout
     # Django's cursors bind client-side and never prepare; this only lets the order placement
     # statement be prepared on purpose (``placement._execute_prepared``). Django's default (None)
     # would turn server-side prepared statements off altogether.

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
 from apps.core.logging import request_id_var
 from apps.merchants.authentication import resolve_token, token_from_header
 
@@ -63,7 +63,10 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
         )
     except ApplicationError as exc:
         return exc.http_status, exc.as_dict()
-    except Exception:
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            err = database_unavailable()
+            return err.http_status, err.as_dict()
         log.exception("order fast path failed")
         return _error(500, "server_error", "Internal error.")
     finally:
@@ -126,5 +129,7 @@ class OrderFastPath:
             headers.append((b"x-request-id", rid.encode()[:64]))
         if status == 401:
             headers.append((b"www-authenticate", b"Token"))
+        if status == 503:
+            headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})

@@ -1,0 +1,180 @@
+"""Database faults are a 503 with Retry-After (nothing was done; retry), never a 500: a pool that
+is exhausted or a lost connection on every entry point, backends terminated mid-sale, and an
+order batch that does not answer in time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import OperationalError, connection
+from rest_framework.test import APIClient
+
+from apps.orders.models import LedgerHead, Order
+from apps.orders.placement import service
+from apps.orders.placement.gate import scripts as gate
+
+from ..factories import make_listing, order_body
+from .invariants import assert_consistent
+from .test_flash_sale_concurrency import _buyer_jobs, _storm, _summarise
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PG = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL backends and batches")
+
+
+def _pool_timeout(*_a, **_k):  # type: ignore[no-untyped-def]
+    raise OperationalError("couldn't get a connection after 5.00 sec")
+
+
+def test_pool_exhaustion_is_a_503_with_retry_after_through_drf(api, merchant, monkeypatch):
+    listing = make_listing(merchant, quota=3)
+    monkeypatch.setattr(service, "listing_info", _pool_timeout)
+    r = api.post("/api/v1/orders", order_body(listing.pk), format="json")
+    assert r.status_code == 503, r.content
+    assert r.json()["code"] == "temporarily_unavailable"
+    assert r["Retry-After"] == "1"
+    from apps.orders.api.views import OrderViewSet
+
+    monkeypatch.setattr(OrderViewSet, "selector", staticmethod(_pool_timeout))
+    r = api.get("/api/v1/orders")
+    assert r.status_code == 503 and r["Retry-After"] == "1" and r.json()["code"] == "temporarily_unavailable"
+
+
+async def test_pool_exhaustion_is_a_503_with_retry_after_on_the_fast_path(token, merchant, monkeypatch):
+    import json
+
+    from asgiref.sync import sync_to_async
+    from asgiref.testing import ApplicationCommunicator
+
+    from apps.orders.placement.fastpath import OrderFastPath
+
+    from .test_fastpath import _headers, _passthrough
+
+    listing = await sync_to_async(make_listing)(merchant, quota=3)
+    monkeypatch.setattr(service, "listing_info", _pool_timeout)
+    app = OrderFastPath(_passthrough, threads=1)
+    hdrs = [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in _headers(token).items()]
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/orders", "headers": hdrs, "scheme": "http"}
+    comm = ApplicationCommunicator(app, {**scope, "query_string": b""})
+    await comm.send_input({"type": "http.request", "body": json.dumps(order_body(listing.pk)).encode()})
+    start = await comm.receive_output(10)
+    body = json.loads((await comm.receive_output(10))["body"])
+    assert start["status"] == 503, body
+    assert body["code"] == "temporarily_unavailable"
+    assert dict(start["headers"]).get(b"retry-after") == b"1"
+
+
+def test_a_page_with_the_database_gone_is_a_503_not_a_500(client, merchant, monkeypatch):
+    monkeypatch.setattr("apps.catalog.selectors.session_for_storefront", _pool_timeout)
+    r = client.get(f"/live/{merchant.slug}/")
+    assert r.status_code == 503
+    assert r["Retry-After"] == "1"
+
+
+def _terminate_others() -> int:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cur.fetchone()[0]
+
+
+@PG
+@pytest.mark.slow
+def test_backends_terminated_mid_sale_answer_503_never_500_and_recover(merchant, token):
+    listing = make_listing(merchant, quota=120, on_hand=120, limit=2)
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def killer() -> None:
+        try:
+            while not stop.is_set() and len(killed) < 6:
+                time.sleep(0.15)
+                killed.append(_terminate_others())
+        finally:
+            connection.close()
+
+    k = threading.Thread(target=killer)
+    k.start()
+    try:
+        results = _storm(token, _buyer_jobs(listing.pk, 300, buyers=200))
+    finally:
+        stop.set()
+        k.join(timeout=30)
+    summary = _summarise(results)
+    assert sum(killed) > 0, "the test terminated no backend"
+    assert {s for s, _ in results} <= {201, 409, 503}, summary
+    connection.close()  # this thread's own connection was terminated too (it is outside a request)
+    # Recovery: the pool replaces dead connections at checkout; the next orders all go through.
+    fresh = make_listing(merchant, quota=20, on_hand=20, limit=1)
+    started = time.monotonic()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    after = [
+        client.post("/api/v1/orders", order_body(fresh.pk, buyer=f"after-{i}"), format="json").status_code
+        for i in range(20)
+    ]
+    assert after == [201] * 20, after
+    assert time.monotonic() - started < 10
+    assert_consistent(listing.pk, check_redis=False)
+    assert_consistent(fresh.pk, expect_sold=20)
+
+
+@PG
+def test_a_batch_that_does_not_answer_in_time_never_places_an_order_behind_its_callers_back(merchant, token, settings):
+    """A caller gives up after ORDER_BATCH_TIMEOUT: an order still waiting in the queue is
+    dropped (never placed later); one a batch already took is waited for, and its outcome is the
+    truth (a retry with the same key finds it)."""
+    settings.ORDER_BATCH_TIMEOUT = 0.5
+    settings.ORDER_BATCH_TRUTH_TIMEOUT = 0.5
+    listing = make_listing(merchant, quota=5, on_hand=5, limit=1)
+    LedgerHead.objects.get_or_create(merchant_id=merchant.pk)  # not the merchant's first event
+    from django.db import connections
+
+    blocker = connections.create_connection("default")
+    blocker.set_autocommit(False)
+    with blocker.cursor() as cur:  # hold the listing row: the first batch waits on it
+        cur.execute("SELECT id FROM catalog_listing WHERE id = %s FOR UPDATE", [listing.pk])
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def post(buyer: str, key: str) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        try:
+            r = client.post(
+                "/api/v1/orders", order_body(listing.pk, buyer=buyer), format="json", HTTP_IDEMPOTENCY_KEY=key
+            )
+            answers[buyer] = (r.status_code, r.json())
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=post, args=("in-flight", "k-in-flight"))
+    first.start()
+    time.sleep(0.2)  # the first order is in a batch, waiting for the row
+    second = threading.Thread(target=post, args=("queued", "k-queued"))
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    blocker.rollback()
+    blocker.close()
+    assert answers["in-flight"][0] == 503, answers
+    assert answers["queued"][0] == 503, answers
+    assert answers["queued"][1]["code"] == "temporarily_unavailable"
+    time.sleep(1.0)  # let the blocked batch finish
+    # The queued order was dropped: never placed, its gate hold given back.
+    assert not Order.objects.filter(idempotency_key="k-queued").exists()
+    state = gate.gate_state(listing.pk)
+    placed = Order.objects.filter(idempotency_key="k-in-flight").first()
+    assert placed is not None, "the in-flight batch commits once the row is free"
+    held = {h for h in (state or {}).get("holds", {})}
+    assert placed.public_id in held and len(held) == 1, held
+    # A retry with the same key learns the truth.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    r = client.post(
+        "/api/v1/orders", order_body(listing.pk, buyer="in-flight"), format="json", HTTP_IDEMPOTENCY_KEY="k-in-flight"
+    )
+    assert r.status_code == 200 and r.json()["id"] == placed.public_id
+    assert_consistent(listing.pk, expect_sold=1)
