@@ -9,13 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+
+from .waiting import wait_until
 
 
 def free_port() -> int:
@@ -48,17 +49,13 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout} s")
-        time.sleep(0.2)
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own child server
+            return r.status == 200
+
+    wait_until(answers, timeout=timeout, interval=0.2, what=f"{url} to answer 200", ignore=(OSError,))
 
 
 def stop(proc: subprocess.Popen, grace: float = 10) -> None:

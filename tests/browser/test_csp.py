@@ -4,11 +4,11 @@ violation reported, and a violation would be seen (the check is not blind)."""
 from __future__ import annotations
 
 import pytest
-from apps.orders.services.placement import status_path
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from apps.merchants import services as merchants
+from apps.orders.placement.links import status_path
 
 from ..realtime.conftest import place
 from .test_live_pages import expect_live, show_with

@@ -9,6 +9,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from apps.catalog import services as catalog
@@ -79,6 +80,30 @@ def expect_live(page) -> None:  # type: ignore[no-untyped-def]
     expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
 
 
+def buy_now(page, listing: Listing) -> None:  # type: ignore[no-untyped-def]
+    """Click "Buy now" and wait for what it does: the item is picked in the form below and, once
+    the smooth scroll is under way (350 ms), the empty name field takes the focus.
+
+    Filling the form before that focus moves races it: Playwright's ``fill`` focuses a field and
+    inserts the text in a second step, so a focus moving in between sends the text to the name
+    field, a required field stays empty and the form comes back with errors instead of an order
+    (a busy machine makes the fills slow enough to meet the timer)."""
+    page.click(f'[data-buy="{listing.pk}"]')
+    expect(page.locator(f'input[name=listing][value="{listing.pk}"]')).to_be_checked()
+    expect(page.locator("#id_name")).to_be_focused()
+
+
+def submit_order(page) -> None:  # type: ignore[no-untyped-def]
+    """Submit the storefront form and wait for the order's status page."""
+    page.click("[data-action=place-order]")
+    status_page = re.compile(r"/o/o[0-9a-f]+/\?t=")
+    try:
+        page.wait_for_url(status_page)
+    except PlaywrightTimeoutError:
+        problems = page.locator("[data-error-code], .field-error").all_inner_texts()
+        raise AssertionError(f"no status page after submitting: at {page.url}, the page says {problems}") from None
+
+
 # --- buyer ----------------------------------------------------------------------------------------------
 def test_buyer_orders_in_storefront_then_sees_paid_without_reload(new_page, live_url, merchant):
     _, (tea, _) = show_with(
@@ -92,11 +117,10 @@ def test_buyer_orders_in_storefront_then_sees_paid_without_reload(new_page, live
     expect(page.locator(f'[data-listing="{tea.pk}"] [data-field=stock]')).to_have_text("仅剩 200 件")
     shot(page, "storefront")
 
-    page.click(f'[data-buy="{tea.pk}"]')
+    buy_now(page, tea)
     page.click('[data-step="1"]')  # 2 units: the buyer limit
     fill_buyer(page)
-    page.click("[data-action=place-order]")
-    page.wait_for_url(re.compile(r"/o/o[0-9a-f]+/\?t="))
+    submit_order(page)
     expect(page.locator("[data-field=status-label]")).to_have_text("待支付")
     expect(page.locator("[data-field=countdown]")).to_have_text(re.compile(r"^1[45]:\d\d$"))
     expect_live(page)
@@ -133,10 +157,9 @@ def test_second_buyer_sees_sold_out_when_the_quota_is_gone(new_page, merchant):
 
     first = new_page()  # buyer A takes the last unit
     first.goto("/live/acme/")
-    first.click(f'[data-buy="{crab.pk}"]')
+    buy_now(first, crab)
     fill_buyer(first)
-    first.click("[data-action=place-order]")
-    first.wait_for_url(re.compile(r"/o/"))
+    submit_order(first)
 
     card = watcher.locator(f'[data-listing="{crab.pk}"]')
     expect(card).to_have_class(re.compile(r"\bis-sold-out\b"))

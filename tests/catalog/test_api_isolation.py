@@ -7,7 +7,6 @@ first test says what it needs).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
+from apps.merchants import authentication
 from apps.merchants.authentication import forget_local
 from apps.merchants.models import ApiToken
 from apps.merchants.services import api_token_revoke, token_cache_key
@@ -306,9 +306,24 @@ def test_revoked_token_stays_revoked_after_the_cache_entry_expires(world: World)
     assert a.api.get("/api/v1/products").status_code == 401
 
 
-def test_a_token_revoked_by_another_process_stops_working_here_within_the_local_ttl(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+class FakeClock:
+    """``time`` for ``apps.merchants.authentication``: its process-local token cache expires when
+    the test moves the clock, not when a busy machine happens to be slow."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_token_revoked_by_another_process_stops_working_here_within_the_local_ttl(  # type: ignore[no-untyped-def]
+    world: World, settings, monkeypatch
+) -> None:
     """Another server process revokes (database + Redis marker); this process had the token in
     its own short cache: it keeps answering for at most TOKEN_LOCAL_CACHE_SECONDS, then 401."""
+    clock = FakeClock()
+    monkeypatch.setattr(authentication, "time", clock)
     settings.TOKEN_LOCAL_CACHE_SECONDS = 0.5
     a = world.a
     forget_local([a.token.key_hash])
@@ -316,7 +331,9 @@ def test_a_token_revoked_by_another_process_stops_working_here_within_the_local_
     ApiToken.objects.filter(pk=a.token.pk).update(revoked_at=timezone.now())
     cache.set(token_cache_key(a.token.key_hash), "-", timeout=60)  # what api_token_revoke does there
     assert a.api.get("/api/v1/products").status_code == 200  # still within the local TTL
-    time.sleep(0.6)
+    clock.now += 0.49
+    assert a.api.get("/api/v1/products").status_code == 200  # still within the local TTL
+    clock.now += 0.02  # the local entry is past its TTL
     r = a.api.get("/api/v1/products")
     assert r.status_code == 401
     assert r.json()["code"] == "authentication_failed"

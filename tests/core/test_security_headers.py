@@ -6,12 +6,12 @@ import io
 import re
 
 import pytest
-from apps.orders.services.placement import status_path
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.merchants import services as merchants
+from apps.orders.placement.links import status_path
 
 from ..factories import make_listing, make_token
 from ..realtime.conftest import place

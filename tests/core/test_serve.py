@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 from django.conf import settings
 
 from ..servers import child_env, free_port, stop, wait_for_http
+from ..waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,6 +54,20 @@ def _established_per_process(pids: list[int], port: int) -> dict[int, int]:
     return counts
 
 
+def _running(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` still running (a zombie has exited)."""
+    running = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
 def _healthz(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
         return r.status
@@ -86,20 +100,18 @@ def test_workers_share_connections_restart_when_they_die_and_stop_together():
                 c.close()
         # A worker that dies is replaced; the service keeps answering.
         os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def replaced() -> list[int] | None:
             now = _children(proc.pid)
-            if len(now) == 2 and workers[0] not in now:
-                break
-            time.sleep(0.2)
-        assert len(now) == 2 and workers[0] not in now, now
+            return now if len(now) == 2 and workers[0] not in now else None
+
+        now = wait_until(replaced, timeout=60, interval=0.2, what="a new worker in place of the killed one")
         wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
         assert _healthz(port) == 200
         # SIGTERM to the supervisor stops every worker.
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-        time.sleep(0.5)
-        assert not [p for p in now if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+        assert proc.wait(60) == 0
+        wait_until(lambda: not _running(now), timeout=30, what=f"the workers {now} to exit")
     finally:
         if proc.poll() is None:
             stop(proc)

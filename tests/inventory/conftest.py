@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import pytest
 import redis
 from redis.cluster import RedisCluster
+
+from ..waiting import wait_until
 
 CLUSTER_NODES = 3
 
@@ -52,16 +53,7 @@ def _free_cluster_port(taken: set[int]) -> int:
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
+    wait_until(predicate, timeout=timeout, what=what, ignore=(redis.RedisError, OSError))
 
 
 def _cluster_ok(node: redis.Redis) -> bool:

@@ -35,6 +35,8 @@ from apps.orders.placement.gate.scripts import (
     gate_state,
 )
 
+from ..waiting import wait_until
+
 LUA = Path(gate.__file__).parent / "lua"
 NOW = 1_700_000_000_000
 LISTING = 42
@@ -610,22 +612,38 @@ def test_listings_are_independent(gate_client):
 # --- rebuild lock -------------------------------------------------------------------------------
 
 
+class LockWatch:
+    """The Redis client, noting when a ``SET NX`` on the rebuild lock is refused: someone is
+    waiting for the lock, a fact rather than a guess about how long threads take to get there."""
+
+    def __init__(self, client: Any, key: str) -> None:
+        self._client, self._key = client, key
+        self.refused = threading.Event()
+
+    def set(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        ok = self._client.set(name, *args, **kwargs)
+        if name == self._key and kwargs.get("nx") and not ok:
+            self.refused.set()
+        return ok
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def test_rebuild_lock_only_one_of_two_threads_acquires(gate_client):
     barrier = threading.Barrier(2)
-    entering = [threading.Event(), threading.Event()]
+    watch = LockWatch(gate_client, listing_keys(LISTING)["lock"])
     results: list[bool] = []
     errors: list[BaseException] = []
 
     def rebuild(i: int) -> None:
         try:
             barrier.wait()
-            entering[i].set()
-            with gate_rebuild_lock(LISTING, wait_s=5.0, client=gate_client) as acquired:
+            with gate_rebuild_lock(LISTING, wait_s=30.0, client=watch) as acquired:
                 results.append(acquired)
                 if acquired:
-                    # Hold it until the other thread is at the lock too, then a slow database read.
-                    assert all(e.wait(5) for e in entering)
-                    time.sleep(0.3)
+                    # Hold it until the other thread has been refused the lock (it waits), then load.
+                    assert watch.refused.wait(30), "the other thread never came to the lock"
                     load(gate_client, quota=3)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -634,7 +652,7 @@ def test_rebuild_lock_only_one_of_two_threads_acquires(gate_client):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(15)
+        t.join(60)
     assert not errors
     assert sorted(results) == [False, True]
     assert state(gate_client)["quota"] == 3
@@ -658,30 +676,34 @@ def test_rebuild_lock_only_if_missing_declines_when_the_state_is_there(gate_clie
 
 def test_rebuild_lock_waiter_takes_over_when_the_holder_leaves_without_loading(gate_client):
     inside = threading.Event()
+    watch = LockWatch(gate_client, listing_keys(LISTING)["lock"])
     results: list[bool] = []
 
     def first() -> None:
         with gate_rebuild_lock(LISTING, client=gate_client) as acquired:
             results.append(acquired)
             inside.set()
-            time.sleep(0.2)  # then fails to load (say the database was down)
+            watch.refused.wait(30)  # the waiter is waiting; then this one fails to load (database down)
 
     t = threading.Thread(target=first)
     t.start()
-    inside.wait(5)
-    with gate_rebuild_lock(LISTING, wait_s=5.0, client=gate_client) as acquired:
+    assert inside.wait(30)
+    with gate_rebuild_lock(LISTING, wait_s=30.0, client=watch) as acquired:
         results.append(acquired)
-    t.join(5)
+    t.join(30)
+    assert watch.refused.is_set()  # it did wait for the lock
     assert results == [True, True]
 
 
 def test_rebuild_lock_gives_up_after_wait_s(gate_client):
     k = listing_keys(LISTING)
-    gate_client.set(k["lock"], "someone-else", px=10_000)
+    gate_client.set(k["lock"], "someone-else", px=120_000)
     started = time.monotonic()
     with gate_rebuild_lock(LISTING, wait_s=0.3, client=gate_client) as acquired:
         assert acquired is False
-    assert 0.25 <= time.monotonic() - started < 2
+    # It waited wait_s, and gave up long before the lock it waited for expired (a loaded machine
+    # may take seconds more; only a caller that waits for the lock itself takes 120 s).
+    assert 0.25 <= time.monotonic() - started < 60
     assert gate_client.get(k["lock"]) == "someone-else"
 
 
@@ -689,7 +711,7 @@ def test_rebuild_lock_never_deletes_a_lock_it_no_longer_owns(gate_client):
     k = listing_keys(LISTING)
     with gate_rebuild_lock(LISTING, timeout_ms=100, client=gate_client) as acquired:
         assert acquired
-        time.sleep(0.25)  # our lock expired ...
+        wait_until(lambda: not gate_client.exists(k["lock"]), what="the lock to expire")  # our lock expired ...
         assert gate_client.set(k["lock"], "second-owner", nx=True, px=10_000)  # ... and another took it
     assert gate_client.get(k["lock"]) == "second-owner"
     assert eval_file(gate_client, "unlock.lua", [k["lock"]], ["not-mine"]) == 0

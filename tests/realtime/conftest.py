@@ -4,10 +4,13 @@ auth, routing), orders placed and paid through the real services."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -20,8 +23,10 @@ from apps.orders.services import payments
 from livecommerce.asgi import application
 
 from ..factories import order_body
+from ..waiting import wait_until
 
 ORIGIN = (b"origin", b"http://testserver")
+WAIT = 15  # seconds for a message that must come: only a broken test waits this long
 
 
 def communicator(path: str, *, origin: bool = True, cookie: str = "", headers: list | None = None):
@@ -36,33 +41,60 @@ def communicator(path: str, *, origin: bool = True, cookie: str = "", headers: l
 async def join(path: str, **kwargs: Any) -> tuple[WebsocketCommunicator, dict]:
     """Connect and return the first message (the snapshot or an error)."""
     comm = communicator(path, **kwargs)
-    connected, _ = await comm.connect(timeout=5)
+    connected, _ = await comm.connect(timeout=WAIT)
     assert connected
-    first = await comm.receive_json_from(timeout=5)
+    first = await comm.receive_json_from(timeout=WAIT)
     return comm, first
 
 
 async def refused(path: str, **kwargs: Any) -> tuple[int, dict]:
     """Connect to a path that must refuse; return (close code, error message)."""
     comm = communicator(path, **kwargs)
-    connected, _ = await comm.connect(timeout=5)
+    connected, _ = await comm.connect(timeout=WAIT)
     assert connected  # accepted only to say why, then closed
-    error = await comm.receive_json_from(timeout=5)
-    closing = await comm.receive_output(timeout=5)
+    error = await comm.receive_json_from(timeout=WAIT)
+    closing = await comm.receive_output(timeout=WAIT)
     assert closing["type"] == "websocket.close"
     await comm.wait()
     return closing["code"], error
 
 
-async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = 5) -> dict:
+async def receive(comm: WebsocketCommunicator) -> dict:
+    """The next message, however busy the machine (a receive that times out ends the consumer)."""
+    return await comm.receive_json_from(timeout=WAIT)
+
+
+async def next_of(comm: WebsocketCommunicator, kind: str, timeout: float = WAIT) -> dict:
     """The next message of ``kind``, skipping others (coalesced stats, listing pushes)."""
+    return (await collect_until(comm, lambda m: m["type"] == kind, timeout=timeout, what=kind))[-1]
+
+
+async def collect_until(comm: WebsocketCommunicator, done: Any, *, timeout: float = WAIT, what: str = "") -> list[dict]:
+    """Every message up to and including the first one ``done(message)`` accepts."""
     deadline = time.monotonic() + timeout
+    seen: list[dict] = []
     while True:
         left = deadline - time.monotonic()
-        assert left > 0, f"no {kind} within {timeout}s"
-        msg = await comm.receive_json_from(timeout=left)
-        if msg["type"] == kind:
-            return msg
+        assert left > 0, f"no {what or 'matching message'} within {timeout}s; saw {seen!r}"
+        try:
+            msg = await comm.receive_json_from(timeout=left)
+        except TimeoutError:
+            raise AssertionError(f"no {what or 'matching message'} within {timeout}s; saw {seen!r}") from None
+        seen.append(msg)
+        if done(msg):
+            return seen
+
+
+async def nothing_else(comm: WebsocketCommunicator, group: str) -> None:
+    """Assert the socket has received nothing more, without waiting a fixed time for an absence:
+    once every coalesced push scheduled so far is out, a marker goes to the socket's group, after
+    anything already published (one publisher, in order); the next message must be the marker."""
+    await sync_to_async(settle)()
+    marker = {"type": "test.marker", "version": 0, "id": uuid.uuid4().hex}
+    events.publish(group, marker)
+    await sync_to_async(flush)()
+    got = await receive(comm)
+    assert got == marker, f"expected nothing before the marker, got {got!r}"
 
 
 def place(listing, buyer: str = "b1", quantity: int = 1, key: str | None = None):  # type: ignore[no-untyped-def]
@@ -95,18 +127,30 @@ def staff_cookie(merchant, username: str) -> str:  # type: ignore[no-untyped-def
 
 
 def flush() -> None:
-    assert events.flush(5)
+    assert events.flush(WAIT), f"the publisher did not drain within {WAIT}s"
+
+
+def coalesced_pushes_pending() -> list[str]:
+    """Coalesced pushes (``events.coalesced``: listing stock, show totals) not out yet: their
+    timer is waiting, or is running the push (reading the state, queueing the publish)."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if isinstance(t, threading.Timer) and t.is_alive() and getattr(t.function, "__module__", "") == events.__name__
+    ]
 
 
 def settle() -> None:
-    """Let the coalesced pushes (listing stock, show totals: a few hundred ms) go out."""
-    time.sleep(1.0)
+    """Wait until every coalesced push scheduled so far has been handed to the publisher, then
+    until the publisher has sent everything queued: after this, nothing published before can
+    still arrive later."""
+    wait_until(lambda: not coalesced_pushes_pending(), timeout=WAIT, what="the coalesced pushes to go out")
     flush()
 
 
 @pytest.fixture(autouse=True)
 def _publisher_drained():  # type: ignore[no-untyped-def]
     """No push from the previous test leaks into this one."""
-    events.flush(5)
+    settle()
     yield
-    events.flush(5)
+    settle()
