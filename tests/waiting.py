@@ -7,9 +7,8 @@ to be reached only when something is really broken, and the failure says what wa
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,23 +48,3 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise _timed_out(timeout, what, predicate, last)
         time.sleep(interval)
-
-
-async def await_until(
-    predicate: Callable[[], T | Awaitable[T]],
-    *,
-    timeout: float = DEADLINE,
-    interval: float = 0.05,
-    what: str | None = None,
-) -> T:
-    """``wait_until`` for async tests: the event loop keeps running while it waits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = predicate()
-        if isinstance(last, Awaitable):
-            last = await last
-        if last:
-            return last  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise _timed_out(timeout, what, predicate, last)
-        await asyncio.sleep(interval)
