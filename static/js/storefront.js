@@ -116,7 +116,13 @@
       if (form) {
         form.scrollIntoView({ behavior: "smooth", block: "start" });
         var first = document.getElementById("id_name");
-        if (first && !first.value) setTimeout(function () { first.focus({ preventScroll: true }); }, 350);
+        // Focus the name field after the scroll, unless the buyer has already moved into a
+        // field of the form (a fast buyer must not have their typing moved elsewhere).
+        if (first && !first.value) setTimeout(function () {
+          var active = document.activeElement;
+          if (active && active !== document.body && form.contains(active)) return;
+          first.focus({ preventScroll: true });
+        }, 350);
       }
     });
   });
