@@ -43,36 +43,50 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     return product
 
 
+def sku_check(*, merchant_id: int, sku_id: int | None, data: dict[str, Any]) -> None:
+    """The rules of a SKU's own fields (price, code unique per merchant); raises InvalidInput.
+    ``sku_create`` and ``sku_update`` run it; forms run it to show the error on the field."""
+    if "price" in data:
+        if data["price"] is None:
+            raise InvalidInput("price is required", extra={"field": "price"})
+        _check_price(data["price"])
+    if "code" in data:
+        taken = SKU.objects.filter(merchant_id=merchant_id, code=data["code"])
+        if sku_id is not None:
+            taken = taken.exclude(pk=sku_id)
+        if taken.exists():
+            raise InvalidInput(
+                f"SKU code {data['code']!r} already exists", code="duplicate_code", extra={"field": "code"}
+            )
+    if "on_hand" in data and (data["on_hand"] is None or data["on_hand"] < 0):
+        raise InvalidInput("on_hand cannot be negative", extra={"field": "on_hand"})
+
+
 @transaction.atomic
 def sku_create(*, merchant: Merchant, product: Product, code: str, name: str, price: Decimal, on_hand: int) -> SKU:
     """Create a SKU and its stock row; initial stock is a ``receive`` movement."""
     _check_price(price)
     if product.merchant_id != merchant.pk:
         raise InvalidInput("product belongs to another merchant", code="not_found", http_status=404)
-    if SKU.objects.filter(merchant=merchant, code=code).exists():
-        raise InvalidInput(f"SKU code {code!r} already exists", code="duplicate_code", extra={"field": "code"})
-    if on_hand < 0:
-        raise InvalidInput("on_hand cannot be negative", extra={"field": "on_hand"})
+    sku_check(merchant_id=merchant.pk, sku_id=None, data={"code": code, "on_hand": on_hand})
     sku = SKU.objects.create(merchant=merchant, product=product, code=code, name=name, price=price)
     hooks.stock().init(sku=sku, on_hand=on_hand)
     return sku
 
 
 @transaction.atomic
-def sku_update(*, sku: SKU, data: dict[str, Any]) -> SKU:
-    if "price" in data:
-        _check_price(data["price"])
-    if "code" in data and data["code"] != sku.code:
-        if SKU.objects.filter(merchant_id=sku.merchant_id, code=data["code"]).exists():
-            raise InvalidInput("SKU code already exists", code="duplicate_code", extra={"field": "code"})
-    for field in ("name", "price", "code"):
+def sku_update(*, sku: SKU, data: dict[str, Any], reason: str = "set on hand via API") -> SKU:
+    sku_check(merchant_id=sku.merchant_id, sku_id=sku.pk, data=data)
+    if "product" in data and data["product"].merchant_id != sku.merchant_id:
+        raise InvalidInput("product belongs to another merchant", code="not_found", http_status=404)
+    for field in ("name", "price", "code", "product"):
         if field in data:
             setattr(sku, field, data[field])
     sku.save()
     if "on_hand" in data:
         current = hooks.stock().on_hand(sku=sku)
         if data["on_hand"] != current:
-            hooks.stock().adjust(sku=sku, delta=data["on_hand"] - current, reason="set on hand via API")
+            hooks.stock().adjust(sku=sku, delta=data["on_hand"] - current, reason=reason)
     return sku
 
 

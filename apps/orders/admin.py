@@ -94,6 +94,14 @@ class OrderAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the ledger keeps every order
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Every field is read-only and a save would write the whole row (status included) around
+        # the transition service: the change page is a view with no Save; actions stay.
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
+        """Orders change only through ``order_transition`` (the actions)."""
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Order) -> str:
         return format_html(

@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -32,7 +31,7 @@ from apps.orders.errors import (
 )
 from apps.orders.models import Order, OrderStatus, Payment
 
-from .transitions import order_lock, order_transition
+from .transitions import order_lock, order_record_refund_due, order_transition
 
 S = OrderStatus
 
@@ -161,6 +160,11 @@ def _record(notice: PaymentNotice, body: bytes) -> Payment:
         )
     else:
         payment = Payment.objects.create(outcome=Payment.Outcome.DUPLICATE_ORDER, **common)
-        Order.objects.filter(pk=order.pk).update(refund_due=F("refund_due") + notice.amount)
+        order_record_refund_due(
+            order=order,
+            amount=notice.amount,
+            actor="payment",
+            reason=f"duplicate payment {notice.transaction_id}: refund owed",
+        )
     payment.order = Order.objects.get(pk=order.pk)
     return payment

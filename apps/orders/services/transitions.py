@@ -140,9 +140,28 @@ def order_transition(
     return locked
 
 
+@transaction.atomic
+def order_record_refund_due(*, order: Order, amount: Decimal, actor: str, reason: str) -> Order:
+    """Add ``amount`` to what the order owes back, without changing its status (a second
+    payment for an order another transaction already paid). Like ``order_transition``: under
+    the order row lock, bumps the version, appends a ledger event (from == to == the current
+    status, so the order's status still equals its last event) and publishes after commit.
+    Raises OrderNotFound."""
+    locked = order_lock(pk=order.pk)
+    current = locked.status
+    locked.refund_due = (locked.refund_due or Decimal("0")) + amount
+    locked.version += 1
+    locked.save(update_fields=["refund_due", "version", "updated_at"])
+    event = ledger_append(order=locked, from_status=current, to_status=current, actor=actor, reason=reason)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq)
+    return locked
+
+
+@transaction.atomic
 def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = False) -> Order:
     """Cancel. A buyer may cancel only while unpaid; a merchant cancelling a paid order
-    turns it into a refund."""
+    turns it into a refund. The choice is made from the locked row, never from ``order`` as the
+    caller read it (a payment may have landed since)."""
     if by_buyer:
         return order_transition(
             order=order,
@@ -151,9 +170,9 @@ def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = Fals
             reason=reason or "cancelled by buyer",
             allowed_from=(S.PENDING_PAYMENT,),
         )
-    if order.status in (S.PAID, S.CONFIRMED):
-        return order_transition(order=order, to=S.REFUND_PENDING, actor=actor, reason=reason or "cancelled by merchant")
-    return order_transition(order=order, to=S.CANCELLED, actor=actor, reason=reason or "cancelled by merchant")
+    locked = order_lock(pk=order.pk)
+    to = S.REFUND_PENDING if locked.status in (S.PAID, S.CONFIRMED) else S.CANCELLED
+    return order_transition(order=locked, to=to, actor=actor, reason=reason or "cancelled by merchant")
 
 
 def orders_expire_due(*, now=None, limit: int = 1000) -> int:  # type: ignore[no-untyped-def]
