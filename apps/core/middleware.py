@@ -8,6 +8,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from csp.constants import UNSAFE_INLINE
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from .errors import RETRY_AFTER_SECONDS, database_unavailable, is_database_unavailable
@@ -86,6 +87,9 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
         if not is_database_unavailable(exception):
             return None
+        retried = self._retry_once(request)
+        if retried is not None:
+            return retried
         err = database_unavailable()
         if request.path.startswith("/api/"):
             response: HttpResponseBase = JsonResponse(err.as_dict(), status=503)
@@ -97,3 +101,25 @@ class DatabaseUnavailableMiddleware:
             )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+    @staticmethod
+    def _retry_once(request: HttpRequest) -> HttpResponseBase | None:
+        """A read (GET/HEAD) that met a broken connection runs once more on a fresh one: a
+        connection the database dropped (a restart, a terminated backend) is not the reader's
+        problem. Writes are never retried here (their outcome is for their service to tell)."""
+        match = request.resolver_match
+        if request.method not in ("GET", "HEAD") or match is None or getattr(request, "_db_retried", False):
+            return None
+        request._db_retried = True  # type: ignore[attr-defined]  # one retry per request
+        if connection.in_atomic_block:
+            return None
+        connection.close()
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+            if hasattr(response, "render") and callable(response.render):
+                response = response.render()
+            return response
+        except Exception as exc:  # noqa: BLE001 - a second fault is the 503 below; anything else re-raises
+            if is_database_unavailable(exc):
+                return None
+            raise

@@ -178,3 +178,70 @@ def test_a_batch_that_does_not_answer_in_time_never_places_an_order_behind_its_c
     )
     assert r.status_code == 200 and r.json()["id"] == placed.public_id
     assert_consistent(listing.pk, expect_sold=1)
+
+
+def _place(api, listing, key: str) -> dict:  # type: ignore[no-untyped-def]
+    r = api.post("/api/v1/orders", order_body(listing.pk, buyer=key), format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def test_a_cancel_whose_commit_the_client_never_heard_of_is_reported_done(api, merchant, monkeypatch):
+    from apps.orders.services import transitions
+
+    listing = make_listing(merchant, quota=3)
+    order = _place(api, listing, "cancel-after-commit")
+    real = transitions._order_cancel
+
+    def committed_then_lost(**kwargs):  # type: ignore[no-untyped-def]
+        real(**kwargs)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(transitions, "_order_cancel", committed_then_lost)
+    r = api.post(f"/api/v1/orders/{order['id']}/cancel", {"reason": "changed mind"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "cancelled"
+    assert_consistent(listing.pk, expect_sold=0)
+
+
+def test_a_cancel_that_never_reached_the_database_is_a_503_and_changes_nothing(api, merchant, monkeypatch):
+    from apps.orders.services import transitions
+
+    listing = make_listing(merchant, quota=3)
+    order = _place(api, listing, "cancel-lost")
+    monkeypatch.setattr(transitions, "_order_cancel", _pool_timeout)
+    r = api.post(f"/api/v1/orders/{order['id']}/cancel", {"reason": "changed mind"}, format="json")
+    assert r.status_code == 503 and r["Retry-After"] == "1", r.content
+    assert Order.objects.get(public_id=order["id"]).status == "pending_payment"
+    assert_consistent(listing.pk, expect_sold=1)
+
+
+def test_a_replay_that_meets_a_database_fault_is_a_503(api, merchant, monkeypatch):
+    listing = make_listing(merchant, quota=3)
+    _place(api, listing, "replay-fault")
+    monkeypatch.setattr(service, "_idempotent_replay", _pool_timeout)
+    r = api.post(
+        "/api/v1/orders",
+        order_body(listing.pk, buyer="replay-fault"),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="replay-fault",
+    )
+    assert r.status_code == 503 and r.json()["code"] == "temporarily_unavailable", r.content
+
+
+def test_a_page_read_that_meets_a_dropped_connection_is_retried_once(client, merchant, monkeypatch):
+    from apps.catalog import selectors as catalog_selectors
+
+    make_listing(merchant, quota=3)
+    real = catalog_selectors.session_for_storefront
+    calls = []
+
+    def dropped_once(**kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(catalog_selectors, "session_for_storefront", dropped_once)
+    r = client.get(f"/live/{merchant.slug}/")
+    assert r.status_code == 200 and len(calls) == 2

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.catalog.models import Listing
+from apps.core.errors import is_database_unavailable
 from apps.inventory import services as inventory
 from apps.orders import events as notify
 from apps.orders.errors import InvalidTransition, OrderNotFound
@@ -157,11 +158,36 @@ def order_record_refund_due(*, order: Order, amount: Decimal, actor: str, reason
     return locked
 
 
-@transaction.atomic
+CANCELLED_OUTCOMES = (S.CANCELLED, S.REFUND_PENDING)
+
+
 def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = False) -> Order:
     """Cancel. A buyer may cancel only while unpaid; a merchant cancelling a paid order
     turns it into a refund. The choice is made from the locked row, never from ``order`` as the
-    caller read it (a payment may have landed since)."""
+    caller read it (a payment may have landed since).
+
+    A database fault can come after the commit (the connection dies before the client hears
+    back): then the database is asked again, on a fresh connection, and an order that is now
+    cancelled (or owed a refund) is the answer — the cancel is done. Otherwise the fault is
+    raised (a 503: nothing was changed)."""
+    try:
+        return _order_cancel(order=order, actor=actor, reason=reason, by_buyer=by_buyer)
+    except DatabaseError as exc:
+        if not is_database_unavailable(exc) or connection.in_atomic_block:
+            raise
+        connection.close()  # the broken connection goes; the next query checks out a fresh one
+        try:
+            current = Order.objects.get(pk=order.pk)
+        except DatabaseError:
+            raise exc from None
+        if current.status in CANCELLED_OUTCOMES:
+            log.warning("cancel saw a database fault after it committed", extra={"order": current.public_id})
+            return current
+        raise
+
+
+@transaction.atomic
+def _order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool) -> Order:
     if by_buyer:
         return order_transition(
             order=order,
