@@ -118,6 +118,8 @@ def test_backends_terminated_mid_sale_answer_503_never_500_and_recover(merchant,
     ]
     assert after == [201] * 20, after
     assert time.monotonic() - started < 10
+    ready = [client.get("/readyz").status_code for _ in range(5)]
+    assert ready == [200] * 5, ready  # no flapping: every checkout is checked
     assert_consistent(listing.pk, check_redis=False)
     assert_consistent(fresh.pk, expect_sold=20)
 
