@@ -27,15 +27,6 @@ def listing_list(*, merchant_id: int) -> QuerySet[Listing]:
     return Listing.objects.filter(merchant_id=merchant_id).select_related("sku", "session")
 
 
-def listings_on_air(*, session: LiveSession) -> QuerySet[Listing]:
-    return (
-        Listing.objects.filter(session=session)
-        .exclude(status=Listing.Status.CLOSED)
-        .select_related("sku", "sku__product")
-        .order_by("id")
-    )
-
-
 # --- listing facts the hot path needs, cached so a sold-out answer touches no database -------
 @dataclass(frozen=True)
 class ListingInfo:

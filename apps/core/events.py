@@ -16,7 +16,6 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
 
 from .redis import get_client
 
@@ -131,10 +130,6 @@ _publisher = _Publisher()
 def publish(group: str, payload: dict[str, Any]) -> None:
     """Send ``payload`` (JSON-safe, with ``type`` and ``version``) to every member of ``group``."""
     _publisher.publish(group, {"type": "broadcast", "payload": payload})
-
-
-def publish_on_commit(group: str, payload: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: publish(group, payload))
 
 
 def flush(timeout: float = 5.0) -> bool:

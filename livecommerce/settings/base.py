@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -142,13 +141,6 @@ IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
 # --- Redis: REDIS_URL (the launcher starts an embedded Valkey and sets it) -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_CLUSTER = env_bool("REDIS_CLUSTER")
-
-
-def _redis_db(url: str) -> int:
-    parsed = urlparse(url)
-    if parsed.scheme == "unix":
-        return int(parse_qs(parsed.query).get("db", ["0"])[0])
-    return int((parsed.path or "/0").lstrip("/") or 0)
 
 
 CACHES = {
