@@ -8,7 +8,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from apps.merchants import services as merchants
-from apps.orders.services.placement import status_path
+from apps.orders.placement.links import status_path
 
 from ..realtime.conftest import place
 from .test_live_pages import expect_live, show_with

@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.merchants import services as merchants
-from apps.orders.services.placement import status_path
+from apps.orders.placement.links import status_path
 
 from ..factories import make_listing, make_token
 from ..realtime.conftest import place
