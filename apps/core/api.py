@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DRFJSONParser
+
+from .datetimes import RANGE_MESSAGE, in_range
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -33,19 +35,14 @@ class JSONParser(DRFJSONParser):
 
 
 class DateTimeField(serializers.DateTimeField):
-    """A date-time a show or a sale can have (years 2000-2099).
+    """A date-time a show or a sale can have: years 2000-2099 in UTC (``apps.core.datetimes``).
+    Every date-time input field of the API is this one."""
 
-    Outside that range a local time may not even be expressible: year 1 in Asia/Shanghai renders
-    with the +08:05:43 offset of local mean time, which is not RFC 3339, and year 9999 can overflow.
-    """
-
-    earliest = datetime(2000, 1, 1, tzinfo=UTC)
-    latest = datetime(2100, 1, 1, tzinfo=UTC)
-    default_error_messages = {"out_of_range": "Date-time must be in the years 2000 to 2099."}
+    default_error_messages = {"out_of_range": RANGE_MESSAGE}
 
     def to_internal_value(self, value: Any) -> datetime:
         parsed = super().to_internal_value(value)
-        if not self.earliest <= parsed < self.latest:
+        if not in_range(parsed):
             self.fail("out_of_range")
         return parsed
 

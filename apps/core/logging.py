@@ -14,11 +14,25 @@ import contextvars
 import json
 import logging
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# What a proxy's X-Request-ID may be. Anything else (control characters, markup, a megabyte) is
+# replaced by a fresh id, never echoed or logged.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def request_id_from(incoming: str | None) -> str:
+    """The request id to use: the proxy's ``X-Request-ID`` if it is well-formed, else a new one.
+    The one rule for Django's middleware and the ASGI order fast path."""
+    if incoming and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
 
 # ``t`` as a query parameter, raw or percent-encoded (``%3Ft=`` / ``%26t=``), up to the next
 # parameter, fragment, whitespace, quote or backslash (a JSON escape).

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -12,9 +10,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from .errors import RETRY_AFTER_SECONDS, database_unavailable, is_database_unavailable
-from .logging import request_id_var
-
-_VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+from .logging import request_id_from, request_id_var
 
 
 class RequestIdMiddleware:
@@ -29,8 +25,7 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     def _start(self, request: HttpRequest) -> str:
-        incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _VALID.match(incoming) else uuid.uuid4().hex
+        rid = request_id_from(request.headers.get("X-Request-ID"))
         request.request_id = rid  # type: ignore[attr-defined]
         request_id_var.set(rid)
         return rid

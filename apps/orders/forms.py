@@ -3,13 +3,14 @@ this form only gathers the fields, turns them into the API's shape and maps erro
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
 from django import forms
 from django.core import signing
 from django.utils.translation import gettext_lazy as _
+
+from apps.core.phone import normalize_phone
 
 from .errors import InvalidOrder
 from .placement.request import MAX_QUANTITY, OrderRequest, parse_order_request
@@ -49,9 +50,10 @@ def idempotency_key_from(token: str) -> str | None:
 
 def buyer_id_for(phone: str) -> str:
     """Storefront buyers have no account: the phone number is who they are (per-buyer limits
-    follow the phone, not a cookie a scalper can clear)."""
-    digits = re.sub(r"\D", "", phone)
-    return f"phone:{digits}" if digits else ""
+    follow the phone, not a cookie a scalper can clear). The phone in its one normal form
+    (``apps.core.phone``), so +86 139-1111-0000, 0086 13911110000 and 013911110000 are one buyer."""
+    normal = normalize_phone(phone.strip())
+    return f"phone:{normal}" if normal else ""
 
 
 class BuyForm(forms.Form):

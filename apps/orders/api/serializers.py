@@ -11,6 +11,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from apps.core.api import DateTimeField
 from apps.orders.models import Order, OrderLine
 from apps.orders.placement.links import status_path
 from apps.orders.placement.request import PHONE_RE
@@ -98,7 +99,7 @@ class PaymentNotifySerializer(serializers.Serializer):
     order = serializers.CharField(max_length=32)
     transaction_id = serializers.CharField(max_length=100)
     amount = serializers.CharField(help_text="decimal string, e.g. '99.00'")
-    paid_at = serializers.DateTimeField()
+    paid_at = DateTimeField()
 
 
 class PaymentResultSerializer(serializers.Serializer):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,14 +22,14 @@ from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 
 from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
-from apps.core.logging import request_id_var
+from apps.core.logging import request_id_from, request_id_var
 from apps.merchants.authentication import resolve_token, token_from_header
 
 from .handler import order_create_response
+from .request import MAX_BODY, parse_order_body, payload_too_large
 
 log = logging.getLogger(__name__)
 PATH = "/api/v1/orders"
-MAX_BODY = 64 * 1024
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -50,10 +49,7 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return _error(415, "unsupported_media_type", f'Unsupported media type "{ctype}" in request.')
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "malformed_request", "JSON parse error.")
+        data = parse_order_body(body)
         return order_create_response(
             merchant_id=principal.merchant_id,
             token_id=principal.token_id,
@@ -92,12 +88,13 @@ class OrderFastPath:
             scheme = "https"
         if getattr(settings, "SECURE_SSL_REDIRECT", False) and scheme != "https":
             return await self.app(scope, receive, send)  # Django answers with its redirect
+        rid = request_id_from(headers.get("x-request-id"))
         host = headers.get("host", "")
         domain, _port = split_domain_port(host)
         allowed = settings.ALLOWED_HOSTS if not settings.DEBUG else [*settings.ALLOWED_HOSTS, "localhost", "127.0.0.1"]
         if not domain or not validate_host(domain, allowed):
             status, body_out = _error(400, "bad_host", "Invalid Host header.")
-            return await self._send(send, status, body_out, uuid.uuid4().hex)
+            return await self._send(send, status, body_out, rid)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -106,11 +103,11 @@ class OrderFastPath:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
-                return await self._send(send, 413, _error(413, "payload_too_large", "Body too large.")[1], "")
+                exc = payload_too_large()
+                return await self._send(send, exc.http_status, exc.as_dict(), rid)
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
         token = request_id_var.set(rid)
         try:
             loop = asyncio.get_running_loop()
@@ -125,8 +122,7 @@ class OrderFastPath:
     async def _send(send: Any, status: int, body: dict[str, Any], rid: str) -> None:
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-        if rid:
-            headers.append((b"x-request-id", rid.encode()[:64]))
+        headers.append((b"x-request-id", rid.encode()))
         if status == 401:
             headers.append((b"www-authenticate", b"Token"))
         if status == 503:

@@ -1,5 +1,8 @@
 """Order request validation in one place, shared by the DRF view, the storefront form and any
-lean fast path: plain data in, an ``OrderRequest`` or an ``InvalidOrder`` (with per-field errors) out."""
+lean fast path: plain data in, an ``OrderRequest`` or an ``InvalidOrder`` (with per-field errors) out.
+
+``parse_order_body`` is the one reading of the raw body (size limit, JSON) for both HTTP entry
+points, so the DRF view and the ASGI fast path refuse bad bytes with the same status and body."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from apps.core.phone import compact_phone, is_ascii_digits, normalize_phone
 from apps.orders.errors import InvalidOrder
 
 MAX_QUANTITY = 1000
+MAX_BODY = 64 * 1024  # bytes of a POST /api/v1/orders body
 ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "detail")
 PHONE_RE = r"^\+?[0-9][0-9 \-]{4,30}$"
 _PHONE = re.compile(PHONE_RE)
@@ -66,7 +71,8 @@ def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, pa
 def _int(obj: dict, key: str, errors: dict, *, lo: int, hi: int) -> int:
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "２".
+        if isinstance(value, str) and is_ascii_digits(value) and len(value) < 19:
             value = int(value)
         else:
             errors[key] = "A valid integer is required." if key in obj else "This field is required."
@@ -74,6 +80,43 @@ def _int(obj: dict, key: str, errors: dict, *, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         errors[key] = f"Must be between {lo} and {hi}."
     return value
+
+
+def _phone(obj: dict, errors: dict, *, path: str, required: bool = False) -> str:
+    """A phone number in its one stored form (``apps.core.phone.normalize_phone``): the same
+    mainland mobile written as +86 139-1111-0000 or 013911110000 is stored as 13911110000."""
+    value = _text(obj, "phone", errors, required=required, max_len=64 if path == "shipping_address." else 32, path=path)
+    if not value or f"{path}phone" in errors:
+        return value
+    if not _PHONE.match(compact_phone(value)):
+        errors[f"{path}phone"] = "Not a phone number."
+        return value
+    return normalize_phone(value)
+
+
+def parse_order_body(body: bytes) -> Any:
+    """The JSON value of a raw ``POST /api/v1/orders`` body. Raises ``InvalidOrder`` 413
+    ``payload_too_large`` over ``MAX_BODY`` and 400 ``malformed_request`` for anything that is
+    not JSON (including nesting too deep for the decoder, and NaN/Infinity)."""
+    if len(body) > MAX_BODY:
+        raise payload_too_large()
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidOrder("JSON parse error.", code="malformed_request") from None
+
+
+def payload_too_large() -> InvalidOrder:
+    return InvalidOrder(
+        f"The body is larger than {MAX_BODY // 1024} KiB.",
+        code="payload_too_large",
+        http_status=413,
+        extra={"max_bytes": MAX_BODY},
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_order_request(data: Any) -> OrderRequest:
@@ -88,15 +131,16 @@ def parse_order_request(data: Any) -> OrderRequest:
         buyer = {}
     ext = _text(buyer, "external_id", errors, required=True, max_len=100, path="buyer.")
     name = _text(buyer, "name", errors, required=False, max_len=100, path="buyer.")
-    phone = _text(buyer, "phone", errors, required=False, max_len=32, path="buyer.")
-    if phone and not _PHONE.match(phone):
-        errors["buyer.phone"] = "Not a phone number."
+    phone = _phone(buyer, errors, path="buyer.")
     address_in = data.get("shipping_address")
     address: dict[str, str] = {}
     if not isinstance(address_in, dict):
         errors["shipping_address"] = "An object {name, phone, province, city, district, detail} is required."
     else:
         for f in ADDRESS_FIELDS:
+            if f == "phone":
+                address[f] = _phone(address_in, errors, path="shipping_address.", required=True)
+                continue
             address[f] = _text(
                 address_in,
                 f,
@@ -105,8 +149,6 @@ def parse_order_request(data: Any) -> OrderRequest:
                 max_len=300 if f == "detail" else 64,
                 path="shipping_address.",
             )
-        if address.get("phone") and not _PHONE.match(address["phone"]):
-            errors["shipping_address.phone"] = "Not a phone number."
     if errors:
         first = next(iter(errors.items()))
         raise InvalidOrder(f"{first[0]}: {first[1]}", extra={"fields": errors})

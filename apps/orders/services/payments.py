@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.core.datetimes import RANGE_MESSAGE, in_range
 from apps.orders.errors import (
     AmountMismatch,
     InvalidOrder,
@@ -97,6 +98,8 @@ def parse_notice(body: bytes) -> PaymentNotice:
         paid_at = None
     if paid_at is None:
         errors["paid_at"] = "an ISO 8601 date-time is required"
+    elif not in_range(paid_at):  # e.g. year 1 at +14:00 is a BC date in UTC
+        errors["paid_at"] = RANGE_MESSAGE
     elif timezone.is_naive(paid_at):
         paid_at = timezone.make_aware(paid_at, timezone.get_fixed_timezone(0))
     if errors:
