@@ -1,6 +1,5 @@
-"""Order API shapes. Input validation lives in ``apps.orders.validation`` (shared with the
-storefront and any fast path); these serializers describe the payloads for the schema and
-render output."""
+"""Order API shapes for output. The order body's input definition (its validation and its schema)
+is ``apps.orders.placement.request.ORDER_INPUT``."""
 
 from __future__ import annotations
 
@@ -14,29 +13,6 @@ from rest_framework import serializers
 from apps.core.api import DateTimeField
 from apps.orders.models import Order, OrderLine
 from apps.orders.placement.links import status_path
-from apps.orders.placement.request import PHONE_RE
-
-
-class BuyerInSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    phone = serializers.RegexField(PHONE_RE, max_length=32, required=False, allow_blank=True)
-
-
-class AddressSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=64)
-    phone = serializers.RegexField(PHONE_RE, max_length=64)
-    province = serializers.CharField(max_length=64)
-    city = serializers.CharField(max_length=64)
-    district = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    detail = serializers.CharField(max_length=300)
-
-
-class OrderCreateSerializer(serializers.Serializer):
-    listing = serializers.IntegerField(min_value=1)
-    quantity = serializers.IntegerField(min_value=1, max_value=1000)
-    buyer = BuyerInSerializer()
-    shipping_address = AddressSerializer()
 
 
 class OrderLineSerializer(serializers.ModelSerializer):

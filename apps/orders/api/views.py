@@ -22,13 +22,12 @@ from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
 from apps.orders.models import Order, OrderStatus
 from apps.orders.placement.handler import order_create_response
-from apps.orders.placement.request import MAX_BODY, parse_order_body, payload_too_large
+from apps.orders.placement.request import MAX_BODY, order_input_schema, parse_order_body, payload_too_large
 from apps.orders.services import payments
 from apps.orders.services.transitions import order_cancel
 
 from .serializers import (
     OrderCancelSerializer,
-    OrderCreateSerializer,
     OrderSerializer,
     PaymentNotifySerializer,
     PaymentResultSerializer,
@@ -75,7 +74,7 @@ class OrderViewSet(MerchantScopedViewSet):
         return super().get_parsers()
 
     @extend_schema(
-        request=OrderCreateSerializer,
+        request={"application/json": order_input_schema()},
         parameters=[IDEMPOTENCY_HEADER],
         responses={
             200: OrderSerializer,

@@ -1,5 +1,8 @@
-"""Order request validation in one place, shared by the DRF view, the storefront form and any
-lean fast path: plain data in, an ``OrderRequest`` or an ``InvalidOrder`` (with per-field errors) out.
+"""The one input definition of an order, shared by the DRF view, the ASGI fast path and the
+storefront form: ``ORDER_INPUT`` declares the fields and their limits once; ``parse_order_request``
+validates by it (plain data in, an ``OrderRequest`` or an ``InvalidOrder`` with per-field errors
+out) and ``order_input_schema`` draws the OpenAPI schema from it, so what the schema shows is
+what is validated (``tests/orders/test_order_entry_parity.py`` holds the two together).
 
 ``parse_order_body`` is the one reading of the raw body (size limit, JSON) for both HTTP entry
 points, so the DRF view and the ASGI fast path refuse bad bytes with the same status and body."""
@@ -17,10 +20,99 @@ from apps.orders.errors import InvalidOrder
 
 MAX_QUANTITY = 1000
 MAX_BODY = 64 * 1024  # bytes of a POST /api/v1/orders body
-ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "detail")
 PHONE_RE = r"^\+?[0-9][0-9 \-]{4,30}$"
 _PHONE = re.compile(PHONE_RE)
 _KEY = re.compile(r"^[\x21-\x7e]{1,100}$")
+
+
+@dataclass(frozen=True)
+class Int:
+    lo: int
+    hi: int
+    description: str
+    example: int
+
+
+@dataclass(frozen=True)
+class Text:
+    max_len: int
+    description: str
+    example: str
+    required: bool = True
+    phone: bool = False
+
+
+@dataclass(frozen=True)
+class Obj:
+    fields: dict[str, Text]
+    description: str
+
+
+ORDER_INPUT: dict[str, Int | Obj] = {
+    "listing": Int(1, 2**63 - 1, "The listing (a SKU on air) to buy from.", 1),
+    "quantity": Int(1, MAX_QUANTITY, "Units; the listing's per-buyer limit applies.", 1),
+    "buyer": Obj(
+        {
+            "external_id": Text(
+                100, "The buyer's id on the tool or platform (the per-buyer limit counts by it).", "douyin-9001"
+            ),
+            "name": Text(100, "Display name.", "王小明", required=False),
+            "phone": Text(
+                32,
+                "Mainland mobiles are stored as 11 digits however written.",
+                "13800001001",
+                required=False,
+                phone=True,
+            ),
+        },
+        "Who buys.",
+    ),
+    "shipping_address": Obj(
+        {
+            "name": Text(64, "Recipient.", "王小明"),
+            "phone": Text(64, "Recipient's phone.", "13800001001", phone=True),
+            "province": Text(64, "Province.", "浙江省"),
+            "city": Text(64, "City.", "杭州市"),
+            "district": Text(64, "District.", "西湖区", required=False),
+            "detail": Text(300, "Street, building, room.", "文三路 100 号"),
+        },
+        "Where the parcel goes.",
+    ),
+}
+"""The order body: every field, its limits and its meaning, once."""
+ADDRESS_FIELDS = tuple(ORDER_INPUT["shipping_address"].fields)  # type: ignore[union-attr]  # an Obj by definition
+
+
+def order_input_schema() -> dict[str, Any]:
+    """The OpenAPI (JSON Schema) form of ``ORDER_INPUT``, with a full example body."""
+
+    def text(t: Text) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "string", "maxLength": t.max_len, "description": t.description}
+        if t.phone:
+            out["pattern"] = PHONE_RE
+        elif t.required:
+            out.update(minLength=1, pattern=r"\S")
+        return out
+
+    def obj(o: Obj) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": o.description,
+            "properties": {name: text(t) for name, t in o.fields.items()},
+            "required": [name for name, t in o.fields.items() if t.required],
+        }
+
+    props: dict[str, Any] = {}
+    for name, spec in ORDER_INPUT.items():
+        if isinstance(spec, Int):
+            props[name] = {"type": "integer", "minimum": spec.lo, "maximum": spec.hi, "description": spec.description}
+        else:
+            props[name] = obj(spec)
+    example = {
+        name: spec.example if isinstance(spec, Int) else {k: t.example for k, t in spec.fields.items()}
+        for name, spec in ORDER_INPUT.items()
+    }
+    return {"type": "object", "properties": props, "required": list(ORDER_INPUT), "example": example}
 
 
 @dataclass(frozen=True)
@@ -82,10 +174,10 @@ def _int(obj: dict, key: str, errors: dict, *, lo: int, hi: int) -> int:
     return value
 
 
-def _phone(obj: dict, errors: dict, *, path: str, required: bool = False) -> str:
+def _phone(obj: dict, errors: dict, *, path: str, required: bool, max_len: int) -> str:
     """A phone number in its one stored form (``apps.core.phone.normalize_phone``): the same
     mainland mobile written as +86 139-1111-0000 or 013911110000 is stored as 13911110000."""
-    value = _text(obj, "phone", errors, required=required, max_len=64 if path == "shipping_address." else 32, path=path)
+    value = _text(obj, "phone", errors, required=required, max_len=max_len, path=path)
     if not value or f"{path}phone" in errors:
         return value
     if not _PHONE.match(compact_phone(value)):
@@ -120,44 +212,38 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_order_request(data: Any) -> OrderRequest:
+    """Validate ``data`` by ``ORDER_INPUT``; raises ``InvalidOrder`` (400 ``invalid``) naming every
+    bad field in ``extra.fields``."""
     if not isinstance(data, dict):
         raise InvalidOrder("the body must be a JSON object", extra={"fields": {}})
     errors: dict[str, str] = {}
-    listing_id = _int(data, "listing", errors, lo=1, hi=2**63 - 1)
-    quantity = _int(data, "quantity", errors, lo=1, hi=MAX_QUANTITY)
-    buyer = data.get("buyer")
-    if not isinstance(buyer, dict):
-        errors["buyer"] = "An object {external_id, name, phone} is required."
-        buyer = {}
-    ext = _text(buyer, "external_id", errors, required=True, max_len=100, path="buyer.")
-    name = _text(buyer, "name", errors, required=False, max_len=100, path="buyer.")
-    phone = _phone(buyer, errors, path="buyer.")
-    address_in = data.get("shipping_address")
-    address: dict[str, str] = {}
-    if not isinstance(address_in, dict):
-        errors["shipping_address"] = "An object {name, phone, province, city, district, detail} is required."
-    else:
-        for f in ADDRESS_FIELDS:
-            if f == "phone":
-                address[f] = _phone(address_in, errors, path="shipping_address.", required=True)
-                continue
-            address[f] = _text(
-                address_in,
-                f,
-                errors,
-                required=f != "district",
-                max_len=300 if f == "detail" else 64,
-                path="shipping_address.",
-            )
+    values: dict[str, Any] = {}
+    for name, spec in ORDER_INPUT.items():
+        if isinstance(spec, Int):
+            values[name] = _int(data, name, errors, lo=spec.lo, hi=spec.hi)
+            continue
+        given = data.get(name)
+        out: dict[str, str] = {}
+        if not isinstance(given, dict):
+            errors[name] = f"An object {{{', '.join(spec.fields)}}} is required."
+            continue
+        path = f"{name}."
+        for field, t in spec.fields.items():
+            if t.phone:
+                out[field] = _phone(given, errors, path=path, required=t.required, max_len=t.max_len)
+            else:
+                out[field] = _text(given, field, errors, required=t.required, max_len=t.max_len, path=path)
+        values[name] = out
     if errors:
         first = next(iter(errors.items()))
         raise InvalidOrder(f"{first[0]}: {first[1]}", extra={"fields": errors})
+    buyer, address = values["buyer"], values["shipping_address"]
     return OrderRequest(
-        listing_id=listing_id,
-        quantity=quantity,
-        buyer_external_id=ext,
-        buyer_name=name,
-        buyer_phone=phone,
+        listing_id=values["listing"],
+        quantity=values["quantity"],
+        buyer_external_id=buyer["external_id"],
+        buyer_name=buyer["name"],
+        buyer_phone=buyer["phone"],
         address=address,
     )
 
