@@ -38,6 +38,15 @@ def _clean_redis() -> None:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _ledger_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test signs its ledger checkpoints into its own directory (ids are reused between
+    tests), and child processes it starts (``servers.child_env``) see the same one."""
+    path = tmp_path_factory.mktemp("ledger-checkpoints")
+    monkeypatch.setattr(settings, "LEDGER_CHECKPOINT_DIR", path)
+    monkeypatch.setenv("LEDGER_CHECKPOINT_DIR", str(path))
+
+
 @pytest.fixture
 def merchant(db):  # type: ignore[no-untyped-def]
     return MerchantFactory(slug="acme", name="Acme")

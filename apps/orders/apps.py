@@ -10,6 +10,7 @@ def ensure_schedules(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
     jobs = {
         "order expiry sweeper": ("apps.orders.tasks.expiry_sweeper", 1),
         "gate reconciler": ("apps.orders.tasks.reconcile_gates", 1),
+        "ledger checkpoint": ("apps.orders.tasks.checkpoint_ledger", 1),
     }
     for name, (func, minutes) in jobs.items():
         Schedule.objects.update_or_create(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
@@ -14,6 +16,8 @@ from apps.catalog.selectors import session_listings
 
 from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderStatus
 from .payloads import order_payload
+from .services.checkpoints import checkpoint_covering, checkpoint_latest
+from .services.ledger import content_digest
 
 
 def order_list(*, merchant_id: int) -> QuerySet[Order]:
@@ -45,6 +49,86 @@ def order_public(*, public_id: str) -> Order | None:
 def order_timeline(*, order: Order) -> QuerySet:
 
     return OrderEvent.objects.filter(order=order).order_by("seq")
+
+
+PROOF_FORMAT = "livecommerce.ledger-proof/1"
+
+
+def order_ledger(*, order: Order) -> tuple[list[OrderEvent], dict[str, Any] | None]:
+    """The order's ledger events (by seq) and its merchant's newest signed checkpoint: an event
+    with a seq above the checkpoint's is not yet checkpointed."""
+    return list(order_timeline(order=order)), checkpoint_latest(order.merchant_id)
+
+
+def order_ledger_proof(*, order: Order) -> dict[str, Any]:
+    """What a buyer keeps to show their order's history is in the merchant's chain: the order's
+    events, and for each group of them the chain links (seq and keyed digest of every event) from
+    the group's first event up to the first signed checkpoint that covers it, with that
+    checkpoint's line and the first event's prev_hash. ``livecommerce/verify_proof.py`` recomputes
+    the links. The digests are HMACs, so publishing them reveals nothing about other orders.
+    Events newer than the newest checkpoint are listed as not yet checkpointed."""
+    merchant_id = order.merchant_id
+    events = list(order_timeline(order=order))
+    segments: list[dict[str, Any]] = []
+    done = 0
+    while done < len(events):
+        checkpoint = checkpoint_covering(merchant_id, events[done].seq)
+        if checkpoint is None:
+            break
+        group = [e for e in events[done:] if e.seq <= checkpoint["seq"]]
+        chain = (
+            OrderEvent.objects.filter(merchant_id=merchant_id, seq__gte=group[0].seq, seq__lte=checkpoint["seq"])
+            .select_related("order")
+            .only("seq", "from_status", "to_status", "actor", "reason", "created_at", "order__public_id")
+            .order_by("seq")
+        )
+        links = [
+            {
+                "seq": ev.seq,
+                "digest": content_digest(
+                    merchant_id=merchant_id,
+                    order_public_id=ev.order.public_id,
+                    from_status=ev.from_status,
+                    to_status=ev.to_status,
+                    actor=ev.actor,
+                    reason=ev.reason,
+                    created_at=ev.created_at,
+                ),
+            }
+            for ev in chain.iterator(chunk_size=2000)
+        ]
+        segments.append(
+            {
+                "events": [e.seq for e in group],
+                "prev_hash": group[0].prev_hash,
+                "links": links,
+                "checkpoint": checkpoint,
+            }
+        )
+        done += len(group)
+    return {
+        "format": PROOF_FORMAT,
+        "merchant": merchant_id,
+        "order": order.public_id,
+        "status": "checkpointed" if done == len(events) else "not yet checkpointed",
+        "generated_at": timezone.now().astimezone(UTC).isoformat(timespec="microseconds"),
+        "verify_with": "python -m livecommerce.verify_proof proof.json",
+        "events": [
+            {
+                "seq": e.seq,
+                "created_at": e.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor": e.actor,
+                "reason": e.reason,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+                "checkpointed": i < done,
+            }
+            for i, e in enumerate(events)
+        ],
+        "segments": segments,
+    }
 
 
 def session_summary(*, session_id: int) -> dict:

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from apps.core.redis import get_client
 
 from .placement.gate.reconcile import reconcile_all
+from .services.ledger import ledger_checkpoint
 from .services.transitions import orders_expire_due
 
 log = logging.getLogger(__name__)
@@ -61,3 +62,9 @@ def expiry_sweeper(seconds: float = SWEEP_SECONDS, interval: float = 1.0) -> int
 
 def reconcile_gates() -> dict:
     return reconcile_all()
+
+
+def checkpoint_ledger() -> dict:
+    """Every minute: sign a checkpoint of each merchant's chain that moved (outside any transaction)."""
+    run = ledger_checkpoint()
+    return {"written": len(run.written), "problems": [str(p) for p in run.problems], "busy": run.busy}

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
@@ -162,6 +163,9 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
     if isinstance(order, HttpResponse):
         return order
     snapshot = selectors.order_snapshot(order=order)
+    ledger_events, checkpoint = selectors.order_ledger(order=order)
+    labels = status_labels()
+    covered_to = checkpoint["seq"] if checkpoint else 0
     context = {
         "order": order,
         "snapshot": snapshot,
@@ -170,8 +174,21 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
         "label": status_labels().get(order.status, order.status),
         "timeline": [
             {"status": e.to_status, "label": status_labels().get(e.to_status, e.to_status), "at": e.created_at}
-            for e in selectors.order_timeline(order=order)
+            for e in ledger_events
         ],
+        "ledger": [
+            {
+                "at": e.created_at,
+                "from": labels.get(e.from_status, e.from_status) if e.from_status else _("New order"),
+                "to": labels.get(e.to_status, e.to_status),
+                "hash": e.hash[:12],
+                "checkpointed": e.seq <= covered_to,
+            }
+            for e in ledger_events
+        ],
+        "ledger_pending": any(e.seq > covered_to for e in ledger_events),
+        "checkpoint_at": parse_datetime(checkpoint["at"]) if checkpoint else None,
+        "proof_url": f"/o/{order.public_id}/proof.json?{urlencode({'t': token})}",
         "items": snapshot["order"]["items"],
         "address": {
             **(order.shipping_address or {}),
@@ -203,6 +220,23 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
     }
     response = render(request, "orders/status.html", context)
     response["Referrer-Policy"] = "same-origin"  # the link's token must not leak to other sites
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def order_ledger_proof(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The order's ledger proof as a JSON download (same signed link as the status page); checked
+    with ``python -m livecommerce.verify_proof``."""
+    token = request.GET.get("t", "")
+    order = _order_for_link(request, public_id, token)
+    if isinstance(order, HttpResponse):
+        return order
+    response = JsonResponse(
+        selectors.order_ledger_proof(order=order), json_dumps_params={"indent": 2, "ensure_ascii": False}
+    )
+    response["Content-Disposition"] = f'attachment; filename="order-{order.public_id}-ledger-proof.json"'
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -45,6 +45,7 @@ def setup_env(args: argparse.Namespace, settings_module: str = "bench.flash_sale
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         PAYMENT_WEBHOOK_SECRET="bench-secret",
+        LEDGER_KEY=secrets.token_urlsafe(48),
     )
     os.environ.update(env)
     return env

@@ -30,8 +30,17 @@ DEV_SECRET_KEY = "dev-only-insecure-key-livecommerce-do-not-use-in-production"
 TEST_SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
 DEV_PAYMENT_WEBHOOK_SECRET = "sandbox-payment-secret"
 TEST_PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+DEV_LEDGER_KEY = "dev-only-ledger-key-livecommerce-do-not-use-in-production"
+TEST_LEDGER_KEY = "test-ledger-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
 PUBLISHED_SECRETS = frozenset(
-    {DEV_SECRET_KEY, TEST_SECRET_KEY, DEV_PAYMENT_WEBHOOK_SECRET, TEST_PAYMENT_WEBHOOK_SECRET}
+    {
+        DEV_SECRET_KEY,
+        TEST_SECRET_KEY,
+        DEV_PAYMENT_WEBHOOK_SECRET,
+        TEST_PAYMENT_WEBHOOK_SECRET,
+        DEV_LEDGER_KEY,
+        TEST_LEDGER_KEY,
+    }
 )
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
@@ -265,6 +274,15 @@ PAYMENT_WEBHOOK_SECRET = os.environ.get("PAYMENT_WEBHOOK_SECRET", "")
 PAYMENT_MAX_SKEW_SECONDS = 300
 # The demo "pay" button on the buyer status page (signs a notification with the secret above).
 PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", False)
+# The order ledger (apps/orders/services/ledger.py). LEDGER_KEY keys every event's content digest
+# and signs the checkpoints; it is never written to the database, so whoever can write the
+# database cannot recompute the chain. Rotating it makes every existing chain fail verification.
+LEDGER_KEY = os.environ.get("LEDGER_KEY", "")
+# Signed checkpoints of each merchant's chain, one append-only JSON-lines file per merchant. In
+# production point it at storage the database admins cannot rewrite (a WORM / object-lock bucket
+# mount, a `chattr +a` directory on another host): a checkpoint is only evidence while nobody who
+# can write the database can also rewrite it.
+LEDGER_CHECKPOINT_DIR = Path(os.environ.get("LEDGER_CHECKPOINT_DIR", "") or VAR_DIR / "ledger-checkpoints")
 ORDER_STATUS_LINK_MAX_AGE = int(os.environ.get("ORDER_STATUS_LINK_MAX_AGE", str(30 * 86400)))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 TOKEN_CACHE_SECONDS = 30

@@ -5,13 +5,13 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import PAYMENT_WEBHOOK_SECRET, PUBLISHED_SECRETS, env_bool
+from .base import LEDGER_KEY, PAYMENT_WEBHOOK_SECRET, PUBLISHED_SECRETS, env_bool
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 
 
-def _secret_problems(secret_key: str, payment_secret: str) -> list[str]:
+def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> list[str]:
     """What is wrong with the secrets for production. Checked when the settings load, so the
     web server, the worker and ``manage.py check --deploy`` all refuse to start, not only the
     deployment checklist."""
@@ -34,10 +34,22 @@ def _secret_problems(secret_key: str, payment_secret: str) -> list[str]:
             "PAYMENT_WEBHOOK_SECRET is the sandbox/test secret published in this repository (anyone could mark "
             "orders paid): set it to the secret your payment provider signs its notifications with"
         )
+    new_ledger_key = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    if ledger_key in PUBLISHED_SECRETS:
+        problems.append(
+            "LEDGER_KEY is the development/test ledger key published in this repository (anyone with database "
+            "access could rewrite the order ledger undetected): set LEDGER_KEY to a new secret, e.g. from "
+            f"{new_ledger_key}"
+        )
+    elif len(ledger_key) < 32:
+        problems.append(
+            "LEDGER_KEY must be set to 32+ random characters in production (it keys the order ledger and signs its "
+            f"checkpoints; keep it out of the database and its backups), e.g. from {new_ledger_key}"
+        )
     return problems
 
 
-if _problems := _secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET):
+if _problems := _secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY):
     raise ImproperlyConfigured("refusing to start with the production settings:\n  - " + "\n  - ".join(_problems))
 SERVE_STATIC = env_bool("SERVE_STATIC", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

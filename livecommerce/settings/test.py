@@ -3,11 +3,19 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import DATABASES, IS_SQLITE, TEST_PAYMENT_WEBHOOK_SECRET, TEST_SECRET_KEY, VAR_DIR
+from .base import (
+    DATABASES,
+    IS_SQLITE,
+    TEST_LEDGER_KEY,
+    TEST_PAYMENT_WEBHOOK_SECRET,
+    TEST_SECRET_KEY,
+    VAR_DIR,
+)
 
 DEBUG = False
 SECRET_KEY = TEST_SECRET_KEY
 PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
+LEDGER_KEY = TEST_LEDGER_KEY
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.

@@ -139,7 +139,11 @@ PRODUCTION = {
 
 
 def _production_secrets() -> dict[str, str]:
-    return {"SECRET_KEY": secrets.token_urlsafe(64), "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "LEDGER_KEY": secrets.token_urlsafe(48),
+    }
 
 
 def test_production_settings_pass_check_deploy_with_no_warnings() -> None:
@@ -201,3 +205,13 @@ def test_a_page_500_is_still_html() -> None:
         r = client.get("/healthz")
     assert r.status_code == 500
     assert r["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("ledger_key", ["", "short", base_settings.DEV_LEDGER_KEY, base_settings.TEST_LEDGER_KEY])
+def test_production_settings_refuse_a_missing_weak_or_published_ledger_key(ledger_key: str) -> None:
+    r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "LEDGER_KEY": ledger_key})
+    assert r.returncode != 0
+    assert "refusing to start with the production settings" in r.stderr
+    published = "LEDGER_KEY is the development/test ledger key published in this repository"
+    weak = "LEDGER_KEY must be set to 32+ random characters"
+    assert (published if ledger_key in base_settings.PUBLISHED_SECRETS else weak) in r.stderr

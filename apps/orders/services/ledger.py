@@ -1,22 +1,76 @@
 """The order ledger: an append-only, hash-chained log of status changes, one chain per merchant.
 
-Each event stores its predecessor's hash and its own; the merchant's ``LedgerHead`` row holds the
-tip and is locked to append, so seq numbers are gap-free and commit in order. Editing, inserting
-or deleting any event breaks the chain at that point (``ledger_verify``).
+Each event stores its predecessor's hash and its own: ``hash = sha256("{prev_hash}:{seq}:{digest}")``
+where ``digest`` is HMAC-SHA256 of the event's content keyed with ``settings.LEDGER_KEY``. The
+digest is not stored and the key never reaches the database, so whoever can write the database
+can neither alter an event nor recompute the chain after altering one. The merchant's
+``LedgerHead`` row holds the tip and is locked to append, so seq numbers are gap-free and commit
+in order.
+
+``ledger_checkpoint`` (every minute, django-q2) verifies what each chain gained since its last
+checkpoint and appends a signed checkpoint line outside the database (``checkpoints.py``), so
+deleting the newest events and winding the head back is caught too. ``ledger_verify`` walks every
+chain that has events, a head or checkpoints, checks it against its checkpoints, and checks that
+every order's status equals the ``to_status`` of its last event.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from apps.merchants.models import Merchant
 from apps.orders.models import LedgerHead, Order, OrderEvent
 
+from .checkpoints import (
+    checkpoint_append,
+    checkpoint_entries,
+    checkpoint_latest,
+    checkpoint_lock,
+    checkpoint_merchants,
+    checkpoint_path,
+    checkpoint_sign,
+    ledger_key,
+)
+
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
+STATUS_PROBLEMS_SHOWN = 100  # per merchant; the rest are counted
+
+
+def content_body(
+    *,
+    merchant_id: int,
+    order_public_id: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    created_at: datetime,
+) -> bytes:
+    """What an event says (everything but its place in the chain), as canonical JSON. The
+    stdlib proof verifier (``livecommerce/verify_proof.py``) builds the same bytes."""
+    return json.dumps(
+        [
+            merchant_id,
+            order_public_id,
+            from_status,
+            to_status,
+            actor,
+            reason,
+            created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
 
 
 def content_digest(
@@ -29,21 +83,18 @@ def content_digest(
     reason: str,
     created_at: datetime,
 ) -> str:
-    """SHA-256 of what an event says (everything but its place in the chain)."""
-    body = json.dumps(
-        [
-            merchant_id,
-            order_public_id,
-            from_status,
-            to_status,
-            actor,
-            reason,
-            created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """HMAC-SHA256 of what an event says, keyed with ``LEDGER_KEY``. Computed in Python on both
+    placement paths (the PostgreSQL function receives it, never the key)."""
+    body = content_body(
+        merchant_id=merchant_id,
+        order_public_id=order_public_id,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        created_at=created_at,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hmac.new(ledger_key(), body, hashlib.sha256).hexdigest()
 
 
 def chain_hash(*, prev_hash: str, seq: int, digest: str) -> str:
@@ -115,31 +166,40 @@ def ledger_append(*, order: Order, from_status: str, to_status: str, actor: str,
 @dataclass(frozen=True)
 class LedgerProblem:
     merchant_id: int
-    seq: int
+    seq: int | None
     event_id: int | None
     problem: str
 
     def __str__(self) -> str:
+        if self.seq is None:
+            return f"merchant {self.merchant_id}: {self.problem}"
         return f"merchant {self.merchant_id}, seq {self.seq} (event id {self.event_id}): {self.problem}"
 
 
-def ledger_verify(*, merchant_id: int | None = None) -> list[LedgerProblem]:
-    """The first broken event of each merchant's chain (empty list: every chain is intact)."""
-    heads = LedgerHead.objects.all() if merchant_id is None else LedgerHead.objects.filter(pk=merchant_id)
-    problems: list[LedgerProblem] = []
-    for head in heads.order_by("pk"):
-        problem = _verify_chain(head)
-        if problem:
-            problems.append(problem)
-    return problems
+@dataclass(frozen=True)
+class _Walk:
+    seq: int  # the last event of the intact part
+    hash: str
+    problem: LedgerProblem | None = None
 
 
-def _verify_chain(head: LedgerHead) -> LedgerProblem | None:
-    prev = GENESIS
-    expected_seq = 1
+def _walk(
+    merchant_id: int,
+    *,
+    after_seq: int = 0,
+    prev: str = GENESIS,
+    upto: int | None = None,
+    checkpoints: dict[int, tuple[int, str]] | None = None,
+) -> _Walk:
+    """Recompute the merchant's chain from ``after_seq`` (whose hash is ``prev``) up to ``upto``,
+    with the key; stops at the first event that is missing, misplaced or altered, or whose hash
+    differs from a signed checkpoint (``checkpoints``: seq -> (line number, head_hash))."""
+    expected_seq = after_seq + 1
+    events = OrderEvent.objects.filter(merchant_id=merchant_id, seq__gt=after_seq)
+    if upto is not None:
+        events = events.filter(seq__lte=upto)
     events = (
-        OrderEvent.objects.filter(merchant_id=head.pk)
-        .select_related("order")
+        events.select_related("order")
         .only(
             "id",
             "seq",
@@ -157,11 +217,11 @@ def _verify_chain(head: LedgerHead) -> LedgerProblem | None:
     )
     for ev in events.iterator(chunk_size=2000):
         if ev.seq != expected_seq:
-            return LedgerProblem(
-                head.pk, expected_seq, ev.id, f"event seq {expected_seq} is missing (next is {ev.seq})"
-            )
+            problem = f"event seq {expected_seq} is missing (next is {ev.seq})"
+            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, expected_seq, ev.id, problem))
         if ev.prev_hash != prev:
-            return LedgerProblem(head.pk, ev.seq, ev.id, "prev_hash does not match the previous event")
+            problem = "prev_hash does not match the previous event"
+            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
         h = event_hash(
             merchant_id=ev.merchant_id,
             seq=ev.seq,
@@ -174,11 +234,162 @@ def _verify_chain(head: LedgerHead) -> LedgerProblem | None:
             prev_hash=ev.prev_hash,
         )
         if h != ev.hash:
-            return LedgerProblem(head.pk, ev.seq, ev.id, "event content does not match its hash (altered)")
-        prev = ev.hash
+            problem = "event content does not match its hash (altered, or rehashed without the ledger key)"
+            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+        signed = (checkpoints or {}).get(ev.seq)
+        if signed is not None and signed[1] != h:
+            problem = (
+                f"the chain differs from the signed checkpoint at {checkpoint_path(merchant_id)} line {signed[0]} "
+                "(the chain was rewritten)"
+            )
+            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+        prev = h
         expected_seq += 1
-    if head.seq != expected_seq - 1 or head.last_hash != prev:
-        return LedgerProblem(
-            head.pk, expected_seq, None, f"chain ends at seq {expected_seq - 1} but the head says {head.seq}"
+    return _Walk(expected_seq - 1, prev)
+
+
+def ledger_verify(*, merchant_id: int | None = None) -> list[LedgerProblem]:
+    """Everything wrong with the ledger (empty list: intact). For every merchant that has events,
+    a head row or a checkpoint file: a missing head, the first broken event of its chain, a chain
+    that ends before its newest signed checkpoint (events deleted after it), checkpoint lines that
+    do not verify, a head that is not the chain's tip. Then, in one query over the orders, every
+    order whose status is not the ``to_status`` of its last event (by seq). Reads only; run it
+    outside a long transaction on a big ledger."""
+    problems: list[LedgerProblem] = []
+    for m in _ledger_merchants(merchant_id):
+        problems += _verify_merchant(m)
+    problems += _status_problems(merchant_id)
+    return problems
+
+
+def _ledger_merchants(merchant_id: int | None) -> list[int]:
+    if merchant_id is not None:
+        return [merchant_id]
+    with_events = Merchant.objects.filter(Exists(OrderEvent.objects.filter(merchant_id=OuterRef("pk"))))
+    return sorted(
+        {
+            *with_events.values_list("pk", flat=True),
+            *LedgerHead.objects.values_list("pk", flat=True),
+            *checkpoint_merchants(),
+        }
+    )
+
+
+def _verify_merchant(merchant_id: int) -> list[LedgerProblem]:
+    problems: list[LedgerProblem] = []
+    path = checkpoint_path(merchant_id)
+    checkpoints: dict[int, tuple[int, str]] = {}
+    newest: tuple[int, dict] | None = None
+    for entry in checkpoint_entries(merchant_id):
+        if entry.line is None:
+            problems.append(
+                LedgerProblem(merchant_id, None, None, f"checkpoint {path} line {entry.lineno}: {entry.problem}")
+            )
+            continue
+        if newest is not None and entry.line["seq"] < newest[1]["seq"]:
+            problem = (
+                f"checkpoint {path} line {entry.lineno}: seq {entry.line['seq']} goes back from {newest[1]['seq']}"
+            )
+            problems.append(LedgerProblem(merchant_id, None, None, problem))
+            continue
+        checkpoints[entry.line["seq"]] = (entry.lineno, entry.line["head_hash"])
+        newest = (entry.lineno, entry.line)
+    head = LedgerHead.objects.filter(pk=merchant_id).first()
+    if head is None and (newest is not None or OrderEvent.objects.filter(merchant_id=merchant_id).exists()):
+        problems.append(
+            LedgerProblem(merchant_id, None, None, "the merchant has a ledger but no ledger head row (deleted)")
         )
-    return None
+    walk = _walk(merchant_id, checkpoints=checkpoints)
+    if walk.problem is not None:
+        problems.append(walk.problem)
+        return problems
+    if newest is not None and walk.seq < newest[1]["seq"]:
+        lineno, line = newest
+        problem = (
+            f"the chain ends at seq {walk.seq} but the checkpoint at {path} line {lineno} (signed {line['at']}) "
+            f"covers seq {line['seq']}: events after seq {walk.seq} were deleted"
+        )
+        problems.append(LedgerProblem(merchant_id, walk.seq + 1, None, problem))
+    if head is not None and (head.seq != walk.seq or head.last_hash != walk.hash):
+        problem = f"chain ends at seq {walk.seq} but the head says {head.seq}"
+        if head.seq == walk.seq:
+            problem = f"the head's hash is not the hash of seq {walk.seq}"
+        problems.append(LedgerProblem(merchant_id, walk.seq + 1, None, problem))
+    return problems
+
+
+def _status_problems(merchant_id: int | None) -> list[LedgerProblem]:
+    """Orders whose status is not the ``to_status`` of their last event: one query (a correlated
+    subquery on the events' order index), one pass."""
+    last_to = OrderEvent.objects.filter(order_id=OuterRef("pk")).order_by("-seq").values("to_status")[:1]
+    orders = Order.objects.annotate(last_to=Subquery(last_to)).filter(Q(last_to__isnull=True) | ~Q(status=F("last_to")))
+    if merchant_id is not None:
+        orders = orders.filter(merchant_id=merchant_id)
+    problems: list[LedgerProblem] = []
+    shown: dict[int, int] = {}
+    rows = orders.order_by("merchant_id", "pk").values_list("merchant_id", "public_id", "status", "last_to")
+    for m, public_id, status, last in rows.iterator(chunk_size=2000):
+        shown[m] = shown.get(m, 0) + 1
+        if shown[m] > STATUS_PROBLEMS_SHOWN:
+            continue
+        if last is None:
+            problem = f"order {public_id} is {status!r} but has no ledger event"
+        else:
+            problem = f"order {public_id} is {status!r} but its last ledger event says {last!r}"
+        problems.append(LedgerProblem(m, None, None, problem))
+    for m, n in shown.items():
+        if n > STATUS_PROBLEMS_SHOWN:
+            more = n - STATUS_PROBLEMS_SHOWN
+            problems.append(
+                LedgerProblem(m, None, None, f"and {more} more orders whose status is not their last event")
+            )
+    return problems
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+@dataclass
+class CheckpointRun:
+    written: list[dict] = field(default_factory=list)
+    problems: list[LedgerProblem] = field(default_factory=list)
+    busy: bool = False  # another checkpoint run held the lock; nothing done
+
+
+def ledger_checkpoint(*, now: datetime | None = None) -> CheckpointRun:
+    """For each merchant whose head moved since its last checkpoint: recompute, with the key, the
+    events since that checkpoint (from genesis for the first one) and, when they chain up to the
+    head, append a signed line ``{merchant, seq, head_hash, at, sig}`` to the merchant's
+    checkpoint file. A chain that does not verify is not signed (reported and logged instead), so
+    a checkpoint only ever vouches for a chain that was intact when it was taken.
+
+    Never inside a transaction: a checkpoint must only sign what is committed (a rollback would
+    leave a signed line the database never held). One run at a time (a file lock)."""
+    if connection.in_atomic_block:
+        raise RuntimeError("ledger_checkpoint must not run inside a transaction: it must only sign committed events")
+    run = CheckpointRun()
+    with checkpoint_lock() as mine:
+        if not mine:
+            run.busy = True
+            return run
+        at = (now or timezone.now()).astimezone(UTC).isoformat(timespec="microseconds")
+        for m, seq, last_hash in LedgerHead.objects.order_by("pk").values_list("pk", "seq", "last_hash"):
+            latest = checkpoint_latest(m)
+            if latest is not None and latest["seq"] >= seq:
+                if latest["seq"] > seq:
+                    problem = f"the head (seq {seq}) is behind the signed checkpoint (seq {latest['seq']})"
+                    run.problems.append(LedgerProblem(m, None, None, problem))
+                continue
+            after, prev = (latest["seq"], latest["head_hash"]) if latest is not None else (0, GENESIS)
+            walk = _walk(m, after_seq=after, prev=prev, upto=seq)
+            if walk.problem is not None:
+                run.problems.append(walk.problem)
+                continue
+            if walk.seq != seq or walk.hash != last_hash:
+                problem = f"the head (seq {seq}) is not the tip of the chain (seq {walk.seq})"
+                run.problems.append(LedgerProblem(m, None, None, problem))
+                continue
+            line = checkpoint_sign(merchant=m, seq=seq, head_hash=last_hash, at=at)
+            checkpoint_append(line)
+            run.written.append(line)
+    for p in run.problems:
+        log.error("ledger checkpoint refused to sign: %s", p)
+    return run

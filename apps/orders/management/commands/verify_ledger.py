@@ -4,7 +4,10 @@ from apps.orders.services.ledger import ledger_verify
 
 
 class Command(BaseCommand):
-    help = "Verify every merchant's hash-chained order ledger; exits 1 naming the first broken event."
+    help = (
+        "Verify every merchant's order ledger: the keyed hash chain, its head, its signed checkpoints "
+        "(LEDGER_CHECKPOINT_DIR) and that every order's status is its last event; exits 1 naming each problem."
+    )
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--merchant", type=int)
