@@ -55,7 +55,9 @@ def api_schema(db, merchant, token, _keep_test_connection):  # type: ignore[no-u
     make_listing(merchant, quota=50, on_hand=100, limit=5)
     config = SchemathesisConfig.from_dict(
         {
-            "headers": {"Authorization": f"Token {token}"},
+            # Declared as the schema's security scheme (not a plain header), so the auth checks
+            # know these credentials are real and probe without them and with invalid ones.
+            "auth": {"openapi": {"MerchantToken": {"api_key": f"Token {token}"}}},
             "generation": {"max-examples": MAX_EXAMPLES},
             "checks": {
                 # The API is lenient where it is harmless (DRF coerces 0 -> "0", "5" -> 5, ignores a bad
