@@ -45,14 +45,14 @@ class ServiceAdmin(MerchantScopedAdmin):
     (errors show on the form); a refusal the check could not foresee (a race, a stock bound)
     rolls the whole save back and comes back as an error message, never a 500."""
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ApplicationError as exc:  # the admin's atomic block has rolled the save back
             messages.error(request, f"Not saved: {exc.message}")
             return HttpResponseRedirect(request.get_full_path())
 
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
+    def save_formset(self, request, form, formset, change):
         # Inlines here are read-only: nothing is written around the services.
         formset.save(commit=False)  # writes nothing; tells the change log what was asked
         if formset.new_objects or formset.changed_objects or formset.deleted_objects:
@@ -62,8 +62,8 @@ class ServiceAdmin(MerchantScopedAdmin):
 class SKUInline(MerchantScopedInline, admin.TabularInline):
     model = SKU
     extra = 0
-    fields = ["code", "name", "price"]
-    readonly_fields = fields  # edited on the SKU page, through sku_update
+    fields = ("code", "name", "price")
+    readonly_fields = ("code", "name", "price")  # edited on the SKU page, through sku_update
     show_change_link = True
     can_delete = False
 
@@ -106,11 +106,11 @@ class SKUForm(forms.ModelForm):
             self.fields["on_hand"].initial = self.instance.stock.on_hand
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm._post_clean is Django API the stubs omit
         sku = self.instance
         if sku.merchant_id is None:
             return
-        data = {f: self.cleaned_data[f] for f in ("code", "price", "on_hand") if f in self.cleaned_data}
+        data: dict[str, Any] = {f: self.cleaned_data[f] for f in ("code", "price", "on_hand") if f in self.cleaned_data}
         try:
             services.sku_check(merchant_id=sku.merchant_id, sku_id=sku.pk, data=data)
         except ApplicationError as exc:
@@ -177,7 +177,7 @@ class ListingForm(forms.ModelForm):
         ]
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm._post_clean is Django API the stubs omit
         listing = self.instance
         if self.errors or listing.merchant_id is None:
             return
@@ -207,7 +207,7 @@ class LiveSessionForm(forms.ModelForm):
         fields = ["title", "streamer", "platforms", "scheduled_at"]
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm._post_clean is Django API the stubs omit
         if self.instance.pk and self.instance.status == LiveSession.Status.ENDED:
             self.add_error(None, ValidationError("an ended show cannot be changed", code="session_ended"))
 

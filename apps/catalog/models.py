@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import TypedDict
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -12,7 +13,13 @@ from apps.merchants.models import Merchant
 
 from . import window
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
+
+class MoneyField(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: MoneyField = {"max_digits": 12, "decimal_places": 2}
 MAX_UNITS = 10_000_000
 """The most units a SKU may have on hand, or a listing may offer (a database CHECK on stock)."""
 

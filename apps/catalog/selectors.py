@@ -79,7 +79,20 @@ def _listing_info_shared(listing_id: int) -> ListingInfo | None:
         .annotate(sku_code=F("sku__code"))
         .first()
     )
-    info = ListingInfo(**{**row, "price": str(row["price"])}) if row else None
+    info = (
+        ListingInfo(
+            id=row["id"],
+            merchant_id=row["merchant_id"],
+            session_id=row["session_id"],
+            sku_id=row["sku_id"],
+            sku_code=row["sku_code"],
+            price=str(row["price"]),
+            payment_window_seconds=row["payment_window_seconds"],
+            per_buyer_limit=row["per_buyer_limit"],
+        )
+        if row
+        else None
+    )
     try:
         cache.set(_info_key(listing_id), info.__dict__ if info else "-", timeout=300 if info else 5)
     except Exception:  # noqa: BLE001
@@ -136,7 +149,7 @@ def sessions_for_dashboard(*, merchant_ids: list[int] | None, limit: int = 50) -
     qs = LiveSession.objects.select_related("merchant")
     if merchant_ids is not None:
         qs = qs.filter(merchant_id__in=merchant_ids)
-    rank = {LiveSession.Status.LIVE: 0, LiveSession.Status.SCHEDULED: 1, LiveSession.Status.ENDED: 2}
+    rank: dict[str, int] = {LiveSession.Status.LIVE: 0, LiveSession.Status.SCHEDULED: 1, LiveSession.Status.ENDED: 2}
     rows = list(qs.order_by("-id")[:limit])
     rows.sort(key=lambda s: rank.get(s.status, 3))
     return rows

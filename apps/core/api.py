@@ -18,6 +18,8 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self) -> Any:
         qs = super().get_queryset()
+        if qs is None:  # a read-only field: nothing to scope
+            return qs
         request = self.context.get("request")
         merchant_id = getattr(getattr(request, "auth", None), "merchant_id", None)
         return qs.filter(merchant_id=merchant_id) if merchant_id else qs.none()

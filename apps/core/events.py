@@ -70,7 +70,8 @@ def _sender() -> Any:
     from channels_redis.pubsub import RedisPubSubChannelLayer
 
     layer = get_channel_layer()
-    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
+    layers: dict[str, dict[str, Any]] = settings.CHANNEL_LAYERS
+    config: dict[str, Any] = layers.get("default", {}).get("CONFIG", {})
     hosts = config.get("hosts") or []
     host = hosts[0] if len(hosts) == 1 else None
     address = host.get("address") if isinstance(host, dict) else host

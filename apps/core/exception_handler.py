@@ -58,9 +58,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None:
+    drf_response = drf_exception_handler(exc, context)
+    if drf_response is None:
         return None
+    response = drf_response
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body("invalid", _first_message(exc.detail), {"fields": exc.detail})
         return response

@@ -26,11 +26,11 @@ class RequestIdMiddleware:
 
     def _start(self, request: HttpRequest) -> str:
         rid = request_id_from(request.headers.get("X-Request-ID"))
-        request.request_id = rid  # type: ignore[attr-defined]
+        request.request_id = rid  # type: ignore[attr-defined]  # the request id travels with the request
         request_id_var.set(rid)
         return rid
 
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest):
         if iscoroutinefunction(self):
             return self.__acall__(request)
         rid = self._start(request)

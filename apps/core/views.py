@@ -37,7 +37,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     """``handler404``: API clients get the API's error shape, people get the HTML page."""
     if request.path.startswith(API_PREFIX):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
-    return defaults.page_not_found(request, exception)  # type: ignore[arg-type]
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -53,7 +53,7 @@ class StockAdjustForm(forms.ModelForm):
         fields = ["sku", "kind", "on_hand_delta", "reason", "reference"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not self.errors:
             try:
                 with _dry_run():
@@ -101,7 +101,7 @@ class StockMovementAdmin(MerchantScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_fields(request, obj) if obj else []
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "sku":
             kwargs["queryset"] = scope_queryset(SKU.objects.all(), request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

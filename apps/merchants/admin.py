@@ -28,7 +28,7 @@ class MerchantAdmin(MerchantScopedAdmin):
     def get_prepopulated_fields(self, request: HttpRequest, obj: Merchant | None = None) -> dict:
         return super().get_prepopulated_fields(request, obj) if is_superuser(request) else {}
 
-    def save_model(self, request: HttpRequest, obj: Merchant, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Merchant, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data:
             services.api_tokens_forget(merchant=obj)  # a deactivated merchant's tokens stop at once
@@ -70,7 +70,7 @@ class ApiTokenAdmin(MerchantScopedAdmin):
         ro = list(super().get_readonly_fields(request, obj))
         return ro + ["merchant", "name"] if obj else ro
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         if change:
             return super().save_model(request, obj, form, change)
         self.assign_merchant(request, obj)
@@ -84,7 +84,7 @@ class ApiTokenAdmin(MerchantScopedAdmin):
         return None
 
     @admin.action(description="Revoke selected tokens")
-    def revoke_tokens(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def revoke_tokens(self, request: HttpRequest, queryset) -> None:
         n = 0
         for token in queryset:
             if token.revoked_at is None:

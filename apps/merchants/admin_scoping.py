@@ -24,9 +24,9 @@ def user_merchant_ids(request: HttpRequest) -> list[int]:
             cached = []
         else:
             cached = list(
-                user.memberships.filter(merchant__is_active=True).values_list("merchant_id", flat=True)  # type: ignore[union-attr]
+                user.memberships.filter(merchant__is_active=True).values_list("merchant_id", flat=True)  # type: ignore[union-attr]  # an authenticated User here, not AnonymousUser
             )
-        request._lc_merchant_ids = cached  # type: ignore[attr-defined]
+        request._lc_merchant_ids = cached  # type: ignore[attr-defined]  # a per-request cache kept on the request
     return cached
 
 
@@ -51,14 +51,14 @@ def scope_queryset(qs: models.QuerySet, request: HttpRequest) -> models.QuerySet
 
 
 class _ScopedFormfields:
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]  # a mixin: the ModelAdmin it joins has it
         if field is not None and hasattr(field, "queryset"):
             field.queryset = scope_queryset(field.queryset, request)
         return field
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
-        field = super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]  # a mixin: the ModelAdmin it joins has it
         if field is not None and hasattr(field, "queryset"):
             field.queryset = scope_queryset(field.queryset, request)
         return field
@@ -102,11 +102,11 @@ class MerchantScopedAdmin(_ScopedFormfields, admin.ModelAdmin):
             if ids:
                 obj.merchant_id = ids[0]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):  # type: ignore[no-untyped-def]
+    def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         admin_self = self
 
-        class ScopedForm(form):  # type: ignore[misc, valid-type]
+        class ScopedForm(form):  # type: ignore[misc, valid-type]  # a form class chosen at run time
             """Give the instance its merchant before model validation runs."""
 
             def _post_clean(self) -> None:
@@ -116,7 +116,7 @@ class MerchantScopedAdmin(_ScopedFormfields, admin.ModelAdmin):
         ScopedForm.__name__ = form.__name__
         return ScopedForm
 
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
+    def save_formset(self, request, form, formset, change):
         instances = formset.save(commit=False)
         for obj in instances:
             if self._has_merchant_field_on(obj) and getattr(obj, "merchant_id", None) is None:
@@ -135,10 +135,10 @@ class MerchantScopedInline(_ScopedFormfields):
     """Mixin for inlines: rows and choices limited to the user's merchants."""
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
-        return scope_queryset(super().get_queryset(request), request)  # type: ignore[misc]
+        return scope_queryset(super().get_queryset(request), request)  # type: ignore[misc]  # a mixin: the ModelAdmin it joins has it
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
-        exclude = list(super().get_exclude(request, obj) or [])  # type: ignore[misc]
-        if any(f.name == "merchant" for f in self.model._meta.get_fields()):  # type: ignore[attr-defined]
+        exclude = list(super().get_exclude(request, obj) or [])  # type: ignore[misc]  # a mixin: the ModelAdmin it joins has it
+        if any(f.name == "merchant" for f in self.model._meta.get_fields()):  # type: ignore[attr-defined]  # a mixin: the ModelAdmin it joins has model
             exclude.append("merchant")
         return exclude

@@ -94,7 +94,7 @@ def token_from_header(value: str) -> str:
 class MerchantTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
-    def authenticate(self, request):  # type: ignore[no-untyped-def]
+    def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
@@ -107,10 +107,10 @@ class MerchantTokenAuthentication(authentication.BaseAuthentication):
         request.merchant_id = principal.merchant_id
         return principal, principal
 
-    def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
+    def authenticate_header(self, request) -> str:
         return self.keyword
 
 
 class IsMerchantToken(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, TokenPrincipal)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, viewsets
 
 from apps.core.api import ErrorSerializer, JSONParser
+from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.models import Merchant
 
 _ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
@@ -40,7 +41,7 @@ class IdFilter(filters.NumberFilter):
 def _with_id_filters(filterset_class: type) -> type:
     swaps = {
         name: IdFilter(field_name=f.field_name, lookup_expr=f.lookup_expr, label=f.label)
-        for name, f in filterset_class.base_filters.items()
+        for name, f in getattr(filterset_class, "base_filters", {}).items()
         if isinstance(f, filters.ModelChoiceFilter)
     }
     return type(filterset_class.__name__, (filterset_class,), swaps) if swaps else filterset_class
@@ -61,7 +62,7 @@ class MerchantApiSchema(AutoSchema):
     400: a request body, or list filters and paging parameters.
     """
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:  # type: ignore[override]
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         codes = {"401": "Missing, invalid or revoked token"}
         if "{" in self.path or self._is_list_view():
@@ -86,7 +87,8 @@ class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
     @property
     def merchant_id(self) -> int:
-        return self.request.auth.merchant_id
+        principal = cast(TokenPrincipal, self.request.auth)  # set by MerchantTokenAuthentication
+        return principal.merchant_id
 
     @property
     def merchant(self) -> Merchant:
@@ -97,5 +99,6 @@ class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return type(self).selector(merchant_id=self.merchant_id)
+            return super().get_queryset()  # the schema generator: the empty queryset the class declares
+        selector: Any = type(self).selector  # a staticmethod of the subclass
+        return selector(merchant_id=self.merchant_id)

@@ -42,20 +42,20 @@ class ReadOnlyInline(MerchantScopedInline, admin.TabularInline):
 
 class OrderLineInline(ReadOnlyInline):
     model = OrderLine
-    fields = ["sku", "quantity", "unit_price", "line_total"]
+    fields = ("sku", "quantity", "unit_price", "line_total")
     readonly_fields = fields
 
 
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
-    fields = ["seq", "created_at", "from_status", "to_status", "actor", "reason"]
+    fields = ("seq", "created_at", "from_status", "to_status", "actor", "reason")
     readonly_fields = fields
     ordering = ["seq"]
 
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ["transaction_id", "amount", "paid_at", "outcome", "received_at"]
+    fields = ("transaction_id", "amount", "paid_at", "outcome", "received_at")
     readonly_fields = fields
 
 
@@ -66,7 +66,7 @@ class OrderAdmin(MerchantScopedAdmin):
     search_fields = ["public_id", "buyer__external_id", "buyer__name", "buyer__phone", "tracking_number"]
     date_hierarchy = "created_at"
     list_select_related = ["buyer", "session"]
-    readonly_fields = [
+    readonly_fields = (
         "public_id",
         "status",
         "buyer",
@@ -83,7 +83,7 @@ class OrderAdmin(MerchantScopedAdmin):
         "tracking_number",
         "version",
         "created_at",
-    ]
+    )
     fields = readonly_fields
     inlines = [OrderLineInline, PaymentInline, OrderEventInline]
     actions = ["cancel_orders", "confirm_orders"]
@@ -133,7 +133,7 @@ class PaymentAdmin(MerchantScopedAdmin):
     list_filter = ["outcome"]
     search_fields = ["transaction_id", "order__public_id"]
     list_select_related = ["order"]
-    readonly_fields = ["transaction_id", "order", "amount", "paid_at", "outcome", "raw", "received_at"]
+    readonly_fields = ("transaction_id", "order", "amount", "paid_at", "outcome", "raw", "received_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def ensure_schedules(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def ensure_schedules(sender, **kwargs) -> None:
     """The worker's recurring jobs (idempotent; runs after every migrate)."""
     from django.utils import timezone
     from django_q.models import Schedule

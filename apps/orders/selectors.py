@@ -237,7 +237,7 @@ def _order_line(order: Order) -> dict:
     }
 
 
-def _latest_orders(qs) -> list[dict]:  # type: ignore[no-untyped-def]
+def _latest_orders(qs) -> list[dict]:
 
     rows = qs.annotate(last_seq=Max("events__seq")).order_by("-id")[:LATEST_ORDERS]
     return [_order_line(o) for o in rows]
@@ -263,7 +263,7 @@ def orders_per_minute(*, session_id: int, minutes: int = CHART_MINUTES) -> list[
     ]
 
 
-def listing_line(listing) -> dict:  # type: ignore[no-untyped-def]
+def listing_line(listing) -> dict:
     """A listing as the dashboard and storefront show it (the push payload plus names)."""
 
     payload = listing_payload(listing)
@@ -278,7 +278,7 @@ def listing_line(listing) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def session_snapshot(*, session) -> dict:  # type: ignore[no-untyped-def]
+def session_snapshot(*, session) -> dict:
     """The merchant dashboard's state of a show: totals, listings, latest orders, orders/minute.
 
     All of it is read between two reads of the merchant's ledger seq; when they agree (no order

@@ -392,7 +392,7 @@ def _place(form: BuyForm, session: LiveSession) -> tuple[Order | None, dict[str,
 def _staff_scope(request: HttpRequest) -> list[int] | None:
     if request.user.is_superuser:
         return None
-    return merchant_selectors.user_merchant_ids(user_id=request.user.pk)
+    return merchant_selectors.user_merchant_ids(user_id=int(request.user.pk or 0))
 
 
 @login_required

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from rest_framework import serializers
 
 from apps.catalog.models import MAX_UNITS, SKU, Listing, LiveSession, Platform, Product
 from apps.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
-MONEY_FIELD = {
+
+class MoneyInput(TypedDict):
+    max_digits: int
+    decimal_places: int
+    min_value: Decimal
+    max_value: Decimal
+
+
+MONEY_FIELD: MoneyInput = {
     "max_digits": 12,
     "decimal_places": 2,
     "min_value": Decimal("0.01"),

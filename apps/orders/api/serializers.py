@@ -104,11 +104,8 @@ def order_representation(order: Order, *, base_url: str) -> dict[str, Any]:
     """Exactly ``OrderSerializer(order, context={"base_url": base_url}).data``, without building
     DRF fields per call (about ten times cheaper). Placement answers every accepted order with it;
     ``tests/orders/test_render.py`` holds the two to the same output."""
-    lines = (
-        order._prefetched_objects_cache["lines"]
-        if "lines" in getattr(order, "_prefetched_objects_cache", {})
-        else list(order.lines.select_related("sku"))
-    )
+    prefetched: dict[str, Any] = getattr(order, "_prefetched_objects_cache", {})
+    lines = prefetched["lines"] if "lines" in prefetched else list(order.lines.select_related("sku"))
     buyer = order.buyer
     return {
         "id": order.public_id,

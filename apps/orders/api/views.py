@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import error_responses
+from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import MerchantScopedViewSet
 from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
@@ -40,6 +41,10 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     required=False,
     description="Retrying with the same key and body returns the same order; another body is a 422.",
 )
+
+
+def _principal(request: Request) -> TokenPrincipal:
+    return cast(TokenPrincipal, request.auth)  # MerchantTokenAuthentication sets it
 
 
 class OrderFilter(filters.FilterSet):
@@ -96,7 +101,7 @@ class OrderViewSet(MerchantScopedViewSet):
             value = parse_order_body(b"")
         code, body = order_create_response(
             merchant_id=self.merchant_id,
-            token_id=request.auth.token_id,
+            token_id=_principal(request).token_id,
             data=value,
             idempotency_key=request.headers.get("Idempotency-Key"),
             base_url=settings.PUBLIC_BASE_URL or request.build_absolute_uri("/"),
@@ -111,7 +116,7 @@ class OrderViewSet(MerchantScopedViewSet):
         order = self.get_object()
         s = OrderCancelSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        order_cancel(order=order, actor=f"token:{request.auth.token_id}", reason=s.validated_data["reason"])
+        order_cancel(order=order, actor=f"token:{_principal(request).token_id}", reason=s.validated_data["reason"])
         fresh = selectors.order_for_merchant(merchant_id=self.merchant_id, public_id=order.public_id)
         return Response(OrderSerializer(fresh, context={"request": request}).data)
 
@@ -128,7 +133,7 @@ class OrderBodyParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+    def parse(self, stream, media_type=None, parser_context=None):
         try:
             raw = stream.read(MAX_BODY + 1) if stream is not None else b""
         except RequestDataTooBig:
@@ -141,7 +146,7 @@ class RawBodyParser(BaseParser):
 
     media_type = "*/*"
 
-    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+    def parse(self, stream, media_type=None, parser_context=None):
         return stream.read() if stream is not None else b""
 
 

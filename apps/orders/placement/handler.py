@@ -24,7 +24,7 @@ def order_create_response(
         req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
     )
     order = placed.order
-    if not placed.created:
-        order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id)
+    if not placed.created:  # a replay: answer with the order as it is now
+        order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id) or order
     body = order_representation(order, base_url=base_url)
     return (201 if placed.created else 200), body

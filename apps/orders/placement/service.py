@@ -73,7 +73,7 @@ def order_place(
     bkey = buyer_key(req.buyer_external_id)
     remember = idempotency_key is not None
     gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
-    if remember and gate_said in (_REPLAY, _SEEN, _NO_GATE):
+    if idempotency_key is not None and gate_said in (_REPLAY, _SEEN, _NO_GATE):
         # The key was used before (or Redis cannot tell): the database knows its order.
         existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
         if existing is not None:

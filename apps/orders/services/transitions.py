@@ -8,6 +8,7 @@ exactly once however often they are asked.
 
 from __future__ import annotations
 
+import functools
 import logging
 from decimal import Decimal
 
@@ -50,7 +51,12 @@ def order_lock(*, public_id: str | None = None, pk: int | None = None, merchant_
     qs = Order.objects.select_for_update(of=("self",))
     if merchant_id is not None:
         qs = qs.filter(merchant_id=merchant_id)
-    order = qs.filter(public_id=public_id).first() if public_id is not None else qs.filter(pk=pk).first()
+    if public_id is not None:
+        order = qs.filter(public_id=public_id).first()
+    elif pk is not None:
+        order = qs.filter(pk=pk).first()
+    else:
+        raise ValueError("order_lock needs a public_id or a pk")
     if order is None:
         raise OrderNotFound("no such order")
     return order
@@ -73,7 +79,7 @@ def _release_units(order: Order, reason: str) -> None:
         )
         if line.listing_id:
             listing_id, public_id = line.listing_id, order.public_id
-            transaction.on_commit(lambda lid=listing_id, pid=public_id: _gate_release(lid, pid))
+            transaction.on_commit(functools.partial(_gate_release, listing_id, public_id))
 
 
 def _gate_release(listing_id: int, public_id: str) -> None:
@@ -201,7 +207,7 @@ def _order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool) -> O
     return order_transition(order=locked, to=to, actor=actor, reason=reason or "cancelled by merchant")
 
 
-def orders_expire_due(*, now=None, limit: int = 1000) -> int:  # type: ignore[no-untyped-def]
+def orders_expire_due(*, now=None, limit: int = 1000) -> int:
     """Cancel unpaid orders whose payment deadline passed. Safe to run concurrently and twice:
     each order is decided under its row lock (a payment that won is left alone)."""
     now = now or timezone.now()

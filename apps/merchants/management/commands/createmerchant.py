@@ -10,14 +10,14 @@ from apps.merchants import services
 class Command(BaseCommand):
     help = 'Create a merchant and an API token; prints {"merchant": SLUG, "token": TOKEN}.'
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--name", required=True)
         parser.add_argument("--staff", help="also create a staff login with this username")
         parser.add_argument("--password", help="password for --staff")
         parser.add_argument("--token-name", default="default")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         if opts["staff"] and not opts["password"]:
             raise CommandError("--staff needs --password")
         try:

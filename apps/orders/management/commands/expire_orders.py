@@ -6,5 +6,5 @@ from apps.orders.tasks import expire_due_orders
 class Command(BaseCommand):
     help = "Cancel unpaid orders whose payment deadline passed (one pass)."
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         self.stdout.write(f"expired {expire_due_orders()} order(s)")

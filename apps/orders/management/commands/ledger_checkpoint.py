@@ -11,7 +11,7 @@ class Command(BaseCommand):
         "LEDGER_CHECKPOINT_DIR); exits 1 when a chain does not verify and was not signed."
     )
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         run = ledger_checkpoint()
         if run.busy:
             self.stdout.write("another checkpoint run holds the lock (it signs what moved); nothing done")

@@ -32,7 +32,7 @@ PRODUCTS = [
 class Command(BaseCommand):
     help = "Load the demo merchant, show and orders (idempotent)."
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         merchant = Merchant.objects.filter(slug="demo").first()
         if merchant is None:
             merchant = self._create()

@@ -8,9 +8,9 @@ from apps.orders.placement.gate.reconcile import reconcile_all
 class Command(BaseCommand):
     help = "Compare the Redis gate with the database for every active listing and repair drift."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--listing", type=int, action="append", help="only these listing ids")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         result = reconcile_all(listing_ids=opts["listing"])
         self.stdout.write(json.dumps(result, default=str))

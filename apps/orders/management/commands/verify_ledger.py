@@ -9,10 +9,10 @@ class Command(BaseCommand):
         "(LEDGER_CHECKPOINT_DIR) and that every order's status is its last event; exits 1 naming each problem."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--merchant", type=int)
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         problems = ledger_verify(merchant_id=opts["merchant"])
         if problems:
             for p in problems:

@@ -117,5 +117,8 @@ def model_from_row(model: type[M], row: dict[str, Any]) -> M:
     concrete field, converted by the field itself. A column missing from the row is an error,
     never a silent default."""
     fields = model._meta.concrete_fields
-    values = [None if row[f.column] is None else f.to_python(row[f.column]) for f in fields]
+    values = []
+    for f in fields:
+        value = row[f.column or f.attname]  # a concrete field always has its column
+        values.append(None if value is None else f.to_python(value))
     return model.from_db(connection.alias, [f.attname for f in fields], values)

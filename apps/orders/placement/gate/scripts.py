@@ -186,9 +186,11 @@ def _parse_hold(record: str) -> tuple[str, int, int]:
 
 
 def _int(value: str | None, default: int = 0) -> int:
+    if value is None:
+        return default
     try:
-        return int(value) if value is not None else default
-    except ValueError:
+        return int(value)
+    except ValueError:  # Lua numbers come back as "1.5e+15" once they pass 2^53
         return int(float(value))
 
 
