@@ -43,7 +43,9 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
         if not auth:
             return _error(401, "not_authenticated", "Authentication credentials were not provided.")
         raw = token_from_header(auth)
-        principal = resolve_token(raw) if raw else None
+        if not raw:  # the same answers as MerchantTokenAuthentication
+            return _error(401, "authentication_failed", "Authorization header must be 'Token <token>'.")
+        principal = resolve_token(raw)
         if principal is None:
             return _error(401, "authentication_failed", "Invalid or revoked token.")
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,0 +1,154 @@
+"""One table of inputs run through both entry points of ``POST /api/v1/orders`` — the DRF view
+(the documented endpoint, through Django's stack) and the ASGI fast path — which must answer every
+one identically: status and body (an accepted order's own id, link and times aside), and the
+OpenAPI request schema must be the one input definition the validator walks (``ORDER_INPUT``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apps.catalog import services as catalog
+from apps.orders.models import Order
+from apps.orders.placement.request import ORDER_INPUT, order_input_schema
+
+from ..factories import make_listing, order_body
+from .test_bad_input import _drf, _fast
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VOLATILE = ("id", "status_url", "pay_by", "created_at", "updated_at")
+
+
+def _stable(body: dict) -> dict:
+    """An answer without what differs between two orders placed a moment apart."""
+    return {k: v for k, v in body.items() if k not in VOLATILE} if "id" in body else body
+
+
+def _with(path: str, value: Any) -> Callable[[dict], dict]:
+    def change(body: dict) -> dict:
+        out = json.loads(json.dumps(body))
+        node = out
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node[p]
+        if value is _DROP:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+        return out
+
+    return change
+
+
+_DROP = object()
+
+# (case, how to make the body from a valid one, headers, the listing's state, expected status, code)
+CASES: list[tuple[str, Callable[[dict], dict], dict, str, int, str | None]] = [
+    ("accepted", lambda b: b, {}, "open", 201, None),
+    ("accepted, quantity as a digit string", _with("quantity", "1"), {}, "open", 201, None),
+    ("accepted, phone written with +86 and dashes", _with("buyer.phone", "+86 138-0000-1001"), {}, "open", 201, None),
+    ("sold out", lambda b: b, {}, "sold_out", 409, "sold_out"),
+    ("over the per-buyer limit", _with("quantity", 3), {}, "open", 409, "over_buyer_limit"),
+    ("listing not open", lambda b: b, {}, "closed", 409, "listing_closed"),
+    ("no such listing", _with("listing", 999_999_999), {}, "open", 404, "listing_not_found"),
+    ("another merchant's listing", lambda b: b, {}, "foreign", 404, "listing_not_found"),
+    ("quantity zero", _with("quantity", 0), {}, "open", 400, "invalid"),
+    ("quantity over the maximum", _with("quantity", 1001), {}, "open", 400, "invalid"),
+    ("quantity a float", _with("quantity", 1.5), {}, "open", 400, "invalid"),
+    ("quantity a boolean", _with("quantity", True), {}, "open", 400, "invalid"),
+    ("listing missing", _with("listing", _DROP), {}, "open", 400, "invalid"),
+    ("buyer not an object", _with("buyer", "me"), {}, "open", 400, "invalid"),
+    ("buyer id blank", _with("buyer.external_id", "   "), {}, "open", 400, "invalid"),
+    ("buyer id too long", _with("buyer.external_id", "x" * 101), {}, "open", 400, "invalid"),
+    ("buyer phone not a phone", _with("buyer.phone", "call me"), {}, "open", 400, "invalid"),
+    ("address missing", _with("shipping_address", _DROP), {}, "open", 400, "invalid"),
+    ("address detail too long", _with("shipping_address.detail", "路" * 301), {}, "open", 400, "invalid"),
+    ("address city a number", _with("shipping_address.city", 5), {}, "open", 400, "invalid"),
+    ("null character", _with("buyer.name", "a\x00b"), {}, "open", 400, "invalid"),
+    ("body a list", lambda b: [b], {}, "open", 400, "invalid"),
+    ("bad Idempotency-Key", lambda b: b, {"Idempotency-Key": "sp ace"}, "open", 400, "invalid_idempotency_key"),
+]
+
+
+@pytest.fixture
+def world(merchant, other_merchant, token):  # type: ignore[no-untyped-def]
+    def listing(state: str) -> int:
+        if state == "foreign":
+            return make_listing(other_merchant, quota=5).pk
+        made = make_listing(merchant, quota=1 if state == "sold_out" else 10, on_hand=10, limit=2, open_=False)
+        if state == "closed":
+            return made.pk  # scheduled, with no start time: not open
+        catalog.listing_open(listing=made)
+        if state == "sold_out":  # somebody else bought the only unit
+            first = _drf(token, json.dumps(order_body(made.pk, buyer="early-bird")).encode())
+            assert first[0] == 201, first
+        return made.pk
+
+    return listing
+
+
+@pytest.mark.parametrize(("case", "change", "headers", "state", "status", "code"), CASES, ids=[c[0] for c in CASES])
+def test_both_entry_points_answer_alike(token, world, case, change, headers, state, status, code):
+    listing_id = world(state)
+    before = Order.objects.count()
+    answers = []
+    for i, send in enumerate((_fast, _drf)):
+        body = change(order_body(listing_id, buyer="parity-buyer"))
+        hdrs = {"Idempotency-Key": f"parity-{i}", **headers}
+        got_status, got_body, _ = send(token, json.dumps(body, ensure_ascii=False).encode(), hdrs)
+        answers.append((got_status, _stable(got_body)))
+    (fs, fb), (ds, db) = answers
+    assert (fs, fb) == (ds, db), {"case": case, "fast": answers[0], "drf": answers[1]}
+    assert fs == status, (case, fb)
+    if code is not None:
+        assert fb["code"] == code, (case, fb)
+    else:
+        assert fb["status"] == "pending_payment"
+    if status >= 400:
+        assert Order.objects.count() == before, case  # a refusal writes nothing
+
+
+def test_a_replay_answers_alike_through_either_entry_point(merchant, token):
+    listing = make_listing(merchant, quota=5, limit=2)
+    raw = json.dumps(order_body(listing.pk, buyer="replayer")).encode()
+    first = _fast(token, raw, {"Idempotency-Key": "same-key"})
+    assert first[0] == 201
+    again_fast, again_drf = (
+        _fast(token, raw, {"Idempotency-Key": "same-key"}),
+        _drf(token, raw, {"Idempotency-Key": "same-key"}),
+    )
+    assert again_fast[0] == again_drf[0] == 200
+    assert {**again_fast[1], "status_url": None} == {**again_drf[1], "status_url": None}
+    assert again_fast[1]["id"] == first[1]["id"]
+    changed = json.dumps(order_body(listing.pk, buyer="someone-else")).encode()
+    conflict = (
+        _fast(token, changed, {"Idempotency-Key": "same-key"}),
+        _drf(token, changed, {"Idempotency-Key": "same-key"}),
+    )
+    assert conflict[0][:2] == conflict[1][:2] and conflict[0][0] == 422, conflict
+    assert Order.objects.count() == 1
+
+
+def test_auth_and_media_type_answer_alike(merchant, token):
+    listing = make_listing(merchant, quota=5)
+    raw = json.dumps(order_body(listing.pk)).encode()
+    for bad_token in ("nope", ""):
+        f = _fast(bad_token, raw)
+        d = _drf(bad_token, raw)
+        assert f[:2] == d[:2] and f[0] == 401, (bad_token, f, d)
+    f = _fast(token, raw, {"Content-Type": "text/plain"})
+    assert f[0] == 415 and f[1]["code"] == "unsupported_media_type", f
+    assert Order.objects.count() == 0
+
+
+def test_the_schema_shows_the_one_input_definition(client: Client):
+    served = client.get("/api/schema/?format=json").json()
+    post = served["paths"]["/api/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert post == json.loads(json.dumps(order_input_schema()))
+    assert set(post["properties"]) == set(ORDER_INPUT)
+    assert post["example"]["quantity"] == 1
