@@ -1,4 +1,4 @@
-"""The storefront's buy form. Field rules live in ``apps.orders.validation`` (shared with the API):
+"""The storefront's buy form. Field rules live in ``apps.orders.placement.request`` (shared with the API):
 this form only gathers the fields, turns them into the API's shape and maps errors back."""
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ else:
     }
     _db["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection at checkout
     # Django's cursors bind client-side and never prepare; this only lets the order placement
-    # statement be prepared on purpose (``placement._execute_prepared``). Django's default (None)
+    # statement be prepared on purpose (``apps/orders/placement/pgcall.py::run_prepared``). Django's default (None)
     # would turn server-side prepared statements off altogether.
     _db["OPTIONS"]["prepare_threshold"] = 5
 DATABASES = {"default": _db}
@@ -290,7 +290,7 @@ TOKEN_CACHE_SECONDS = 30
 TOKEN_LOCAL_CACHE_SECONDS = float(os.environ.get("TOKEN_LOCAL_CACHE_SECONDS", "1"))
 ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 # PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
-# batch (``placement._Batcher``); at most this many per batch.
+# batch (``apps/orders/placement/batcher.py``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
 ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)

@@ -30,7 +30,7 @@ def test_stock_corrections_during_a_sale_never_deadlock(merchant, token):
         try:
             i = 0
             while not stop.is_set() and i < 400:
-                delta = -1 if i % 2 == 0 else 1  # a decrease takes the listing-cutting path
+                delta = -1 if i % 2 == 0 else 1  # every correction locks the SKU's listings, then its stock
                 r = client.post(f"/api/v1/skus/{sku_id}/stock", {"delta": delta, "reason": "count"}, format="json")
                 corrections.append(r.status_code)
                 i += 1

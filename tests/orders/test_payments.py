@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.orders.models import Order, OrderStatus, Payment
+from apps.orders.models import OrderStatus as S
 from apps.orders.services import payments
 from apps.orders.services.transitions import order_cancel
 
@@ -145,3 +146,34 @@ def test_malformed_notification_is_400(raw):
 def test_unknown_order_is_404():
     r = notify({"order": "onope", "transaction_id": "t", "amount": "1.00", "paid_at": "2026-01-01T00:00:00Z"})
     assert r.status_code == 404 and r.json()["code"] == "order_not_found"
+
+
+def test_every_payment_received_is_owed_back_once_the_order_does_not_keep_it(api, merchant):
+    """A paid order held and cancelled owes its total; a second payment that arrives after adds
+    to what is owed (it used to overwrite it, and one payment's refund was lost)."""
+    from apps.orders.services.transitions import order_cancel, order_transition
+
+    order = _order(api, merchant)
+    assert notify(body_for(order, "owed-A")).status_code == 200
+    order_transition(order=order, to=S.ON_HOLD, actor="fraud", reason="review")
+    order_cancel(order=order, actor="merchant:1", reason="fraud")
+    order.refresh_from_db()
+    assert order.status == S.CANCELLED and order.refund_due == order.total
+    assert notify(body_for(order, "owed-B")).status_code == 200
+    order.refresh_from_db()
+    received = sum(p.amount for p in Payment.objects.filter(order=order))
+    assert received == 2 * order.total
+    assert order.status == S.REFUND_PENDING and order.refund_due == received
+
+
+def test_a_payment_of_the_wrong_amount_is_refused_and_owed_back(api, merchant):
+    order = _order(api, merchant)
+    wrong = body_for(order, "wrong-amount", amount=str(order.total + 1))
+    r = notify(wrong)
+    assert r.status_code == 422 and r.json()["code"] == "amount_mismatch"
+    order.refresh_from_db()
+    assert order.status == S.PENDING_PAYMENT  # not paid
+    assert order.refund_due == order.total + 1  # but the money taken is owed back
+    assert notify(wrong).status_code == 422  # a replay: no second effect
+    order.refresh_from_db()
+    assert order.refund_due == order.total + 1

@@ -3,7 +3,7 @@
 A notification that verifies is always recorded: applied to an unpaid order; for a cancelled
 order it becomes a refund owed (``refund_pending``); for an order already paid by another
 transaction it is recorded as a refund owed; an amount that differs from the total is refused
-(422) but still recorded.
+(422) but still recorded, and owed back. Every amount owed back adds to ``refund_due``.
 """
 
 from __future__ import annotations
@@ -152,7 +152,17 @@ def _record(notice: PaymentNotice, body: bytes) -> Payment:
         "raw": raw,
     }
     if notice.amount != order.total:
-        return Payment.objects.create(outcome=Payment.Outcome.AMOUNT_MISMATCH, **common)
+        # Refused (422), but the money was taken from the buyer: it is owed back, never dropped.
+        payment = Payment.objects.create(outcome=Payment.Outcome.AMOUNT_MISMATCH, **common)
+        if notice.amount > 0:
+            order_record_refund_due(
+                order=order,
+                amount=notice.amount,
+                actor="payment",
+                reason=f"payment {notice.transaction_id} of {notice.amount} does not match the total: refund owed",
+            )
+        payment.order = Order.objects.get(pk=order.pk)
+        return payment
     if order.status == S.PENDING_PAYMENT:
         payment = Payment.objects.create(outcome=Payment.Outcome.APPLIED, **common)
         order_transition(order=order, to=S.PAID, actor="payment", reason=f"paid: {notice.transaction_id}")

@@ -130,11 +130,14 @@ def order_transition(
     if to == S.CANCELLED:
         locked.cancel_reason = reason[:200]
         fields.append("cancel_reason")
-        if current == S.ON_HOLD:  # it was paid
-            locked.refund_due = locked.total
+        if current == S.ON_HOLD:  # it was paid: its total is owed back, on top of anything owed already
+            locked.refund_due = (locked.refund_due or Decimal("0")) + locked.total
             fields.append("refund_due")
     if to == S.REFUND_PENDING:
-        locked.refund_due = refund_amount if refund_amount is not None else locked.total
+        # Owed back: this amount (a late payment) or the total, on top of anything owed already (a
+        # refund from a cancelled hold, a duplicate payment): money received is never forgotten.
+        owed = refund_amount if refund_amount is not None else locked.total
+        locked.refund_due = (locked.refund_due or Decimal("0")) + owed
         fields.append("refund_due")
         if reason and not locked.cancel_reason:  # keep why it was cancelled; the ledger has the rest
             locked.cancel_reason = reason[:200]

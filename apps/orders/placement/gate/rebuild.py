@@ -72,6 +72,6 @@ def gate_sync(listing_id: int) -> None:
 
 
 def on_listing_changed(*, listing_id: int, **_: object) -> None:
-    """Receiver of ``apps.catalog.signals.listing_changed`` (sent inside the changing
+    """Receiver of ``apps.catalog.hooks.listing_changed`` (sent inside the changing
     transaction): the gate follows after commit."""
     transaction.on_commit(lambda: gate_sync(listing_id))
