@@ -177,8 +177,11 @@ def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = Fals
 
     A database fault can come after the commit (the connection dies before the client hears
     back): then the database is asked again, on a fresh connection, and an order that is now
-    cancelled (or owed a refund) is the answer — the cancel is done. Otherwise the fault is
-    raised (a 503: nothing was changed)."""
+    cancelled (or owed a refund) is the answer — the cancel is done, and what the commit's own
+    after-commit work would have done is done now (Django drops those callbacks when the commit
+    call fails): the gate gives the units back and the change is published. An order that was
+    already cancelled before the call is answered the same way (a cancel is idempotent).
+    Otherwise the fault is raised (a 503: nothing was changed)."""
     try:
         return _order_cancel(order=order, actor=actor, reason=reason, by_buyer=by_buyer)
     except DatabaseError as exc:
@@ -191,8 +194,18 @@ def order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool = Fals
             raise exc from None
         if current.status in CANCELLED_OUTCOMES:
             log.warning("cancel saw a database fault after it committed", extra={"order": current.public_id})
+            _after_lost_commit(current)
             return current
         raise
+
+
+def _after_lost_commit(order: Order) -> None:
+    """The after-commit effects of a cancel whose commit reply was lost (both idempotent)."""
+    for listing_id in OrderLine.objects.filter(order=order, listing_id__isnull=False).values_list(
+        "listing_id", flat=True
+    ):
+        _gate_release(listing_id, order.public_id)
+    notify.order_changed_on_commit(order, listing_id=order.listing_id)
 
 
 @transaction.atomic
