@@ -113,6 +113,7 @@ def session_create(
 
 @transaction.atomic
 def session_update(*, session: LiveSession, data: dict[str, Any]) -> LiveSession:
+    session = _session_lock(session.pk)  # decided on the row as it is, not as the caller read it
     if session.status == LiveSession.Status.ENDED:
         raise SessionEnded("an ended show cannot be changed")
     if "platforms" in data:
@@ -125,8 +126,13 @@ def session_update(*, session: LiveSession, data: dict[str, Any]) -> LiveSession
 
 
 @transaction.atomic
+def _session_lock(session_id: int) -> LiveSession:
+    """Lock a show's row: the first lock of the global order (``apps/inventory/locks.py``)."""
+    return LiveSession.objects.select_for_update().get(pk=session_id)
+
+
 def session_start(*, session: LiveSession) -> LiveSession:
-    session = LiveSession.objects.select_for_update().get(pk=session.pk)
+    session = _session_lock(session.pk)
     if session.status == LiveSession.Status.ENDED:
         raise SessionEnded("this show has ended")
     if session.status == LiveSession.Status.SCHEDULED:
@@ -138,8 +144,9 @@ def session_start(*, session: LiveSession) -> LiveSession:
 
 @transaction.atomic
 def session_end(*, session: LiveSession) -> LiveSession:
-    """End the show and close every listing still on air (their unsold quota returns)."""
-    session = LiveSession.objects.select_for_update().get(pk=session.pk)
+    """End the show and close every listing still on air (their unsold quota returns). Locks the
+    show, then its listings (the global lock order)."""
+    session = _session_lock(session.pk)
     if session.status == LiveSession.Status.ENDED:
         return session
     session.status = LiveSession.Status.ENDED
@@ -208,6 +215,7 @@ def listing_create(
     opens_at: datetime | None = None,
     closes_at: datetime | None = None,
 ) -> Listing:
+    session = _session_lock(session.pk)  # a show that ends meanwhile cannot gain a listing
     if session.status == LiveSession.Status.ENDED:
         raise SessionEnded("cannot add a listing to an ended show")
     listing = Listing(
@@ -244,9 +252,11 @@ def listing_update(*, listing: Listing, data: dict[str, Any]) -> Listing:
 
 @transaction.atomic
 def listing_open(*, listing: Listing) -> Listing:
-    """Open now (the window starts now unless one was set and is still ahead)."""
+    """Open now (the window starts now unless one was set and is still ahead). Locks the show,
+    then the listing (the global lock order: ``session_end`` locks them the same way)."""
+    session = _session_lock(Listing.objects.filter(pk=listing.pk).values_list("session_id", flat=True).get())
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
-    if listing.session.status == LiveSession.Status.ENDED:
+    if session.status == LiveSession.Status.ENDED:
         raise SessionEnded("a listing of an ended show cannot open")
     if listing.status == Listing.Status.CLOSED:
         raise ListingStateError("a closed listing cannot reopen; create a new listing")
@@ -260,8 +270,8 @@ def listing_open(*, listing: Listing) -> Listing:
         listing.version = F("version") + 1
         listing.save(update_fields=["status", "opens_at", "version"])
         listing.refresh_from_db()
-        if listing.session.status == LiveSession.Status.SCHEDULED:
-            session_start(session=listing.session)
+        if session.status == LiveSession.Status.SCHEDULED:
+            session_start(session=session)
         hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing
 

@@ -1,11 +1,13 @@
 """Row locks for stock, in the one global lock order (``docs/architecture.md``):
 
-    order row  ->  listing rows (by pk)  ->  stock rows (by pk)  ->  the merchant's ledger head
+    show (session) -> order row -> a buyer's units on a listing -> listing rows (by pk)
+        -> stock rows (by pk) -> the merchant's ledger head
 
-Every transaction that locks more than one of these takes them in that order: placement
-(listing, stock, ledger head), transitions (order, listing, stock, ledger head), listing changes
-(listing, stock) and stock corrections (the SKU's active listings, then its stock). Two
-transactions that lock in one order cannot deadlock on these rows.
+Every transaction that locks more than one of these takes them in that order: placement (the
+buyer's units, listing, stock, ledger head), transitions (order, the buyer's units, listing,
+stock, ledger head), show and listing changes (show, listing, stock) and stock corrections (the
+SKU's active listings, then its stock). Two transactions that lock in one order cannot deadlock on
+these rows.
 """
 
 from __future__ import annotations

@@ -56,3 +56,38 @@ def test_stock_corrections_during_a_sale_never_deadlock(merchant, token):
         assert r.status_code == 200
     sold = sum(b["lines"][0]["quantity"] for s, b in results if s == 201)
     assert_consistent(listing.pk, expect_sold=sold)
+
+
+def test_opening_a_listing_while_its_show_ends_never_deadlocks(merchant, token):
+    """``listing_open`` used to lock the listing and then the show (starting it), while
+    ``session_end`` locks the show and then its listings: on PostgreSQL the two deadlocked."""
+    from ..factories import make_session
+
+    pairs = []
+    for i in range(30):
+        show = make_session(merchant, title=f"show {i}")
+        pairs.append((show.pk, make_listing(merchant, quota=1, on_hand=1, session=show, open_=False).pk))
+    answers: list[int] = []
+
+    def call(path: str, barrier: threading.Barrier) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        try:
+            barrier.wait(timeout=30)
+            answers.append(client.post(path, {}, format="json").status_code)
+        finally:
+            connection.close()
+
+    for show_id, listing_id in pairs:
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=call, args=(f"/api/v1/listings/{listing_id}/open", barrier)),
+            threading.Thread(target=call, args=(f"/api/v1/sessions/{show_id}/end", barrier)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert len(answers) == 60
+    assert all(s < 500 for s in answers), sorted(answers)
+    assert set(answers) <= {200, 409}, sorted(set(answers))
