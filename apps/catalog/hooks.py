@@ -30,6 +30,10 @@ class StockHooks(Protocol):
 
     def adjust(self, *, sku: Any, delta: int, reason: str, kind: str | None = None, reference: str = "") -> None: ...
 
+    def set_on_hand(self, *, sku: Any, on_hand: int, reason: str) -> None:
+        """Set on hand to a count, the difference taken under the stock row's lock."""
+        ...
+
 
 _stock: StockHooks | None = None
 

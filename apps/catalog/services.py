@@ -84,9 +84,7 @@ def sku_update(*, sku: SKU, data: dict[str, Any], reason: str = "set on hand via
             setattr(sku, field, data[field])
     sku.save()
     if "on_hand" in data:
-        current = hooks.stock().on_hand(sku=sku)
-        if data["on_hand"] != current:
-            hooks.stock().adjust(sku=sku, delta=data["on_hand"] - current, reason=reason)
+        hooks.stock().set_on_hand(sku=sku, on_hand=data["on_hand"], reason=reason)
     return sku
 
 

@@ -62,6 +62,30 @@ def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind
     if kind == StockMovement.Kind.RECEIVE and delta < 0:
         raise StockError("a receipt adds stock: delta must be positive", extra={"field": "delta"})
     listings, stock = stock_change_lock(sku.pk)
+    return _adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
+
+
+@transaction.atomic
+def stock_set(*, sku: SKU, on_hand: int, reason: str, reference: str = "") -> Stock:
+    """Set on hand to an absolute count (a stocktake, an ERP's figure). The difference is taken
+    from the row as it is once locked, so two concurrent "set to 100" end at 100 and an order
+    or shipment landing meanwhile is not undone. Same bounds and effects as ``stock_adjust``."""
+    if not isinstance(on_hand, int) or isinstance(on_hand, bool) or not 0 <= on_hand <= MAX_UNITS:
+        raise StockError(f"on_hand must be within 0..{MAX_UNITS}", code="stock_limit", extra={"field": "on_hand"})
+    if not reason.strip():
+        raise StockError("a reason is required", extra={"field": "reason"})
+    listings, stock = stock_change_lock(sku.pk)
+    delta = on_hand - stock.on_hand
+    if delta == 0:
+        return stock
+    kind = StockMovement.Kind.RECEIVE if delta > 0 else StockMovement.Kind.ADJUST
+    return _adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
+
+
+def _adjust_locked(
+    sku: SKU, listings: list[Listing], stock: Stock, *, delta: int, reason: str, reference: str, kind: str
+) -> Stock:
+    """Apply a checked correction to a stock row locked with its listings (``stock_change_lock``)."""
     if stock.on_hand + delta < stock.reserved:
         raise InsufficientStock(
             f"on hand cannot go below the {stock.reserved} units reserved by orders",
@@ -185,3 +209,6 @@ class CatalogStockHooks:
 
     def adjust(self, *, sku: SKU, delta: int, reason: str, kind: str | None = None, reference: str = "") -> None:
         stock_adjust(sku=sku, delta=delta, reason=reason, kind=kind, reference=reference)
+
+    def set_on_hand(self, *, sku: SKU, on_hand: int, reason: str) -> None:
+        stock_set(sku=sku, on_hand=on_hand, reason=reason)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from apps.catalog.models import Listing
 from apps.inventory.models import Stock, StockMovement
@@ -62,3 +66,41 @@ def test_the_gate_follows_a_stock_cut_at_once(api, merchant, django_capture_on_c
     r = api.post("/api/v1/orders", order_body(listing.pk, buyer="b3"), format="json")
     assert r.status_code == 409 and r.json()["code"] == "sold_out"
     assert Listing.objects.get(pk=listing.pk).sold == 4
+
+
+ON_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+if ON_POSTGRES:
+
+    def test_setting_on_hand_takes_the_difference_under_the_lock(merchant, monkeypatch):
+        """ "Set on hand to 100" used to read the count unlocked and then add the difference under
+        the lock: a change committed in between (here +5 by another connection, the moment
+        before the lock) was undone or doubled. Now the difference is taken from the locked row."""
+        from apps.catalog import services as catalog
+        from apps.inventory import locks, services
+
+        listing = make_listing(merchant, quota=5, on_hand=80)
+        sku = listing.sku
+        real_lock = locks.stock_change_lock
+        raced = []
+
+        def deliver() -> None:
+            try:
+                services.stock_adjust(sku=sku, delta=5, reason="delivery")
+            finally:
+                connection.close()
+
+        def someone_else_first(sku_id):  # type: ignore[no-untyped-def]
+            if not raced:
+                raced.append(1)
+                t = threading.Thread(
+                    target=lambda: (services.stock_adjust(sku=sku, delta=5, reason="delivery"), connection.close())
+                )
+                t.start()
+                t.join(timeout=30)
+            return real_lock(sku_id)
+
+        monkeypatch.setattr(services, "stock_change_lock", someone_else_first)
+        catalog.sku_update(sku=sku, data={"on_hand": 100})
+        assert Stock.objects.get(sku=sku).on_hand == 100
+        assert stock_recompute(sku_id=sku.pk) == (100, 0)
