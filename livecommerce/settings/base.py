@@ -139,6 +139,10 @@ else:
         "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "5")),
     }
     _db["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection at checkout
+    # No statement waits for a row lock longer than this (a forgotten admin transaction must not
+    # stall an order batcher, and with it every listing it serves, for ever): the waiting
+    # statement fails, and the request answers 503. Below ORDER_BATCH_TIMEOUT. 0 turns it off.
+    _db["OPTIONS"]["options"] = f"-c lock_timeout={int(os.environ.get('DB_LOCK_TIMEOUT_MS', '10000'))}"
     # Django's cursors bind client-side and never prepare; this only lets the order placement
     # statement be prepared on purpose (``apps/orders/placement/pgcall.py::run_prepared``). Django's default (None)
     # would turn server-side prepared statements off altogether.

@@ -266,3 +266,54 @@ def test_a_page_read_that_meets_a_dropped_connection_is_retried_once(client, mer
     monkeypatch.setattr(catalog_selectors, "session_for_storefront", dropped_once)
     r = client.get(f"/live/{merchant.slug}/")
     assert r.status_code == 200 and len(calls) == 2
+
+
+def test_a_hold_of_an_order_that_may_still_be_in_a_batch_is_not_taken_for_an_orphan(merchant):
+    """The reconciler frees holds the database does not have, but only once no batch could still
+    commit their order (ORDER_BATCH_TIMEOUT + ORDER_BATCH_TRUTH_TIMEOUT, plus a margin)."""
+    from apps.orders.placement.gate.rebuild import gate_meta_for
+    from apps.orders.placement.gate.reconcile import gate_reconcile, orphan_min_age_ms
+
+    listing = make_listing(merchant, quota=5)
+    gate.gate_load(listing.pk, gate_meta_for(listing), [])
+    now_ms = int(time.time() * 1000)
+    assert orphan_min_age_ms() >= 70_000
+    young = now_ms - 40_000  # older than the old 30 s rule, younger than a batch can take
+    old = now_ms - orphan_min_age_ms() - 1_000
+    gate.gate_adopt(listing.pk, hold_id="o-in-flight", buyer="b1", quantity=1, ts_ms=young)
+    gate.gate_adopt(listing.pk, hold_id="o-orphan", buyer="b2", quantity=1, ts_ms=old)
+    report = gate_reconcile(listing.pk)
+    holds = gate.gate_state(listing.pk)["holds"]
+    assert "o-in-flight" in holds and "o-orphan" not in holds
+    assert report.released_orphans == 1
+
+
+if ON_POSTGRES:
+
+    def test_an_order_waiting_on_a_row_lock_gives_up_at_the_lock_timeout_and_places_nothing(merchant, token):
+        """No statement waits for a row lock for ever (DB_LOCK_TIMEOUT_MS, 10 s): an order whose
+        listing row is held by a forgotten transaction is answered 503 "nothing was placed" and is
+        not placed later behind its caller's back."""
+        from django.db import connections
+
+        listing = make_listing(merchant, quota=5, on_hand=5, limit=1)
+        LedgerHead.objects.get_or_create(merchant_id=merchant.pk)
+        with connection.cursor() as cur:
+            cur.execute("SHOW lock_timeout")
+            assert cur.fetchone()[0] == "10s"
+        blocker = connections.create_connection("default")
+        blocker.set_autocommit(False)
+        try:
+            with blocker.cursor() as cur:
+                cur.execute("SELECT id FROM catalog_listing WHERE id = %s FOR UPDATE", [listing.pk])
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+            body = order_body(listing.pk, buyer="patient")
+            r = client.post("/api/v1/orders", body, format="json", HTTP_IDEMPOTENCY_KEY="patient")
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert r.status_code == 503 and r.json()["code"] == "temporarily_unavailable", r.content
+        time.sleep(0.5)  # were it still queued somewhere, it would commit now that the row is free
+        assert not Order.objects.filter(idempotency_key="patient").exists()
+        assert_consistent(listing.pk, expect_sold=0)

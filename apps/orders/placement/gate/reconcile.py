@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.catalog.models import Listing
@@ -19,7 +20,13 @@ from .keys import RECONCILE_DUE
 from .rebuild import gate_meta_for, gate_rebuild, live_holds
 
 log = logging.getLogger(__name__)
-RECONCILE_MIN_AGE_MS = 30_000  # a hold younger than this may belong to a transaction in flight
+
+
+def orphan_min_age_ms() -> int:
+    """A hold younger than this may still belong to an order in flight: one waiting in a batch can
+    commit up to ORDER_BATCH_TIMEOUT + ORDER_BATCH_TRUTH_TIMEOUT after its hold was taken."""
+    in_flight = (settings.ORDER_BATCH_TIMEOUT + settings.ORDER_BATCH_TRUTH_TIMEOUT) * 1000
+    return int(max(30_000, in_flight + 10_000))
 
 
 @dataclass
@@ -57,8 +64,9 @@ def gate_reconcile(listing_id: int) -> ReconcileReport:
     report.meta_synced = True
     db_holds = {pid: (bk, qty) for pid, bk, qty in live_holds(listing_id)}
     now_ms = int(time.time() * 1000)
+    min_age = orphan_min_age_ms()
     for pid, (_bk, _qty, ts) in state["holds"].items():
-        if pid not in db_holds and now_ms - ts > RECONCILE_MIN_AGE_MS:
+        if pid not in db_holds and now_ms - ts > min_age:
             if gate.gate_release(listing_id, hold_id=pid) == gate.RELEASED:
                 report.released_orphans += 1
     missing = [pid for pid in db_holds if pid not in state["holds"]]
