@@ -57,3 +57,10 @@ class TransactionConflict(Conflict):
 class Unavailable(ApplicationError):
     code = "temporarily_unavailable"
     http_status = 503
+
+
+class LedgerUnverifiable(ApplicationError):
+    """An order's ledger does not verify (the proof is refused rather than published)."""
+
+    code = "ledger_unverifiable"
+    http_status = 409

@@ -32,7 +32,7 @@ from apps.core.errors import ApplicationError
 from apps.merchants import selectors as merchant_selectors
 
 from . import selectors
-from .errors import IdempotencyConflict, InvalidTransition, ListingClosed, OverBuyerLimit, SoldOut
+from .errors import IdempotencyConflict, InvalidTransition, LedgerUnverifiable, ListingClosed, OverBuyerLimit, SoldOut
 from .forms import BuyForm, idempotency_key_from, new_form_token
 from .models import Order, OrderStatus
 from .placement.links import STATUS_SALT, check_status_token, status_path
@@ -232,9 +232,11 @@ def order_ledger_proof(request: HttpRequest, public_id: str) -> HttpResponse:
     order = _order_for_link(request, public_id, token)
     if isinstance(order, HttpResponse):
         return order
-    response = JsonResponse(
-        selectors.order_ledger_proof(order=order), json_dumps_params={"indent": 2, "ensure_ascii": False}
-    )
+    try:
+        proof = selectors.order_ledger_proof(order=order)
+    except LedgerUnverifiable as exc:
+        return JsonResponse(exc.as_dict(), status=exc.http_status)
+    response = JsonResponse(proof, json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="order-{order.public_id}-ledger-proof.json"'
     response["Referrer-Policy"] = "same-origin"
     return response

@@ -290,12 +290,64 @@ def test_the_proof_verifies_with_the_stdlib_verifier_and_fails_after_tampering(s
     bad = _verify(tmp_path / "relabelled.json", "--key-env", "LK", env={"LK": settings.LEDGER_KEY})
     assert bad.returncode == 1 and "content does not match its keyed digest" in bad.stderr
 
-    # The database edited after the checkpoint: the proof it now serves no longer verifies.
+    # The database edited after the checkpoint: the server refuses to publish a proof (it would
+    # otherwise hand out the keyed digest of the edited content), and says why.
     paid = OrderEvent.objects.get(order__public_id=oid, to_status=OrderStatus.PAID)
     OrderEvent.objects.filter(pk=paid.pk).update(reason="paid: someone else's money")
-    _, tampered = _proof(client, oid, tmp_path, "tampered.json")
-    bad = _verify(tampered)
-    assert bad.returncode == 1 and "FAILED" in bad.stderr
+    r = client.get(f"/o/{oid}/proof.json", {"t": status_token(oid)})
+    assert r.status_code == 409 and r.json()["code"] == "ledger_unverifiable", r.content
+    assert "digest" not in r.content.decode()
+
+
+def test_the_proof_is_no_oracle_for_forged_events(api, merchant):
+    """An intruder with write access to the database and one status link used to get the keyed
+    digest of any content they wrote into an event inside their proof's range, put the event
+    back, and append the forgery at the tail with a valid link: verify_ledger passed and the next
+    checkpoint signed it. The proof now recomputes every link before it publishes a digest."""
+    listing = make_listing(merchant, quota=10)
+    ids = []
+    for i in range(2):
+        r = api.post("/api/v1/orders", order_body(listing.pk, buyer=f"forge-{i}"), format="json")
+        assert r.status_code == 201
+        ids.append(r.json()["id"])
+    for oid in ids:
+        order_transition(public_id=oid, to=OrderStatus.PAID, actor="payment", reason="paid: test")
+    assert ledger_checkpoint().written
+    mine, victim = ids
+    target = OrderEvent.objects.get(merchant_id=merchant.pk, seq=4)
+    saved = {f: getattr(target, f) for f in ("order_id", "from_status", "to_status", "actor", "reason")}
+    OrderEvent.objects.filter(pk=target.pk).update(
+        order_id=Order.objects.get(public_id=victim).pk, from_status="paid", to_status="refunded", reason="refund sent"
+    )
+    r = Client().get(f"/o/{mine}/proof.json", {"t": status_token(mine)})
+    assert r.status_code == 409 and r.json()["code"] == "ledger_unverifiable"
+    OrderEvent.objects.filter(pk=target.pk).update(**saved)
+    assert ledger_verify() == []
+    assert Client().get(f"/o/{mine}/proof.json", {"t": status_token(mine)}).status_code == 200
+
+
+def test_a_history_the_state_machine_does_not_allow_is_reported(api, merchant):
+    listing = make_listing(merchant, quota=5)
+    r = api.post("/api/v1/orders", order_body(listing.pk, buyer="history"), format="json")
+    oid = r.json()["id"]
+    order_transition(public_id=oid, to=OrderStatus.PAID, actor="payment", reason="paid")
+    assert ledger_verify() == []
+    paid = OrderEvent.objects.get(order__public_id=oid, to_status=OrderStatus.PAID)
+    # A step that skips the machine (pending -> refunded), written with a valid link by someone
+    # holding the key, is still an impossible history.
+    OrderEvent.objects.filter(pk=paid.pk).update(to_status=OrderStatus.REFUNDED)
+    Order.objects.filter(public_id=oid).update(status=OrderStatus.REFUNDED)
+    problems = [str(p) for p in ledger_verify()]
+    assert any("not a step the state machine allows" in p for p in problems), problems
+
+
+def test_an_order_moved_to_another_merchant_is_reported(api, merchant, other_merchant):
+    listing = make_listing(merchant, quota=5)
+    oid = api.post("/api/v1/orders", order_body(listing.pk, buyer="mover"), format="json").json()["id"]
+    assert ledger_verify() == []
+    Order.objects.filter(public_id=oid).update(merchant=other_merchant)
+    problems = [str(p) for p in ledger_verify()]
+    assert any(f"event of order {oid} is in merchant {merchant.pk}'s chain" in p for p in problems), problems
 
 
 def test_events_newer_than_the_checkpoint_are_not_yet_checkpointed(sale, merchant, tmp_path):

@@ -40,6 +40,7 @@ from .checkpoints import (
     checkpoint_sign,
     ledger_key,
 )
+from .state_machine import is_recorded_step
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -259,6 +260,42 @@ def ledger_verify(*, merchant_id: int | None = None) -> list[LedgerProblem]:
     for m in _ledger_merchants(merchant_id):
         problems += _verify_merchant(m)
     problems += _status_problems(merchant_id)
+    problems += _history_problems(merchant_id)
+    return problems
+
+
+def _history_problems(merchant_id: int | None) -> list[LedgerProblem]:
+    """Every order's recorded history must be one the state machine allows, in its own
+    merchant's chain: the first event ``"" -> pending_payment``, each next event starting where
+    the previous one ended, each step a transition (or a change that keeps the status). One pass
+    over the events in (order, seq) order. Catches an event moved to another order, an illegal
+    step written by hand, and an order moved to another merchant."""
+    events = OrderEvent.objects.order_by("order_id", "seq")
+    if merchant_id is not None:
+        events = events.filter(Q(merchant_id=merchant_id) | Q(order__merchant_id=merchant_id))
+    problems: list[LedgerProblem] = []
+    shown: dict[int, int] = {}
+    current_order: int | None = None
+    previous_to: str | None = None
+    fields = ("order_id", "order__public_id", "order__merchant_id", "merchant_id", "seq", "id")
+    rows = events.values_list(*fields, "from_status", "to_status").iterator(chunk_size=5000)
+    for order_id, public_id, order_merchant, event_merchant, seq, event_id, frm, to in rows:
+        if order_id != current_order:
+            current_order, previous_to = order_id, None
+        problem = None
+        if order_merchant != event_merchant:
+            problem = (
+                f"event of order {public_id} is in merchant {event_merchant}'s chain, "
+                f"the order is merchant {order_merchant}'s"
+            )
+        elif not is_recorded_step(previous_to, frm, to):
+            after = "as its first event" if previous_to is None else f"after {previous_to!r}"
+            problem = f"order {public_id} went {frm!r} -> {to!r} {after}: not a step the state machine allows"
+        previous_to = to
+        if problem is not None:
+            shown[event_merchant] = shown.get(event_merchant, 0) + 1
+            if shown[event_merchant] <= STATUS_PROBLEMS_SHOWN:
+                problems.append(LedgerProblem(event_merchant, seq, event_id, problem))
     return problems
 
 

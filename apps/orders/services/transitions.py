@@ -25,26 +25,10 @@ from apps.orders.models import LIVE_STATUSES, ListingBuyer, Order, OrderLine, Or
 from apps.orders.placement.gate import scripts as gate
 
 from .ledger import ledger_append
+from .state_machine import can_transition
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-
-TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
-    S.PAID: frozenset({S.CONFIRMED, S.ON_HOLD, S.REFUND_PENDING}),
-    S.ON_HOLD: frozenset({S.CONFIRMED, S.CANCELLED}),
-    S.CONFIRMED: frozenset({S.SHIPPED, S.REFUND_PENDING}),
-    S.SHIPPED: frozenset({S.DELIVERED}),
-    S.DELIVERED: frozenset({S.COMPLETED}),
-    S.COMPLETED: frozenset(),
-    S.CANCELLED: frozenset({S.REFUND_PENDING}),  # a payment that arrived after cancellation
-    S.REFUND_PENDING: frozenset({S.REFUNDED}),
-    S.REFUNDED: frozenset(),
-}
-
-
-def can_transition(current: str, to: str) -> bool:
-    return to in TRANSITIONS.get(current, frozenset())
 
 
 def order_lock(*, public_id: str | None = None, pk: int | None = None, merchant_id: int | None = None) -> Order:
