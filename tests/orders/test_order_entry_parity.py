@@ -152,3 +152,12 @@ def test_the_schema_shows_the_one_input_definition(client: Client):
     assert post == json.loads(json.dumps(order_input_schema()))
     assert set(post["properties"]) == set(ORDER_INPUT)
     assert post["example"]["quantity"] == 1
+
+
+def test_an_idempotency_key_with_a_trailing_newline_is_refused_alike(merchant, token):
+    listing = make_listing(merchant, quota=5)
+    raw = json.dumps(order_body(listing.pk)).encode()
+    f = _fast(token, raw, {"Idempotency-Key": "key\n"})
+    d = _drf(token, raw, {"Idempotency-Key": "key\n"})
+    assert f[:2] == d[:2] and f[0] == 400 and f[1]["code"] == "invalid_idempotency_key", (f, d)
+    assert Order.objects.count() == 0

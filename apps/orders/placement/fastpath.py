@@ -93,7 +93,9 @@ class OrderFastPath:
         rid = request_id_from(headers.get("x-request-id"))
         host = headers.get("host", "")
         domain, _port = split_domain_port(host)
-        allowed = settings.ALLOWED_HOSTS if not settings.DEBUG else [*settings.ALLOWED_HOSTS, "localhost", "127.0.0.1"]
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:  # as Django's HttpRequest.get_host
+            allowed = [".localhost", "127.0.0.1", "[::1]"]
         if not domain or not validate_host(domain, allowed):
             status, body_out = _error(400, "bad_host", "Invalid Host header.")
             return await self._send(send, status, body_out, rid)

@@ -251,6 +251,6 @@ def parse_order_request(data: Any) -> OrderRequest:
 def parse_idempotency_key(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if not _KEY.match(value):
+    if not _KEY.fullmatch(value):  # fullmatch: "$" alone would let a trailing newline through
         raise InvalidOrder("Idempotency-Key must be 1-100 printable ASCII characters", code="invalid_idempotency_key")
     return value
