@@ -56,7 +56,13 @@ def order_changed_on_commit(
         if listing_id:
             publish_listing(listing_id)
 
-    transaction.on_commit(_send)
+    if connection.in_atomic_block:
+        transaction.on_commit(_send)
+    else:
+        # Nothing to wait for (PostgreSQL placement commits in the server). Django's on_commit
+        # would run it now too, but only after checking the connection's autocommit, which checks
+        # a connection out of the pool (a health-check round trip) for a thread that needs none.
+        _send()
 
 
 def session_stats(session_id: int) -> dict[str, Any]:

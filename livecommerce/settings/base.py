@@ -138,7 +138,7 @@ else:
         "max_size": int(os.environ.get("DB_POOL_MAX", "0")) or _threads_holding_connections + 6,
         "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "5")),
     }
-    _db["CONN_HEALTH_CHECKS"] = True  # with a pool: ConnectionPool.check_connection at checkout
+    _db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", True)  # with a pool: checked at checkout
     # No statement waits for a row lock longer than this (a forgotten admin transaction must not
     # stall an order batcher, and with it every listing it serves, for ever): the waiting
     # statement fails, and the request answers 503. Below ORDER_BATCH_TIMEOUT. 0 turns it off.
