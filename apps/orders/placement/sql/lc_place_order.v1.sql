@@ -31,6 +31,7 @@ DECLARE
   v_price numeric; v_window integer; v_limit integer;
   v_buyer orders_buyer%ROWTYPE; v_order orders_order%ROWTYPE; v_line orders_orderline%ROWTYPE;
   v_seq bigint; v_prev text; v_hash text;
+  j_order jsonb; j_line jsonb; j_buyer jsonb;
 BEGIN
   SELECT l.price, l.payment_window_seconds, l.per_buyer_limit INTO v_price, v_window, v_limit
     FROM catalog_listing l WHERE l.id = p_listing;
@@ -58,6 +59,9 @@ BEGIN
   INSERT INTO inventory_stockmovement (merchant_id, sku_id, kind, on_hand_delta, reserved_delta,
       reason, reference, created_at)
     VALUES (p_merchant, p_sku, 'reserve', 0, p_qty, 'order', p_public_id, p_now);
+  -- The answer's rows, built before the hot rows are locked (nothing below changes them), so the
+  -- locks are not held while they are encoded.
+  j_order := to_jsonb(v_order); j_line := to_jsonb(v_line); j_buyer := to_jsonb(v_buyer);
 
   -- The hot rows, as late as possible; their locks are held until the call's commit.
   IF p_qty > v_limit THEN
@@ -92,6 +96,6 @@ BEGIN
       created_at, prev_hash, hash)
     VALUES (p_merchant, v_seq, v_order.id, '', p_status, p_actor, p_reason, p_now, v_prev, v_hash);
 
-  RETURN QUERY SELECT to_jsonb(v_order), to_jsonb(v_line), to_jsonb(v_buyer), v_seq;
+  RETURN QUERY SELECT j_order, j_line, j_buyer, v_seq;
 END
 $$;
