@@ -9,8 +9,11 @@ The function returns the rows it wrote; the order, its line and its buyer are bu
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import nullcontext
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -114,11 +117,37 @@ def place(
 
 def model_from_row(model: type[M], row: dict[str, Any]) -> M:
     """An instance of ``model`` from a row the database returned as jsonb (``to_jsonb``): every
-    concrete field, converted by the field itself. A column missing from the row is an error,
-    never a silent default."""
-    fields = model._meta.concrete_fields
-    values = []
-    for f in fields:
-        value = row[f.column or f.attname]  # a concrete field always has its column
-        values.append(None if value is None else f.to_python(value))
-    return model.from_db(connection.alias, [f.attname for f in fields], values)
+    concrete field, converted for its type. A column missing from the row is an error, never a
+    silent default."""
+    attnames, columns = _layout(model)
+    values = [None if (v := row[column]) is None else convert(v) for column, convert in columns]
+    return model.from_db(connection.alias, attnames, values)
+
+
+@functools.cache
+def _layout(model: type[models.Model]) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The model's concrete fields as (column, converter): jsonb gives timestamps as ISO text,
+    numerics as exact decimals (or ints), everything else in its Python type already."""
+    columns: list[tuple[str, Any]] = []
+    for f in model._meta.concrete_fields:
+        convert: Any
+        if isinstance(f, models.DateTimeField):
+            convert = datetime.fromisoformat
+        elif isinstance(f, models.DecimalField):
+            convert = _decimal
+        elif (
+            isinstance(f, (models.JSONField, models.CharField, models.TextField, models.IntegerField)) or f.is_relation
+        ):
+            convert = _same
+        else:
+            convert = f.to_python
+        columns.append((f.column or f.attname, convert))  # a concrete field always has its column
+    return [f.attname for f in model._meta.concrete_fields], columns
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
