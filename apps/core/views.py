@@ -6,10 +6,9 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from .api_policy import is_api_path
 from .exception_handler import error_body
 from .redis import get_client
-
-API_PREFIX = "/api/"
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -35,13 +34,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """``handler404``: API clients get the API's error shape, people get the HTML page."""
-    if request.path.startswith(API_PREFIX):
+    if is_api_path(request.path):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: a 500 is a bug, but an API client still gets JSON it can parse."""
-    if request.path.startswith(API_PREFIX):
+    if is_api_path(request.path):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return defaults.server_error(request)

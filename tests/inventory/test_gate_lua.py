@@ -195,19 +195,25 @@ def test_reserve_answers_sold_out_when_fewer_units_are_left_than_asked(gate_clie
     assert reserve(gate_client, "o4", "carol", 1) == GateResult("sold_out", 0, 0)
 
 
-def test_sold_out_is_checked_before_the_limit(gate_client):
-    load(gate_client, quota=1, limit=1)
-    assert reserve(gate_client, "o1", "alice", 1).status == "ok"
-    assert reserve(gate_client, "o2", "alice", 1) == GateResult("sold_out", 0, 1)
+def test_the_limit_is_checked_before_sold_out(gate_client):
+    """A buyer asking for more than they may have is told so, never "sold out" while units are
+    left (issue 10); a buyer within their limit gets "sold out" when too few are left."""
+    load(gate_client, quota=3, limit=2)
+    assert reserve(gate_client, "o1", "alice", 3) == GateResult("over_limit", 3, 0)
+    assert reserve(gate_client, "o2", "alice", 1).status == "ok"
+    assert reserve(gate_client, "o3", "alice", 2) == GateResult("over_limit", 2, 1)
+    assert reserve(gate_client, "o4", "bob", 2).status == "ok"
+    assert reserve(gate_client, "o5", "carol", 2) == GateResult("sold_out", 0, 0)
 
 
 def test_failed_reserves_write_nothing(gate_client):
     load(gate_client, quota=2, limit=1, closes_ms=NOW + 1000)
     reserve(gate_client, "o1", "alice", 1)
+    reserve(gate_client, "o2", "bob", 1)
     before = state(gate_client)
-    assert reserve(gate_client, "o2", "alice", 1).status == "over_limit"
-    assert reserve(gate_client, "o3", "bob", 2).status == "sold_out"
-    assert reserve(gate_client, "o4", "bob", 1, now=NOW + 1000).status == "closed"
+    assert reserve(gate_client, "o3", "alice", 1).status == "over_limit"
+    assert reserve(gate_client, "o4", "carol", 1).status == "sold_out"
+    assert reserve(gate_client, "o5", "dave", 1, now=NOW + 1000).status == "closed"
     assert state(gate_client) == before
 
 

@@ -20,7 +20,10 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
+from django.utils import translation
+from rest_framework import exceptions
 
+from apps.core.api_policy import api_language
 from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
 from apps.core.logging import request_id_from, request_id_var
 from apps.merchants.authentication import resolve_token, token_from_header
@@ -38,10 +41,11 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
 
 def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, dict[str, Any]]:
     close_old_connections()
+    translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
     try:
         auth = headers.get("authorization", "")
         if not auth:
-            return _error(401, "not_authenticated", "Authentication credentials were not provided.")
+            return _error(401, "not_authenticated", str(exceptions.NotAuthenticated.default_detail))
         raw = token_from_header(auth)
         if not raw:  # the same answers as MerchantTokenAuthentication
             return _error(401, "authentication_failed", "Authorization header must be 'Token <token>'.")
@@ -50,7 +54,8 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
             return _error(401, "authentication_failed", "Invalid or revoked token.")
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            return _error(415, "unsupported_media_type", f'Unsupported media type "{ctype}" in request.')
+            detail = str(exceptions.UnsupportedMediaType.default_detail).format(media_type=ctype)
+            return _error(415, "unsupported_media_type", detail)
         data = parse_order_body(body)
         return order_create_response(
             merchant_id=principal.merchant_id,
@@ -68,6 +73,7 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
         log.exception("order fast path failed")
         return _error(500, "server_error", "Internal error.")
     finally:
+        translation.deactivate()
         close_old_connections()
 
 

@@ -15,11 +15,12 @@ Returns {status, left, buyer_held, replay}, status one of:
   "not_loaded"  state is missing (rebuild it from the database, then retry); left = held = 0
   "ok"          the hold was taken (left -= qty, buyers[buyer] += qty, ver += 1), or it already
                 existed (idempotent: no second effect; held is then its own buyer's units)
-  "closed"      closed == "1", or now < opens, or (closes > 0 and now >= closes)
-  "sold_out"    left < qty
-  "over_limit"  buyers[buyer] + qty > limit
   "seen"        (only with KEYS[4]) no hold now, but this hold id took one before: the caller
                 looks its order up; nothing is written
+  "closed"      closed == "1", or now < opens, or (closes > 0 and now >= closes)
+  "over_limit"  buyers[buyer] + qty > limit (before sold_out: a buyer asking for more than they
+                may have is told so, never "sold out" while units are left)
+  "sold_out"    left < qty
 replay is 1 when the answer is about an existing hold or a seen hold id, else 0.
 Checks run in that order. Nothing is written unless the status is a fresh "ok".
 Errors (nothing written): wrong number of KEYS or ARGV, qty not a positive integer, now not a number.
@@ -64,11 +65,11 @@ local closes = tonumber(s[3]) or 0
 if s[1] == "1" or now < opens or (closes > 0 and now >= closes) then
   return {"closed", left, held, 0}
 end
-if left < qty then
-  return {"sold_out", left, held, 0}
-end
 if held + qty > (tonumber(s[5]) or 0) then
   return {"over_limit", left, held, 0}
+end
+if left < qty then
+  return {"sold_out", left, held, 0}
 end
 
 left = redis.call("HINCRBY", state, "left", -qty)
