@@ -15,6 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, viewsets
 
 from apps.core.api import ErrorSerializer, JSONParser
+from apps.core.datetimes import RANGE_MESSAGE, in_range
+from apps.core.errors import ApplicationError
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.models import Merchant
 
@@ -47,12 +49,45 @@ def _with_id_filters(filterset_class: type) -> type:
     return type(filterset_class.__name__, (filterset_class,), swaps) if swaps else filterset_class
 
 
+PAGING_PARAMETERS = frozenset({"page", "page_size", "cursor"})
+
+
+class BoundedDateTimeField(forms.DateTimeField):
+    """A date-time filter value in the range the system takes in (``apps.core.datetimes``)."""
+
+    def to_python(self, value: Any) -> Any:
+        parsed = super().to_python(value)
+        if parsed is not None and not in_range(parsed):
+            raise forms.ValidationError(RANGE_MESSAGE, code="out_of_range")
+        return parsed
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class DateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = BoundedDateTimeField
+
+
 class MerchantFilterBackend(DjangoFilterBackend):
-    """django-filter, with foreign-key filters by id (see :class:`IdFilter`)."""
+    """django-filter, with foreign-key filters by id (see :class:`IdFilter`). A list refuses a
+    query parameter it does not know (400 ``unknown_parameter``) instead of ignoring it: a tool
+    that misspells a filter must not get every row back as if it had filtered."""
 
     def get_filterset_class(self, view: Any, queryset: Any = None) -> Any:
         filterset_class = super().get_filterset_class(view, queryset)
         return _with_id_filters(filterset_class) if filterset_class is not None else None
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        if getattr(view, "action", None) == "list":
+            filterset_class = self.get_filterset_class(view, queryset)
+            known = set(getattr(filterset_class, "base_filters", {})) | PAGING_PARAMETERS
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                raise ApplicationError(
+                    f"unknown query parameter {unknown[0]!r}",
+                    code="unknown_parameter",
+                    extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": sorted(known)},
+                )
+        return super().filter_queryset(request, queryset, view)
 
 
 class MerchantApiSchema(AutoSchema):

@@ -85,3 +85,74 @@ def test_the_fast_path_speaks_the_same_language(merchant, token):
         f = _fast(token, raw, {**headers, "Authorization": ""})  # no credentials at all
         d = APIClient().generic("POST", "/api/v1/orders", raw, content_type="application/json", **extra)
         assert f[0] == d.status_code == 401 and f[1] == d.json(), (accept, f[1], d.json())
+
+
+# --- order lookup ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def orders(api, merchant):  # type: ignore[no-untyped-def]
+    listing = make_listing(merchant, quota=10, limit=5)
+    made = {}
+    for buyer, phone, name in [
+        ("b-1", "13911110000", "王小明"),
+        ("b-2", "13800001002", "李华"),
+        ("b-3", "13700001003", "张伟"),
+    ]:
+        body = order_body(listing.pk, buyer=buyer)
+        body["buyer"].update(phone=phone, name=name)
+        r = api.post("/api/v1/orders", body, format="json")
+        assert r.status_code == 201
+        made[buyer] = r.json()
+    return made
+
+
+def _ids(r) -> set[str]:  # type: ignore[no-untyped-def]
+    assert r.status_code == 200, r.content
+    return {o["id"] for o in r.json()["results"]}
+
+
+@pytest.mark.parametrize(
+    "written", ["13911110000", "+86 139 1111 0000", "0086-139-1111-0000", "１３９１１１１００００"]
+)
+def test_orders_by_buyer_phone_written_any_way(api, orders, written):
+    assert _ids(api.get("/api/v1/orders", {"buyer_phone": written})) == {orders["b-1"]["id"]}
+    assert _ids(api.get("/api/v1/orders", {"search": written})) == {orders["b-1"]["id"]}
+
+
+def test_orders_by_buyer_search_channel_and_time(api, orders):
+    assert _ids(api.get("/api/v1/orders", {"buyer": "b-2"})) == {orders["b-2"]["id"]}
+    assert _ids(api.get("/api/v1/orders", {"search": "李"})) == {orders["b-2"]["id"]}
+    assert _ids(api.get("/api/v1/orders", {"search": orders["b-3"]["id"]})) == {orders["b-3"]["id"]}
+    assert len(_ids(api.get("/api/v1/orders", {"channel": "api"}))) == 3
+    assert _ids(api.get("/api/v1/orders", {"channel": "douyin"})) == set()
+    first = orders["b-1"]["created_at"]
+    assert orders["b-1"]["id"] not in _ids(api.get("/api/v1/orders", {"created_after": "2099-01-01T00:00:00Z"}))
+    assert len(_ids(api.get("/api/v1/orders", {"created_after": first}))) == 3
+    assert len(_ids(api.get("/api/v1/orders", {"updated_before": "2000-01-02T00:00:00Z"}))) == 0
+    r = api.get("/api/v1/orders", {"ordering": "-created_at"})
+    assert [o["id"] for o in r.json()["results"]] == [orders[b]["id"] for b in ("b-3", "b-2", "b-1")]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"statuss": "paid"}, "unknown_parameter"),
+        ({"buyer_id": "b-1"}, "unknown_parameter"),
+        ({"ordering": "buyer__phone"}, "invalid"),
+        ({"created_after": "9999-12-31T23:59:59-23:59"}, "invalid"),
+        ({"created_after": "not a date"}, "invalid"),
+        ({"channel": "wechat"}, "invalid"),
+    ],
+)
+def test_an_unknown_or_bad_filter_is_a_400_not_ignored(api, orders, params, code):
+    r = api.get("/api/v1/orders", params)
+    assert r.status_code == 400 and r.json()["code"] == code, r.content
+
+
+def test_catalog_lists_refuse_unknown_parameters_too(api, merchant):
+    make_listing(merchant, quota=5)
+    r = api.get("/api/v1/listings", {"sttus": "open"})
+    assert r.status_code == 400 and r.json()["code"] == "unknown_parameter"
+    assert "status" in r.json()["extra"]["allowed"]
+    assert api.get("/api/v1/listings", {"status": "open", "page": 1, "page_size": 10}).status_code == 200

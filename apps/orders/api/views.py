@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -17,8 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import error_responses
+from apps.core.phone import normalize_phone
 from apps.merchants.authentication import TokenPrincipal
-from apps.merchants.viewsets import MerchantScopedViewSet
+from apps.merchants.viewsets import DateTimeFilter, MerchantScopedViewSet
 from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
 from apps.orders.models import Order, OrderStatus
@@ -47,12 +49,50 @@ def _principal(request: Request) -> TokenPrincipal:
     return cast(TokenPrincipal, request.auth)  # MerchantTokenAuthentication sets it
 
 
+CHANNELS = [(c, c) for c in ("storefront", "api", "douyin", "kuaishou", "taobao")]
+
+
 class OrderFilter(filters.FilterSet):
+    """Order lookup as a tool needs it: by status, show, listing, channel, buyer (id or phone,
+    written any way), creation and update time, a free search, and an ordering."""
+
     status = filters.ChoiceFilter(choices=OrderStatus.choices)
+    channel = filters.ChoiceFilter(choices=CHANNELS)
+    buyer = filters.CharFilter(field_name="buyer__external_id", max_length=100, help_text="The buyer's external id.")
+    buyer_phone = filters.CharFilter(
+        method="filter_phone", max_length=64, help_text="The buyer's or the recipient's phone, written any way."
+    )
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = DateTimeFilter(field_name="updated_at", lookup_expr="lt")
+    search = filters.CharFilter(
+        method="filter_search", max_length=100, help_text="Order id, buyer id, buyer name or phone."
+    )
+    ordering = filters.OrderingFilter(
+        fields=(("created_at", "created_at"), ("updated_at", "updated_at"), ("total", "total"), ("id", "id"))
+    )
 
     class Meta:
         model = Order
         fields = ["status", "session", "listing"]
+
+    def filter_phone(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        phone = normalize_phone(value)
+        return queryset.filter(Q(buyer__phone=phone) | Q(shipping_address__phone=phone))
+
+    def filter_search(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        text = value.strip()
+        if not text:
+            return queryset
+        phone = normalize_phone(text)
+        return queryset.filter(
+            Q(public_id=text)
+            | Q(buyer__external_id=text)
+            | Q(buyer__name__icontains=text)
+            | Q(buyer__phone=phone)
+            | Q(shipping_address__phone=phone)
+        )
 
 
 @extend_schema_view(
