@@ -24,7 +24,7 @@ def session_list(*, merchant_id: int) -> QuerySet[LiveSession]:
 
 
 def listing_list(*, merchant_id: int) -> QuerySet[Listing]:
-    return Listing.objects.filter(merchant_id=merchant_id).select_related("sku", "session")
+    return Listing.objects.filter(merchant_id=merchant_id).select_related("sku", "sku__product", "session")
 
 
 # --- listing facts the hot path needs, cached so a sold-out answer touches no database -------
@@ -38,10 +38,20 @@ class ListingInfo:
     price: str
     payment_window_seconds: int
     per_buyer_limit: int
+    sku_name: str = ""
+    product_id: int = 0
+    product_name: str = ""
+
+    def sku(self) -> SKU:
+        """The SKU as an order's answer shows it (code and names), without a query."""
+        product = Product(pk=self.product_id, name=self.product_name, merchant_id=self.merchant_id)
+        return SKU(
+            pk=self.sku_id, code=self.sku_code, name=self.sku_name, merchant_id=self.merchant_id, product=product
+        )
 
 
 def _info_key(listing_id: int) -> str:
-    return f"listing-info:v2:{listing_id}"
+    return f"listing-info:v3:{listing_id}"
 
 
 # A few seconds in process memory on top of Redis: the hot path asks for the same listing
@@ -76,7 +86,12 @@ def _listing_info_shared(listing_id: int) -> ListingInfo | None:
     row = (
         Listing.objects.filter(pk=listing_id)
         .values("id", "merchant_id", "session_id", "sku_id", "price", "payment_window_seconds", "per_buyer_limit")
-        .annotate(sku_code=F("sku__code"))
+        .annotate(
+            sku_code=F("sku__code"),
+            sku_name=F("sku__name"),
+            product_id=F("sku__product_id"),
+            product_name=F("sku__product__name"),
+        )
         .first()
     )
     info = (
@@ -89,6 +104,9 @@ def _listing_info_shared(listing_id: int) -> ListingInfo | None:
             price=str(row["price"]),
             payment_window_seconds=row["payment_window_seconds"],
             per_buyer_limit=row["per_buyer_limit"],
+            sku_name=row["sku_name"],
+            product_id=row["product_id"],
+            product_name=row["product_name"],
         )
         if row
         else None

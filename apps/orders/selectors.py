@@ -7,7 +7,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from apps.catalog.models import LiveSession
 from apps.catalog.selectors import session_listings
 
 from .errors import LedgerUnverifiable
-from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderStatus
+from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderLine, OrderStatus
 from .payloads import order_payload
 from .services.checkpoints import checkpoint_covering, checkpoint_latest
 from .services.ledger import chain_hash, content_digest
@@ -28,7 +28,7 @@ def order_list(*, merchant_id: int) -> QuerySet[Order]:
     return (
         Order.objects.filter(merchant_id=merchant_id)
         .select_related("buyer", "listing", "listing__sku")
-        .prefetch_related("lines")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("sku", "sku__product")))
     )
 
 

@@ -156,3 +156,23 @@ def test_catalog_lists_refuse_unknown_parameters_too(api, merchant):
     assert r.status_code == 400 and r.json()["code"] == "unknown_parameter"
     assert "status" in r.json()["extra"]["allowed"]
     assert api.get("/api/v1/listings", {"status": "open", "page": 1, "page_size": 10}).status_code == 200
+
+
+def test_order_lines_and_listings_carry_product_and_sku_names(api, merchant):
+    listing = make_listing(merchant, quota=5)
+    listing.sku.name = "红色 M"
+    listing.sku.save(update_fields=["name"])
+    from apps.catalog.selectors import listing_info_forget
+
+    listing_info_forget(listing.pk)
+    placed = api.post("/api/v1/orders", order_body(listing.pk), format="json").json()
+    line = placed["lines"][0]
+    assert line["sku_name"] == "红色 M" and line["product_name"] == listing.sku.product.name
+    read = api.get(f"/api/v1/orders/{placed['id']}").json()["lines"][0]
+    assert read == line
+    shown = api.get(f"/api/v1/listings/{listing.pk}").json()
+    assert (shown["sku_code"], shown["sku_name"], shown["product_name"]) == (
+        listing.sku.code,
+        "红色 M",
+        listing.sku.product.name,
+    )

@@ -84,6 +84,9 @@ class ListingSerializer(serializers.ModelSerializer):
     closes_at = DateTimeField(required=False, allow_null=True)
     status = serializers.SerializerMethodField()
     available = serializers.SerializerMethodField()
+    sku_code = serializers.CharField(source="sku.code", read_only=True)
+    sku_name = serializers.CharField(source="sku.name", read_only=True)
+    product_name = serializers.CharField(source="sku.product.name", read_only=True)
 
     class Meta:
         model = Listing
@@ -91,6 +94,9 @@ class ListingSerializer(serializers.ModelSerializer):
             "id",
             "session",
             "sku",
+            "sku_code",
+            "sku_name",
+            "product_name",
             "price",
             "quota",
             "sold",

@@ -17,10 +17,12 @@ from apps.orders.placement.links import status_path
 
 class OrderLineSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(source="sku.code", read_only=True)
+    sku_name = serializers.CharField(source="sku.name", read_only=True)
+    product_name = serializers.CharField(source="sku.product.name", read_only=True)
 
     class Meta:
         model = OrderLine
-        fields = ["sku", "listing", "quantity", "unit_price", "line_total"]
+        fields = ["sku", "sku_name", "product_name", "listing", "quantity", "unit_price", "line_total"]
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -117,6 +119,8 @@ def order_representation(order: Order, *, base_url: str) -> dict[str, Any]:
         "lines": [
             {
                 "sku": line.sku.code,
+                "sku_name": line.sku.name,
+                "product_name": line.sku.product.name,
                 "listing": line.listing_id,
                 "quantity": line.quantity,
                 "unit_price": _money(line.unit_price),

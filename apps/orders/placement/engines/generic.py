@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.catalog import window
-from apps.catalog.models import SKU, Listing
+from apps.catalog.models import Listing
 from apps.catalog.selectors import ListingInfo
 from apps.inventory import services as inventory
 from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderStatus
@@ -60,7 +60,7 @@ def place(
             line_total=unit_price * qty,
         )
         # What the answer renders, without reading back what was just written.
-        line.sku = SKU(pk=info.sku_id, code=info.sku_code, merchant_id=info.merchant_id)
+        line.sku = info.sku()
         order._prefetched_objects_cache = {"lines": [line]}  # type: ignore[attr-defined]  # Django's prefetch cache
         inventory.stock_reserve_record(
             sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=public_id

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from apps.catalog.models import SKU, Listing
+from apps.catalog.models import Listing
 from apps.catalog.selectors import ListingInfo
 from apps.orders.errors import ListingNotFound
 from apps.orders.models import Buyer, LedgerHead, Order, OrderLine, OrderStatus
@@ -109,7 +109,7 @@ def place(
     order = model_from_row(Order, order_row)
     order.buyer = model_from_row(Buyer, buyer_row)
     line = model_from_row(OrderLine, line_row)
-    line.sku = SKU(pk=info.sku_id, code=info.sku_code, merchant_id=info.merchant_id)
+    line.sku = info.sku()
     line.order = order
     order._prefetched_objects_cache = {"lines": [line]}  # type: ignore[attr-defined]  # Django's prefetch cache
     return order, seq
