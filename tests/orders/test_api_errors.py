@@ -176,3 +176,40 @@ def test_order_lines_and_listings_carry_product_and_sku_names(api, merchant):
         "红色 M",
         listing.sku.product.name,
     )
+
+
+def test_incremental_sync_pages_every_change_once_with_a_cursor(api, merchant):
+    from apps.orders.services.transitions import order_transition
+
+    listing = make_listing(merchant, quota=20, limit=1)
+    ids = [
+        api.post("/api/v1/orders", order_body(listing.pk, buyer=f"sync-{i}"), format="json").json()["id"]
+        for i in range(7)
+    ]
+    r = api.get("/api/v1/orders/changes", {"updated_since": "2000-01-01T00:00:00Z", "page_size": 3})
+    assert r.status_code == 200, r.content
+    seen, page = [], r.json()
+    while True:
+        seen += [o["id"] for o in page["results"]]
+        if not page["next"]:
+            break
+        page = api.get(page["next"]).json()
+    assert seen == ids  # oldest change first, each once
+    # Later: an order changes; resuming from the last cursor brings exactly that change.
+    last = api.get("/api/v1/orders/changes", {"updated_since": "2000-01-01T00:00:00Z", "page_size": 100}).json()
+    order_transition(public_id=ids[2], to="paid", actor="payment", reason="paid")
+    resumed = api.get(last["next"]).json() if last["next"] else None
+    changed = api.get(
+        "/api/v1/orders/changes", {"updated_since": last["results"][-1]["updated_at"], "page_size": 100}
+    ).json()
+    assert ids[2] in [o["id"] for o in changed["results"]]
+    assert resumed is None or ids[2] in [o["id"] for o in resumed["results"]]
+    bad = api.get("/api/v1/orders/changes", {"since": "2000-01-01"})
+    assert bad.status_code == 400 and bad.json()["code"] == "unknown_parameter"
+    bad = api.get("/api/v1/orders/changes", {"updated_since": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+
+
+def test_a_cursor_that_is_not_ours_is_a_400(api):
+    r = api.get("/api/v1/orders/changes", {"cursor": "not-a-cursor"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_cursor", r.content

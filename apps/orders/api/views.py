@@ -6,21 +6,25 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.exceptions import NotFound, UnsupportedMediaType
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import error_responses
+from apps.core.errors import ApplicationError
 from apps.core.phone import normalize_phone
 from apps.merchants.authentication import TokenPrincipal
-from apps.merchants.viewsets import DateTimeFilter, MerchantScopedViewSet
+from apps.merchants.viewsets import BoundedDateTimeField, DateTimeFilter, MerchantScopedViewSet
 from apps.orders import selectors
 from apps.orders.errors import InvalidOrder
 from apps.orders.models import Order, OrderStatus
@@ -50,6 +54,26 @@ def _principal(request: Request) -> TokenPrincipal:
 
 
 CHANNELS = [(c, c) for c in ("storefront", "api", "douyin", "kuaishou", "taobao")]
+
+
+class ChangesPagination(CursorPagination):
+    """Ordered by the time of the last change, then id: a cursor stays valid while orders keep
+    changing, and an order that changes again moves after it (it is seen again, never skipped)."""
+
+    ordering = ("updated_at", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF answers a cursor it cannot read with 404; it is bad input
+            raise ApplicationError(
+                "cursor: not a cursor this endpoint gave out",
+                code="invalid_cursor",
+                extra={"fields": {"cursor": "Invalid."}},
+            ) from None
 
 
 class OrderFilter(filters.FilterSet):
@@ -147,6 +171,61 @@ class OrderViewSet(MerchantScopedViewSet):
             base_url=settings.PUBLIC_BASE_URL or request.build_absolute_uri("/"),
         )
         return Response(body, status=code)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "updated_since",
+                OpenApiTypes.DATETIME,
+                description="Orders changed at or after this time (ISO 8601); the first call of a sync.",
+            ),
+            OpenApiParameter(
+                "cursor", OpenApiTypes.STR, description="The `next` link's cursor: where the last page ended."
+            ),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="Up to 500 (default 100)."),
+        ],
+        responses={
+            200: inline_serializer(
+                name="OrderChanges",
+                fields={
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": OrderSerializer(many=True),
+                },
+            ),
+            **error_responses(400, 401),
+        },
+        filters=False,
+    )
+    @action(detail=False, methods=["get"], pagination_class=ChangesPagination, filter_backends=[])
+    def changes(self, request: Request) -> Response:
+        """Incremental sync for ERPs and tools: every order changed since a time, oldest change
+        first, page by page with a cursor (``next``, stable while orders keep changing: an order
+        that changes again moves behind it, so none is skipped). When ``next`` is null the sync is
+        done: start the next one with ``updated_since`` = the last order's ``updated_at``
+        (inclusive: an order seen again is the same change, compare its ``version``)."""
+        allowed = {"updated_since", "cursor", "page_size"}
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise ApplicationError(
+                f"unknown query parameter {unknown[0]!r}",
+                code="unknown_parameter",
+                extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": sorted(allowed)},
+            )
+        queryset = self.get_queryset()
+        since = request.query_params.get("updated_since")
+        if since is not None:
+            field = BoundedDateTimeField()
+            try:
+                queryset = queryset.filter(updated_at__gte=field.clean(since))
+            except DjangoValidationError as exc:
+                raise ApplicationError(
+                    "updated_since: " + "; ".join(exc.messages),
+                    code="invalid",
+                    extra={"fields": {"updated_since": exc.messages}},
+                ) from None
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(OrderSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(
         request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 404, 409)}
