@@ -118,23 +118,32 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
 
 
+CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+
 def ensure_chromium() -> None:
-    """Browser tests need Debian's chromium; install it when missing and we may (root)."""
-    if Path("/usr/bin/chromium").exists():
+    """Browser tests need Debian's chromium, and a CJK font so pages in Chinese render as text,
+    not boxes (``fonts-noto-cjk``); install what is missing when we may (root)."""
+    missing = [
+        pkg
+        for path, pkg in ((Path("/usr/bin/chromium"), "chromium"), (CJK_FONT, "fonts-noto-cjk"))
+        if not path.exists()
+    ]
+    if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("warning: /usr/bin/chromium is missing; browser tests will fail", file=sys.stderr)
+        print(f"warning: {' and '.join(missing)} missing; browser tests will fail", file=sys.stderr)
         return
-    print("==> installing chromium (Debian package) for the browser tests")
+    print(f"==> installing {' and '.join(missing)} (Debian packages) for the browser tests")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for attempt in range(30):  # the startup apt may hold the dpkg lock for a while
         if attempt == 0:
             subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-        done = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False).returncode
+        done = subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, check=False).returncode
         if done == 0:
             return
         time.sleep(10)
-    print("warning: chromium could not be installed", file=sys.stderr)
+    print(f"warning: {' and '.join(missing)} could not be installed", file=sys.stderr)
 
 
 LOCAL_SETTINGS = "livecommerce.settings.local"

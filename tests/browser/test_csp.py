@@ -68,3 +68,17 @@ def test_a_csp_violation_is_seen_by_the_check(new_page, merchant):  # type: igno
     assert page.evaluate("window.__inline") is None
     assert any("Content Security Policy" in v for v in page.csp_violations)
     page.csp_violations.clear()  # seen: the fixture's own check must not fail this test
+
+
+def test_a_cjk_font_is_there_so_chinese_pages_render_as_text():
+    """``./test`` installs Debian's fonts-noto-cjk beside chromium: without a CJK font every
+    Chinese character of a screenshot is an empty box."""
+    import subprocess
+
+    from livecommerce.launcher import CJK_FONT
+
+    assert CJK_FONT.exists(), f"{CJK_FONT} is missing: run ./test as root, or apt-get install fonts-noto-cjk"
+    matched = subprocess.run(
+        ["fc-match", "-f", "%{family}", "sans-serif:lang=zh-cn"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "CJK" in matched, matched
