@@ -19,7 +19,7 @@ from .errors import LedgerUnverifiable
 from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderLine, OrderStatus
 from .payloads import order_payload
 from .services.checkpoints import checkpoint_covering, checkpoint_latest
-from .services.ledger import chain_hash, content_digest
+from .services.ledger import ledger_walk
 
 log = logging.getLogger(__name__)
 
@@ -64,36 +64,16 @@ def order_ledger(*, order: Order) -> tuple[list[OrderEvent], dict[str, Any] | No
     return list(order_timeline(order=order)), checkpoint_latest(order.merchant_id)
 
 
-def _verified_links(
-    merchant_id: int, chain: QuerySet, *, start: OrderEvent, checkpoint: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """The (seq, keyed digest) links of ``chain``, recomputed and held to what the database stores
-    and to the signed checkpoint before any digest leaves: a digest is only ever published for an
-    event whose content is what was chained (otherwise the proof would be an oracle that signs
-    whatever an intruder wrote into an event). Raises ``LedgerUnverifiable`` when they disagree."""
+def _verified_links(merchant_id: int, *, start: OrderEvent, checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The (seq, keyed digest) links from ``start`` up to ``checkpoint``, recomputed by the ledger's
+    own walk and held to what the database stores and to the signed checkpoint before any digest
+    leaves: a digest is only ever published for an event whose content is what was chained
+    (otherwise the proof would be an oracle that signs whatever an intruder wrote into an event).
+    Raises ``LedgerUnverifiable`` when they disagree."""
     links: list[dict[str, Any]] = []
-    prev, expected = start.prev_hash, start.seq
-    for ev in chain.iterator(chunk_size=2000):
-        digest = content_digest(
-            merchant_id=merchant_id,
-            order_public_id=ev.order.public_id,
-            from_status=ev.from_status,
-            to_status=ev.to_status,
-            actor=ev.actor,
-            reason=ev.reason,
-            created_at=ev.created_at,
-        )
-        if (
-            ev.seq != expected
-            or ev.prev_hash != prev
-            or chain_hash(prev_hash=prev, seq=ev.seq, digest=digest) != ev.hash
-        ):
-            log.error("ledger proof refused: the chain does not verify", extra={"merchant": merchant_id, "seq": ev.seq})
-            raise LedgerUnverifiable("this order's ledger does not verify; the merchant has been alerted")
-        links.append({"seq": ev.seq, "digest": digest})
-        prev, expected = ev.hash, ev.seq + 1
-    if expected - 1 != checkpoint["seq"] or prev != checkpoint["head_hash"]:
-        log.error("ledger proof refused: the chain does not reach its checkpoint", extra={"merchant": merchant_id})
+    walk = ledger_walk(merchant_id, after_seq=start.seq - 1, prev=start.prev_hash, upto=checkpoint["seq"], links=links)
+    if walk.problem is not None or walk.seq != checkpoint["seq"] or walk.hash != checkpoint["head_hash"]:
+        log.error("ledger proof refused: the chain does not verify", extra={"merchant": merchant_id})
         raise LedgerUnverifiable("this order's ledger does not verify; the merchant has been alerted")
     return links
 
@@ -114,23 +94,7 @@ def order_ledger_proof(*, order: Order) -> dict[str, Any]:
         if checkpoint is None:
             break
         group = [e for e in events[done:] if e.seq <= checkpoint["seq"]]
-        chain = (
-            OrderEvent.objects.filter(merchant_id=merchant_id, seq__gte=group[0].seq, seq__lte=checkpoint["seq"])
-            .select_related("order")
-            .only(
-                "seq",
-                "from_status",
-                "to_status",
-                "actor",
-                "reason",
-                "created_at",
-                "prev_hash",
-                "hash",
-                "order__public_id",
-            )
-            .order_by("seq")
-        )
-        links = _verified_links(merchant_id, chain, start=group[0], checkpoint=checkpoint)
+        links = _verified_links(merchant_id, start=group[0], checkpoint=checkpoint)
         segments.append(
             {
                 "events": [e.seq for e in group],

@@ -22,6 +22,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Subquery
@@ -178,75 +179,83 @@ class LedgerProblem:
 
 
 @dataclass(frozen=True)
-class _Walk:
+class LedgerWalk:
     seq: int  # the last event of the intact part
     hash: str
     problem: LedgerProblem | None = None
 
 
-def _walk(
+CHAIN_FIELDS = (
+    "id",
+    "seq",
+    "from_status",
+    "to_status",
+    "actor",
+    "reason",
+    "created_at",
+    "prev_hash",
+    "hash",
+    "merchant_id",
+    "order__public_id",
+)
+"""What recomputing an event's link reads (``OrderEvent`` with its order)."""
+
+
+def event_digest(ev: OrderEvent) -> str:
+    """The keyed digest of a stored event (loaded with ``CHAIN_FIELDS``)."""
+    return content_digest(
+        merchant_id=ev.merchant_id,
+        order_public_id=ev.order.public_id,
+        from_status=ev.from_status,
+        to_status=ev.to_status,
+        actor=ev.actor,
+        reason=ev.reason,
+        created_at=ev.created_at,
+    )
+
+
+def ledger_walk(
     merchant_id: int,
     *,
     after_seq: int = 0,
     prev: str = GENESIS,
     upto: int | None = None,
     checkpoints: dict[int, tuple[int, str]] | None = None,
-) -> _Walk:
+    links: list[dict[str, Any]] | None = None,
+) -> LedgerWalk:
     """Recompute the merchant's chain from ``after_seq`` (whose hash is ``prev``) up to ``upto``,
     with the key; stops at the first event that is missing, misplaced or altered, or whose hash
-    differs from a signed checkpoint (``checkpoints``: seq -> (line number, head_hash))."""
+    differs from a signed checkpoint (``checkpoints``: seq -> (line number, head_hash)). With
+    ``links``, each verified event's ``{seq, digest}`` is appended to it (the buyer proof)."""
     expected_seq = after_seq + 1
     events = OrderEvent.objects.filter(merchant_id=merchant_id, seq__gt=after_seq)
     if upto is not None:
         events = events.filter(seq__lte=upto)
-    events = (
-        events.select_related("order")
-        .only(
-            "id",
-            "seq",
-            "from_status",
-            "to_status",
-            "actor",
-            "reason",
-            "created_at",
-            "prev_hash",
-            "hash",
-            "merchant_id",
-            "order__public_id",
-        )
-        .order_by("seq")
-    )
+    events = events.select_related("order").only(*CHAIN_FIELDS).order_by("seq")
     for ev in events.iterator(chunk_size=2000):
         if ev.seq != expected_seq:
             problem = f"event seq {expected_seq} is missing (next is {ev.seq})"
-            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, expected_seq, ev.id, problem))
+            return LedgerWalk(expected_seq - 1, prev, LedgerProblem(merchant_id, expected_seq, ev.id, problem))
         if ev.prev_hash != prev:
             problem = "prev_hash does not match the previous event"
-            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
-        h = event_hash(
-            merchant_id=ev.merchant_id,
-            seq=ev.seq,
-            order_public_id=ev.order.public_id,
-            from_status=ev.from_status,
-            to_status=ev.to_status,
-            actor=ev.actor,
-            reason=ev.reason,
-            created_at=ev.created_at,
-            prev_hash=ev.prev_hash,
-        )
+            return LedgerWalk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+        digest = event_digest(ev)
+        h = chain_hash(prev_hash=prev, seq=ev.seq, digest=digest)
         if h != ev.hash:
             problem = "event content does not match its hash (altered, or rehashed without the ledger key)"
-            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+            return LedgerWalk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
         signed = (checkpoints or {}).get(ev.seq)
         if signed is not None and signed[1] != h:
             problem = (
                 f"the chain differs from the signed checkpoint at {checkpoint_path(merchant_id)} line {signed[0]} "
                 "(the chain was rewritten)"
             )
-            return _Walk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+            return LedgerWalk(expected_seq - 1, prev, LedgerProblem(merchant_id, ev.seq, ev.id, problem))
+        if links is not None:
+            links.append({"seq": ev.seq, "digest": digest})
         prev = h
         expected_seq += 1
-    return _Walk(expected_seq - 1, prev)
+    return LedgerWalk(expected_seq - 1, prev)
 
 
 def ledger_verify(*, merchant_id: int | None = None) -> list[LedgerProblem]:
@@ -336,7 +345,7 @@ def _verify_merchant(merchant_id: int) -> list[LedgerProblem]:
         problems.append(
             LedgerProblem(merchant_id, None, None, "the merchant has a ledger but no ledger head row (deleted)")
         )
-    walk = _walk(merchant_id, checkpoints=checkpoints)
+    walk = ledger_walk(merchant_id, checkpoints=checkpoints)
     if walk.problem is not None:
         problems.append(walk.problem)
         return problems
@@ -416,7 +425,7 @@ def ledger_checkpoint(*, now: datetime | None = None) -> CheckpointRun:
                     run.problems.append(LedgerProblem(m, None, None, problem))
                 continue
             after, prev = (latest["seq"], latest["head_hash"]) if latest is not None else (0, GENESIS)
-            walk = _walk(m, after_seq=after, prev=prev, upto=seq)
+            walk = ledger_walk(m, after_seq=after, prev=prev, upto=seq)
             if walk.problem is not None:
                 run.problems.append(walk.problem)
                 continue
