@@ -35,7 +35,7 @@ from apps.orders.errors import (
 from apps.orders.models import LIVE_STATUSES, Order
 
 from . import batcher
-from .engines import Refused, place_in_db
+from .engines import NewOrder, Refused, place_in_db
 from .gate import scripts as gate
 from .gate.keys import DRIFT_COUNTER, RECONCILE_DUE, buyer_key
 from .gate.rebuild import gate_rebuild
@@ -84,15 +84,7 @@ def order_place(
     # request that took it (still in flight, or its order's).
     held = gate_said == _HELD
     try:
-        order, seq = place_in_db(
-            info,
-            req,
-            public_id=public_id,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            channel=channel,
-            actor=actor,
-        )
+        order, seq = place_in_db(info, req, NewOrder(public_id, idempotency_key, fingerprint, channel, actor))
     except IntegrityError as exc:
         # The key's order exists: a concurrent duplicate won, or the key was used before in a way
         # the gate could not tell (another listing, a Redis that lost its memory).

@@ -21,28 +21,12 @@ from apps.orders.models import Order
 
 from ..request import OrderRequest
 from . import generic, postgres
+from .new_order import NewOrder
 from .refusal import Refused, refusal
 
-__all__ = ["Refused", "place_in_db", "refusal"]
+__all__ = ["NewOrder", "Refused", "place_in_db", "refusal"]
 
 
-def place_in_db(
-    info: ListingInfo,
-    req: OrderRequest,
-    *,
-    public_id: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-    channel: str,
-    actor: str,
-) -> tuple[Order, int]:
+def place_in_db(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, int]:
     engine = postgres if connection.vendor == "postgresql" else generic
-    return engine.place(
-        info,
-        req,
-        public_id=public_id,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-        channel=channel,
-        actor=actor,
-    )
+    return engine.place(info, req, new)

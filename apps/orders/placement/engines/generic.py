@@ -19,19 +19,11 @@ from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderStatu
 from apps.orders.services.ledger import ledger_append
 
 from ..request import OrderRequest
+from .new_order import NewOrder
 from .refusal import refusal
 
 
-def place(
-    info: ListingInfo,
-    req: OrderRequest,
-    *,
-    public_id: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-    channel: str,
-    actor: str,
-) -> tuple[Order, int]:
+def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, int]:
     qty = req.quantity
     with transaction.atomic():
         now = timezone.now()
@@ -40,16 +32,16 @@ def place(
         buyer = _buyer_upsert(info.merchant_id, req)
         order = Order.objects.create(
             merchant_id=info.merchant_id,
-            public_id=public_id,
+            public_id=new.public_id,
             session_id=info.session_id,
             listing_id=info.id,
             buyer=buyer,
-            channel=channel,
+            channel=new.channel,
             total=unit_price * qty,
             pay_by=now + timedelta(seconds=listing.payment_window_seconds),
             shipping_address=req.address,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.fingerprint,
         )
         line = OrderLine.objects.create(
             order=order,
@@ -63,9 +55,10 @@ def place(
         line.sku = info.sku()
         order._prefetched_objects_cache = {"lines": [line]}  # type: ignore[attr-defined]  # Django's prefetch cache
         inventory.stock_reserve_record(
-            sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=public_id
+            sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=new.public_id
         )
-        seq = _hot_rows(info, order, buyer.pk, qty, listing.per_buyer_limit, now, actor, f"placed via {channel}")
+        reason = f"placed via {new.channel}"
+        seq = _hot_rows(info, order, buyer.pk, qty, listing.per_buyer_limit, now, new.actor, reason)
     return order, seq
 
 

@@ -29,6 +29,7 @@ from apps.orders.services.ledger import content_digest
 from ..batcher import batcher_for
 from ..pgcall import refused_step, run_prepared
 from ..request import OrderRequest
+from .new_order import NewOrder
 from .refusal import refusal
 
 PLACE_SQL = """
@@ -42,18 +43,9 @@ SELECT * FROM lc_place_order(
 M = TypeVar("M", bound=models.Model)
 
 
-def place(
-    info: ListingInfo,
-    req: OrderRequest,
-    *,
-    public_id: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-    channel: str,
-    actor: str,
-) -> tuple[Order, int]:
+def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, int]:
     now = timezone.now()
-    actor, reason = actor[:100], f"placed via {channel}"[:200]
+    actor, reason = new.actor[:100], f"placed via {new.channel}"[:200]
     params = {
         "listing": info.id,
         "merchant": info.merchant_id,
@@ -64,17 +56,17 @@ def place(
         "name": req.buyer_name,
         "phone": req.buyer_phone,
         "now": now,
-        "public_id": public_id,
-        "channel": channel,
+        "public_id": new.public_id,
+        "channel": new.channel,
         "to": OrderStatus.PENDING_PAYMENT,
         "address": req.address,
-        "idem": idempotency_key,
-        "fingerprint": fingerprint,
+        "idem": new.idempotency_key,
+        "fingerprint": new.fingerprint,
         "actor": actor,
         "reason": reason,
         "digest": content_digest(
             merchant_id=info.merchant_id,
-            order_public_id=public_id,
+            order_public_id=new.public_id,
             from_status="",
             to_status=OrderStatus.PENDING_PAYMENT,
             actor=actor,
