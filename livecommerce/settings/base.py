@@ -326,3 +326,8 @@ LOGGING = {
         "django-q": {"level": "WARNING"},
     },
 }
+
+# --- Back office ----------------------------------------------------------------------------------
+# A SKU whose available stock (on hand − reserved) is at or below this is "low" on the home page
+# (and in the stock-low webhook event).
+LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
