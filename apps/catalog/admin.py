@@ -369,7 +369,7 @@ class LiveSessionForm(forms.ModelForm):
     platforms = forms.MultipleChoiceField(
         label=_("platforms"),
         choices=Platform.choices,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "lc-checkbox-row"}),
+        widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=_("Where the show streams and sells."),
     )

@@ -73,6 +73,7 @@ class SKUSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+        validators: list = []  # uniqueness (code, variant) is the service's, with its own error codes
 
     def get_image_url(self, obj: SKU) -> str | None:
         url = obj.image_url
