@@ -19,12 +19,12 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
-from apps.catalog.services import sku_create
+from apps.catalog.services import product_image_add, sku_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.services.payments import sign
 
-from .factories import ProductFactory, make_listing, make_session, order_body
+from .factories import ProductFactory, image_upload, make_listing, make_session, order_body
 
 
 def merchant_lookup(model: type[models.Model]) -> str | None:
@@ -110,6 +110,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
     sku = sku_create(
         merchant=merchant, product=product, code=f"CODE-{slug}", name=f"Sku-{slug}", price=Decimal("50"), on_hand=100
     )
+    product_image_add(product=product, image=image_upload(f"{slug}.png"), alt=f"Picture-{slug}")
     session = make_session(merchant, title=f"Show-{slug}")
     listing = make_listing(merchant, sku=sku, session=session, quota=10, limit=5)
     scheduled = make_listing(merchant, sku=sku, session=session, quota=5, open_=False)

@@ -18,7 +18,11 @@ def product_list(*, merchant_id: int) -> QuerySet[Product]:
 
 
 def sku_list(*, merchant_id: int) -> QuerySet[SKU]:
-    return SKU.objects.filter(merchant_id=merchant_id).select_related("stock", "product")
+    return (
+        SKU.objects.filter(merchant_id=merchant_id)
+        .select_related("stock", "product")
+        .prefetch_related("product__images")  # SKU.image_url without a query per SKU
+    )
 
 
 def session_list(*, merchant_id: int) -> QuerySet[LiveSession]:

@@ -225,6 +225,13 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+# Uploaded pictures (product and SKU images) go through Django's storage API: local files under
+# MEDIA_ROOT by default; a deployment may point STORAGES["default"] at object storage instead.
+# ./run serves them itself (SERVE_MEDIA), as it serves static files; production leaves /media/
+# to the web server or the storage's own URLs.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or VAR_DIR / "media")
+SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------
 # Our pages load scripts and styles from static/ only. The storefront's server-rendered stock bars
@@ -235,7 +242,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, NONCE],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:"],  # product pictures come from MEDIA_URL on this host
         "font-src": [SELF],
         "connect-src": [SELF, "ws:", "wss:"],
         "object-src": [NONE],

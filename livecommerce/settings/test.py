@@ -1,6 +1,7 @@
 """Test settings: same engines as local (or DATABASE_URL / REDIS_URL), fast hashing."""
 
 import os
+from pathlib import Path
 
 from .base import *  # noqa: F403
 from .base import (
@@ -16,6 +17,9 @@ DEBUG = False
 SECRET_KEY = TEST_SECRET_KEY
 PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
 LEDGER_KEY = TEST_LEDGER_KEY
+# Pictures uploaded by the tests go to a folder of this test process, shared (through the
+# environment) with the servers it starts; removed when the run ends (tests/conftest.py).
+MEDIA_ROOT = Path(os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / f"test-media-{os.getpid()}")))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.

@@ -351,7 +351,7 @@ ADD_FORMS = {
     "catalog.LiveSession": lambda t: {
         "title": "New show",
         "streamer": "Host",
-        "platforms": '["storefront"]',
+        "platforms": ["storefront", "douyin"],
         "scheduled_at_0": "2030-01-01",
         "scheduled_at_1": "20:00:00",
     },
@@ -361,7 +361,7 @@ ADD_FORMS = {
         "price": "9.90",
         "quota": "3",
         "per_buyer_limit": "1",
-        "payment_window_seconds": "900",
+        "payment_window_minutes": "15",
     },
     "inventory.StockMovement": lambda t: {
         "sku": t.sku.pk,

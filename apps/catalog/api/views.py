@@ -83,8 +83,11 @@ class SKUViewSet(MerchantScopedViewSet):
             name=d.get("name", ""),
             price=d["price"],
             on_hand=d["stock"]["on_hand"],
+            color=d.get("color", ""),
+            size=d.get("size", ""),
         )
-        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data, status=status.HTTP_201_CREATED)
+        body = SKUSerializer(self.get_queryset().get(pk=sku.pk), context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SKUUpdateSerializer, responses={200: SKUSerializer, **WRITE_ERRORS})
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -95,7 +98,7 @@ class SKUViewSet(MerchantScopedViewSet):
         if "stock" in data:
             data["on_hand"] = data.pop("stock")["on_hand"]
         services.sku_update(sku=sku, data=data)
-        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data)
+        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk), context={"request": request}).data)
 
     @extend_schema(request=StockAdjustSerializer, responses={200: SKUSerializer, **WRITE_ERRORS})
     @action(detail=True, methods=["post"])
@@ -105,7 +108,7 @@ class SKUViewSet(MerchantScopedViewSet):
         s = StockAdjustSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         services.sku_stock_adjust(sku=sku, **s.validated_data)
-        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk)).data)
+        return Response(SKUSerializer(self.get_queryset().get(pk=sku.pk), context={"request": request}).data)
 
 
 class SessionFilter(filters.FilterSet):
