@@ -13,10 +13,10 @@ for app in apps/*/; do
   app="${app%/}"
   if [ -d "$app/locale" ]; then
     ignores+=("--ignore=$app")
-    (cd "$app" && DJANGO_SETTINGS_MODULE= "$PY" -m django makemessages -l zh_Hans --no-location --no-obsolete -v 0)
-    (cd "$app" && DJANGO_SETTINGS_MODULE= "$PY" -m django compilemessages -l zh_Hans -v 0)
+    (cd "$app" && DJANGO_SETTINGS_MODULE= "$PY" -P -m django makemessages -l zh_Hans --no-location --no-obsolete -v 0)
+    (cd "$app" && DJANGO_SETTINGS_MODULE= "$PY" -P -m django compilemessages -l zh_Hans -v 0)
   fi
 done
-DJANGO_SETTINGS_MODULE= "$PY" -m django makemessages -l zh_Hans --no-location --no-obsolete -v 0 "${ignores[@]}"
-DJANGO_SETTINGS_MODULE= "$PY" -m django compilemessages -l zh_Hans -v 0 --ignore=.venv --ignore='apps/*'
+DJANGO_SETTINGS_MODULE= "$PY" -P -m django makemessages -l zh_Hans --no-location --no-obsolete -v 0 "${ignores[@]}"
+DJANGO_SETTINGS_MODULE= "$PY" -P -m django compilemessages -l zh_Hans -v 0 --ignore=.venv --ignore='apps/*'
 echo "catalogs refreshed; fill every empty msgstr, then run this again to compile"
