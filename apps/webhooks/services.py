@@ -20,6 +20,7 @@ import httpx
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import subscriptions
 from .errors import InvalidUrl, TooManyEndpoints, UnknownEventType
@@ -50,11 +51,12 @@ MAX_ENDPOINTS = 16
 # --- endpoints ------------------------------------------------------------------------------------
 def _clean_events(events: Any) -> list[str]:
     if not isinstance(events, list | tuple) or not events or not all(isinstance(e, str) for e in events):
-        raise UnknownEventType("events: a non-empty list of event types", extra={"allowed": sorted(EVENT_TYPES)})
+        raise UnknownEventType(_("events: a non-empty list of event types"), extra={"allowed": sorted(EVENT_TYPES)})
     unknown = sorted(set(events) - EVENT_TYPES)
     if unknown:
         raise UnknownEventType(
-            f"events: unknown event type {unknown[0]!r}", extra={"unknown": unknown, "allowed": sorted(EVENT_TYPES)}
+            _("events: unknown event type %(type)r") % {"type": unknown[0]},
+            extra={"unknown": unknown, "allowed": sorted(EVENT_TYPES)},
         )
     return sorted(set(events))
 
@@ -70,7 +72,7 @@ def endpoint_create(*, merchant_id: int, url: str, events: Any, description: str
     url = check_url(url)
     cleaned = _clean_events(events)
     if WebhookEndpoint.objects.filter(merchant_id=merchant_id).count() >= MAX_ENDPOINTS:
-        raise TooManyEndpoints(f"at most {MAX_ENDPOINTS} endpoints per merchant")
+        raise TooManyEndpoints(_("at most %(max)d endpoints per merchant") % {"max": MAX_ENDPOINTS})
     endpoint = WebhookEndpoint.objects.create(
         merchant_id=merchant_id, url=url, events=cleaned, description=(description or "")[:200]
     )

@@ -16,6 +16,7 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from .errors import InvalidUrl
 
@@ -32,24 +33,24 @@ def check_url(url: str) -> str:
     """The URL, stripped, if an endpoint may have it; raises InvalidUrl (400 ``invalid_url``)."""
     url = (url or "").strip()
     if len(url) > 500:
-        raise InvalidUrl("url: at most 500 characters")
+        raise InvalidUrl(_("url: at most 500 characters"))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise InvalidUrl("url: not a valid URL") from None
+        raise InvalidUrl(_("url: not a valid URL")) from None
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:
-        raise InvalidUrl("url: must be an https:// URL with a host")
+        raise InvalidUrl(_("url: must be an https:// URL with a host"))
     if parts.username or parts.password:
-        raise InvalidUrl("url: must not carry a user name or password")
+        raise InvalidUrl(_("url: must not carry a user name or password"))
     if port == 0:
-        raise InvalidUrl("url: not a valid port")
+        raise InvalidUrl(_("url: not a valid port"))
     private = not _is_public_host(host)
     if parts.scheme == "http" and not _allow_private():
-        raise InvalidUrl("url: must use https://")
+        raise InvalidUrl(_("url: must use https://"))
     if private and not _allow_private():
-        raise InvalidUrl("url: must not point at a private, loopback or link-local address")
+        raise InvalidUrl(_("url: must not point at a private, loopback or link-local address"))
     return url
 
 
@@ -74,4 +75,4 @@ def check_resolved(url: str) -> None:
         raise InvalidUrl(f"cannot resolve {host}: {exc}") from None
     for info in infos:
         if not _public(str(info[4][0])):
-            raise InvalidUrl(f"{host} resolves to a non-public address")
+            raise InvalidUrl(_("%(host)s resolves to a non-public address") % {"host": host})

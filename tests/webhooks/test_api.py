@@ -225,3 +225,11 @@ def test_webhook_endpoints_are_in_the_schema_with_descriptions(anon) -> None:
     assert paths["/api/v1/webhook-deliveries/{id}/replay"]["post"]["description"]
     assert "404" in paths["/api/v1/webhook-deliveries/{id}/replay"]["post"]["responses"]
     assert "/api/v1/webhook-endpoints/{id}/rotate-secret" in paths
+
+
+@pytest.mark.django_db
+def test_error_messages_are_english_by_default_and_chinese_when_asked(api) -> None:
+    body = {"url": "ftp://erp.example.com/x", "events": ["order.paid"]}
+    assert api.post(ENDPOINTS, body, format="json").json()["message"] == "url: must be an https:// URL with a host"
+    zh = api.post(ENDPOINTS, body, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
+    assert zh["code"] == "invalid_url" and zh["message"] == "url：必须是带主机名的 https:// 网址"

@@ -267,3 +267,20 @@ def test_stock_low_and_sold_out_are_sent_when_they_start(merchant, api, receiver
     assert [json.loads(x.body)["type"] for x in receiver.requests[2:]] == ["listing.sold_out"]
     stock_adjust(sku=listing.sku, delta=-5, reason="stocktake")  # available 9: low again
     assert [json.loads(x.body)["type"] for x in receiver.requests[3:]] == ["stock.low"]
+
+
+def test_the_verification_snippet_in_the_api_guide_accepts_a_real_signature_and_refuses_a_forgery() -> None:
+    import re
+    from pathlib import Path
+
+    from apps.webhooks.signing import signature_header
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    snippet = re.search(r"## Webhooks.*?```python\n(.*?)```", guide, re.S).group(1)
+    scope: dict = {}
+    exec(snippet, scope)  # the guide's own code, as a receiver would paste it
+    body = b'{"id":"evt_1","type":"order.paid"}'
+    header = signature_header("whsec_abc", body)
+    assert scope["verify"](body, header, "whsec_abc")
+    assert not scope["verify"](body + b" ", header, "whsec_abc")
+    assert not scope["verify"](body, signature_header("whsec_abc", body, timestamp=1_000_000_000), "whsec_abc")
