@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import subscriptions
@@ -185,7 +185,8 @@ def send(*, endpoint: WebhookEndpoint, event: WebhookEvent) -> Outcome:
     }
     started = time.monotonic()
     try:
-        check_resolved(endpoint.url)
+        with translation.override("en"):  # the log keeps one language, whatever the worker's
+            check_resolved(endpoint.url)
         with httpx.Client(timeout=getattr(settings, "WEBHOOK_TIMEOUT_SECONDS", 10.0), follow_redirects=False) as http:
             response = http.post(endpoint.url, content=body, headers=headers)
         text = response.content[:BODY_EXCERPT].decode("utf-8", errors="replace")
