@@ -32,11 +32,13 @@ def _redis_is_there() -> None:
 def _clean_redis() -> None:
     from apps.catalog import selectors
     from apps.merchants import tokens
+    from apps.webhooks import subscriptions
 
     client = get_client()
     client.flushdb()
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
     tokens.local_tokens.clear()
+    subscriptions.clear_local()
     yield
 
 

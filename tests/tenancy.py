@@ -23,6 +23,8 @@ from apps.catalog.services import product_image_add, sku_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.services.payments import sign
+from apps.webhooks.models import WebhookEndpoint
+from apps.webhooks.services import endpoint_create, event_record
 
 from .factories import ProductFactory, image_upload, make_listing, make_session, order_body
 
@@ -76,6 +78,7 @@ class Tenant:
     listing: Listing  # open, with a paid and a pending order
     scheduled: Listing  # not yet open
     orders: list[dict]  # as the API answered them: [paid, pending]
+    endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
 
 
 def pay(order: dict) -> None:
@@ -120,4 +123,8 @@ def build_tenant(merchant: Merchant) -> Tenant:
         assert r.status_code == 201, r.content
         orders.append(r.json())
     pay(orders[0])
-    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders)
+    endpoint = endpoint_create(
+        merchant_id=merchant.pk, url=f"https://erp-{slug}.example.com/hooks", events=["order.paid"]
+    )
+    event_record(merchant_id=merchant.pk, type="order.paid", source_key=f"order:{orders[0]['id']}", data={"object": {}})
+    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint)

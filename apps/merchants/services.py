@@ -17,7 +17,7 @@ from .tokens import forget_local, hash_token, token_cache_key
 
 TOKEN_PREFIX = "lc_"
 REVOKED_MARKER_SECONDS = 3600
-STAFF_APPS = ("catalog", "inventory", "orders", "merchants", "fraud", "platforms", "fulfilment", "reports")
+STAFF_APPS = ("catalog", "inventory", "orders", "merchants", "fraud", "platforms", "fulfilment", "reports", "webhooks")
 
 
 @transaction.atomic

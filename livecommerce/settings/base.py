@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.platforms",
     "apps.fulfilment",
     "apps.reports",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -309,6 +310,14 @@ ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped
 # An order a batch has already taken is waited for this much longer (its answer is the truth).
 ORDER_BATCH_TRUTH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TRUTH_TIMEOUT", "30"))
+
+# Outbound webhooks (apps/webhooks). Private, loopback and plain-http targets are refused unless
+# allowed (local.py and the tests allow them: a receiver on 127.0.0.1); see apps/webhooks/targets.py.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_RETRY_WINDOW_SECONDS = int(os.environ.get("WEBHOOK_RETRY_WINDOW_SECONDS", str(24 * 3600)))
+# ``stock.low`` is sent when a SKU's available units (on hand - reserved) fall to this or below.
+WEBHOOK_STOCK_LOW_THRESHOLD = int(os.environ.get("WEBHOOK_STOCK_LOW_THRESHOLD", "10"))
 
 LOGGING = {
     "version": 1,

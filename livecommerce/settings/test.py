@@ -33,3 +33,4 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # noqa: F405
 TOKEN_CACHE_SECONDS = 30
 PAYMENT_SANDBOX = True
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the tests' receiver listens on 127.0.0.1 over http

@@ -371,6 +371,12 @@ ADD_FORMS = {
         "reference": "PO-1",
     },
     "merchants.ApiToken": lambda t: {"name": "new tool"},
+    "webhooks.WebhookEndpoint": lambda t: {
+        "url": "https://erp.example.com/new",
+        "description": "ERP",
+        "events": ["order.paid", "stock.low"],
+        "is_active": "on",
+    },
 }
 
 
