@@ -310,11 +310,13 @@ over the exact bytes received (sign exactly what you send), compared in constant
 timestamp must be within 5 minutes of our clock: otherwise 401 `signature_invalid` /
 `timestamp_stale` and nothing is recorded.
 
-**Idempotency and retries**: payments are unique on `transaction_id`. Redelivering a notification
-answers as the first delivery did, with no second effect, so the provider may retry until it gets
-a 2xx (or a 4xx other than 401 it cannot fix by retrying); a 503 `temporarily_unavailable` recorded
-nothing and must be retried (`Retry-After`). A notification that verifies is always recorded with
-its raw body, whatever the order's state: it pays an unpaid order (`outcome: applied`); for a
+**Idempotency and retries**: payments are unique on `transaction_id`. A redelivered notification
+gets the same outcome as the first delivery, with no second effect, so the provider can retry safely
+until it gets a 2xx. A 4xx is an answer, not a fault: the same bytes get it again. A 503
+`temporarily_unavailable` recorded nothing: retry after `Retry-After`.
+
+**Outcomes**: a notification that verifies is always recorded with its raw body, whatever the
+order's state: it pays an unpaid order (`outcome: applied`); for a
 cancelled order, or one already paid by another transaction, it becomes a refund owed (`late`,
 `duplicate_order`, answered 200); an amount that differs from the total is recorded, owed back and
 answered 422 `amount_mismatch`. The same `transaction_id` for another order is a 409."""
