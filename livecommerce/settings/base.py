@@ -272,7 +272,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "livecommerce API",
-    "DESCRIPTION": "Real-time order management for livestream commerce (直播带货).",
+    "DESCRIPTION": (
+        "Real-time order management for livestream commerce (直播带货): flash-sale orders, live shows, "
+        "listings and stock for streamer tools and ERPs.\n\n"
+        "**Auth**: `Authorization: Bearer <token>` (or `Token <token>`); in Swagger UI's Authorize "
+        "dialog paste the token alone.\n\n"
+        "**Errors**: every error is `{code, message, extra}` with a 4xx (or 503) status. Match on `code`; "
+        "each endpoint lists exactly the codes it can answer, with an example body for each. The "
+        "reference of every code is `docs/api.md`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -280,6 +288,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "apps.orders.models.OrderStatus",
+        "SessionStatusEnum": "apps.catalog.models.LiveSession.Status",
+    },
+    # The documented error responses of every endpoint, from apps.core.error_codes.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.openapi.error_responses_hook",
+    ],
 }
 
 # --- Domain settings -------------------------------------------------------------------------
