@@ -64,7 +64,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         {"unknown": ["order.teleported"], "allowed": ["listing.sold_out", "order.paid"]},
         ("unknown", "allowed"),
     ),
-    "too_many_endpoints": ErrorCode(400, "a merchant already has 16 webhook endpoints", "at most 16 endpoints per merchant"),
+    "too_many_endpoints": ErrorCode(
+        400, "a merchant already has 16 webhook endpoints", "at most 16 endpoints per merchant"
+    ),
     "unknown_parameter": ErrorCode(
         400,
         "a list got a query parameter it does not know (a misspelt filter is never ignored)",
@@ -264,6 +266,31 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "rows cannot be edited here; open them on their own page",
         where="the admin (shown as a message)",
     ),
+    "duplicate_variant": ErrorCode(
+        400,
+        "another SKU of the product already has this colour and size",
+        "this product already has a SKU in colour 红色, size M",
+        {"field": "color"},
+        ("field",),
+    ),
+    "invalid_image": ErrorCode(
+        400, "an uploaded picture is not an image", "This file is not an image.", where="the admin (a form error)"
+    ),
+    "image_format": ErrorCode(
+        400,
+        "a picture is not JPEG, PNG, WebP or GIF",
+        "Upload a JPEG, PNG, WebP or GIF.",
+        where="the admin (a form error)",
+    ),
+    "image_too_large": ErrorCode(
+        400, "a picture is over 5 MB", "A picture may be at most 5 MB.", where="the admin (a form error)"
+    ),
+    "image_dimensions": ErrorCode(
+        400,
+        "a picture is over 8000 px a side",
+        "A picture may be at most 8000 px a side.",
+        where="the admin (a form error)",
+    ),
 }
 """Every error code, by code. ``where`` is empty for codes API endpoints answer."""
 
@@ -285,9 +312,9 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /products/{id}": ("not_found",),
     "PATCH /products/{id}": _PATCH,
     "GET /skus": _LIST,
-    "POST /skus": (*_BODY, "duplicate_code"),
+    "POST /skus": (*_BODY, "duplicate_code", "duplicate_variant"),
     "GET /skus/{id}": ("not_found",),
-    "PATCH /skus/{id}": (*_PATCH, "duplicate_code", "insufficient_stock"),
+    "PATCH /skus/{id}": (*_PATCH, "duplicate_code", "duplicate_variant", "insufficient_stock"),
     "POST /skus/{id}/stock": (*_PATCH, "invalid_stock_change", "stock_limit", "insufficient_stock"),
     "GET /sessions": _LIST,
     "POST /sessions": _BODY,
