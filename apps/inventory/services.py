@@ -15,6 +15,7 @@ from apps.catalog.hooks import listing_changed
 from apps.catalog.models import MAX_UNITS, SKU, Listing
 
 from .errors import InsufficientStock, StockError
+from .hooks import stock_changed_on_commit
 from .locks import stock_change_lock, stock_rows_for_update
 from .models import Stock, StockMovement
 
@@ -62,7 +63,7 @@ def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind
     if kind == StockMovement.Kind.RECEIVE and delta < 0:
         raise StockError("a receipt adds stock: delta must be positive", extra={"field": "delta"})
     listings, stock = stock_change_lock(sku.pk)
-    return _adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
+    return stock_adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
 
 
 @transaction.atomic
@@ -79,24 +80,25 @@ def stock_set(*, sku: SKU, on_hand: int, reason: str, reference: str = "") -> St
     if delta == 0:
         return stock
     kind = StockMovement.Kind.RECEIVE if delta > 0 else StockMovement.Kind.ADJUST
-    return _adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
+    return stock_adjust_locked(sku, listings, stock, delta=delta, reason=reason, reference=reference, kind=kind)
 
 
-def _adjust_locked(
-    sku: SKU, listings: list[Listing], stock: Stock, *, delta: int, reason: str, reference: str, kind: str
+def stock_adjust_locked(
+    sku: SKU,
+    listings: list[Listing],
+    stock: Stock,
+    *,
+    delta: int,
+    reason: str,
+    reference: str,
+    kind: str,
+    source: str = "adjust",
 ) -> Stock:
-    """Apply a checked correction to a stock row locked with its listings (``stock_change_lock``)."""
-    if stock.on_hand + delta < stock.reserved:
-        raise InsufficientStock(
-            f"on hand cannot go below the {stock.reserved} units reserved by orders",
-            extra={"on_hand": stock.on_hand, "reserved": stock.reserved},
-        )
-    if stock.on_hand + delta > MAX_UNITS:
-        raise StockError(
-            f"on hand cannot exceed {MAX_UNITS} units",
-            code="stock_limit",
-            extra={"field": "delta", "on_hand": stock.on_hand, "max": MAX_UNITS},
-        )
+    """Apply a correction to a stock row locked with its listings (``stock_change_lock``, or
+    ``stock_sync_lock`` for many SKUs): checks it (``stock_change_check``, raising before any
+    write), moves on hand, appends the movement, cuts the listings' quotas to fit a shrink (the
+    gate follows after commit) and announces ``stock_changed`` after commit."""
+    stock_change_check(stock, delta)
     Stock.objects.filter(pk=stock.pk).update(on_hand=F("on_hand") + delta)
     StockMovement.objects.create(
         merchant_id=sku.merchant_id,
@@ -109,7 +111,33 @@ def _adjust_locked(
     stock.refresh_from_db()
     if delta < 0:
         _shrink_quotas_to_fit(stock, listings)
+    stock_changed_on_commit(
+        merchant_id=sku.merchant_id,
+        sku_id=sku.pk,
+        sku_code=sku.code,
+        on_hand=stock.on_hand,
+        reserved=stock.reserved,
+        source=source,
+        reference=reference[:100],
+    )
     return stock
+
+
+def stock_change_check(stock: Stock, delta: int) -> None:
+    """Whether a locked stock row may move by ``delta``: never below what live orders hold
+    (``InsufficientStock``), never outside ``0..MAX_UNITS`` (``StockError`` ``stock_limit``).
+    Raises before anything is written."""
+    if stock.on_hand + delta < stock.reserved:
+        raise InsufficientStock(
+            f"on hand cannot go below the {stock.reserved} units reserved by orders",
+            extra={"on_hand": stock.on_hand, "reserved": stock.reserved},
+        )
+    if stock.on_hand + delta > MAX_UNITS:
+        raise StockError(
+            f"on hand cannot exceed {MAX_UNITS} units",
+            code="stock_limit",
+            extra={"field": "delta", "on_hand": stock.on_hand, "max": MAX_UNITS},
+        )
 
 
 def _shrink_quotas_to_fit(stock: Stock, listings: list[Listing]) -> None:
