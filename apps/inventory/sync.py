@@ -5,7 +5,7 @@ or a change (``delta``). The request's *shape* is all or nothing: a malformed bo
 changes nothing (``api/serializers.py``). Each SKU's *outcome* is its own:
 
 - ``applied``: on hand moved (a stock movement with the sync id as its reference, quotas cut to
-  fit a shrink, the gate and ``stock_changed`` after commit — ``services.stock_adjust_locked``);
+  fit a shrink, the gate and ``stock_changed`` after commit — ``services.stocks_adjust_locked``);
 - ``unchanged``: it already had that count (or the delta was 0): nothing written, nothing sent;
 - ``conflict``: the count would go below what live orders hold (``insufficient_stock``, with the
   reserved figure): that SKU is left as it was — never clamped — and the others still apply;
@@ -38,7 +38,7 @@ from apps.core.errors import ApplicationError
 from .errors import InsufficientStock, StockError
 from .locks import stock_sync_lock
 from .models import StockMovement, StockSync
-from .services import stock_adjust_locked
+from .services import LockedChange, stock_change_check, stocks_adjust_locked
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +129,13 @@ def _apply(merchant_id: int, request: SyncRequest, *, created_at: str) -> dict[s
     """Inside the sync's transaction: lock, decide and apply SKU by SKU, in the request's order."""
     skus = {sku.code: sku for sku in sku_list(merchant_id=merchant_id).filter(code__in={i.sku for i in request.items})}
     listings, stocks = stock_sync_lock(sorted(sku.pk for sku in skus.values()))
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any] | None] = []
+    changes: list[tuple[int, str, int, LockedChange]] = []  # (index in results, code, before, change)
     for item in request.items:
         sku = skus.get(item.sku)
         stock = stocks.get(sku.pk) if sku is not None else None
         if sku is None or stock is None:
-            results.append(
-                _result(
-                    item.sku,
-                    ERROR,
-                    code="unknown_sku",
-                    message=_("no SKU with this code"),
-                )
-            )
+            results.append(_result(item.sku, ERROR, code="unknown_sku", message=_("no SKU with this code")))
             continue
         before = stock.on_hand
         delta = item.delta if item.delta is not None else (item.on_hand or 0) - before
@@ -149,22 +143,14 @@ def _apply(merchant_id: int, request: SyncRequest, *, created_at: str) -> dict[s
         if delta == 0:
             results.append(_result(item.sku, UNCHANGED, stock=stock, before=before, requested=requested))
             continue
-        if not 0 <= requested <= MAX_UNITS:  # a delta past either end; an absolute count is checked on input
-            results.append(_limit_error(item.sku, stock, before, requested))
-            continue
-        kind = StockMovement.Kind.RECEIVE if delta > 0 else StockMovement.Kind.ADJUST
         try:
-            stock = stock_adjust_locked(
-                sku,
-                listings.get(sku.pk, []),
-                stock,
-                delta=delta,
-                reason=request.reason,
-                reference=request.sync_id,
-                kind=kind,
-                source="sync",
-            )
+            if requested < 0:  # a delta past zero; an absolute count is checked on input
+                raise StockError("below zero", code="stock_limit")
+            stock_change_check(stock, delta)
         except InsufficientStock:
+            message = _("on hand cannot go below the %(reserved)d units live orders hold") % {
+                "reserved": stock.reserved
+            }
             results.append(
                 _result(
                     item.sku,
@@ -173,19 +159,26 @@ def _apply(merchant_id: int, request: SyncRequest, *, created_at: str) -> dict[s
                     before=before,
                     requested=requested,
                     code=InsufficientStock.code,
-                    message=_("on hand cannot go below the %(reserved)d units live orders hold")
-                    % {"reserved": stock.reserved},
+                    message=message,
                 )
             )
             continue
         except StockError:
             results.append(_limit_error(item.sku, stock, before, requested))
             continue
-        results.append(_result(item.sku, APPLIED, stock=stock, before=before, requested=requested))
+        kind = StockMovement.Kind.RECEIVE if delta > 0 else StockMovement.Kind.ADJUST
+        changes.append(
+            (len(results), item.sku, before, LockedChange(sku, listings.get(sku.pk, []), stock, delta, kind))
+        )
+        results.append(None)  # filled in once applied
+    stocks_adjust_locked([c for *_, c in changes], reason=request.reason, reference=request.sync_id, source="sync")
+    for index, code, before, change in changes:
+        results[index] = _result(code, APPLIED, stock=change.stock, before=before, requested=before + change.delta)
+    done = [r for r in results if r is not None]
     summary = {status: 0 for status in STATUSES}
-    for r in results:
+    for r in done:
         summary[r["status"]] += 1
-    return {"sync_id": request.sync_id, "created_at": created_at, "summary": summary, "results": results}
+    return {"sync_id": request.sync_id, "created_at": created_at, "summary": summary, "results": done}
 
 
 def _limit_error(sku: str, stock: Any, before: int, requested: int) -> dict[str, Any]:

@@ -105,7 +105,7 @@ class StockSyncApi(APIView):
                 "A bad item",
                 value={
                     "code": "invalid",
-                    "message": "items: {'2': {'non_field_errors': ['Give exactly one of on_hand and delta.']}}",
+                    "message": "items: 2: Give exactly one of on_hand and delta.",
                     "extra": {
                         "fields": {"items": {"2": {"non_field_errors": ["Give exactly one of on_hand and delta."]}}}
                     },
