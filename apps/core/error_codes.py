@@ -181,7 +181,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "insufficient_stock": ErrorCode(
         409,
-        "stock cannot go below what live orders hold",
+        "stock cannot go below what live orders hold (in a stock sync: that SKU's result, status `conflict`, in a 200)",
         "on hand cannot go below the 30 units reserved by orders",
         {"on_hand": 40, "reserved": 30},
         ("on_hand", "reserved"),
@@ -219,8 +219,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "idempotency_key_reused": ErrorCode(
         422,
-        "the `Idempotency-Key` was used with a different body",
+        "the `Idempotency-Key` (or a stock sync's `sync_id`) was used with a different body",
         "this Idempotency-Key was used with a different request body",
+        extra_keys=("sync_id",),
     ),
     "amount_mismatch": ErrorCode(
         422,
@@ -265,6 +266,12 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "an admin page's inline rows were edited (they are read-only there)",
         "rows cannot be edited here; open them on their own page",
         where="the admin (shown as a message)",
+    ),
+    "unknown_sku": ErrorCode(
+        200,
+        "a stock sync item names no SKU of this merchant (another merchant's code too)",
+        "no SKU with code 'TEA-404' in this shop",
+        where="a stock sync's per-SKU result (status `error`; the other SKUs apply)",
     ),
     "duplicate_variant": ErrorCode(
         400,
@@ -353,6 +360,7 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /webhook-deliveries": _LIST,
     "GET /webhook-deliveries/{id}": ("not_found",),
     "POST /webhook-deliveries/{id}/replay": ("not_found",),
+    "POST /stock/sync": (*_BODY, "idempotency_key_reused"),
     "POST /payments/notify": (
         "signature_invalid",
         "timestamp_stale",
