@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 from apps.core.api import ErrorSerializer, JSONParser, error_responses
 from apps.inventory.sync import stock_sync
 from apps.merchants.authentication import TokenPrincipal
-from apps.merchants.viewsets import MerchantApiSchema
 
 from .serializers import StockSyncRequestSerializer, StockSyncResponseSerializer
 
@@ -83,7 +82,6 @@ class StockSyncApi(APIView):
     the listings' subscribers follow at once; platform pushes follow every changed SKU."""
 
     parser_classes = [JSONParser]
-    schema = MerchantApiSchema()
 
     @extend_schema(
         operation_id="stock_sync",
