@@ -285,13 +285,15 @@ def _stop_while_starting(signum: int, _frame: FrameType | None) -> None:
 
 def cmd_run(opts: argparse.Namespace) -> int:
     # Until the watch loop takes over, Ctrl-C unwinds what was started so far, quietly.
-    signal.signal(signal.SIGINT, _stop_while_starting)
-    signal.signal(signal.SIGTERM, _stop_while_starting)
+    previous = {sig: signal.signal(sig, _stop_while_starting) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _run(opts)
     except Stopped:
         print("stopped", flush=True)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(opts: argparse.Namespace) -> int:
@@ -382,8 +384,8 @@ def banner(base: str, merchants: list[dict[str, object]], *, demo: bool) -> str:
         ]
     lines += [
         "",
-        f"Management commands from another terminal ({manage_py} ...) use this system's Valkey and",
-        f"database (see {VAR / runtime.FILE_NAME}).",
+        f"Management commands in another terminal use this system's Valkey and database ({runtime.FILE_NAME}):",
+        f"  {manage_py} listmerchants",
         "",
     ]
     return "\n".join(lines)
