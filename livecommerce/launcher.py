@@ -314,12 +314,12 @@ def _run(opts: argparse.Namespace) -> int:
         children = start_children(opts.host, opts.port, dict(os.environ))
         try:
             _wait_for_http(base + "/healthz", children[0])
+            print(banner(base, merchants, demo=not opts.no_demo), flush=True)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         except BaseException:
             stop_children(children)
             raise
-        print(banner(base, merchants, demo=not opts.no_demo), flush=True)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         code = watch(children)
     print("stopped", flush=True)
     return code

@@ -197,6 +197,34 @@ def test_one_request_one_access_log_line_then_ctrl_c_stops_everything_quietly(ru
     assert not socket.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_while_starting_stops_what_was_started_quietly(tmp_path: Path) -> None:
+    var, marker = tmp_path / "var", uuid.uuid4().hex
+    env = second_terminal(var, DATABASE_URL=database_url(), LC_TEST_TREE=marker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecommerce.launcher", "run", "--no-demo", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # run.json appears once Valkey answers, just before migrate: Ctrl-C lands mid start-up
+        wait_until(lambda: (var / runtime.FILE_NAME).exists(), timeout=60, what="run.json")
+        os.killpg(proc.pid, signal.SIGINT)
+        out = proc.communicate(timeout=60)[0].decode()
+    finally:
+        for pid in _tree(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    assert out.splitlines()[-1] == "stopped"
+    assert "Traceback" not in out and "ERROR" not in out, out
+    wait_until(lambda: not _tree(marker), timeout=15, what="every process it started to exit")
+    assert not (var / runtime.FILE_NAME).exists()
+
+
 # --- no running system --------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("run_json", ["missing", "stale"])
