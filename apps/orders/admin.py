@@ -11,6 +11,7 @@ through the transition service. Nothing on it pretends to save the order's field
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -172,7 +173,7 @@ class CreatedRangeFilter(admin.ListFilter):
     def has_output(self) -> bool:
         return True
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return list(self.params)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -184,7 +185,7 @@ class CreatedRangeFilter(admin.ListFilter):
             queryset = queryset.filter(created_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz))
         return queryset
 
-    def choices(self, changelist: Any) -> list[dict[str, Any]]:
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
         keep = [
             (k, v)
             for k, values in changelist.params.items()
@@ -193,7 +194,7 @@ class CreatedRangeFilter(admin.ListFilter):
         ]
         if changelist.query:
             keep.append(("q", changelist.query))
-        return [
+        yield from [
             {
                 "hidden": keep,
                 "created_from": self.raw["created_from"],
@@ -330,12 +331,13 @@ class OrderAdmin(MerchantScopedAdmin):
         if mobile:
             return queryset.filter(Q(buyer__phone=mobile) | Q(shipping_address__phone=mobile)), False
         queryset = queryset.alias(
+            _ship_phone=KT("shipping_address__phone"),
             _addr=Concat(
                 KT("shipping_address__province"),
                 KT("shipping_address__city"),
                 KT("shipping_address__district"),
                 KT("shipping_address__detail"),
-            )
+            ),
         )
         for word in text.split():
             digits = compact_phone(word)
@@ -347,7 +349,7 @@ class OrderAdmin(MerchantScopedAdmin):
                 | Q(_addr__icontains=word)
             )
             if digits.isascii() and digits.isdigit() and len(digits) >= 4:
-                match |= Q(buyer__phone__contains=digits) | Q(shipping_address__phone__contains=digits)
+                match |= Q(buyer__phone__contains=digits) | Q(_ship_phone__contains=digits)
             queryset = queryset.filter(match)
         return queryset, False
 
@@ -520,7 +522,7 @@ class OrderAdmin(MerchantScopedAdmin):
         ids = user_merchant_ids(request)
         job = ExportJob.objects.create(
             merchant_id=None if is_superuser(request) or not ids else ids[0],
-            user=request.user,
+            user=request.user,  # type: ignore[misc]  # admin_view lets only logged-in staff in
             format=fmt,
             filters=request.GET.urlencode(),
             language=translation.get_language() or settings.LANGUAGE_CODE,
@@ -532,7 +534,7 @@ class OrderAdmin(MerchantScopedAdmin):
 
     def _job_or_404(self, request: HttpRequest, job_id: int) -> ExportJob:
         """A job only for the user who asked for it, while they still belong to its merchant."""
-        jobs = ExportJob.objects.filter(pk=job_id, user_id=request.user.pk)
+        jobs = ExportJob.objects.filter(pk=job_id, user_id=request.user.pk or 0)
         if not is_superuser(request):
             jobs = jobs.filter(merchant_id__in=user_merchant_ids(request))
         job = jobs.first()
@@ -578,7 +580,7 @@ class OrderAdmin(MerchantScopedAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    def export_download_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+    def export_download_view(self, request: HttpRequest, job_id: int) -> FileResponse:
         job = self._job_or_404(request, job_id)
         if job.status != ExportJob.Status.DONE or not job.file:
             raise Http404(_("This export is not ready."))

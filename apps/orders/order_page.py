@@ -87,10 +87,7 @@ def timeline(events: list[OrderEvent]) -> list[dict[str, Any]]:
         for e in events
         if e.actor.startswith("staff:") and e.actor.partition(":")[2].isdigit()
     }
-    names = {
-        u.pk: (u.get_full_name() or u.get_username())
-        for u in get_user_model().objects.filter(pk__in=staff_ids)  # type: ignore[misc]  # the custom-user manager
-    }
+    names = {u.pk: (u.get_full_name() or u.get_username()) for u in get_user_model().objects.filter(pk__in=staff_ids)}
     return [
         {
             "at": e.created_at,
