@@ -40,6 +40,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -234,12 +235,11 @@ class OrderAdmin(MerchantScopedAdmin):
     list_display = [
         "flag_dot",
         "public_id",
-        "created_at",
+        "created_cell",
         "status_badge",
         "buyer_cell",
         "total_yuan",
-        "channel_cell",
-        "show_cell",
+        "source_cell",
     ]
     list_display_links = ["public_id"]
     list_filter = [
@@ -279,13 +279,18 @@ class OrderAdmin(MerchantScopedAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return OrderChangeList
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # The list gets the whole width (the columns fit 1366 px); the header and breadcrumbs lead on.
+        context = {"title": _("Order list"), "is_nav_sidebar_enabled": False}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
     # --- columns ---------------------------------------------------------------------------------
     @admin.display(description=gettext_lazy("flag"), ordering="flag__colour")
     def flag_dot(self, obj: Order) -> str:
         flag = getattr(obj, "flag", None)
         colour = flag.colour if flag is not None else ""
         if not colour:
-            return ""
+            return mark_safe('<span class="lc-flag-none"></span>')  # noqa: S308 - a constant; not Django's "-"
         return format_html(
             '<span class="lc-flag lc-flag--{}" title="{}" aria-label="{}"></span>',
             colour,
@@ -301,20 +306,26 @@ class OrderAdmin(MerchantScopedAdmin):
     def buyer_cell(self, obj: Order) -> str:
         phone = obj.buyer.phone or (obj.shipping_address or {}).get("phone", "")
         return format_html(
-            '{}<br><span class="lc-muted lc-small lc-mono">{}</span>', obj.buyer.name or obj.buyer.external_id, phone
+            '{}<br><span class="lc-muted lc-small lc-mono lc-buyer-phone">{}</span>',
+            obj.buyer.name or obj.buyer.external_id,
+            phone,
         )
 
     @admin.display(description=gettext_lazy("total"), ordering="total")
     def total_yuan(self, obj: Order) -> str:
         return format_html('<span class="lc-money">{}</span>', yuan(obj.total))
 
-    @admin.display(description=gettext_lazy("channel"), ordering="channel")
-    def channel_cell(self, obj: Order) -> str:
-        return channel_label(obj.channel)
+    @admin.display(description=gettext_lazy("placed at"), ordering="created_at")
+    def created_cell(self, obj: Order) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
 
-    @admin.display(description=gettext_lazy("show"), ordering="session__title")
-    def show_cell(self, obj: Order) -> str:
-        return obj.session.title if obj.session else "—"
+    @admin.display(description=gettext_lazy("channel / show"), ordering="channel")
+    def source_cell(self, obj: Order) -> str:
+        return format_html(
+            '{}<br><span class="lc-muted lc-small">{}</span>',
+            channel_label(obj.channel),
+            obj.session.title if obj.session else "—",
+        )
 
     # --- search ----------------------------------------------------------------------------------
     def get_search_results(
@@ -399,9 +410,9 @@ class OrderAdmin(MerchantScopedAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
+        order = self._order_or_404(request, object_id)  # another merchant's order: 404, whatever the method
         if request.method not in ("GET", "HEAD"):
             return HttpResponseNotAllowed(["GET"])  # the page saves nothing: actions have their own URLs
-        order = self._order_or_404(request, object_id)
         order = (
             Order.objects.select_related("buyer", "session", "listing", "flag")
             .prefetch_related("lines__sku__product")

@@ -29,7 +29,7 @@ def ensure_schedules(sender, **kwargs) -> None:
 class OrdersConfig(AppConfig):
     name = "apps.orders"
     label = "orders"
-    verbose_name = _("Orders")
+    verbose_name = _("Order management")
 
     def ready(self) -> None:
         from apps.catalog.hooks import listing_changed, register_session_gmv

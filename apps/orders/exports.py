@@ -49,7 +49,7 @@ def postal_line(address: dict | None) -> str:
 def headers() -> list[str]:
     return [
         _("Order no."),
-        _("Created"),
+        _("Placed at"),
         _("Status"),
         _("Buyer"),
         _("Phone"),

@@ -57,7 +57,7 @@ def test_csv_exports_the_filtered_list_every_page_with_postal_lines(merchant, or
     assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
     assert "attachment" in r["Content-Disposition"]
     rows = read_csv(r.content)
-    assert rows[0][:3] == ["Order no.", "Created", "Status"]
+    assert rows[0][:3] == ["Order no.", "Placed at", "Status"]
     listed = c.get(URL, {"tab": "to_ship"}).context["cl"].queryset
     assert [row[0] for row in rows[1:]] == [o.public_id for o in listed]  # same rows, same order
     assert {row[0] for row in rows[1:]} == {orders[0].public_id, orders[1].public_id}
