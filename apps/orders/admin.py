@@ -74,7 +74,7 @@ EXPORT_FORMATS = ("csv", "xlsx")
 
 
 def export_sync_max_rows() -> int:
-    return int(getattr(settings, "EXPORT_SYNC_MAX_ROWS", 2000))
+    return int(settings.EXPORT_SYNC_MAX_ROWS)
 
 
 # --- list filters ---------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ laptop (1366×768) and a phone (390×844): tabs with counts, a search by a phone
 
 from __future__ import annotations
 
+import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -13,10 +15,11 @@ from rest_framework.test import APIClient
 from apps.catalog import services as catalog
 from apps.merchants import services as merchants
 from apps.orders.models import Order, OrderStatus
+from apps.orders.services import payments
 from apps.orders.services.notes import order_flag_set, order_note_add
 from apps.orders.services.transitions import order_transition
 
-from ..factories import make_token
+from ..factories import image_upload, make_token
 from .conftest import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -53,6 +56,7 @@ def shop(merchant):  # type: ignore[no-untyped-def]
     products = [("西湖龙井 2026 明前特级", "250g 礼盒", "59.90"), ("羊绒围巾", "燕麦色", "199.00")]
     for i, (name, variant, price) in enumerate(products):
         product = catalog.product_create(merchant=merchant, name=name)
+        catalog.product_image_add(product=product, image=image_upload(f"p{i}.png", color=("#2e7d32", "#c8a27a")[i]))
         sku = catalog.sku_create(
             merchant=merchant, product=product, code=f"LJ-{i + 1:03d}", name=variant, price=Decimal(price), on_hand=100
         )
@@ -79,6 +83,19 @@ def shop(merchant):  # type: ignore[no-untyped-def]
         assert r.status_code == 201, r.content
         order = Order.objects.get(public_id=r.json()["id"])
         for to in PATHS[status]:
+            if to == S.PAID:  # paid the way production is: the provider's signed notification
+                notice = json.dumps(
+                    {
+                        "order": order.public_id,
+                        "transaction_id": f"wx-{ext}",
+                        "amount": str(order.total),
+                        "paid_at": "2026-11-24T20:00:00+08:00",
+                    }
+                ).encode()
+                ts = str(int(time.time()))
+                payments.payment_receive(body=notice, timestamp=ts, signature=payments.sign(notice, ts))
+                order.refresh_from_db()
+                continue
             order = order_transition(
                 order=order,
                 to=to,
@@ -151,9 +168,15 @@ def test_order_list_tabs_and_phone_search_then_the_order_page(new_page, shop, lo
     expect(page.locator(".lc-order-head .lc-badge")).to_have_text("已支付" if lang == "zh" else "Paid")
     expect(page.locator(".lc-address-line")).to_have_text("浙江省 杭州市 西湖区 文三路 100 号 3 幢 1202 室")
     expect(page.locator(".lc-lines")).to_contain_text("西湖龙井 2026 明前特级")
+    thumb = page.locator(".lc-lines img.lc-thumb")
+    expect(thumb).to_have_count(1)
+    page.wait_for_function(  # the SKU's picture loads (from MEDIA_URL, under the CSP)
+        "() => { const i = document.querySelector('.lc-lines img.lc-thumb'); return i.complete && i.naturalWidth > 0; }"
+    )
     expect(page.locator(".lc-timeline li")).to_have_count(2)
     expect(page.locator(".lc-timeline")).to_contain_text("买家下单" if lang == "zh" else "Buyer placed the order")
     expect(page.locator(".lc-notes")).to_contain_text("买家要求周末送货")
+    expect(page.locator("#lc-payments + .lc-scroll tbody tr")).to_contain_text("wx-dy-10001")
     expect(page.locator('[data-action="confirm"]')).to_be_visible()
     assert page.locator('input[name="_save"]').count() == 0
     if not mobile:
