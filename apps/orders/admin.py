@@ -153,7 +153,7 @@ class ListingFilter(admin.SimpleListFilter):
 class CreatedRangeFilter(admin.ListFilter):
     """Created from / to (dates in the shop's time zone, both days included), two date inputs."""
 
-    title = gettext_lazy("created")
+    title = gettext_lazy("placed at")
     template = "admin/orders/filter_date_range.html"
     params = ("created_from", "created_to")
 

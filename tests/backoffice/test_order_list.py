@@ -128,6 +128,12 @@ def test_created_date_range_in_the_shop_time_zone(merchant, make_order) -> None:
     assert 'type="date"' in page and f'value="{today.isoformat()}"' in page
 
 
+def test_show_counts_facets_work_with_the_custom_filters(merchant, make_order) -> None:  # type: ignore[no-untyped-def]
+    make_order(merchant=merchant, status=S.PAID)
+    r = staff_client(merchant).get(URL, {"_facets": "True", "tab": "to_ship", "created_from": "2020-01-01"})
+    assert r.status_code == 200 and len(listed(r)) == 1
+
+
 def test_filters_by_flag_channel_show_and_listing(merchant, make_order) -> None:  # type: ignore[no-untyped-def]
     a, b = make_order(merchant=merchant), make_order(merchant=merchant)
     order_flag_set(order=a, user=None, colour="red")
