@@ -392,3 +392,6 @@ LOGGING = {
 # A SKU whose available stock (on hand − reserved) is at or below this is "low" on the home page
 # (and in the stock-low webhook event).
 LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
+# An order-list export of at most this many orders downloads at once; a larger one runs as a
+# django-q2 job (ExportJob) with a progress page, its file saved through Django's storage API.
+EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))
