@@ -21,7 +21,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.files.storage import default_storage
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
@@ -596,7 +596,7 @@ class OrderAdmin(MerchantScopedAdmin):
         if job.status != ExportJob.Status.DONE or not job.file:
             raise Http404(_("This export is not ready."))
         return FileResponse(
-            default_storage.open(job.file, "rb"),
+            storages["exports"].open(job.file, "rb"),
             as_attachment=True,
             filename=f"orders-export-{job.pk}.{job.format}",
             content_type=exports.CONTENT_TYPES[job.format],

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import storages
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -158,7 +158,7 @@ def export_job_run(*, job: ExportJob, orders: QuerySet[Order]) -> ExportJob:
         with translation.override(job.language):
             content = WRITERS[job.format](export_rows(orders, on_chunk=progress))
         # An unguessable name: the file is fetched through the job's tenant-walled download view.
-        name = default_storage.save(f"exports/{job.pk}-{secrets.token_hex(16)}.{job.format}", ContentFile(content))
+        name = storages["exports"].save(f"{job.pk}-{secrets.token_hex(16)}.{job.format}", ContentFile(content))
     except Exception as exc:
         ExportJob.objects.filter(pk=job.pk).update(
             status=ExportJob.Status.FAILED, error=str(exc)[:200], finished_at=timezone.now()

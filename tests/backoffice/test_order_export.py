@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -135,3 +136,17 @@ def test_export_jobs_are_walled_per_user_and_merchant(
 
 def test_an_unknown_format_is_a_404(merchant, orders) -> None:  # type: ignore[no-untyped-def]
     assert staff_client(merchant).get(URL + "export/pdf/").status_code == 404
+
+
+def test_export_files_are_private_not_under_the_served_media_folder(settings) -> None:  # type: ignore[no-untyped-def]
+    """Buyers' names, phones and addresses: the file is reachable only through the download view."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import storages
+    from django.test import Client
+
+    exports = storages["exports"]
+    name = exports.save("probe.csv", ContentFile(b"x"))
+    path = Path(exports.path(name)).resolve()
+    assert not path.is_relative_to(Path(settings.MEDIA_ROOT).resolve())
+    assert Client().get(f"/media/{name}").status_code == 404  # nothing serves it
+    exports.delete(name)
