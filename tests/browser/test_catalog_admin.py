@@ -104,3 +104,24 @@ def test_catalog_pages_fit_a_laptop_and_show_pictures(new_page, merchant, lang):
     page.goto(f"/admin/catalog/listing/{listing.pk}/change/")
     expect(page.locator("#id_payment_window_minutes")).to_have_value("15")
     assert page.errors == []
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en-US"])
+def test_product_page_with_picture_and_variants_on_a_phone(new_page, merchant, lang):  # type: ignore[no-untyped-def]
+    _, product, _ = a_catalog(merchant)
+    merchants.staff_create(merchant=merchant, username="alice", password="pw-123456789")
+    page = new_page(locale=lang, viewport={"width": 390, "height": 844}, mobile=True)
+    page.goto("/admin/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "pw-123456789")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/")
+    page.goto(f"/admin/catalog/product/{product.pk}/change/")
+    picture = page.locator(".inline-group img.lc-thumb").first
+    picture.scroll_into_view_if_needed()
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(page.locator("body")).to_contain_text("烟灰色")
+    expect(page.locator("body")).to_contain_text("酒红色")
+    shot(page, f"catalog-product-390-{'zh' if lang == 'zh-CN' else 'en'}")
+    assert page.errors == []
