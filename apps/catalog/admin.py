@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.utils.html import format_html
 
 from apps.core.errors import ApplicationError
+from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
 from . import hooks, services
@@ -73,6 +74,7 @@ class SKUInline(MerchantScopedInline, admin.TabularInline):
 
 @admin.register(Product)
 class ProductAdmin(ServiceAdmin):
+    role_area = roles.CATALOG
     list_display = ["name", "is_active", "sku_count", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "description", "skus__code"]
@@ -119,6 +121,7 @@ class SKUForm(forms.ModelForm):
 
 @admin.register(SKU)
 class SKUAdmin(ServiceAdmin):
+    role_area = roles.CATALOG
     form = SKUForm
     list_display = ["code", "name", "product", "price_yuan", "on_hand", "reserved", "available"]
     search_fields = ["code", "name", "product__name"]
@@ -214,6 +217,7 @@ class LiveSessionForm(forms.ModelForm):
 
 @admin.register(LiveSession)
 class LiveSessionAdmin(ServiceAdmin):
+    role_area = roles.SHOWS
     form = LiveSessionForm
     list_display = ["title", "streamer", "status_badge", "scheduled_at", "started_at", "ended_at", "gmv"]
     list_filter = ["status", "scheduled_at"]
@@ -250,17 +254,18 @@ class LiveSessionAdmin(ServiceAdmin):
         else:
             obj.pk = services.session_create(merchant=obj.merchant, **{"platforms": [], **data}).pk
 
-    @admin.action(description="Start selected shows")
+    @admin.action(description="Start selected shows", permissions=["change"])
     def start_shows(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         run_each(request, queryset, lambda s: services.session_start(session=s))
 
-    @admin.action(description="End selected shows (closes their listings)")
+    @admin.action(description="End selected shows (closes their listings)", permissions=["change"])
     def end_shows(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         run_each(request, queryset, lambda s: services.session_end(session=s))
 
 
 @admin.register(Listing)
 class ListingAdmin(ServiceAdmin):
+    role_area = roles.SHOWS
     form = ListingForm
     list_display = ["sku", "session", "price_yuan", "quota", "sold", "left", "per_buyer_limit", "live_status"]
     list_filter = ["status", ("session", admin.RelatedOnlyFieldListFilter)]
@@ -309,10 +314,10 @@ class ListingAdmin(ServiceAdmin):
             )
             obj.pk = created.pk
 
-    @admin.action(description="Open selected listings now")
+    @admin.action(description="Open selected listings now", permissions=["change"])
     def open_listings(self, request: HttpRequest, queryset: QuerySet[Listing]) -> None:
         run_each(request, queryset, lambda x: services.listing_open(listing=x))
 
-    @admin.action(description="Close selected listings")
+    @admin.action(description="Close selected listings", permissions=["change"])
     def close_listings(self, request: HttpRequest, queryset: QuerySet[Listing]) -> None:
         run_each(request, queryset, lambda x: services.listing_close(listing=x))

@@ -94,7 +94,8 @@ class MerchantApiSchema(AutoSchema):
     """Document the errors every merchant endpoint can answer, so no endpoint forgets them.
 
     401: every endpoint needs a token. 404: an id in the path, or a page past the end of a list.
-    400: a request body, or list filters and paging parameters.
+    400: a request body, or list filters and paging parameters. 403: a write whose token role
+    does not allow it (``insufficient_role``; reads are open to every role).
     """
 
     def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
@@ -104,6 +105,8 @@ class MerchantApiSchema(AutoSchema):
             codes["404"] = "Not found (or another merchant's)"
         if self.method in ("POST", "PUT", "PATCH") or self._is_list_view():
             codes["400"] = "Invalid input"
+        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
+            codes["403"] = "The token's role may not do this (insufficient_role)"
         for code, description in codes.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)
@@ -112,9 +115,14 @@ class MerchantApiSchema(AutoSchema):
 
 
 class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """List and retrieve only the token's merchant's objects (another merchant's id is a 404)."""
+    """List and retrieve only the token's merchant's objects (another merchant's id is a 404).
+
+    ``role_area`` (and ``role_actions`` for extra actions) say what a token's role needs here
+    (``apps.merchants.authentication.required_capability``); a subclass must declare it."""
 
     selector: Any = None
+    role_area: str | None = None
+    role_actions: dict[str, tuple[str, str]] = {}
     lookup_value_regex = r"[0-9]{1,18}"
     filter_backends = [MerchantFilterBackend]
     parser_classes = [JSONParser]

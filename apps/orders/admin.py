@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.catalog.admin import run_each, yuan
+from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
 from .models import Buyer, Order, OrderEvent, OrderLine, OrderStatus, Payment
@@ -61,6 +62,7 @@ class PaymentInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(MerchantScopedAdmin):
+    role_area = roles.ORDERS
     list_display = ["public_id", "created_at", "status_badge", "buyer", "total_yuan", "channel", "session", "pay_by"]
     list_filter = ["status", "channel", ("session", admin.RelatedOnlyFieldListFilter), "created_at"]
     search_fields = ["public_id", "buyer__external_id", "buyer__name", "buyer__phone", "tracking_number"]
@@ -112,12 +114,22 @@ class OrderAdmin(MerchantScopedAdmin):
     def total_yuan(self, obj: Order) -> str:
         return yuan(obj.total)
 
-    @admin.action(description="Cancel selected orders (paid ones become refunds)")
+    # --- roles (apps/merchants/roles.py): the order actions' capabilities ---------------------
+    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "cancel", obj)
+
+    def has_confirm_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "confirm", obj)
+
+    def has_note_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "note", obj)
+
+    @admin.action(description="Cancel selected orders (paid ones become refunds)", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = f"staff:{request.user.pk}"
         run_each(request, queryset, lambda o: order_cancel(order=o, actor=actor, reason="cancelled in admin"))
 
-    @admin.action(description="Confirm selected paid orders")
+    @admin.action(description="Confirm selected paid orders", permissions=["confirm"])
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = f"staff:{request.user.pk}"
         run_each(
@@ -129,6 +141,7 @@ class OrderAdmin(MerchantScopedAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(MerchantScopedAdmin):
+    role_area = roles.PAYMENTS
     list_display = ["transaction_id", "order", "amount", "outcome", "paid_at", "received_at"]
     list_filter = ["outcome"]
     search_fields = ["transaction_id", "order__public_id"]
@@ -148,6 +161,7 @@ class PaymentAdmin(MerchantScopedAdmin):
 
 @admin.register(Buyer)
 class BuyerAdmin(MerchantScopedAdmin):
+    role_area = roles.BUYERS
     list_display = ["external_id", "name", "phone", "created_at"]
     search_fields = ["external_id", "name", "phone"]
     readonly_fields = ["external_id", "created_at"]

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from apps.catalog import selectors, services, window
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.core.api import error_responses
+from apps.merchants import roles
 from apps.merchants.viewsets import MerchantScopedViewSet
 
 from .serializers import (
@@ -27,7 +28,7 @@ from .serializers import (
 )
 
 READ_ERRORS = error_responses(401, 404)
-WRITE_ERRORS = error_responses(400, 401, 404, 409)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 @extend_schema_view(
@@ -36,6 +37,7 @@ WRITE_ERRORS = error_responses(400, 401, 404, 409)
 )
 class ProductViewSet(MerchantScopedViewSet):
     queryset = Product.objects.none()
+    role_area = roles.CATALOG
     selector = staticmethod(selectors.product_list)
     serializer_class = ProductSerializer
 
@@ -67,6 +69,8 @@ class SKUFilter(filters.FilterSet):
 )
 class SKUViewSet(MerchantScopedViewSet):
     queryset = SKU.objects.none()
+    role_area = roles.CATALOG
+    role_actions = {"stock": (roles.STOCK, "change")}
     selector = staticmethod(selectors.sku_list)
     serializer_class = SKUSerializer
     filterset_class = SKUFilter
@@ -120,6 +124,7 @@ class SessionFilter(filters.FilterSet):
 )
 class SessionViewSet(MerchantScopedViewSet):
     queryset = LiveSession.objects.none()
+    role_area = roles.SHOWS
     selector = staticmethod(selectors.session_list)
     serializer_class = SessionSerializer
     filterset_class = SessionFilter
@@ -178,6 +183,7 @@ class ListingFilter(filters.FilterSet):
 )
 class ListingViewSet(MerchantScopedViewSet):
     queryset = Listing.objects.none()
+    role_area = roles.SHOWS
     selector = staticmethod(selectors.listing_list)
     serializer_class = ListingSerializer
     filterset_class = ListingFilter

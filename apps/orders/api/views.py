@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.core.api import error_responses
 from apps.core.errors import ApplicationError
 from apps.core.phone import normalize_phone
+from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import BoundedDateTimeField, DateTimeFilter, MerchantScopedViewSet
 from apps.orders import selectors
@@ -125,6 +126,8 @@ class OrderFilter(filters.FilterSet):
 )
 class OrderViewSet(MerchantScopedViewSet):
     queryset = Order.objects.none()
+    role_area = roles.ORDERS
+    role_actions = {"cancel": (roles.ORDERS, "cancel")}
     selector = staticmethod(selectors.order_list)
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
@@ -148,7 +151,7 @@ class OrderViewSet(MerchantScopedViewSet):
         responses={
             200: OrderSerializer,
             201: OrderSerializer,
-            **error_responses(400, 401, 404, 409, 413, 415, 422),
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 422),
         },
     )
     def create(self, request: Request) -> Response:
@@ -228,7 +231,7 @@ class OrderViewSet(MerchantScopedViewSet):
         return self.get_paginated_response(OrderSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(
-        request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 404, 409)}
+        request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 403, 404, 409)}
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, id: str) -> Response:
