@@ -433,6 +433,21 @@ def test_owner_cannot_demote_or_remove_themselves(world: World) -> None:
     assert own.role == OWNER
 
 
+def test_a_merchant_keeps_an_owner_even_against_a_superuser(world: World) -> None:
+    root_user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-long-enough-1")
+    root = Client()
+    root.force_login(root_user)
+    # acme has two owners (its tenant login and the role fixture's): one may go
+    second = Membership.objects.get(user=world.members[OWNER].user)
+    assert root.post(url(Membership, "change", second.pk), {"role": OPERATOR}).status_code == 302
+    last = Membership.objects.get(user=world.a.staff)
+    r = root.post(url(Membership, "change", last.pk), {"role": ANALYST})
+    assert r.status_code == 200 and "role" in r.context["adminform"].form.errors
+    assert root.post(url(Membership, "delete", last.pk), {"post": "yes"}).status_code == 403
+    last.refresh_from_db()
+    assert last.role == OWNER
+
+
 @pytest.mark.parametrize("role", [OPERATOR, CS, ANALYST])
 def test_only_owners_manage_memberships(world: World, role: str) -> None:
     member = world.members[role]
