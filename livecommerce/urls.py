@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core import views as core_views
@@ -7,6 +9,7 @@ from apps.core import views as core_views
 api_v1 = [
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.orders.api.urls")),
+    path("", include("apps.webhooks.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +27,12 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.orders.urls")),
 ]
+
+if settings.SERVE_MEDIA:
+    # Uploaded pictures, served by the app itself in ./run and the tests (like static files);
+    # production serves MEDIA_URL from the web server or the storage's own URLs.
+    prefix = settings.MEDIA_URL.strip("/")
+    urlpatterns.insert(0, re_path(rf"^{prefix}/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}))
 
 # JSON errors on API paths, friendly pages elsewhere.
 handler404 = "apps.core.views.not_found"

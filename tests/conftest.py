@@ -4,6 +4,8 @@ an embedded Valkey by default, PostgreSQL + Redis when DATABASE_URL / REDIS_URL 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -30,11 +32,13 @@ def _redis_is_there() -> None:
 def _clean_redis() -> None:
     from apps.catalog import selectors
     from apps.merchants import tokens
+    from apps.webhooks import subscriptions
 
     client = get_client()
     client.flushdb()
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
     tokens.local_tokens.clear()
+    subscriptions.clear_local()
     yield
 
 
@@ -89,3 +93,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 os.remove(f"{name}{suffix}")
             except OSError:
                 pass
+    media = Path(settings.MEDIA_ROOT)
+    if media.name.startswith("test-media-"):  # this run's own uploads folder (settings/test.py)
+        shutil.rmtree(media, ignore_errors=True)

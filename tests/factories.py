@@ -19,8 +19,9 @@ class MerchantFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda o: o.slug.title())
 
 
-def make_token(merchant: Merchant, name: str = "tools") -> str:
-    return merchants.api_token_create(merchant=merchant, name=name)[1]
+def make_token(merchant: Merchant, name: str = "tools", role: str = "owner") -> str:
+    """A token that may do everything in its merchant (tests of one role pass ``role``)."""
+    return merchants.api_token_create(merchant=merchant, name=name, role=role)[1]
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
@@ -89,3 +90,22 @@ def order_body(listing_id: int, buyer: str = "b1", quantity: int = 1) -> dict:
             "detail": "文三路 1 号",
         },
     }
+
+
+def png_bytes(color: str = "#c0392b", size: tuple[int, int] = (64, 64), fmt: str = "PNG") -> bytes:
+    """A real picture made here with Pillow (a coloured rectangle), in the format asked."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format=fmt)
+    return out.getvalue()
+
+
+def image_upload(name: str = "picture.png", color: str = "#c0392b", fmt: str = "PNG"):  # type: ignore[no-untyped-def]
+    """An uploaded file as a browser sends it (multipart), holding a real picture."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    content_type = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}[fmt]
+    return SimpleUploadedFile(name, png_bytes(color, fmt=fmt), content_type=content_type)

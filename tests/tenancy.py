@@ -19,12 +19,14 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
-from apps.catalog.services import sku_create
+from apps.catalog.services import product_image_add, sku_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.services.payments import sign
+from apps.webhooks.models import WebhookEndpoint
+from apps.webhooks.services import endpoint_create, event_record
 
-from .factories import ProductFactory, make_listing, make_session, order_body
+from .factories import ProductFactory, image_upload, make_listing, make_session, order_body
 
 
 def merchant_lookup(model: type[models.Model]) -> str | None:
@@ -76,6 +78,7 @@ class Tenant:
     listing: Listing  # open, with a paid and a pending order
     scheduled: Listing  # not yet open
     orders: list[dict]  # as the API answered them: [paid, pending]
+    endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
 
 
 def pay(order: dict) -> None:
@@ -103,13 +106,14 @@ def build_tenant(merchant: Merchant) -> Tenant:
     staff = staff_create(merchant=merchant, username=f"staff-{slug}", password="pw-long-enough-1")
     client = Client()
     client.force_login(staff)
-    token, raw = api_token_create(merchant=merchant, name=f"overlay-{slug}")
+    token, raw = api_token_create(merchant=merchant, name=f"overlay-{slug}", role="owner")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
     product = ProductFactory(merchant=merchant, name=f"Product-{slug}", description=f"about-{slug}")
     sku = sku_create(
         merchant=merchant, product=product, code=f"CODE-{slug}", name=f"Sku-{slug}", price=Decimal("50"), on_hand=100
     )
+    product_image_add(product=product, image=image_upload(f"{slug}.png"), alt=f"Picture-{slug}")
     session = make_session(merchant, title=f"Show-{slug}")
     listing = make_listing(merchant, sku=sku, session=session, quota=10, limit=5)
     scheduled = make_listing(merchant, sku=sku, session=session, quota=5, open_=False)
@@ -119,4 +123,8 @@ def build_tenant(merchant: Merchant) -> Tenant:
         assert r.status_code == 201, r.content
         orders.append(r.json())
     pay(orders[0])
-    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders)
+    endpoint = endpoint_create(
+        merchant_id=merchant.pk, url=f"https://erp-{slug}.example.com/hooks", events=["order.paid"]
+    )
+    event_record(merchant_id=merchant.pk, type="order.paid", source_key=f"order:{orders[0]['id']}", data={"object": {}})
+    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint)

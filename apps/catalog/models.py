@@ -8,10 +8,13 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.merchants.models import Merchant
 
 from . import window
+from .images import product_image_path, sku_image_path, validate_image
 
 
 class MoneyField(TypedDict):
@@ -25,67 +28,150 @@ MAX_UNITS = 10_000_000
 
 
 class Platform(models.TextChoices):
-    STOREFRONT = "storefront", "Live storefront"
-    DOUYIN = "douyin", "Douyin 抖店"
-    KUAISHOU = "kuaishou", "Kuaishou 快手小店"
-    TAOBAO = "taobao", "Taobao / Tmall"
+    STOREFRONT = "storefront", _("Live storefront")
+    DOUYIN = "douyin", _("Douyin")
+    KUAISHOU = "kuaishou", _("Kuaishou")
+    TAOBAO = "taobao", _("Taobao / Tmall")
 
 
 class Product(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="products")
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True, default="")
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="products", verbose_name=_("merchant")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True, default="")
+    is_active = models.BooleanField(_("on sale"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["merchant", "name"])]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def main_image(self) -> ProductImage | None:
+        """The first picture by position (from ``prefetch_related("images")`` when there is one)."""
+        first = self.images.all()[:1]  # served from the prefetch cache when prefetched
+        return next(iter(first), None)
 
-class SKU(models.Model):
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="skus")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus")
-    code = models.CharField(max_length=64)
-    name = models.CharField(max_length=200, blank=True, default="")
-    price = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
-    created_at = models.DateTimeField(auto_now_add=True)
+
+class ProductImage(models.Model):
+    """A picture of a product; the one with the lowest position is its main picture."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="product_images", verbose_name=_("merchant")
+    )
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images", verbose_name=_("product"))
+    image = models.ImageField(
+        _("image"),
+        upload_to=product_image_path,
+        validators=[validate_image],
+        help_text=_("JPEG, PNG, WebP or GIF, at most 5 MB."),
+    )
+    alt = models.CharField(
+        _("alt text"),
+        max_length=200,
+        blank=True,
+        default="",
+        help_text=_("What the picture shows, for screen readers."),
+    )
+    position = models.PositiveSmallIntegerField(
+        _("position"), default=0, help_text=_("The lowest position is the main picture.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "SKU"
+        verbose_name = _("product image")
+        verbose_name_plural = _("product images")
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["product", "position"])]
+
+    def __str__(self) -> str:
+        return self.alt or (self.image.name or "").rsplit("/", 1)[-1]
+
+
+VARIANT_MAX_LENGTH = 40
+
+
+class SKU(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="skus", verbose_name=_("merchant"))
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="skus", verbose_name=_("product"))
+    code = models.CharField(_("SKU code"), max_length=64)
+    name = models.CharField(_("variant name"), max_length=200, blank=True, default="")
+    color = models.CharField(pgettext_lazy("variant", "colour"), max_length=VARIANT_MAX_LENGTH, blank=True, default="")
+    size = models.CharField(pgettext_lazy("variant", "size"), max_length=VARIANT_MAX_LENGTH, blank=True, default="")
+    price = models.DecimalField(_("price"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    image = models.ImageField(
+        _("image"),
+        upload_to=sku_image_path,
+        blank=True,
+        default="",
+        validators=[validate_image],
+        help_text=_(
+            "Optional: without one, the product's main picture is shown. JPEG, PNG, WebP or GIF, at most 5 MB."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SKU")
+        verbose_name_plural = _("SKUs")
         ordering = ["product_id", "code"]
         constraints = [
             models.UniqueConstraint(fields=["merchant", "code"], name="uniq_sku_code_per_merchant"),
             models.CheckConstraint(condition=Q(price__gt=0), name="sku_price_positive"),
+            models.UniqueConstraint(
+                fields=["product", "color", "size"],
+                condition=~Q(color="", size=""),
+                name="uniq_sku_variant_per_product",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name or self.product.name}"
+
+    @property
+    def variant(self) -> str:
+        """Colour and size as a buyer reads them ("红色 / XL"), or ""."""
+        return " / ".join(v for v in (self.color, self.size) if v)
+
+    @property
+    def image_url(self) -> str:
+        """The SKU's own picture, else its product's main picture, else "". For many SKUs,
+        ``select_related("product").prefetch_related("product__images")`` keeps it query-free."""
+        if self.image:
+            return self.image.url
+        main = self.product.main_image
+        return main.image.url if main is not None else ""
 
 
 class LiveSession(models.Model):
     """A live show."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        LIVE = "live", "Live"
-        ENDED = "ended", "Ended"
+        SCHEDULED = "scheduled", pgettext_lazy("show status", "Scheduled")
+        LIVE = "live", pgettext_lazy("show status", "Live")
+        ENDED = "ended", pgettext_lazy("show status", "Ended")
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="sessions")
-    title = models.CharField(max_length=200)
-    streamer = models.CharField(max_length=100)
-    platforms = models.JSONField(default=list, blank=True)
-    scheduled_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
-    created_at = models.DateTimeField(auto_now_add=True)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="sessions", verbose_name=_("merchant")
+    )
+    title = models.CharField(_("title"), max_length=200)
+    streamer = models.CharField(_("streamer"), max_length=100)
+    platforms = models.JSONField(_("platforms"), default=list, blank=True)
+    scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "live show"
+        verbose_name = _("live show")
+        verbose_name_plural = _("live shows")
         ordering = ["-scheduled_at", "-id"]
         indexes = [models.Index(fields=["merchant", "status"])]
 
@@ -97,25 +183,33 @@ class Listing(models.Model):
     """A SKU on air in a show: flash price, quota carved out of the SKU's stock, buyer limit."""
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Closed"
+        SCHEDULED = "scheduled", pgettext_lazy("listing status", "Scheduled")
+        OPEN = "open", pgettext_lazy("listing status", "Open")
+        CLOSED = "closed", pgettext_lazy("listing status", "Closed")
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="listings")
-    session = models.ForeignKey(LiveSession, on_delete=models.PROTECT, related_name="listings")
-    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="listings")
-    price = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
-    quota = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    sold = models.PositiveIntegerField(default=0, editable=False)  # units held by live orders
-    per_buyer_limit = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    payment_window_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
-    opens_at = models.DateTimeField(null=True, blank=True)
-    closes_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="listings", verbose_name=_("merchant")
+    )
+    session = models.ForeignKey(
+        LiveSession, on_delete=models.PROTECT, related_name="listings", verbose_name=_("live show")
+    )
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="listings", verbose_name=_("SKU"))
+    price = models.DecimalField(_("flash price"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    quota = models.PositiveIntegerField(_("quota"), validators=[MinValueValidator(1)])
+    sold = models.PositiveIntegerField(_("sold"), default=0, editable=False)  # units held by live orders
+    per_buyer_limit = models.PositiveIntegerField(_("limit per buyer"), default=1, validators=[MinValueValidator(1)])
+    payment_window_seconds = models.PositiveIntegerField(
+        _("payment window (seconds)"), default=900, validators=[MinValueValidator(30)]
+    )
+    opens_at = models.DateTimeField(_("opens at"), null=True, blank=True)
+    closes_at = models.DateTimeField(_("closes at"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     version = models.PositiveBigIntegerField(default=0, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("listing")
+        verbose_name_plural = _("listings")
         ordering = ["session_id", "id"]
         indexes = [models.Index(fields=["merchant", "status"])]
         constraints = [

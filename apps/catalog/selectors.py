@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
 from .models import SKU, Listing, LiveSession, Product
 
@@ -16,7 +18,11 @@ def product_list(*, merchant_id: int) -> QuerySet[Product]:
 
 
 def sku_list(*, merchant_id: int) -> QuerySet[SKU]:
-    return SKU.objects.filter(merchant_id=merchant_id).select_related("stock", "product")
+    return (
+        SKU.objects.filter(merchant_id=merchant_id)
+        .select_related("stock", "product")
+        .prefetch_related("product__images")  # SKU.image_url without a query per SKU
+    )
 
 
 def session_list(*, merchant_id: int) -> QuerySet[LiveSession]:
@@ -171,3 +177,17 @@ def sessions_for_dashboard(*, merchant_ids: list[int] | None, limit: int = 50) -
     rows = list(qs.order_by("-id")[:limit])
     rows.sort(key=lambda s: rank.get(s.status, 3))
     return rows
+
+
+def sessions_on_air(*, days: int = 7, limit: int = 24) -> list[LiveSession]:
+    """Public: shows live now, then shows scheduled in the next ``days`` (active merchants only)."""
+    now = timezone.now()
+    return list(
+        LiveSession.objects.select_related("merchant")
+        .filter(merchant__is_active=True)
+        .filter(
+            Q(status=LiveSession.Status.LIVE)
+            | Q(status=LiveSession.Status.SCHEDULED, scheduled_at__gte=now, scheduled_at__lt=now + timedelta(days=days))
+        )
+        .order_by("-status", "scheduled_at")[:limit]
+    )

@@ -10,22 +10,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Sum
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.merchants.models import Merchant
 
 from . import hooks
 from .errors import InvalidInput, ListingStateError, QuotaExceedsSupply, SessionEnded
-from .models import SKU, Listing, LiveSession, Platform, Product
+from .images import image_format
+from .models import SKU, VARIANT_MAX_LENGTH, Listing, LiveSession, Platform, Product, ProductImage
 
 ACTIVE_LISTING = (Listing.Status.SCHEDULED, Listing.Status.OPEN)
 
 
 def _check_price(price: Decimal) -> None:
     if price <= 0:
-        raise InvalidInput("price must be greater than 0", extra={"field": "price"})
+        raise InvalidInput(_("price must be greater than 0"), extra={"field": "price"})
 
 
 # --- products and SKUs -----------------------------------------------------------------------
@@ -43,12 +48,109 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     return product
 
 
+# --- pictures ----------------------------------------------------------------------------------
+def _check_image(file: Any, field: str = "image") -> None:
+    """A new upload must be an accepted image (``images.image_format``); raises InvalidInput."""
+    try:
+        image_format(file)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), code=exc.code or "invalid_image", extra={"field": field}) from exc
+
+
+def _delete_file_after_commit(file: FieldFile) -> None:
+    """Remove a stored picture once the row that pointed to it is gone for good (never before
+    commit: a rolled-back change must still find its file)."""
+    if file and file.name:
+        storage, name = file.storage, file.name
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+@transaction.atomic
+def product_image_add(*, product: Product, image: File, alt: str = "", position: int | None = None) -> ProductImage:
+    """Store a picture of the product through the default storage (after the checks of
+    ``images.image_format``); without a position it goes last."""
+    _check_image(image)
+    if position is None:
+        last = product.images.order_by("-position").values_list("position", flat=True).first()
+        position = 0 if last is None else last + 1
+    return ProductImage.objects.create(
+        merchant_id=product.merchant_id, product=product, image=image, alt=alt, position=position
+    )
+
+
+@transaction.atomic
+def product_image_update(*, picture: ProductImage, data: dict[str, Any]) -> ProductImage:
+    """Change a picture's alt text, position or file (a replaced file is deleted after commit)."""
+    old = None
+    if data.get("image") is not None and data["image"] != picture.image:
+        _check_image(data["image"])
+        old = ProductImage.objects.get(pk=picture.pk).image
+        picture.image = data["image"]
+    for field in ("alt", "position"):
+        if field in data:
+            setattr(picture, field, data[field])
+    picture.save()
+    if old is not None:
+        _delete_file_after_commit(old)
+    return picture
+
+
+@transaction.atomic
+def product_image_delete(*, picture: ProductImage) -> None:
+    file = picture.image
+    picture.delete()
+    _delete_file_after_commit(file)
+
+
+# --- products and SKUs -----------------------------------------------------------------------
+def _clean_variant(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(_("%(field)s must be text") % {"field": field}, extra={"field": field})
+    value = " ".join(value.split())  # one space between words, none around: "红色 " is "红色"
+    if len(value) > VARIANT_MAX_LENGTH:
+        raise InvalidInput(
+            _("%(field)s is at most %(max)d characters") % {"field": field, "max": VARIANT_MAX_LENGTH},
+            extra={"field": field},
+        )
+    return value
+
+
+def _check_variant_unique(*, sku_id: int | None, data: dict[str, Any]) -> None:
+    """Two SKUs of one product are never the same colour and size (unless both are blank)."""
+    row = SKU.objects.filter(pk=sku_id).values("product_id", "color", "size").first() if sku_id else None
+    product = data.get("product")
+    product_id = product.pk if product is not None else (row["product_id"] if row else None)
+    color = data.get("color", row["color"] if row else "")
+    size = data.get("size", row["size"] if row else "")
+    if product_id is None or not (color or size):
+        return
+    same = SKU.objects.filter(product_id=product_id, color=color, size=size)
+    if sku_id is not None:
+        same = same.exclude(pk=sku_id)
+    taken = same.values_list("code", flat=True).first()
+    if taken is not None:
+        raise InvalidInput(
+            _("SKU %(code)s of this product is already %(variant)s")
+            % {"code": taken, "variant": " / ".join(v for v in (color, size) if v)},
+            code="duplicate_variant",
+            extra={"field": "color" if color else "size"},
+        )
+
+
 def sku_check(*, merchant_id: int, sku_id: int | None, data: dict[str, Any]) -> None:
-    """The rules of a SKU's own fields (price, code unique per merchant); raises InvalidInput.
-    ``sku_create`` and ``sku_update`` run it; forms run it to show the error on the field."""
+    """The rules of a SKU's own fields (price, code unique per merchant, colour and size unique
+    per product, an accepted image); raises InvalidInput. Normalises ``color`` and ``size`` in
+    ``data``. ``sku_create`` and ``sku_update`` run it; forms run it to show the error on the field."""
+    for field in ("color", "size"):
+        if field in data:
+            data[field] = _clean_variant(data[field], field)
+    if "color" in data or "size" in data:
+        _check_variant_unique(sku_id=sku_id, data=data)
+    if data.get("image") and not getattr(data["image"], "_committed", False):
+        _check_image(data["image"])
     if "price" in data:
         if data["price"] is None:
-            raise InvalidInput("price is required", extra={"field": "price"})
+            raise InvalidInput(_("price is required"), extra={"field": "price"})
         _check_price(data["price"])
     if "code" in data:
         taken = SKU.objects.filter(merchant_id=merchant_id, code=data["code"])
@@ -56,33 +158,67 @@ def sku_check(*, merchant_id: int, sku_id: int | None, data: dict[str, Any]) -> 
             taken = taken.exclude(pk=sku_id)
         if taken.exists():
             raise InvalidInput(
-                f"SKU code {data['code']!r} already exists", code="duplicate_code", extra={"field": "code"}
+                _("SKU code %(code)r already exists") % {"code": data["code"]},
+                code="duplicate_code",
+                extra={"field": "code"},
             )
     if "on_hand" in data and (data["on_hand"] is None or data["on_hand"] < 0):
-        raise InvalidInput("on_hand cannot be negative", extra={"field": "on_hand"})
+        raise InvalidInput(_("on_hand cannot be negative"), extra={"field": "on_hand"})
 
 
 @transaction.atomic
-def sku_create(*, merchant: Merchant, product: Product, code: str, name: str, price: Decimal, on_hand: int) -> SKU:
-    """Create a SKU and its stock row; initial stock is a ``receive`` movement."""
+def sku_create(
+    *,
+    merchant: Merchant,
+    product: Product,
+    code: str,
+    name: str,
+    price: Decimal,
+    on_hand: int,
+    color: str = "",
+    size: str = "",
+    image: File | None = None,
+) -> SKU:
+    """Create a SKU and its stock row; initial stock is a ``receive`` movement. ``color`` and
+    ``size`` make it a variant of its product (unique per product); ``image`` is its own picture."""
     _check_price(price)
     if product.merchant_id != merchant.pk:
-        raise InvalidInput("product belongs to another merchant", code="not_found", http_status=404)
-    sku_check(merchant_id=merchant.pk, sku_id=None, data={"code": code, "on_hand": on_hand})
-    sku = SKU.objects.create(merchant=merchant, product=product, code=code, name=name, price=price)
+        raise InvalidInput(_("product belongs to another merchant"), code="not_found", http_status=404)
+    data: dict[str, Any] = {"code": code, "on_hand": on_hand, "color": color, "size": size, "product": product}
+    if image:
+        data["image"] = image
+    sku_check(merchant_id=merchant.pk, sku_id=None, data=data)
+    sku = SKU.objects.create(
+        merchant=merchant,
+        product=product,
+        code=code,
+        name=name,
+        price=price,
+        color=data["color"],
+        size=data["size"],
+        image=image or "",
+    )
     hooks.stock().init(sku=sku, on_hand=on_hand)
     return sku
 
 
 @transaction.atomic
 def sku_update(*, sku: SKU, data: dict[str, Any], reason: str = "set on hand via API") -> SKU:
+    """Change a SKU's fields; ``image`` replaces its picture (``None`` or "" removes it; the old
+    file is deleted after commit); ``on_hand`` sets its stock."""
     sku_check(merchant_id=sku.merchant_id, sku_id=sku.pk, data=data)
     if "product" in data and data["product"].merchant_id != sku.merchant_id:
-        raise InvalidInput("product belongs to another merchant", code="not_found", http_status=404)
-    for field in ("name", "price", "code", "product"):
+        raise InvalidInput(_("product belongs to another merchant"), code="not_found", http_status=404)
+    for field in ("name", "price", "code", "product", "color", "size"):
         if field in data:
             setattr(sku, field, data[field])
+    old_image = None
+    if "image" in data and data["image"] != sku.image:
+        old_image = SKU.objects.get(pk=sku.pk).image
+        sku.image = data["image"] or ""
     sku.save()
+    if old_image:
+        _delete_file_after_commit(old_image)
     if "on_hand" in data:
         hooks.stock().set_on_hand(sku=sku, on_hand=data["on_hand"], reason=reason)
     return sku
@@ -92,7 +228,10 @@ def sku_update(*, sku: SKU, data: dict[str, Any], reason: str = "set on hand via
 def _check_platforms(platforms: Any) -> list[str]:
     allowed = set(Platform.values)
     if not isinstance(platforms, list) or any(p not in allowed for p in platforms):
-        raise InvalidInput(f"platforms must be a list drawn from {sorted(allowed)}", extra={"field": "platforms"})
+        raise InvalidInput(
+            _("platforms must be a list drawn from %(allowed)s") % {"allowed": sorted(allowed)},
+            extra={"field": "platforms"},
+        )
     return list(dict.fromkeys(platforms))
 
 
@@ -113,7 +252,7 @@ def session_create(
 def session_update(*, session: LiveSession, data: dict[str, Any]) -> LiveSession:
     session = _session_lock(session.pk)  # decided on the row as it is, not as the caller read it
     if session.status == LiveSession.Status.ENDED:
-        raise SessionEnded("an ended show cannot be changed")
+        raise SessionEnded(_("an ended show cannot be changed"))
     if "platforms" in data:
         data["platforms"] = _check_platforms(data["platforms"])
     for field in ("title", "streamer", "platforms", "scheduled_at"):
@@ -132,7 +271,7 @@ def _session_lock(session_id: int) -> LiveSession:
 def session_start(*, session: LiveSession) -> LiveSession:
     session = _session_lock(session.pk)
     if session.status == LiveSession.Status.ENDED:
-        raise SessionEnded("this show has ended")
+        raise SessionEnded(_("this show has ended"))
     if session.status == LiveSession.Status.SCHEDULED:
         session.status = LiveSession.Status.LIVE
         session.started_at = timezone.now()
@@ -178,24 +317,28 @@ def listing_validate(listing: Listing) -> None:
     """Raise an ApplicationError unless the listing fits its SKU's stock and its own rules."""
     _check_price(listing.price)
     if listing.per_buyer_limit < 1:
-        raise InvalidInput("per_buyer_limit must be at least 1", extra={"field": "per_buyer_limit"})
+        raise InvalidInput(_("per_buyer_limit must be at least 1"), extra={"field": "per_buyer_limit"})
     if listing.quota < 1:
-        raise InvalidInput("quota must be at least 1", extra={"field": "quota"})
+        raise InvalidInput(_("quota must be at least 1"), extra={"field": "quota"})
     if listing.payment_window_seconds < 30:
-        raise InvalidInput("payment_window_seconds must be at least 30", extra={"field": "payment_window_seconds"})
+        raise InvalidInput(_("payment_window_seconds must be at least 30"), extra={"field": "payment_window_seconds"})
     if listing.opens_at and listing.closes_at and listing.closes_at <= listing.opens_at:
-        raise InvalidInput("closes_at must be after opens_at", extra={"field": "closes_at"})
+        raise InvalidInput(_("closes_at must be after opens_at"), extra={"field": "closes_at"})
     if listing.quota < listing.sold:
-        raise InvalidInput(f"quota cannot go below the {listing.sold} units already sold", extra={"field": "quota"})
+        raise InvalidInput(
+            _("quota cannot go below the %(sold)d units already sold") % {"sold": listing.sold},
+            extra={"field": "quota"},
+        )
     if listing.sku.merchant_id != listing.merchant_id or listing.session.merchant_id != listing.merchant_id:
-        raise InvalidInput("sku and session must belong to your merchant", code="not_found", http_status=404)
+        raise InvalidInput(_("sku and session must belong to your merchant"), code="not_found", http_status=404)
     if listing.status != Listing.Status.CLOSED:
         # listing_supply locks the stock row: two listings cannot carve the same units concurrently.
         supply = listing_supply(sku=listing.sku, exclude_listing_id=listing.pk)
         unsold = listing.quota - listing.sold
         if unsold > supply:
             raise QuotaExceedsSupply(
-                f"quota {listing.quota} exceeds what the SKU can supply ({supply + listing.sold})",
+                _("quota %(quota)d exceeds what the SKU can supply (%(supply)d)")
+                % {"quota": listing.quota, "supply": supply + listing.sold},
                 extra={"field": "quota", "supply": supply + listing.sold},
             )
 
@@ -215,7 +358,7 @@ def listing_create(
 ) -> Listing:
     session = _session_lock(session.pk)  # a show that ends meanwhile cannot gain a listing
     if session.status == LiveSession.Status.ENDED:
-        raise SessionEnded("cannot add a listing to an ended show")
+        raise SessionEnded(_("cannot add a listing to an ended show"))
     listing = Listing(
         merchant=merchant,
         session=session,
@@ -236,7 +379,7 @@ def listing_create(
 def listing_update(*, listing: Listing, data: dict[str, Any]) -> Listing:
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
     if listing.status == Listing.Status.CLOSED:
-        raise ListingStateError("a closed listing cannot be changed")
+        raise ListingStateError(_("a closed listing cannot be changed"))
     for field in ("price", "quota", "per_buyer_limit", "payment_window_seconds", "opens_at", "closes_at"):
         if field in data:
             setattr(listing, field, data[field])
@@ -255,12 +398,12 @@ def listing_open(*, listing: Listing) -> Listing:
     session = _session_lock(Listing.objects.filter(pk=listing.pk).values_list("session_id", flat=True).get())
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
     if session.status == LiveSession.Status.ENDED:
-        raise SessionEnded("a listing of an ended show cannot open")
+        raise SessionEnded(_("a listing of an ended show cannot open"))
     if listing.status == Listing.Status.CLOSED:
-        raise ListingStateError("a closed listing cannot reopen; create a new listing")
+        raise ListingStateError(_("a closed listing cannot reopen; create a new listing"))
     now = timezone.now()
     if listing.closes_at and listing.closes_at <= now:
-        raise ListingStateError("the listing's window has already ended")
+        raise ListingStateError(_("the listing's window has already ended"))
     if listing.status != Listing.Status.OPEN:
         listing.status = Listing.Status.OPEN
         if listing.opens_at is None or listing.opens_at > now:

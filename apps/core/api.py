@@ -1,4 +1,4 @@
-"""Small shared API pieces: merchant-scoped relations and documented error responses."""
+"""Small shared API pieces: merchant-scoped relations, the JSON parser, date-times, the error shape."""
 
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ ErrorSerializer = inline_serializer(
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """Generic error responses for ``extend_schema(responses=...)``. The schema hook
+    (``apps.core.openapi``) replaces every 4xx/5xx of every endpoint with what
+    ``apps.core.error_codes.ENDPOINT_ERRORS`` declares, so declaring them in a view is optional:
+    what documents an endpoint's errors is its line there."""
     text = {
         400: "Invalid input",
         401: "Missing, invalid or revoked token",

@@ -15,6 +15,7 @@ from apps.catalog.hooks import listing_changed
 from apps.catalog.models import MAX_UNITS, SKU, Listing
 
 from .errors import InsufficientStock, StockError
+from .hooks import stock_changed
 from .locks import stock_change_lock, stock_rows_for_update
 from .models import Stock, StockMovement
 
@@ -109,6 +110,8 @@ def _adjust_locked(
     stock.refresh_from_db()
     if delta < 0:
         _shrink_quotas_to_fit(stock, listings)
+    merchant_id, sku_id = sku.merchant_id, sku.pk
+    transaction.on_commit(lambda: stock_changed.send_robust(sender=Stock, merchant_id=merchant_id, sku_id=sku_id))
     return stock
 
 

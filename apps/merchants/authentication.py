@@ -106,7 +106,7 @@ class MerchantTokenAuthentication(authentication.BaseAuthentication):
             return None
         raw = token_from_header(header)
         if not raw:
-            raise exceptions.AuthenticationFailed("Authorization header must be 'Token <token>'.")
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>' or 'Token <token>'.")
         principal = resolve_token(raw)
         if principal is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")

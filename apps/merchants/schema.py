@@ -1,4 +1,10 @@
-"""OpenAPI description of ``Authorization: Token <token>`` (so the docs page and clients know it)."""
+"""OpenAPI description of the merchant token (so the docs page and clients know it).
+
+The server takes ``Authorization: Bearer <token>`` and ``Authorization: Token <token>`` alike
+(``authentication.token_from_header``). The schema declares the HTTP bearer scheme: Swagger UI's
+Authorize dialog then takes the raw token as pasted and sends ``Bearer <token>`` itself
+(an ``apiKey`` scheme would send what was pasted, so a bare token would fail).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,11 @@ class MerchantTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "A merchant's API token: `Token <token>` (see `manage.py createmerchant`).",
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A merchant's API token (`manage.py createmerchant`, or admin → API tokens). In Swagger "
+                "UI's Authorize dialog paste the token alone. Clients send `Authorization: Bearer <token>` "
+                "(`Authorization: Token <token>` is accepted too)."
+            ),
         }

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
 from django_filters import filters
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, viewsets
 
-from apps.core.api import ErrorSerializer, JSONParser
+from apps.core.api import JSONParser
 from apps.core.datetimes import RANGE_MESSAGE, in_range
 from apps.core.errors import ApplicationError
 from apps.merchants.authentication import TokenPrincipal
@@ -90,30 +89,6 @@ class MerchantFilterBackend(DjangoFilterBackend):
         return super().filter_queryset(request, queryset, view)
 
 
-class MerchantApiSchema(AutoSchema):
-    """Document the errors every merchant endpoint can answer, so no endpoint forgets them.
-
-    401: every endpoint needs a token. 404: an id in the path, or a page past the end of a list.
-    400: a request body, or list filters and paging parameters. 403: a write whose token role
-    does not allow it (``insufficient_role``; reads are open to every role).
-    """
-
-    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
-        responses = super()._get_response_bodies(direction)
-        codes = {"401": "Missing, invalid or revoked token"}
-        if "{" in self.path or self._is_list_view():
-            codes["404"] = "Not found (or another merchant's)"
-        if self.method in ("POST", "PUT", "PATCH") or self._is_list_view():
-            codes["400"] = "Invalid input"
-        if self.method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes["403"] = "The token's role may not do this (insufficient_role)"
-        for code, description in codes.items():
-            if code not in responses:
-                responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)
-                responses[code]["description"] = description
-        return responses
-
-
 class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """List and retrieve only the token's merchant's objects (another merchant's id is a 404).
 
@@ -126,7 +101,6 @@ class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     lookup_value_regex = r"[0-9]{1,18}"
     filter_backends = [MerchantFilterBackend]
     parser_classes = [JSONParser]
-    schema = MerchantApiSchema()
 
     @property
     def merchant_id(self) -> int:

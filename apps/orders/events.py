@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from apps.catalog.events import publish_listing
 from apps.core import events
 
+from .hooks import order_changed
 from .payloads import order_payload
 from .selectors import session_stats_live
 
@@ -23,11 +24,17 @@ STATS_COALESCE_MS = 300
 
 
 def order_changed_on_commit(
-    order: Any, *, listing_id: int | None, seq: int | None = None, created: bool = False
+    order: Any,
+    *,
+    listing_id: int | None,
+    seq: int | None = None,
+    created: bool = False,
+    from_status: str | None = None,
 ) -> None:
     """Queue the pushes for an order change; they go out only if the transaction commits. A new
     order (``created``) has no ``order.<id>`` subscriber yet: its buyer learns the id from the
-    answer and gets the snapshot on connect, so only the session, merchant and listing hear of it."""
+    answer and gets the snapshot on connect, so only the session, merchant and listing hear of it.
+    The apps above hear of it through ``hooks.order_changed`` (outbound webhooks), after commit too."""
     payload = None if created else order_payload(order)
     session_line = {
         "type": "session.order",
@@ -55,6 +62,7 @@ def order_changed_on_commit(
             publish_session_stats(session_id)
         if listing_id:
             publish_listing(listing_id)
+        order_changed.send_robust(sender=None, order=order, from_status=from_status, created=created)
 
     if connection.in_atomic_block:
         transaction.on_commit(_send)

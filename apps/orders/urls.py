@@ -7,6 +7,7 @@ from . import views
 PUBLIC_ID = r"(?P<public_id>[0-9A-Za-z_-]{1,32})"
 
 urlpatterns = [
+    path("", views.home, name="home"),
     re_path(rf"^o/{PUBLIC_ID}/$", views.order_status, name="order-status"),
     re_path(rf"^o/{PUBLIC_ID}/proof\.json$", views.order_ledger_proof, name="order-ledger-proof"),
     re_path(rf"^o/{PUBLIC_ID}/cancel/$", views.order_cancel_view, name="order-cancel"),

@@ -19,6 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -448,3 +449,13 @@ def dashboard_session(request: HttpRequest, session_id: int) -> HttpResponse:
         },
     }
     return render(request, "orders/dashboard.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def home(request: HttpRequest) -> HttpResponse:
+    """``/``: staff go to the back office; everyone else sees the shows on air now and coming up
+    (storefront links) and the merchant login."""
+    if getattr(request.user, "is_staff", False):
+        return HttpResponseRedirect(reverse("admin:index"))
+    return render(request, "orders/home.html", {"shows": catalog_selectors.sessions_on_air(days=7)})

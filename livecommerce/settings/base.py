@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.platforms",
     "apps.fulfilment",
     "apps.reports",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +226,13 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+# Uploaded pictures (product and SKU images) go through Django's storage API: local files under
+# MEDIA_ROOT by default; a deployment may point STORAGES["default"] at object storage instead.
+# ./run serves them itself (SERVE_MEDIA), as it serves static files; production leaves /media/
+# to the web server or the storage's own URLs.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or VAR_DIR / "media")
+SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------
 # Our pages load scripts and styles from static/ only. The storefront's server-rendered stock bars
@@ -235,7 +243,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, NONCE],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:"],  # product pictures come from MEDIA_URL on this host
         "font-src": [SELF],
         "connect-src": [SELF, "ws:", "wss:"],
         "object-src": [NONE],
@@ -264,7 +272,15 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "livecommerce API",
-    "DESCRIPTION": "Real-time order management for livestream commerce (直播带货).",
+    "DESCRIPTION": (
+        "Real-time order management for livestream commerce (直播带货): flash-sale orders, live shows, "
+        "listings and stock for streamer tools and ERPs.\n\n"
+        "**Auth**: `Authorization: Bearer <token>` (or `Token <token>`); in Swagger UI's Authorize "
+        "dialog paste the token alone.\n\n"
+        "**Errors**: every error is `{code, message, extra}` with a 4xx (or 503) status. Match on `code`; "
+        "each endpoint lists exactly the codes it can answer, with an example body for each. The "
+        "reference of every code is `docs/api.md`."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -272,6 +288,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "apps.orders.models.OrderStatus",
+        "SessionStatusEnum": "apps.catalog.models.LiveSession.Status",
+    },
+    # The documented error responses of every endpoint, from apps.core.error_codes.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.openapi.error_responses_hook",
+    ],
 }
 
 # --- Domain settings -------------------------------------------------------------------------
@@ -303,6 +328,14 @@ ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then
 # An order a batch has already taken is waited for this much longer (its answer is the truth).
 ORDER_BATCH_TRUTH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TRUTH_TIMEOUT", "30"))
 
+# Outbound webhooks (apps/webhooks). Private, loopback and plain-http targets are refused unless
+# allowed (local.py and the tests allow them: a receiver on 127.0.0.1); see apps/webhooks/targets.py.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_RETRY_WINDOW_SECONDS = int(os.environ.get("WEBHOOK_RETRY_WINDOW_SECONDS", str(24 * 3600)))
+# ``stock.low`` is sent when a SKU's available units (on hand - reserved) fall to this or below.
+WEBHOOK_STOCK_LOW_THRESHOLD = int(os.environ.get("WEBHOOK_STOCK_LOW_THRESHOLD", "10"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -326,3 +359,8 @@ LOGGING = {
         "django-q": {"level": "WARNING"},
     },
 }
+
+# --- Back office ----------------------------------------------------------------------------------
+# A SKU whose available stock (on hand − reserved) is at or below this is "low" on the home page
+# (and in the stock-low webhook event).
+LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))

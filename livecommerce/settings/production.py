@@ -52,6 +52,7 @@ def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> l
 if _problems := _secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY):
     raise ImproperlyConfigured("refusing to start with the production settings:\n  - " + "\n  - ".join(_problems))
 SERVE_STATIC = env_bool("SERVE_STATIC", False)
+SERVE_MEDIA = env_bool("SERVE_MEDIA", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

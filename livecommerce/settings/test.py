@@ -1,6 +1,7 @@
 """Test settings: same engines as local (or DATABASE_URL / REDIS_URL), fast hashing."""
 
 import os
+from pathlib import Path
 
 from .base import *  # noqa: F403
 from .base import (
@@ -16,6 +17,9 @@ DEBUG = False
 SECRET_KEY = TEST_SECRET_KEY
 PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
 LEDGER_KEY = TEST_LEDGER_KEY
+# Pictures uploaded by the tests go to a folder of this test process, shared (through the
+# environment) with the servers it starts; removed when the run ends (tests/conftest.py).
+MEDIA_ROOT = Path(os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / f"test-media-{os.getpid()}")))
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.
@@ -29,3 +33,4 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # noqa: F405
 TOKEN_CACHE_SECONDS = 30
 PAYMENT_SANDBOX = True
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the tests' receiver listens on 127.0.0.1 over http

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(merchant) -> Client:  # type: ignore[no-untyped-def]
-    client = Client(raise_request_exception=True)
+    client = Client(raise_request_exception=True, headers={"Accept-Language": "en"})  # the messages asserted
     client.force_login(staff_create(merchant=merchant, username="staff-acme", password="pw-long-enough-1"))
     return client
 
@@ -117,7 +117,7 @@ def listing_post(listing: Listing, **over: Any) -> dict[str, Any]:
         "price": str(listing.price),
         "quota": listing.quota,
         "per_buyer_limit": listing.per_buyer_limit,
-        "payment_window_seconds": listing.payment_window_seconds,
+        "payment_window_minutes": str(listing.payment_window_seconds / 60),
         "opens_at_0": "",
         "opens_at_1": "",
         "closes_at_0": "",
@@ -169,6 +169,14 @@ def test_admin_ended_show_is_read_only(staff, merchant):
     assert LiveSession.objects.get(pk=show.pk).title == show.title
 
 
+EMPTY_IMAGES = {  # the pictures inline of the product page, posted with no row
+    "images-TOTAL_FORMS": "0",
+    "images-INITIAL_FORMS": "0",
+    "images-MIN_NUM_FORMS": "0",
+    "images-MAX_NUM_FORMS": "1000",
+}
+
+
 def test_admin_product_page_does_not_edit_skus_around_the_service(staff, merchant):
     sku = make_sku(merchant, code="MINE")
     page = staff.get(change_url(sku.product))
@@ -189,6 +197,7 @@ def test_admin_product_page_does_not_edit_skus_around_the_service(staff, merchan
             "skus-0-product": product.pk,
             "skus-0-code": "HACKED",
             "skus-0-price": "0",
+            **EMPTY_IMAGES,
         },
     )
     assert r.status_code == 302, refused(r)

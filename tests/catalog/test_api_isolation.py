@@ -102,6 +102,7 @@ def valid_body(name: str, t: Tenant) -> dict[str, Any]:
         "session-list": {"title": "New show", "streamer": "Host", "platforms": ["douyin"]},
         "listing-list": {"session": t.session.pk, "sku": t.sku.pk, "price": "9.90", "quota": 1},
         "order-list": order_body(t.listing.pk, buyer="new-buyer"),
+        "webhook-endpoint-list": {"url": "https://erp.example.com/new", "events": ["order.paid"]},
     }[name]
 
 
@@ -188,7 +189,7 @@ def test_create_rejects_other_merchants_objects_as_references(world: World, endp
     a, b = world.a, world.b
     body = valid_body(endpoint.name, a)
     refs = [f for f in body if f in REFERENCES]
-    assert refs or endpoint.name in ("product-list", "session-list")
+    assert refs or endpoint.name in ("product-list", "session-list", "webhook-endpoint-list")
     count = endpoint.model._default_manager.count()
     before = snapshot(b.merchant)
     for field in refs:

@@ -56,8 +56,9 @@ def api_schema(db, merchant, token, _keep_test_connection):  # type: ignore[no-u
     config = SchemathesisConfig.from_dict(
         {
             # Declared as the schema's security scheme (not a plain header), so the auth checks
-            # know these credentials are real and probe without them and with invalid ones.
-            "auth": {"openapi": {"MerchantToken": {"api_key": f"Token {token}"}}},
+            # know these credentials are real and probe without them and with invalid ones. The
+            # scheme is HTTP bearer: schemathesis sends "Bearer <token>", as Swagger UI does.
+            "auth": {"openapi": {"MerchantToken": {"bearer": token}}},
             "generation": {"max-examples": MAX_EXAMPLES},
             "checks": {
                 # The API is lenient where it is harmless (DRF coerces 0 -> "0", "5" -> 5, ignores a bad

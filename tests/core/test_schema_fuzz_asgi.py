@@ -29,7 +29,7 @@ def asgi_schema(merchant, token):  # type: ignore[no-untyped-def]
         {
             # Declared as the schema's security scheme (not a plain header), so the auth checks
             # know these credentials are real and probe without them and with invalid ones.
-            "auth": {"openapi": {"MerchantToken": {"api_key": f"Token {token}"}}},
+            "auth": {"openapi": {"MerchantToken": {"bearer": token}}},
             "generation": {"max-examples": 60},
             "checks": {
                 # As in test_schema_fuzz.py: leniency and database-dependent validity are not 5xx.

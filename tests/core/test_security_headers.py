@@ -88,7 +88,7 @@ def test_csp_on_the_admin_index_with_the_merchant_overview(merchant) -> None:  #
     assert r.status_code == 200
     assert_strict_scripts(policy(r))
     body = r.content.decode()
-    assert "lc-overview" in body and "css/admin.css" in body
+    assert "lc-to-handle" in body and "css/admin-theme.css" in body
 
 
 def test_csp_on_error_pages_and_the_api_docs() -> None:

@@ -353,7 +353,7 @@ ADD_FORMS = {
     "catalog.LiveSession": lambda t: {
         "title": "New show",
         "streamer": "Host",
-        "platforms": '["storefront"]',
+        "platforms": ["storefront", "douyin"],
         "scheduled_at_0": "2030-01-01",
         "scheduled_at_1": "20:00:00",
     },
@@ -363,7 +363,7 @@ ADD_FORMS = {
         "price": "9.90",
         "quota": "3",
         "per_buyer_limit": "1",
-        "payment_window_seconds": "900",
+        "payment_window_minutes": "15",
     },
     "inventory.StockMovement": lambda t: {
         "sku": t.sku.pk,
@@ -374,6 +374,12 @@ ADD_FORMS = {
     },
     "merchants.ApiToken": lambda t: {"name": "new tool", "role": "operator"},
     "merchants.Membership": lambda t: {"username": "new-staff", "password": "a-long-pass-phrase-9", "role": "analyst"},
+    "webhooks.WebhookEndpoint": lambda t: {
+        "url": "https://erp.example.com/new",
+        "description": "ERP",
+        "events": ["order.paid", "stock.low"],
+        "is_active": "on",
+    },
 }
 
 

@@ -5,7 +5,7 @@ from typing import TypedDict
 
 from rest_framework import serializers
 
-from apps.catalog.models import MAX_UNITS, SKU, Listing, LiveSession, Platform, Product
+from apps.catalog.models import MAX_UNITS, SKU, VARIANT_MAX_LENGTH, Listing, LiveSession, Platform, Product
 from apps.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
 
@@ -38,15 +38,49 @@ class SKUSerializer(serializers.ModelSerializer):
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all())
     code = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    color = serializers.CharField(
+        max_length=VARIANT_MAX_LENGTH,
+        allow_blank=True,
+        required=False,
+        default="",
+        help_text="Variant colour, e.g. 红色",
+    )
+    size = serializers.CharField(
+        max_length=VARIANT_MAX_LENGTH, allow_blank=True, required=False, default="", help_text="Variant size, e.g. XL"
+    )
     price = serializers.DecimalField(**MONEY_FIELD)
     on_hand = serializers.IntegerField(min_value=0, max_value=MAX_UNITS, source="stock.on_hand")
     reserved = serializers.IntegerField(source="stock.reserved", read_only=True)
     available = serializers.IntegerField(source="stock.available", read_only=True)
+    image_url = serializers.SerializerMethodField(
+        help_text="The SKU's picture, else its product's main picture (absolute URL), or null"
+    )
 
     class Meta:
         model = SKU
-        fields = ["id", "product", "code", "name", "price", "on_hand", "reserved", "available", "created_at"]
+        fields = [
+            "id",
+            "product",
+            "code",
+            "name",
+            "color",
+            "size",
+            "price",
+            "on_hand",
+            "reserved",
+            "available",
+            "image_url",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
+        validators: list = []  # uniqueness (code, variant) is the service's, with its own error codes
+
+    def get_image_url(self, obj: SKU) -> str | None:
+        url = obj.image_url
+        if not url:
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
 
 class SKUUpdateSerializer(SKUSerializer):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from apps.core.api import DateTimeField
-from apps.orders.models import Order, OrderLine
+from apps.orders.models import Order, OrderLine, OrderStatus, Payment
 from apps.orders.placement.links import status_path
 
 
@@ -74,17 +74,25 @@ class OrderCancelSerializer(serializers.Serializer):
 
 
 class PaymentNotifySerializer(serializers.Serializer):
-    order = serializers.CharField(max_length=32)
-    transaction_id = serializers.CharField(max_length=100)
-    amount = serializers.CharField(help_text="decimal string, e.g. '99.00'")
-    paid_at = DateTimeField()
+    """The payment notification's body (documentation: the view verifies and parses the raw bytes)."""
+
+    order = serializers.CharField(max_length=32, help_text="The order's public id (`id` in the order API).")
+    transaction_id = serializers.CharField(
+        max_length=100, help_text="The provider's transaction id: payments are unique on it."
+    )
+    amount = serializers.CharField(
+        help_text="Amount paid, a decimal string with at most 2 decimals (e.g. '178.00'); must equal the total."
+    )
+    paid_at = DateTimeField(help_text="When the buyer paid (ISO 8601).")
 
 
 class PaymentResultSerializer(serializers.Serializer):
     transaction_id = serializers.CharField()
     order = serializers.CharField()
-    outcome = serializers.CharField()
-    order_status = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=Payment.Outcome.choices, help_text="What the payment did (recorded whatever it is)."
+    )
+    order_status = serializers.ChoiceField(choices=OrderStatus.choices, help_text="The order's status after it.")
 
 
 # --- the hot path's renderer -------------------------------------------------------------------------

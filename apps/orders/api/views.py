@@ -10,7 +10,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, UnsupportedMediaType
@@ -20,20 +26,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import error_responses
 from apps.core.errors import ApplicationError
 from apps.core.phone import normalize_phone
 from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import BoundedDateTimeField, DateTimeFilter, MerchantScopedViewSet
 from apps.orders import selectors
-from apps.orders.errors import InvalidOrder
 from apps.orders.models import Order, OrderStatus
 from apps.orders.placement.handler import order_create_response
 from apps.orders.placement.request import MAX_BODY, order_input_schema, parse_order_body, payload_too_large
 from apps.orders.services import payments
 from apps.orders.services.transitions import order_cancel
 
+from . import examples
 from .serializers import (
     OrderCancelSerializer,
     OrderSerializer,
@@ -46,7 +51,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    description="Retrying with the same key and body returns the same order; another body is a 422.",
+    description=(
+        "Your id for this order attempt (1-100 printable ASCII characters). Retrying with the same key and "
+        "body answers 200 with the same order; another body is a 422 `idempotency_key_reused`. Send one "
+        "on every order: after a timeout or a 503, the retry learns the outcome instead of buying twice."
+    ),
+    examples=[OpenApiExample("Key", summary="One key per buyer and attempt", value=examples.IDEMPOTENCY_KEY)],
 )
 
 
@@ -120,9 +130,10 @@ class OrderFilter(filters.FilterSet):
         )
 
 
+# Error responses: apps.core.error_codes.ENDPOINT_ERRORS (the schema hook documents them).
 @extend_schema_view(
-    list=extend_schema(responses={200: OrderSerializer, **error_responses(400, 401)}),
-    retrieve=extend_schema(responses={200: OrderSerializer, **error_responses(401, 404)}),
+    list=extend_schema(responses={200: OrderSerializer}, examples=examples.ORDER_EXAMPLES),
+    retrieve=extend_schema(responses={200: OrderSerializer}, examples=examples.ORDER_EXAMPLES),
 )
 class OrderViewSet(MerchantScopedViewSet):
     queryset = Order.objects.none()
@@ -148,11 +159,8 @@ class OrderViewSet(MerchantScopedViewSet):
     @extend_schema(
         request={"application/json": order_input_schema()},
         parameters=[IDEMPOTENCY_HEADER],
-        responses={
-            200: OrderSerializer,
-            201: OrderSerializer,
-            **error_responses(400, 401, 403, 404, 409, 413, 415, 422),
-        },
+        responses={200: OrderSerializer, 201: OrderSerializer},
+        examples=examples.ORDER_CREATE_EXAMPLES,
     )
     def create(self, request: Request) -> Response:
         """Place a flash-sale order (409 ``sold_out`` / ``over_buyer_limit`` / ``listing_closed``)."""
@@ -196,8 +204,15 @@ class OrderViewSet(MerchantScopedViewSet):
                     "results": OrderSerializer(many=True),
                 },
             ),
-            **error_responses(400, 401),
         },
+        examples=[
+            OpenApiExample(
+                "Changes",
+                summary="A page of changes: follow `next` until it is null",
+                value={"next": examples.CHANGES_NEXT, "previous": None, "results": [examples.PAID_ORDER]},
+                response_only=True,
+            )
+        ],
         filters=False,
     )
     @action(detail=False, methods=["get"], pagination_class=ChangesPagination, filter_backends=[])
@@ -231,7 +246,22 @@ class OrderViewSet(MerchantScopedViewSet):
         return self.get_paginated_response(OrderSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(
-        request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(400, 401, 403, 404, 409)}
+        request=OrderCancelSerializer,
+        responses={200: OrderSerializer},
+        examples=[
+            OpenApiExample(
+                "BuyerAsked",
+                summary="The buyer asked on the live chat",
+                value={"reason": "买家直播间申请取消"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Cancelled",
+                summary="Cancelled before payment",
+                value={**examples.ORDER, "status": "cancelled", "cancel_reason": "买家直播间申请取消", "version": 2},
+                response_only=True,
+            ),
+        ],
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, id: str) -> Response:
@@ -272,30 +302,66 @@ class RawBodyParser(BaseParser):
         return stream.read() if stream is not None else b""
 
 
+PAYMENT_NOTIFY_DESCRIPTION = """The payment provider tells us an order was paid (an inbound webhook, no token).
+
+**What it carries**: the order's public id (`order`, the `id` the order API answered), the
+provider's `transaction_id`, the `amount` paid as a decimal string and `paid_at` (ISO 8601).
+
+**Signature**: `X-Timestamp` is the unix time in seconds; `X-Signature` is the lowercase hex
+HMAC-SHA256 of `"{X-Timestamp}.{raw body}"` keyed with `PAYMENT_WEBHOOK_SECRET`. It is verified
+over the exact bytes received (sign exactly what you send), compared in constant time, and the
+timestamp must be within 5 minutes of our clock: otherwise 401 `signature_invalid` /
+`timestamp_stale` and nothing is recorded.
+
+**Idempotency and retries**: payments are unique on `transaction_id`. A redelivered notification
+gets the same outcome as the first delivery, with no second effect, so the provider can retry safely
+until it gets a 2xx. A 4xx is an answer, not a fault: the same bytes get it again. A 503
+`temporarily_unavailable` recorded nothing: retry after `Retry-After`.
+
+**Outcomes**: a notification that verifies is always recorded with its raw body, whatever the
+order's state: it pays an unpaid order (`outcome: applied`); for a
+cancelled order, or one already paid by another transaction, it becomes a refund owed (`late`,
+`duplicate_order`, answered 200); an amount that differs from the total is recorded, owed back and
+answered 422 `amount_mismatch`. The same `transaction_id` for another order is a 409."""
+
+
 class PaymentNotifyApi(APIView):
+    """Inbound payment webhook (``PAYMENT_NOTIFY_DESCRIPTION``)."""
+
     authentication_classes: list = []
     permission_classes: list = []
     parser_classes = [RawBodyParser]
 
     @extend_schema(
-        request=PaymentNotifySerializer,
+        summary="Payment notification (inbound webhook from the payment provider)",
+        description=PAYMENT_NOTIFY_DESCRIPTION,
+        request={"application/json": PaymentNotifySerializer},
         parameters=[
-            OpenApiParameter("X-Timestamp", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "X-Timestamp",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="Unix time in seconds when the provider signed; within 5 minutes of now.",
+                examples=[OpenApiExample("Timestamp", summary="Signing time", value=examples.PAYMENT_TIMESTAMP)],
+            ),
             OpenApiParameter(
                 "X-Signature",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 required=True,
-                description='hex HMAC-SHA256 of "{timestamp}.{raw body}"',
+                description='Lowercase hex HMAC-SHA256 of "{X-Timestamp}.{raw body}" with `PAYMENT_WEBHOOK_SECRET`.',
+                examples=[OpenApiExample("Signature", summary="64 hex digits", value=examples.PAYMENT_SIGNATURE)],
             ),
         ],
-        responses={200: PaymentResultSerializer, **error_responses(400, 401, 404, 409, 422)},
+        responses={200: PaymentResultSerializer},
+        examples=examples.PAYMENT_EXAMPLES,
         auth=[],
     )
     def post(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, bytes) else json.dumps(request.data).encode()
-        if len(body) > 64 * 1024:
-            raise InvalidOrder("body too large", code="payload_too_large")
+        if len(body) > MAX_BODY:
+            raise payload_too_large()
         payment = payments.payment_receive(
             body=body, timestamp=request.headers.get("X-Timestamp"), signature=request.headers.get("X-Signature")
         )

@@ -49,7 +49,9 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
             return _error(401, "not_authenticated", str(exceptions.NotAuthenticated.default_detail))
         raw = token_from_header(auth)
         if not raw:  # the same answers as MerchantTokenAuthentication
-            return _error(401, "authentication_failed", "Authorization header must be 'Token <token>'.")
+            return _error(
+                401, "authentication_failed", "Authorization header must be 'Bearer <token>' or 'Token <token>'."
+            )
         principal = resolve_token(raw)
         if principal is None:
             return _error(401, "authentication_failed", "Invalid or revoked token.")

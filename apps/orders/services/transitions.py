@@ -130,7 +130,7 @@ def order_transition(
     locked.version += 1
     locked.save(update_fields=fields)
     event = ledger_append(order=locked, from_status=current, to_status=to, actor=actor, reason=reason)
-    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq, from_status=current)
     return locked
 
 
@@ -147,7 +147,7 @@ def order_record_refund_due(*, order: Order, amount: Decimal, actor: str, reason
     locked.version += 1
     locked.save(update_fields=["refund_due", "version", "updated_at"])
     event = ledger_append(order=locked, from_status=current, to_status=current, actor=actor, reason=reason)
-    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq, from_status=current)
     return locked
 
 

@@ -3,17 +3,19 @@ and a few orders. Idempotent: a second run keeps what is there."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.catalog import services as catalog
-from apps.catalog.models import LiveSession
+from apps.catalog.models import LiveSession, Product
 from apps.merchants import services as merchants
 from apps.merchants.authentication import resolve_token
 from apps.merchants.models import Merchant
@@ -27,6 +29,22 @@ PRODUCTS = [
     ("手工羊绒围巾", "Hand-made cashmere scarf", "SCARF-GRY", Decimal("399.00"), Decimal("259.00"), 120, 80, 1),
     ("阳澄湖大闸蟹礼盒 8只", "Hairy crab gift box x8", "CRAB-8", Decimal("588.00"), Decimal("388.00"), 60, 50, 1),
 ]
+COLOURS = {"TEA-357": "#7b4a2a", "SCARF-GRY": "#6d7b8d", "CRAB-8": "#c0392b"}
+# Colour/size variants of the scarf, beside the grey one on air: (code, colour, size, picture colour).
+SCARF_VARIANTS = [("SCARF-RED", "酒红色", "180×30 cm", "#922b21"), ("SCARF-CRM", "米白色", "200×70 cm", "#e8dcc4")]
+
+
+def demo_picture(initial: str, colour: str, name: str) -> SimpleUploadedFile:
+    """A square PNG drawn here (the product's colour and initial), never fetched from anywhere."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (480, 480), colour)
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((150, 150, 330, 330), radius=36, outline="white", width=10)
+    draw.text((240, 240), initial, fill="white", anchor="mm", font_size=120)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return SimpleUploadedFile(name, out.getvalue(), content_type="image/png")
 
 
 class Command(BaseCommand):
@@ -41,6 +59,7 @@ class Command(BaseCommand):
         if not token or resolve_token(token) is None:
             _, token = merchants.api_token_create(merchant=merchant, name="demo streamer tools")
             token_file.write_text(token + "\n")
+        self._pictures(merchant)
         self.stdout.write(json.dumps({"merchant": "demo", "login": DEMO_USER, "token_file": str(token_file)}))
 
     @transaction.atomic
@@ -71,6 +90,30 @@ class Command(BaseCommand):
             listings.append(catalog.listing_open(listing=listing))
         transaction.on_commit(lambda: self._orders(show))
         return merchant
+
+    @transaction.atomic
+    def _pictures(self, merchant: Merchant) -> None:
+        """Pictures and the scarf's variants, for demo products that have none yet (a demo
+        database from before pictures gets them too)."""
+        for product in Product.objects.filter(merchant=merchant, images__isnull=True):
+            sku = product.skus.order_by("pk").first()
+            colour = COLOURS.get(sku.code if sku else "", "#34495e")
+            picture = demo_picture(product.description[:1].upper() or "?", colour, "demo.png")
+            catalog.product_image_add(product=product, image=picture, alt=product.name)
+            if sku is not None and sku.code == "SCARF-GRY" and not sku.color:
+                catalog.sku_update(sku=sku, data={"color": "烟灰色", "size": "180×30 cm"})
+                for code, color, size, hex_ in SCARF_VARIANTS:
+                    catalog.sku_create(
+                        merchant=merchant,
+                        product=product,
+                        code=code,
+                        name=f"Cashmere scarf, {size}",
+                        price=Decimal("399.00"),
+                        on_hand=40,
+                        color=color,
+                        size=size,
+                        image=demo_picture("S", hex_, f"{code}.png"),
+                    )
 
     def _orders(self, show: LiveSession) -> None:
         buyers = [
