@@ -1,10 +1,15 @@
 """``python -m livecommerce.daphne_server [daphne options]``: daphne, with buyers' status-link
-tokens taken out of its access log.
+tokens taken out of its access log, and one line per websocket connection attempt.
 
 Daphne writes its access log (on by default: verbosity 1 prints it to stdout) with the full
 request URI, so ``GET /o/<id>/?t=<token>`` would put every buyer's order credential in the log.
 Daphne has no formatting hook for that log, so this entry point swaps in an access-log writer that
 redacts the ``t`` parameter and then runs daphne's own command line unchanged.
+
+Daphne logs every websocket twice as it opens: ``WSCONNECTING`` when the handshake arrives and
+``WSCONNECT`` (or ``WSREJECT``) when the application answers it. The second says all the first
+does and how it ended, so the first is left out: one line per request, HTTP or websocket (plus
+``WSDISCONNECT`` when a connection that was accepted closes).
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from apps.core.logging import redact_url
 
 
 class RedactingAccessLogGenerator(AccessLogGenerator):
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        if protocol == "websocket" and action == "connecting":
+            return
+        super().__call__(protocol, action, details)
+
     def write_entry(
         self,
         host: Any,

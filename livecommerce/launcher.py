@@ -4,6 +4,9 @@ Starts what the embedded default needs (a Valkey server from the ``valkey-embedd
 child process that dies with us), then either runs the system (migrate, demo data, daphne, the
 django-q2 worker) or the test suite. ``DATABASE_URL`` / ``REDIS_URL`` switch to real servers.
 Only the standard library is imported at module level so this runs before Django is set up.
+
+While ``./run`` runs, ``var/run.json`` (livecommerce/runtime.py) says which Valkey and database
+it uses, so management commands in another terminal act on the same ones.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -22,9 +26,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+
+from livecommerce import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = runtime.var_dir()
 PR_SET_PDEATHSIG = 1
 
 
@@ -79,6 +86,8 @@ def embedded_redis(tag: str) -> Iterator[str]:
         ],
         preexec_fn=_die_with_parent,
         stdout=subprocess.DEVNULL,
+        # Not in our process group: Ctrl-C must not stop it before the worker that uses it.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 10
@@ -114,8 +123,29 @@ def services(tag: str) -> Iterator[None]:
         yield
 
 
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+def manage(*args: str, capture: bool = False) -> str:
+    """Run ``manage.py ARGS`` (its stdout returned when ``capture``). It runs in a session of its
+    own, so Ctrl-C reaches us, not it: we stop it with SIGTERM (no KeyboardInterrupt traceback)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE if capture else None,
+        preexec_fn=_die_with_parent,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    if proc.returncode:
+        raise SystemExit(f"manage.py {args[0]} failed (exit {proc.returncode})")
+    return out.decode() if out else ""
 
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -146,7 +176,7 @@ def ensure_chromium() -> None:
     print(f"warning: {' and '.join(missing)} could not be installed", file=sys.stderr)
 
 
-LOCAL_SETTINGS = "livecommerce.settings.local"
+LOCAL_SETTINGS = runtime.LOCAL_SETTINGS
 STOP_GRACE = 5.0  # seconds a supervised child gets between SIGTERM and SIGKILL
 
 
@@ -197,21 +227,26 @@ def supervised(name: str, command: list[str], env: dict[str, str]) -> subprocess
 
 
 def start_children(host: str, port: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """The web server (daphne, access log redacted) and the django-q2 worker cluster."""
+    """The web server (daphne, access log redacted) and the django-q2 worker cluster (qcluster,
+    through livecommerce.worker, which exits at once when the cluster has stopped)."""
     web = [sys.executable, "-m", "livecommerce.daphne_server", "-b", host, "-p", str(port)]
     web += ["--proxy-headers", "livecommerce.asgi:application"]
     return [
         supervised("daphne", web, env),
-        supervised("qcluster", [sys.executable, str(ROOT / "manage.py"), "qcluster"], env),
+        supervised("qcluster", [sys.executable, "-m", "livecommerce.worker"], env),  # manage.py qcluster
     ]
 
 
 def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each child's process group, SIGKILL what is left after the grace period."""
-    for c in children:  # each child leads its own process group: stop it with its workers
+    """Ask each supervisor to stop its command (which stops its own forks, in order), then SIGKILL
+    each child's process group if anything is left after the grace period.
+
+    Only the supervisor gets the SIGTERM: signalling the whole group at once would also kill
+    qcluster's sentinel under its main process, which then hangs until the SIGKILL."""
+    for c in children:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(c.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE + 1
+            os.kill(c.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE + 2  # supervise: grace, then 1 s for leftovers
     for c in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             c.wait(max(0.1, deadline - time.monotonic()))
@@ -240,43 +275,120 @@ def watch(children: list[subprocess.Popen[bytes]]) -> int:
     return code
 
 
+class Stopped(BaseException):
+    """Ctrl-C / SIGTERM while ./run is still starting (raised from the signal handler)."""
+
+
+def _stop_while_starting(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
 def cmd_run(opts: argparse.Namespace) -> int:
+    # Until the watch loop takes over, Ctrl-C unwinds what was started so far, quietly.
+    previous = {sig: signal.signal(sig, _stop_while_starting) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(opts)
+    except Stopped:
+        print("stopped", flush=True)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(opts: argparse.Namespace) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", LOCAL_SETTINGS)
+    os.environ.setdefault("DATABASE_URL", runtime.default_database_url(VAR))
+    os.environ["PYTHONUNBUFFERED"] = "1"  # log lines as they happen, also through a pipe
     warning = bind_warning(opts.host, os.environ["DJANGO_SETTINGS_MODULE"])
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    with services("run"):
+    base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
+    with services("run"), runtime.published(_runtime_info(opts, base), VAR):
         manage("migrate", "--noinput", "-v", "0")
-        if not opts.no_demo:
+        if opts.no_demo:
+            merchants = json.loads(manage("listmerchants", "--json", capture=True))
+        else:
             manage("load_demo")
+            merchants = [{"slug": "demo"}]
         children = start_children(opts.host, opts.port, dict(os.environ))
-        base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
         try:
             _wait_for_http(base + "/healthz", children[0])
+            print(banner(base, merchants, demo=not opts.no_demo), flush=True)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         except BaseException:
             stop_children(children)
             raise
-        print(
-            "\n".join(
-                [
-                    "",
-                    "livecommerce is running (Ctrl-C stops everything it started)",
-                    f"  admin               {base}/admin/   (login: demo / demo-pass-123)",
-                    f"  live storefront     {base}/live/demo/",
-                    f"  merchant dashboard  {base}/dashboard/",
-                    f"  API docs            {base}/api/docs/",
-                    f"  readiness           {base}/readyz",
-                    f"  demo API token      {VAR / 'demo-token.txt'}",
-                    "",
-                ]
-            ),
-            flush=True,
-        )
-        if warning:
-            print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         code = watch(children)
-        print("stopped")
-        return code
+    print("stopped", flush=True)
+    return code
+
+
+def _runtime_info(opts: argparse.Namespace, base: str) -> dict[str, object]:
+    """What var/run.json tells management commands run from another terminal."""
+    redis_url = os.environ["REDIS_URL"]
+    return {
+        "settings": os.environ["DJANGO_SETTINGS_MODULE"],
+        "redis_url": redis_url,
+        "redis_socket": redis_url.removeprefix("unix://").split("?")[0] if redis_url.startswith("unix://") else None,
+        "database_url": os.environ["DATABASE_URL"],
+        "url": base,
+        "host": opts.host,
+        "port": opts.port,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _manage_py() -> str:
+    """How to call manage.py from a shell in the checkout (relative paths when they work)."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.absolute().relative_to(ROOT)
+    return f"{python} manage.py"
+
+
+def banner(base: str, merchants: list[dict[str, object]], *, demo: bool) -> str:
+    """What ./run prints once it answers: where things are and how to log in. With no merchant
+    yet (``--no-demo`` on an empty database), how to create the first one instead."""
+    lines = ["", "livecommerce is running (Ctrl-C stops everything it started)"]
+    slugs = [str(m["slug"]) for m in merchants]
+    if "demo" in slugs:
+        lines += [
+            f"  admin               {base}/admin/   (login: demo / demo-pass-123)",
+            f"  live storefront     {base}/live/demo/",
+        ]
+    else:
+        lines.append(f"  admin               {base}/admin/")
+        if slugs:
+            lines.append(f"  live storefront     {base}/live/{slugs[0]}/")
+    lines += [
+        f"  merchant dashboard  {base}/dashboard/",
+        f"  API docs            {base}/api/docs/",
+        f"  readiness           {base}/readyz",
+    ]
+    if demo:
+        lines.append(f"  demo API token      {VAR / 'demo-token.txt'}")
+    manage_py = _manage_py()
+    password = "'choose-a-long-password'"
+    if not slugs:
+        lines += [
+            "",
+            "No merchant yet. Create the first one, with its owner's admin login, from another terminal",
+            f"in {ROOT}:",
+            "",
+            f"  {manage_py} createmerchant my-shop --name 'My Shop' --staff owner --password {password}",
+            "",
+            "It prints the shop's API token for streamer tools (shown once: keep it). Then log in at",
+            f"{base}/admin/ as owner; the shop's storefront is {base}/live/my-shop/.",
+        ]
+    lines += [
+        "",
+        f"Management commands in another terminal use this system's Valkey and database ({runtime.FILE_NAME}):",
+        f"  {manage_py} listmerchants",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _wait_for_http(url: str, proc: subprocess.Popen[bytes]) -> None:

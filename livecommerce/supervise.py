@@ -6,9 +6,12 @@ workers. A die-with-parent signal (``PR_SET_PDEATHSIG``) set on ``qcluster`` is 
 those forks, and the cluster handles SIGTERM itself (finishing tasks, restarting workers), so a
 launcher killed with SIGKILL left the worker tree running for good. This wrapper is tiny and
 standard-library only: it has the die-with-parent signal itself (and also polls its parent, in
-case the signal was missed), asks the group to stop with SIGTERM, and after ``--grace`` seconds
-SIGKILLs every process still in its group, the cluster's forks included (they stay in the group
-even when their own parent is gone). Linux only, like the launcher.
+case the signal was missed). To stop, it sends SIGTERM to COMMAND alone and lets it stop its own
+forks in order (qcluster: pusher, then workers, then monitor, in about a second); SIGTERM to the
+whole group at once kills the sentinel while qcluster's main process is signalling it, which
+deadlocks that process until the SIGKILL. When COMMAND has exited, or after ``--grace`` seconds,
+whatever is still in the group is sent SIGTERM and then SIGKILL (the cluster's forks stay in the
+group even when their own parent is gone). Linux only, like the launcher.
 """
 
 from __future__ import annotations
@@ -93,12 +96,18 @@ def main(argv: list[str] | None = None) -> int:
 
     pgid = os.getpgrp()
     if "signal" in stop:
-        signal_group(pgid, signal.SIGTERM, spare=me)
-        deadline = time.monotonic() + args.grace
-        while time.monotonic() < deadline and group_members(pgid) != [me]:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(-1, os.WNOHANG)  # reap our child so it stops counting
-            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(args.grace)
+        # Forks COMMAND left behind (or all of them, if it did not stop in time): SIGTERM, a short
+        # wait, then the SIGKILL below.
+        if signal_group(pgid, signal.SIGTERM, spare=me):
+            deadline = time.monotonic() + min(1.0, args.grace)
+            while time.monotonic() < deadline and group_members(pgid) != [me]:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(-1, os.WNOHANG)  # reap our child so it stops counting
+                time.sleep(0.05)
     # Whatever is left (a fork whose parent exited, a process that ignores SIGTERM) is killed;
     # loop in case one forked while we were looking.
     for _ in range(20):

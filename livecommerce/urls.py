@@ -8,6 +8,7 @@ from apps.core import views as core_views
 
 api_v1 = [
     path("", include("apps.catalog.api.urls")),
+    path("", include("apps.inventory.api.urls")),
     path("", include("apps.orders.api.urls")),
     path("", include("apps.webhooks.api.urls")),
 ]

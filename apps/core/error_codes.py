@@ -191,7 +191,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "insufficient_stock": ErrorCode(
         409,
-        "stock cannot go below what live orders hold",
+        "stock cannot go below what live orders hold (in a stock sync: that SKU's result, status `conflict`, in a 200)",
         "on hand cannot go below the 30 units reserved by orders",
         {"on_hand": 40, "reserved": 30},
         ("on_hand", "reserved"),
@@ -229,8 +229,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "idempotency_key_reused": ErrorCode(
         422,
-        "the `Idempotency-Key` was used with a different body",
+        "the `Idempotency-Key` (or a stock sync's `sync_id`) was used with a different body",
         "this Idempotency-Key was used with a different request body",
+        extra_keys=("sync_id",),
     ),
     "amount_mismatch": ErrorCode(
         422,
@@ -299,6 +300,37 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "rows cannot be edited here; open them on their own page",
         where="the admin (shown as a message)",
     ),
+    "unknown_sku": ErrorCode(
+        200,
+        "a stock sync item names no SKU of this merchant (another merchant's code too)",
+        "no SKU with code 'TEA-404' in this shop",
+        where="a stock sync's per-SKU result (status `error`; the other SKUs apply)",
+    ),
+    "duplicate_variant": ErrorCode(
+        400,
+        "another SKU of the product already has this colour and size",
+        "this product already has a SKU in colour 红色, size M",
+        {"field": "color"},
+        ("field",),
+    ),
+    "invalid_image": ErrorCode(
+        400, "an uploaded picture is not an image", "This file is not an image.", where="the admin (a form error)"
+    ),
+    "image_format": ErrorCode(
+        400,
+        "a picture is not JPEG, PNG, WebP or GIF",
+        "Upload a JPEG, PNG, WebP or GIF.",
+        where="the admin (a form error)",
+    ),
+    "image_too_large": ErrorCode(
+        400, "a picture is over 5 MB", "A picture may be at most 5 MB.", where="the admin (a form error)"
+    ),
+    "image_dimensions": ErrorCode(
+        400,
+        "a picture is over 8000 px a side",
+        "A picture may be at most 8000 px a side.",
+        where="the admin (a form error)",
+    ),
 }
 """Every error code, by code. ``where`` is empty for codes API endpoints answer."""
 
@@ -320,9 +352,9 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /products/{id}": ("not_found",),
     "PATCH /products/{id}": _PATCH,
     "GET /skus": _LIST,
-    "POST /skus": (*_BODY, "duplicate_code"),
+    "POST /skus": (*_BODY, "duplicate_code", "duplicate_variant"),
     "GET /skus/{id}": ("not_found",),
-    "PATCH /skus/{id}": (*_PATCH, "duplicate_code", "insufficient_stock"),
+    "PATCH /skus/{id}": (*_PATCH, "duplicate_code", "duplicate_variant", "insufficient_stock"),
     "POST /skus/{id}/stock": (*_PATCH, "invalid_stock_change", "stock_limit", "insufficient_stock"),
     "GET /sessions": _LIST,
     "POST /sessions": _BODY,
@@ -361,6 +393,7 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /webhook-deliveries": _LIST,
     "GET /webhook-deliveries/{id}": ("not_found",),
     "POST /webhook-deliveries/{id}/replay": ("not_found",),
+    "POST /stock/sync": (*_BODY, "idempotency_key_reused"),
     "POST /payments/notify": (
         "signature_invalid",
         "timestamp_stale",

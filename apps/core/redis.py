@@ -5,6 +5,7 @@ The gate's key names live with the gate (``apps.orders.placement.gate.keys``).
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
@@ -19,9 +21,44 @@ _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
 
+class RedisNotConfigured(ImproperlyConfigured):
+    """``REDIS_URL`` is empty: the laptop settings found no running ./run and no REDIS_URL."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No Redis to use: livecommerce is not running from this checkout "
+            f"({settings.VAR_DIR / 'run.json'} is missing, or its ./run has stopped) and REDIS_URL is not "
+            "set. Start it with ./run in another terminal (commands then use its embedded Valkey and "
+            "database), or point the command at servers: REDIS_URL=redis://HOST:6379/0 "
+            "DATABASE_URL=postgres://USER@HOST/DB python manage.py ..."
+        )
+
+
+class RedisUnreachable(ImproperlyConfigured):
+    pass
+
+
+def require_redis() -> None:
+    """Fail fast, before any work, when there is no Redis to use or it does not answer (for
+    management commands: the message says how to point them). Raises ``RedisNotConfigured`` or
+    ``RedisUnreachable``."""
+    client = get_client()
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        where = re.sub(r"//[^@/]*@", "//", settings.REDIS_URL)  # no password in the message
+        raise RedisUnreachable(
+            f"Redis at {where} does not answer ({exc}). Is ./run (or that server) still running? "
+            "Set REDIS_URL to the Redis the system uses."
+        ) from exc
+
+
 def get_client() -> Any:
-    """A shared, thread-safe client for ``settings.REDIS_URL`` (a cluster client if REDIS_CLUSTER)."""
+    """A shared, thread-safe client for ``settings.REDIS_URL`` (a cluster client if REDIS_CLUSTER).
+    Raises ``RedisNotConfigured`` when ``REDIS_URL`` is empty (see livecommerce/settings/local.py)."""
     url = settings.REDIS_URL
+    if not url:
+        raise RedisNotConfigured()
     key = f"{url}|{settings.REDIS_CLUSTER}"
     client = _clients.get(key)
     if client is None:

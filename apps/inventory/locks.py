@@ -37,3 +37,16 @@ def stock_change_lock(sku_id: int) -> tuple[list[Listing], Stock]:
     listings = active_listings_for_update(sku_id)
     stock = stock_rows_for_update([sku_id]).get()
     return listings, stock
+
+
+def stock_sync_lock(sku_ids: list[int]) -> tuple[dict[int, list[Listing]], dict[int, Stock]]:
+    """``stock_change_lock`` for many SKUs at once (a stock sync), in the same global order: the
+    active listings of all of them (by pk), then all their stock rows (by pk). Locking SKU by SKU
+    would take a stock row before another SKU's listing, against the order a sale locks in."""
+    listings: dict[int, list[Listing]] = {}
+    for listing in (
+        Listing.objects.filter(sku_id__in=sku_ids, status__in=ACTIVE).order_by("pk").select_for_update(of=("self",))
+    ):
+        listings.setdefault(listing.sku_id, []).append(listing)
+    stocks = {stock.sku_id: stock for stock in stock_rows_for_update(sku_ids)}
+    return listings, stocks

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import MAX_UNITS, SKU
 from apps.merchants.models import Merchant
@@ -58,3 +59,24 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.sku_id} on_hand{self.on_hand_delta:+d} reserved{self.reserved_delta:+d}"
+
+
+class StockSync(models.Model):
+    """One ``POST /api/v1/stock/sync`` from a merchant's ERP/WMS, kept so a retry with the same
+    ``sync_id`` gets the same answer and changes nothing (``apps/inventory/sync.py``)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+", verbose_name=_("merchant"))
+    sync_id = models.CharField(_("sync id"), max_length=100)
+    request_hash = models.CharField(_("request hash"), max_length=64, editable=False)
+    # The answer as sent, as text: a replay answers the same bytes (jsonb would reorder the keys).
+    response = models.TextField(_("response"), editable=False, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("stock sync")
+        verbose_name_plural = _("stock syncs")
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["merchant", "sync_id"], name="uniq_stock_sync_per_merchant")]
+
+    def __str__(self) -> str:
+        return self.sync_id

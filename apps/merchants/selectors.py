@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Prefetch, QuerySet
+
 from .models import Membership, Merchant
 
 
@@ -16,3 +18,10 @@ def user_merchant_ids(*, user_id: int) -> list[int]:
 
 def merchant_by_slug(*, slug: str) -> Merchant | None:
     return Merchant.objects.filter(slug=slug, is_active=True).first()
+
+
+def merchant_list() -> QuerySet[Merchant]:
+    """Every merchant (active or not), by slug, with its staff logins prefetched."""
+    return Merchant.objects.order_by("slug").prefetch_related(
+        Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("user__username"))
+    )

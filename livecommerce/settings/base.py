@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 
+from livecommerce import runtime
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR = runtime.var_dir()  # var/, or LC_VAR_DIR
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -116,67 +119,89 @@ _threads_holding_connections = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"
     os.environ.get("ORDER_BATCHERS", "4")
 )
 
+
 # --- Database: DATABASE_URL, default SQLite (WAL, immediate transactions) ---------------------
-DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-_db = dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
-if _db["ENGINE"] == "django.db.backends.sqlite3":
-    _db["CONN_MAX_AGE"] = 0
-    _db["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000",
-    }
-else:
-    # Under ASGI every request runs its sync code on a fresh thread, so per-thread persistent
-    # connections would pile up; psycopg's pool hands connections back at the end of a request.
-    _db["CONN_MAX_AGE"] = 0
-    # Sized for every thread of a worker that can hold a connection at once: the order fast
-    # path's threads, the order batchers, Django's own sync thread and a few for the rest. A
-    # checkout waits DB_POOL_TIMEOUT at most, then the request answers 503 with Retry-After (never
-    # 500); each checkout is checked first, so connections a database restart killed are
-    # replaced instead of answering errors for minutes.
-    _db.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
-        "max_size": int(os.environ.get("DB_POOL_MAX", "0")) or _threads_holding_connections + 6,
-        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "5")),
-    }
-    _db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", True)  # with a pool: checked at checkout
-    # No statement waits for a row lock longer than this (a forgotten admin transaction must not
-    # stall an order batcher, and with it every listing it serves, for ever): the waiting
-    # statement fails, and the request answers 503. Below ORDER_BATCH_TIMEOUT. 0 turns it off.
-    _db["OPTIONS"]["options"] = f"-c lock_timeout={int(os.environ.get('DB_LOCK_TIMEOUT_MS', '10000'))}"
-    # Django's cursors bind client-side and never prepare; this only lets the order placement
-    # statement be prepared on purpose (``apps/orders/placement/pgcall.py::run_prepared``). Django's default (None)
-    # would turn server-side prepared statements off altogether.
-    _db["OPTIONS"]["prepare_threshold"] = 5
-DATABASES = {"default": _db}
+def _database_settings(url: str) -> dict[str, Any]:
+    """``DATABASES["default"]`` for ``url`` (local.py calls it again for the running system's URL)."""
+    _db: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60"))))
+    if _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000",
+        }
+    else:
+        # Under ASGI every request runs its sync code on a fresh thread, so per-thread persistent
+        # connections would pile up; psycopg's pool hands connections back at the end of a request.
+        _db["CONN_MAX_AGE"] = 0
+        # Sized for every thread of a worker that can hold a connection at once: the order fast
+        # path's threads, the order batchers, Django's own sync thread and a few for the rest. A
+        # checkout waits DB_POOL_TIMEOUT at most, then the request answers 503 with Retry-After (never
+        # 500); each checkout is checked first, so connections a database restart killed are
+        # replaced instead of answering errors for minutes.
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN", "2")),
+            "max_size": int(os.environ.get("DB_POOL_MAX", "0")) or _threads_holding_connections + 6,
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "5")),
+        }
+        _db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", True)  # with a pool: checked at checkout
+        # No statement waits for a row lock longer than this (a forgotten admin transaction must not
+        # stall an order batcher, and with it every listing it serves, for ever): the waiting
+        # statement fails, and the request answers 503. Below ORDER_BATCH_TIMEOUT. 0 turns it off.
+        _db["OPTIONS"]["options"] = f"-c lock_timeout={int(os.environ.get('DB_LOCK_TIMEOUT_MS', '10000'))}"
+        # Django's cursors bind client-side and never prepare; this only lets the order placement
+        # statement be prepared on purpose (``apps/orders/placement/pgcall.py::run_prepared``). Django's default (None)
+        # would turn server-side prepared statements off altogether.
+        _db["OPTIONS"]["prepare_threshold"] = 5
+    return _db
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or runtime.default_database_url(VAR_DIR)
+DATABASES = {"default": _database_settings(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
+IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 
 # --- Redis: REDIS_URL (the launcher starts an embedded Valkey and sets it) -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_CLUSTER = env_bool("REDIS_CLUSTER")
 
 
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "lc:cache",
-        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
-    }
-}
+def _redis_settings(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``CACHES`` and ``CHANNEL_LAYERS`` on the Redis at ``url``.
 
-# redis-py 8 sets a 5 s socket timeout that kills idle channel-layer readers (channels_redis#422).
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 2000}],
-            "prefix": "lc:asgi",
-        },
+    An empty ``url`` (the laptop settings when no ./run is running and REDIS_URL is unset) gives a
+    cache and a channel layer in this process: the embedded Valkey starts empty with every ./run,
+    so nothing a command could cache or publish there would outlive it. Code that needs the Redis
+    itself (the gate, the task queue) fails with ``apps.core.redis.RedisNotConfigured`` instead.
+    """
+    if not url:
+        return (
+            {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": "lc:cache"}},
+            {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+        )
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "lc:cache",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
     }
-}
+    # redis-py 8 sets a 5 s socket timeout that kills idle channel-layer readers (channels_redis#422).
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": url, "socket_timeout": None, "max_connections": 2000}],
+                "prefix": "lc:asgi",
+            },
+        }
+    }
+    return caches, layers
+
+
+CACHES, CHANNEL_LAYERS = _redis_settings(REDIS_URL)
 
 Q_CLUSTER = {
     "name": "livecommerce",
@@ -354,6 +379,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own default config gives "django" a plain-text console handler (under DEBUG) as
+        # well as propagating to ours: every warning ("Not Found: /x") printed twice. One handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django-q": {"level": "WARNING"},

@@ -110,7 +110,7 @@ def running_launcher() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=40)
         # qcluster's main process, its sentinel and the forked monitor, pusher and workers
-        assert _wait(lambda: sum("qcluster" in c for c in _tree(marker).values()) >= 4, 30), _tree(marker)
+        assert _wait(lambda: sum("livecommerce.worker" in c for c in _tree(marker).values()) >= 4, 30), _tree(marker)
         yield proc, marker
     finally:
         for pid in _tree(marker):  # never leave anything behind, whatever the test did

@@ -141,10 +141,13 @@ def test_daphne_access_log_has_no_token() -> None:
         "complete",
         {"client": "10.0.0.7:1", "method": "GET", "path": f"/o/abc/?t={TOKEN}", "status": 200, "size": 10},
     )
-    log("websocket", "connecting", {"client": "10.0.0.7:2", "path": f"/ws/orders/abc/?t={TOKEN}"})
+    for action in ("connecting", "connected", "rejected", "disconnected"):
+        log("websocket", action, {"client": "10.0.0.7:2", "path": f"/ws/orders/abc/?t={TOKEN}"})
     out = stream.getvalue()
     assert '"GET /o/abc/?t=[redacted]" 200 10' in out
-    assert '"WSCONNECTING /ws/orders/abc/?t=[redacted]"' in out
+    for word in ("WSCONNECT", "WSREJECT", "WSDISCONNECT"):
+        assert f'"{word} /ws/orders/abc/?t=[redacted]"' in out
+    assert "WSCONNECTING" not in out  # WSCONNECT / WSREJECT says it, with how it ended
     assert "SECRET" not in out
 
 

@@ -475,6 +475,13 @@ def _api_cases(t: Tenant) -> list[tuple[str, str, Any, frozenset[str], int]]:
         ("post", "/api/v1/sessions", {"title": "S", "streamer": "H", "platforms": ["storefront"]}, WRITERS, 201),
         ("post", f"/api/v1/listings/{t.scheduled.pk}/open", None, WRITERS, 200),
         ("post", f"/api/v1/sessions/{t.session.pk}/end", None, WRITERS, 200),
+        (
+            "post",
+            "/api/v1/stock/sync",
+            {"sync_id": "erp-role", "items": [{"sku": t.sku.code, "delta": 1}]},
+            WRITERS,
+            200,
+        ),
         ("get", "/api/v1/webhook-endpoints", None, frozenset({OWNER}), 200),
         ("get", "/api/v1/webhook-deliveries", None, frozenset({OWNER}), 200),
         (

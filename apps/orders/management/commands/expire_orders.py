@@ -1,9 +1,8 @@
-from django.core.management.base import BaseCommand
-
+from apps.core.commands import RedisCommand
 from apps.orders.tasks import expire_due_orders
 
 
-class Command(BaseCommand):
+class Command(RedisCommand):
     help = "Cancel unpaid orders whose payment deadline passed (one pass)."
 
     def handle(self, *args, **opts):

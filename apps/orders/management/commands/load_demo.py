@@ -11,11 +11,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.catalog import services as catalog
 from apps.catalog.models import LiveSession, Product
+from apps.core.commands import RedisCommand
 from apps.merchants import services as merchants
 from apps.merchants.authentication import resolve_token
 from apps.merchants.models import Merchant
@@ -47,7 +47,7 @@ def demo_picture(initial: str, colour: str, name: str) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, out.getvalue(), content_type="image/png")
 
 
-class Command(BaseCommand):
+class Command(RedisCommand):
     help = "Load the demo merchant, show and orders (idempotent)."
 
     def handle(self, *args, **opts):

@@ -1,11 +1,10 @@
 import json
 
-from django.core.management.base import BaseCommand
-
+from apps.core.commands import RedisCommand
 from apps.orders.placement.gate.reconcile import reconcile_all
 
 
-class Command(BaseCommand):
+class Command(RedisCommand):
     help = "Compare the Redis gate with the database for every active listing and repair drift."
 
     def add_arguments(self, parser):
