@@ -96,3 +96,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     media = Path(settings.MEDIA_ROOT)
     if media.name.startswith("test-media-"):  # this run's own uploads folder (settings/test.py)
         shutil.rmtree(media, ignore_errors=True)
+    exports = Path(settings.STORAGES["exports"]["OPTIONS"]["location"])
+    if exports.name.startswith("test-exports-"):  # and its private exports folder
+        shutil.rmtree(exports, ignore_errors=True)

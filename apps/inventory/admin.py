@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import SKU
 from apps.core.errors import ApplicationError
@@ -36,18 +37,18 @@ class StockAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="available")
+    @admin.display(description=_("available"))
     def available(self, obj: Stock) -> int:
         return obj.available
 
 
 class StockAdjustForm(forms.ModelForm):
-    kind = forms.ChoiceField(choices=[("receive", "Receive goods"), ("adjust", "Correction")])
+    kind = forms.ChoiceField(label=_("kind"), choices=[("receive", _("Receive goods")), ("adjust", _("Correction"))])
     on_hand_delta = forms.IntegerField(
-        label="Change in units",
+        label=_("Change in units"),
         min_value=-services.MAX_DELTA,
         max_value=services.MAX_DELTA,
-        help_text="Positive to add units, negative to remove (corrections only).",
+        help_text=_("Positive to add units, negative to remove (corrections only)."),
     )
 
     class Meta:

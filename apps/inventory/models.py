@@ -13,12 +13,16 @@ class Stock(models.Model):
 
     merchant_path = "sku__merchant"
 
-    sku = models.OneToOneField(SKU, on_delete=models.CASCADE, related_name="stock", primary_key=True)
-    on_hand = models.IntegerField(default=0)
-    reserved = models.IntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    sku = models.OneToOneField(
+        SKU, on_delete=models.CASCADE, related_name="stock", primary_key=True, verbose_name=_("SKU")
+    )
+    on_hand = models.IntegerField(_("on hand"), default=0)
+    reserved = models.IntegerField(_("reserved"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("stock")
+        verbose_name_plural = _("stock")
         constraints = [
             models.CheckConstraint(
                 condition=Q(reserved__gte=0) & Q(reserved__lte=F("on_hand")), name="stock_reserved_within_on_hand"
@@ -27,7 +31,11 @@ class Stock(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.sku.code}: {self.on_hand} on hand, {self.reserved} reserved"
+        return _("%(sku)s: %(on_hand)d on hand, %(reserved)d reserved") % {
+            "sku": self.sku.code,
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+        }
 
     @property
     def available(self) -> int:
@@ -38,27 +46,36 @@ class StockMovement(models.Model):
     """Append-only ledger: every change of a Stock row, from which the row can be recomputed."""
 
     class Kind(models.TextChoices):
-        RECEIVE = "receive", "Receive"
-        RESERVE = "reserve", "Reserve"
-        RELEASE = "release", "Release"
-        SHIP = "ship", "Ship"
-        ADJUST = "adjust", "Adjust"
+        RECEIVE = "receive", _("Receive")
+        RESERVE = "reserve", _("Reserve")
+        RELEASE = "release", _("Release")
+        SHIP = "ship", _("Ship")
+        ADJUST = "adjust", _("Adjust")
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
-    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="movements", db_index=False)  # (sku, id)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    on_hand_delta = models.IntegerField(default=0)
-    reserved_delta = models.IntegerField(default=0)
-    reason = models.CharField(max_length=200, blank=True, default="")
-    reference = models.CharField(max_length=100, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+", verbose_name=_("merchant"))
+    sku = models.ForeignKey(
+        SKU, on_delete=models.PROTECT, related_name="movements", db_index=False, verbose_name=_("SKU")
+    )  # (sku, id)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    on_hand_delta = models.IntegerField(_("on hand change"), default=0)
+    reserved_delta = models.IntegerField(_("reserved change"), default=0)
+    reason = models.CharField(_("reason"), max_length=200, blank=True, default="")
+    reference = models.CharField(_("reference"), max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("stock movement")
+        verbose_name_plural = _("stock movements")
         ordering = ["-id"]
         indexes = [models.Index(fields=["sku", "id"]), models.Index(fields=["reference"])]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.sku_id} on_hand{self.on_hand_delta:+d} reserved{self.reserved_delta:+d}"
+        return _("%(kind)s %(sku)s: on hand %(on_hand)+d, reserved %(reserved)+d") % {
+            "kind": self.get_kind_display(),
+            "sku": self.sku.code,
+            "on_hand": self.on_hand_delta,
+            "reserved": self.reserved_delta,
+        }
 
 
 class StockSync(models.Model):

@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 def ensure_schedules(sender, **kwargs) -> None:
@@ -28,6 +29,7 @@ def ensure_schedules(sender, **kwargs) -> None:
 class OrdersConfig(AppConfig):
     name = "apps.orders"
     label = "orders"
+    verbose_name = _("Order management")
 
     def ready(self) -> None:
         from apps.catalog.hooks import listing_changed, register_session_gmv

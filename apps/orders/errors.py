@@ -64,3 +64,13 @@ class LedgerUnverifiable(ApplicationError):
 
     code = "ledger_unverifiable"
     http_status = 409
+
+
+class NoteInvalid(ApplicationError):
+    code = "note_invalid"
+    http_status = 400
+
+
+class FlagInvalid(ApplicationError):
+    code = "flag_invalid"
+    http_status = 400

@@ -68,3 +68,17 @@ def checkpoint_ledger() -> dict:
     """Every minute: sign a checkpoint of each merchant's chain that moved (outside any transaction)."""
     run = ledger_checkpoint()
     return {"written": len(run.written), "problems": [str(p) for p in run.problems], "busy": run.busy}
+
+
+def export_orders(job_id: int) -> None:
+    """Build an order-list export job's file (``apps.orders.exports``), the list rebuilt from the
+    query string the user exported with, under that user's merchant scope."""
+    from .admin import export_job_orders  # the admin builds the list; imported when a job runs
+    from .exports import export_job_run
+    from .models import ExportJob
+
+    job = ExportJob.objects.select_related("user").filter(pk=job_id).first()
+    if job is None:
+        log.warning("export job vanished", extra={"job": job_id})
+        return
+    export_job_run(job=job, orders=export_job_orders(job))

@@ -258,6 +258,17 @@ SERVE_STATIC = env_bool("SERVE_STATIC", True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or VAR_DIR / "media")
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+# Order exports (CSV/XLSX of buyers' names, phones and addresses) are private: a storage of their
+# own outside MEDIA_ROOT with no URL, read back only by the download view, which checks who asks.
+EXPORTS_ROOT = Path(os.environ.get("EXPORTS_ROOT") or VAR_DIR / "exports")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(EXPORTS_ROOT), "file_permissions_mode": 0o600},
+    },
+}
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------
 # Our pages load scripts and styles from static/ only. The storefront's server-rendered stock bars
@@ -392,3 +403,6 @@ LOGGING = {
 # A SKU whose available stock (on hand − reserved) is at or below this is "low" on the home page
 # (and in the stock-low webhook event).
 LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
+# An order-list export of at most this many orders downloads at once; a larger one runs as a
+# django-q2 job (ExportJob) with a progress page, its file saved through Django's storage API.
+EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))

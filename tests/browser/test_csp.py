@@ -40,7 +40,7 @@ def test_pages_load_under_the_csp_with_no_violation(new_page, merchant):  # type
     page.wait_for_url(f"**/dashboard/sessions/{show.pk}/")
     expect_live(page)
     visit(page, "/admin/")
-    expect(page.locator(".lc-overview")).to_be_visible()
+    expect(page.locator("#lc-to-handle")).to_be_visible()
     visit(page, "/api/docs/")
     expect(page.locator(".swagger-ui .info")).to_be_visible()
     assert page.csp_violations == []

@@ -581,3 +581,50 @@ def test_a_token_cache_entry_from_before_roles_is_not_trusted_for_a_role(world: 
     r = analyst.api.post("/api/v1/products", {"name": "x"}, format="json")
     assert r.status_code == 403 and r.json()["extra"]["role"] == ANALYST
     assert analyst.api.get("/api/v1/products").status_code == 200
+
+
+# --- the order page: its action buttons, notes and flags ----------------------------------------------
+# (what is posted, to which URL, roles that may)
+ORDER_PAGE = {
+    "note": (lambda o: reverse("admin:orders_order_note", args=[o.pk]), {"text": "买家要求周五发货"}, ALL - {ANALYST}),
+    "flag": (lambda o: reverse("admin:orders_order_flag", args=[o.pk]), {"colour": "red"}, ALL - {ANALYST}),
+    "cancel": (lambda o: reverse("admin:orders_order_act", args=[o.pk, "cancel"]), {}, ALL - {ANALYST}),
+    "confirm": (lambda o: reverse("admin:orders_order_act", args=[o.pk, "confirm"]), {}, WRITERS),
+}
+
+
+@pytest.mark.parametrize("role", ROLE_IDS)
+@pytest.mark.parametrize("what", sorted(ORDER_PAGE))
+def test_order_page_posts_follow_the_role(world: World, role: str, what: str) -> None:
+    path, data, may = ORDER_PAGE[what]
+    order = Order.objects.get(public_id=world.a.orders[0 if what == "confirm" else 1]["id"])
+    client = world.members[role].client
+    page = client.get(url(Order, "change", order.pk))
+    assert page.status_code == 200
+    if what == "note":
+        assert page.context["can_note"] is (role in may)
+    elif what in ("cancel", "confirm"):
+        assert (what in {a.key for a in page.context["actions"]}) is (role in may)
+    before = snapshot(world.a.merchant)
+    r = client.post(path(order), data)
+    if role in may:
+        assert r.status_code == 302
+        assert snapshot(world.a.merchant) != before, (role, what)
+    else:
+        assert r.status_code == 403
+        assert snapshot(world.a.merchant) == before, (role, what)
+
+
+def test_order_page_of_a_merchant_where_the_login_is_analyst_offers_nothing(
+    world: World, owner_of_a_analyst_of_b: Client
+) -> None:
+    client = owner_of_a_analyst_of_b
+    theirs = Order.objects.get(public_id=world.b.orders[1]["id"])
+    page = client.get(url(Order, "change", theirs.pk))
+    assert page.status_code == 200 and page.context["can_note"] is False and not page.context["actions"]
+    before = snapshot(world.b.merchant)
+    assert client.post(reverse("admin:orders_order_act", args=[theirs.pk, "cancel"])).status_code == 403
+    assert client.post(reverse("admin:orders_order_note", args=[theirs.pk]), {"text": "x"}).status_code == 403
+    assert snapshot(world.b.merchant) == before
+    ours = Order.objects.get(public_id=world.a.orders[1]["id"])
+    assert client.get(url(Order, "change", ours.pk)).context["can_note"] is True
