@@ -19,8 +19,9 @@ class MerchantFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda o: o.slug.title())
 
 
-def make_token(merchant: Merchant, name: str = "tools") -> str:
-    return merchants.api_token_create(merchant=merchant, name=name)[1]
+def make_token(merchant: Merchant, name: str = "tools", role: str = "owner") -> str:
+    """A token that may do everything in its merchant (tests of one role pass ``role``)."""
+    return merchants.api_token_create(merchant=merchant, name=name, role=role)[1]
 
 
 class ProductFactory(factory.django.DjangoModelFactory):

@@ -106,7 +106,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
     staff = staff_create(merchant=merchant, username=f"staff-{slug}", password="pw-long-enough-1")
     client = Client()
     client.force_login(staff)
-    token, raw = api_token_create(merchant=merchant, name=f"overlay-{slug}")
+    token, raw = api_token_create(merchant=merchant, name=f"overlay-{slug}", role="owner")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
     product = ProductFactory(merchant=merchant, name=f"Product-{slug}", description=f"about-{slug}")

@@ -13,6 +13,7 @@ from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.errors import ApplicationError
+from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
 from . import hooks, services
@@ -124,6 +125,7 @@ class ProductImageInline(MerchantScopedInline, admin.TabularInline):
 
 @admin.register(Product)
 class ProductAdmin(ServiceAdmin):
+    role_area = roles.CATALOG
     list_display = ["picture", "name", "is_active", "sku_count", "created_at"]
     list_display_links = ["picture", "name"]
     list_filter = ["is_active"]
@@ -221,6 +223,7 @@ class SKUForm(forms.ModelForm):
 
 @admin.register(SKU)
 class SKUAdmin(ServiceAdmin):
+    role_area = roles.CATALOG
     form = SKUForm
     list_display = ["picture", "code", "product", "variant", "price_yuan", "on_hand", "reserved", "available"]
     list_display_links = ["picture", "code"]
@@ -390,6 +393,7 @@ class LiveSessionForm(forms.ModelForm):
 
 @admin.register(LiveSession)
 class LiveSessionAdmin(ServiceAdmin):
+    role_area = roles.SHOWS
     form = LiveSessionForm
     list_display = ["title", "streamer", "status_badge", "platform_list", "scheduled_at", "started_at", "gmv"]
     list_filter = ["status", "scheduled_at"]
@@ -437,17 +441,18 @@ class LiveSessionAdmin(ServiceAdmin):
         else:
             obj.pk = services.session_create(merchant=obj.merchant, **{"platforms": [], **data}).pk
 
-    @admin.action(description=_("Start selected shows"))
+    @admin.action(description=_("Start selected shows"), permissions=["change"])
     def start_shows(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         run_each(request, queryset, lambda s: services.session_start(session=s))
 
-    @admin.action(description=_("End selected shows (closes their listings)"))
+    @admin.action(description=_("End selected shows (closes their listings)"), permissions=["change"])
     def end_shows(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
         run_each(request, queryset, lambda s: services.session_end(session=s))
 
 
 @admin.register(Listing)
 class ListingAdmin(ServiceAdmin):
+    role_area = roles.SHOWS
     form = ListingForm
     list_display = [
         "picture",
@@ -534,10 +539,10 @@ class ListingAdmin(ServiceAdmin):
             )
             obj.pk = created.pk
 
-    @admin.action(description=_("Open selected listings now"))
+    @admin.action(description=_("Open selected listings now"), permissions=["change"])
     def open_listings(self, request: HttpRequest, queryset: QuerySet[Listing]) -> None:
         run_each(request, queryset, lambda x: services.listing_open(listing=x))
 
-    @admin.action(description=_("Close selected listings"))
+    @admin.action(description=_("Close selected listings"), permissions=["change"])
     def close_listings(self, request: HttpRequest, queryset: QuerySet[Listing]) -> None:
         run_each(request, queryset, lambda x: services.listing_close(listing=x))

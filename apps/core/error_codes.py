@@ -154,6 +154,16 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "`Accept` asks for something other than JSON",
         "Could not satisfy the request Accept header.",
     ),
+    # --- 403 --------------------------------------------------------------------------------
+    "insufficient_role": ErrorCode(
+        403,
+        "the token's role may not do this: writes need an operator or owner token (cancelling an order: "
+        "customer service too), webhook endpoints and deliveries an owner token; other reads are open to "
+        "every role",
+        "The analyst role may not add orders; this needs one of: owner, operator.",
+        {"role": "analyst", "area": "orders", "action": "add", "roles_allowed": ["owner", "operator"]},
+        ("role", "area", "action", "roles_allowed"),
+    ),
     # --- 409 --------------------------------------------------------------------------------
     "sold_out": ErrorCode(
         409, "not enough units left for this order", "sold out", {"listing": 42, "left": 0}, ("listing", "left")
@@ -261,6 +271,29 @@ ERROR_CODES: dict[str, ErrorCode] = {
         500, "a bug: nothing should answer it; report it with the `X-Request-ID`", "Internal error.", where="anywhere"
     ),
     # --- back office -----------------------------------------------------------------------
+    "unknown_role": ErrorCode(
+        400,
+        "a staff login or token was given a role that does not exist (`owner`, `operator`, "
+        "`customer_service`, `analyst`)",
+        "unknown role 'admin'",
+        {"role": "admin", "roles": ["owner", "operator", "customer_service", "analyst"]},
+        ("role", "roles"),
+        where="`manage.py createmerchant`, the admin",
+    ),
+    "username_taken": ErrorCode(
+        409,
+        "an owner adds a staff member with a username already in use",
+        "this username is taken; pick another",
+        {"field": "username"},
+        ("field",),
+        where="the admin (Memberships)",
+    ),
+    "last_owner": ErrorCode(
+        409,
+        "the merchant's last owner would be demoted or removed",
+        "a merchant keeps at least one owner",
+        where="the admin (Memberships)",
+    ),
     "read_only": ErrorCode(
         400,
         "an admin page's inline rows were edited (they are read-only there)",
@@ -375,9 +408,21 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
 """Endpoint -> the codes it answers besides ``COMMON`` (and ``TOKEN`` where a token is needed)."""
 
 
+OWNER_READS = (
+    "GET /webhook-endpoints",
+    "GET /webhook-endpoints/{id}",
+    "GET /webhook-deliveries",
+    "GET /webhook-deliveries/{id}",
+)
+"""Token reads that not every role may make (``apps.merchants.roles``: the integrations area is the
+owner's); every token write is checked against the token's role (``insufficient_role``)."""
+
+
 def endpoint_codes(endpoint: str, *, takes_token: bool) -> list[str]:
     """Every code ``endpoint`` ("METHOD /path") can answer, in registry order."""
     wanted = set(ENDPOINT_ERRORS.get(endpoint, ())) | set(COMMON) | (set(TOKEN) if takes_token else set())
+    if takes_token and (not endpoint.startswith("GET ") or endpoint in OWNER_READS):
+        wanted.add("insufficient_role")
     return [code for code in ERROR_CODES if code in wanted]
 
 

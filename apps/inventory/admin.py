@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import SKU
 from apps.core.errors import ApplicationError
+from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, scope_queryset
 
 from . import services
@@ -21,6 +22,7 @@ from .models import Stock, StockMovement
 
 @admin.register(Stock)
 class StockAdmin(MerchantScopedAdmin):
+    role_area = roles.STOCK
     list_display = ["sku", "on_hand", "reserved", "available", "updated_at"]
     search_fields = ["sku__code", "sku__name", "sku__product__name"]
     list_select_related = ["sku", "sku__product"]
@@ -87,6 +89,7 @@ def _dry_run() -> Iterator[None]:
 class StockMovementAdmin(MerchantScopedAdmin):
     """Append-only: the add form receives goods or corrects stock through the stock service."""
 
+    role_area = roles.STOCK
     form = StockAdjustForm
     list_display = ["created_at", "sku", "kind", "on_hand_delta", "reserved_delta", "reason", "reference"]
     list_filter = ["kind", "created_at"]

@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from . import roles
 from .models import ApiToken, Merchant
 from .tokens import LOCAL_MAX, hash_token, local_tokens, local_tokens_lock, token_cache_key
 from .tokens import forget_local as forget_local  # re-exported: callers that revoke tokens
@@ -27,10 +28,12 @@ from .tokens import forget_local as forget_local  # re-exported: callers that re
 
 @dataclass(frozen=True)
 class TokenPrincipal:
-    """What a valid token stands for: a merchant. Used as ``request.user``."""
+    """What a valid token stands for: a merchant, with the token's role there. Used as
+    ``request.user``."""
 
     token_id: int
     merchant_id: int
+    role: str
     is_authenticated: bool = True
 
     @property
@@ -64,14 +67,17 @@ def _resolve_shared(key_hash: str) -> TokenPrincipal | None:
     if hit == "-":
         return None
     if hit:
-        token_id, merchant_id = (int(x) for x in hit.split(":"))
-        return TokenPrincipal(token_id=token_id, merchant_id=merchant_id)
+        parts = hit.split(":")
+        if len(parts) == 3 and parts[2] in roles.ROLES:
+            return TokenPrincipal(token_id=int(parts[0]), merchant_id=int(parts[1]), role=parts[2])
+        # An entry written before tokens had roles: ask the database. It is not deleted (that
+        # could drop a revoked marker set meanwhile); it expires after TOKEN_CACHE_SECONDS.
     token = (
         ApiToken.objects.filter(key_hash=key_hash, revoked_at__isnull=True, merchant__is_active=True)
-        .only("id", "merchant_id", "last_used_at")
+        .only("id", "merchant_id", "role", "last_used_at")
         .first()
     )
-    value = f"{token.pk}:{token.merchant_id}" if token else "-"
+    value = f"{token.pk}:{token.merchant_id}:{token.role}" if token else "-"
     try:
         cache.add(ck, value, timeout=settings.TOKEN_CACHE_SECONDS)  # never overwrite a revoked marker
     except Exception:  # noqa: BLE001
@@ -81,7 +87,7 @@ def _resolve_shared(key_hash: str) -> TokenPrincipal | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return TokenPrincipal(token_id=token.pk, merchant_id=token.merchant_id)
+    return TokenPrincipal(token_id=token.pk, merchant_id=token.merchant_id, role=token.role)
 
 
 def token_from_header(value: str) -> str:
@@ -111,6 +117,38 @@ class MerchantTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_METHOD_VERBS = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
+_ACTION_VERBS = {"create": "add", "update": "change", "partial_update": "change", "destroy": "delete"}
+
+
+def required_capability(request, view) -> tuple[str | None, str]:
+    """The ``(area, verb)`` a request to ``view`` needs (:mod:`apps.merchants.roles`).
+
+    A view declares ``role_area``; an extra action may declare its own in ``role_actions``
+    (``{"cancel": ("orders", "cancel")}``). Reads need ``view``; create/update/delete need
+    ``add``/``change``/``delete``; any other write (a custom action) needs ``change``. A view
+    that declares no area fails closed: no role may do anything there (and a test requires
+    every API view to declare one).
+    """
+    area = getattr(view, "role_area", None)
+    action = getattr(view, "action", None)
+    declared = getattr(view, "role_actions", {}).get(action) if action else None
+    if declared:
+        return declared
+    if request.method in SAFE_METHODS or (not action and not hasattr(view, request.method.lower())):
+        return area, "view"  # a read, or a method the view does not have (DRF answers 405)
+    verb = _ACTION_VERBS.get(action or "") or ("change" if action else _METHOD_VERBS.get(request.method, "change"))
+    return area, verb
+
+
 class IsMerchantToken(permissions.BasePermission):
+    """A valid token whose role may do what the request asks (403 ``insufficient_role``)."""
+
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.auth, TokenPrincipal)
+        principal = request.auth
+        if not isinstance(principal, TokenPrincipal):
+            return False  # DRF answers 401 (no or bad token)
+        area, verb = required_capability(request, view)
+        roles.require(principal.role, area, verb)
+        return True

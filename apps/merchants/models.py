@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import roles
 
 
 class Merchant(models.Model):
@@ -17,18 +20,29 @@ class Merchant(models.Model):
         return self.name
 
 
+class Role(models.TextChoices):
+    """A staff member's (or an API token's) role in one merchant; what each may do is in
+    :mod:`apps.merchants.roles`."""
+
+    OWNER = roles.OWNER, roles.ROLE_LABELS[roles.OWNER]
+    OPERATOR = roles.OPERATOR, roles.ROLE_LABELS[roles.OPERATOR]
+    CUSTOMER_SERVICE = roles.CUSTOMER_SERVICE, roles.ROLE_LABELS[roles.CUSTOMER_SERVICE]
+    ANALYST = roles.ANALYST, roles.ROLE_LABELS[roles.ANALYST]
+
+
 class Membership(models.Model):
-    class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        STAFF = "staff", "Staff"
+    Role = Role
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.STAFF)
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.OPERATOR)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "merchant"], name="uniq_membership")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "merchant"], name="uniq_membership"),
+            models.CheckConstraint(condition=models.Q(role__in=roles.ROLES), name="membership_role_known"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.merchant} ({self.role})"
@@ -39,6 +53,14 @@ class ApiToken(models.Model):
 
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
+    # Fixed when the token is made (a new role is a new token): the auth caches never go stale.
+    role = models.CharField(
+        _("role"),
+        max_length=16,
+        choices=Role.choices,
+        default=Role.OPERATOR,
+        help_text=_("What the token may do. Operator: orders, shows, products and stock. Analyst: read only."),
+    )
     prefix = models.CharField(max_length=12, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -47,6 +69,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(role__in=roles.ROLES), name="api_token_role_known")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -5,19 +5,18 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
 
+from . import roles
 from .models import ApiToken, Membership, Merchant
 from .tokens import forget_local, hash_token, token_cache_key
 
 TOKEN_PREFIX = "lc_"
 REVOKED_MARKER_SECONDS = 3600
-STAFF_APPS = ("catalog", "inventory", "orders", "merchants", "fraud", "platforms", "fulfilment", "reports", "webhooks")
 
 
 @transaction.atomic
@@ -27,26 +26,37 @@ def merchant_create(*, slug: str, name: str) -> Merchant:
     return Merchant.objects.create(slug=slug, name=name)
 
 
+def _check_role(role: str) -> None:
+    if role not in roles.ROLES:
+        raise ApplicationError(
+            f"unknown role {role!r}", code="unknown_role", extra={"role": role, "roles": list(roles.ROLES)}
+        )
+
+
 @transaction.atomic
 def staff_create(*, merchant: Merchant, username: str, password: str, role: str = Membership.Role.OWNER):
-    """Create (or attach) a staff login that may use the admin for this merchant only."""
+    """Create (or attach) a staff login that may use the admin for this merchant, with ``role``
+    there (:mod:`apps.merchants.roles`). Its role is all it is granted: no Django model
+    permissions are given (the admin consults the role). An existing member keeps the row and
+    takes the new role."""
+    _check_role(role)
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
     if created or password:
         user.set_password(password)
     user.is_staff = True
     user.save()
-    perms = Permission.objects.filter(content_type__app_label__in=STAFF_APPS)
-    user.user_permissions.add(*perms)
-    Membership.objects.get_or_create(user=user, merchant=merchant, defaults={"role": role})
+    Membership.objects.update_or_create(user=user, merchant=merchant, defaults={"role": role})
     return user
 
 
 @transaction.atomic
-def api_token_create(*, merchant: Merchant, name: str) -> tuple[ApiToken, str]:
-    """Make a token; returns the row and the raw token (shown once, stored hashed)."""
+def api_token_create(*, merchant: Merchant, name: str, role: str = roles.OPERATOR) -> tuple[ApiToken, str]:
+    """Make a token with ``role`` (fixed for its life); returns the row and the raw token (shown
+    once, stored hashed)."""
+    _check_role(role)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(merchant=merchant, name=name, prefix=raw[:10], key_hash=hash_token(raw))
+    token = ApiToken.objects.create(merchant=merchant, name=name, role=role, prefix=raw[:10], key_hash=hash_token(raw))
     return token, raw
 
 
@@ -80,3 +90,61 @@ def api_token_revoke(*, token: ApiToken) -> ApiToken:
 
     transaction.on_commit(mark_revoked)
     return token
+
+
+class MembershipError(ApplicationError):
+    http_status = 409
+
+
+def ensure_not_last_owner(*, membership: Membership, new_role: str | None) -> None:
+    """Refuse to demote (``new_role``) or remove (``None``) a merchant's last owner."""
+    current = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+    if current != roles.OWNER or new_role == roles.OWNER:
+        return
+    owners = Membership.objects.filter(merchant_id=membership.merchant_id, role=roles.OWNER).exclude(pk=membership.pk)
+    if not owners.exists():
+        raise MembershipError("a merchant keeps at least one owner", code="last_owner")
+
+
+def _refuse_if_last_owner(membership: Membership, new_role: str | None) -> None:
+    # Lock the merchant's owner rows first: two owners demoting each other at once cannot both win.
+    list(
+        Membership.objects.select_for_update()
+        .filter(merchant_id=membership.merchant_id, role=roles.OWNER)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    ensure_not_last_owner(membership=membership, new_role=new_role)
+
+
+@transaction.atomic
+def member_add(*, merchant: Merchant, username: str, password: str, role: str) -> Membership:
+    """An owner adds a staff member: a NEW login (an owner never takes over someone else's login,
+    which may belong to another merchant), with ``role`` in ``merchant``."""
+    _check_role(role)
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise MembershipError(
+            "this username is taken; pick another", code="username_taken", extra={"field": "username"}
+        )
+    user = User(username=username, is_staff=True)
+    user.set_password(password)
+    user.save()
+    return Membership.objects.create(user=user, merchant=merchant, role=role)
+
+
+@transaction.atomic
+def member_role_set(*, membership: Membership, role: str) -> Membership:
+    """Give a member another role (refused for the merchant's last owner)."""
+    _check_role(role)
+    _refuse_if_last_owner(membership, role)
+    Membership.objects.filter(pk=membership.pk).update(role=role)
+    membership.role = role
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership) -> None:
+    """Take a login's access to the merchant away (its login stays; refused for the last owner)."""
+    _refuse_if_last_owner(membership, None)
+    membership.delete()

@@ -90,9 +90,14 @@ class MerchantFilterBackend(DjangoFilterBackend):
 
 
 class MerchantScopedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """List and retrieve only the token's merchant's objects (another merchant's id is a 404)."""
+    """List and retrieve only the token's merchant's objects (another merchant's id is a 404).
+
+    ``role_area`` (and ``role_actions`` for extra actions) say what a token's role needs here
+    (``apps.merchants.authentication.required_capability``); a subclass must declare it."""
 
     selector: Any = None
+    role_area: str | None = None
+    role_actions: dict[str, tuple[str, str]] = {}
     lookup_value_regex = r"[0-9]{1,18}"
     filter_backends = [MerchantFilterBackend]
     parser_classes = [JSONParser]

@@ -48,6 +48,7 @@ from apps.catalog.admin import run_each, yuan
 from apps.catalog.models import Listing
 from apps.core.errors import ApplicationError
 from apps.core.phone import compact_phone, normalize_cn_mobile
+from apps.merchants import roles
 from apps.merchants.admin_scoping import (
     MerchantScopedAdmin,
     is_superuser,
@@ -232,6 +233,7 @@ class OrderChangeList(ChangeList):
 
 @admin.register(Order)
 class OrderAdmin(MerchantScopedAdmin):
+    role_area = roles.ORDERS
     list_display = [
         "flag_dot",
         "public_id",
@@ -271,10 +273,11 @@ class OrderAdmin(MerchantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Order, form: Any, change: bool) -> None:
         """Orders change only through ``order_transition`` (the actions)."""
 
-    def _allowed(self, request: HttpRequest, what: str) -> bool:
-        """The staff roles' hook (``has_<what>_permission``) where it exists; allowed otherwise."""
+    def _allowed(self, request: HttpRequest, what: str, order: Order | None = None) -> bool:
+        """The staff role's ``has_<what>_permission`` (for ``order``'s merchant: a login may hold
+        different roles in two merchants); an unknown ``what`` is refused."""
         check = getattr(self, f"has_{what}_permission", None)
-        return bool(check(request)) if check is not None else True
+        return bool(check(request, order)) if check is not None else False
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return OrderChangeList
@@ -301,6 +304,16 @@ class OrderAdmin(MerchantScopedAdmin):
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_badge(self, obj: Order) -> str:
         return format_html('<span class="lc-badge lc-badge--{}">{}</span>', obj.status, obj.get_status_display())
+
+    # --- roles (apps/merchants/roles.py): the order actions' capabilities ---------------------
+    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "cancel", obj)
+
+    def has_confirm_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "confirm", obj)
+
+    def has_note_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "note", obj)
 
     @admin.display(description=gettext_lazy("buyer"), ordering="buyer__name")
     def buyer_cell(self, obj: Order) -> str:
@@ -365,12 +378,12 @@ class OrderAdmin(MerchantScopedAdmin):
         return queryset, False
 
     # --- bulk actions (the list) -----------------------------------------------------------------
-    @admin.action(description=gettext_lazy("Cancel selected orders (paid ones become refunds)"))
+    @admin.action(description=gettext_lazy("Cancel selected orders (paid ones become refunds)"), permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = f"staff:{request.user.pk}"
         run_each(request, queryset, lambda o: order_cancel(order=o, actor=actor, reason="cancelled in admin"))
 
-    @admin.action(description=gettext_lazy("Confirm selected paid orders"))
+    @admin.action(description=gettext_lazy("Confirm selected paid orders"), permissions=["confirm"])
     def confirm_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = f"staff:{request.user.pk}"
         run_each(
@@ -419,8 +432,8 @@ class OrderAdmin(MerchantScopedAdmin):
             .get(pk=order.pk)
         )
         events = list(OrderEvent.objects.filter(order=order).order_by("seq"))
-        can_note = self._allowed(request, "note")
-        actions = [a for a in ACTIONS if action_valid(a.key, order.status) and self._allowed(request, a.key)]
+        can_note = self._allowed(request, "note", order)
+        actions = [a for a in ACTIONS if action_valid(a.key, order.status) and self._allowed(request, a.key, order)]
         flag = getattr(order, "flag", None)
         context = {
             **self.admin_site.each_context(request),
@@ -461,7 +474,7 @@ class OrderAdmin(MerchantScopedAdmin):
         spec = ACTIONS_BY_KEY.get(action)
         if spec is None:
             raise Http404(_("No such action."))
-        if not self._allowed(request, action):
+        if not self._allowed(request, action, order):
             raise PermissionDenied
         if not action_valid(action, order.status):
             messages.error(
@@ -487,7 +500,7 @@ class OrderAdmin(MerchantScopedAdmin):
         if (refused := self._post_only(request)) is not None:
             return refused
         order = self._order_or_404(request, object_id)
-        if not self._allowed(request, "note"):
+        if not self._allowed(request, "note", order):
             raise PermissionDenied
         try:
             order_note_add(order=order, author=request.user, text=request.POST.get("text", ""))
@@ -501,7 +514,7 @@ class OrderAdmin(MerchantScopedAdmin):
         if (refused := self._post_only(request)) is not None:
             return refused
         order = self._order_or_404(request, object_id)
-        if not self._allowed(request, "note"):
+        if not self._allowed(request, "note", order):
             raise PermissionDenied
         try:
             order_flag_set(order=order, user=request.user, colour=request.POST.get("colour", ""))
@@ -617,6 +630,7 @@ def export_job_orders(job: ExportJob) -> QuerySet[Order]:
 
 @admin.register(Payment)
 class PaymentAdmin(MerchantScopedAdmin):
+    role_area = roles.PAYMENTS
     list_display = ["transaction_id", "order", "amount_yuan", "outcome", "paid_at", "received_at"]
     list_filter = ["outcome"]
     search_fields = ["transaction_id", "order__public_id"]
@@ -640,6 +654,7 @@ class PaymentAdmin(MerchantScopedAdmin):
 
 @admin.register(Buyer)
 class BuyerAdmin(MerchantScopedAdmin):
+    role_area = roles.BUYERS
     list_display = ["external_id", "name", "phone", "created_at"]
     search_fields = ["external_id", "name", "phone"]
     readonly_fields = ["external_id", "created_at"]

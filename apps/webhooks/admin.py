@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from apps.core.errors import ApplicationError
+from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
 from . import subscriptions
@@ -53,6 +54,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(MerchantScopedAdmin):
+    role_area = roles.INTEGRATIONS  # signing secrets and where the merchant's data goes: the owner's
     form = WebhookEndpointForm
     list_display = ["url", "description", "event_list", "is_active", "created_at"]
     list_filter = ["is_active"]
@@ -103,6 +105,7 @@ class WebhookAttemptInline(MerchantScopedInline, admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(MerchantScopedAdmin):
+    role_area = roles.INTEGRATIONS
     list_display = [
         "id",
         "event_type",
@@ -169,7 +172,7 @@ class WebhookDeliveryAdmin(MerchantScopedAdmin):
     def response_excerpt(self, obj: WebhookDelivery) -> str:
         return format_html('<pre style="white-space:pre-wrap;max-width:60rem">{}</pre>', obj.response_body or "—")
 
-    @admin.action(description=_("Replay selected deliveries (send again now)"))
+    @admin.action(description=_("Replay selected deliveries (send again now)"), permissions=["change"])
     def replay_deliveries(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         from django_q.tasks import async_task
 

@@ -180,8 +180,8 @@ def test_role_hooks_hide_buttons_and_refuse_posts(merchant, make_order, monkeypa
 
     order = make_order(merchant=merchant, status=S.PAID)
     model_admin = admin.site._registry[Order]
-    monkeypatch.setattr(model_admin, "has_confirm_permission", lambda request: False, raising=False)
-    monkeypatch.setattr(model_admin, "has_note_permission", lambda request: False, raising=False)
+    monkeypatch.setattr(model_admin, "has_confirm_permission", lambda request, obj=None: False, raising=False)
+    monkeypatch.setattr(model_admin, "has_note_permission", lambda request, obj=None: False, raising=False)
     c = staff_client(merchant)
     r = c.get(page_url(order))
     assert {a.key for a in r.context["actions"]} == {"cancel"}

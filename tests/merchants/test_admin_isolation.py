@@ -198,12 +198,14 @@ def test_staff_list_filters_offer_and_apply_only_own_related_objects(world: Worl
                 assert not changelist_pks(r2) & pks(model, world.b.merchant)
 
 
-def test_memberships_are_managed_by_superusers_only(world: World) -> None:
+def test_memberships_of_other_merchants_are_out_of_reach_and_own_is_read_only(world: World) -> None:
+    """Owners manage their merchant's staff (tests/merchants/test_roles.py), never their own row."""
     own = Membership.objects.get(user=world.a.staff)
-    for path in (url(Membership, "changelist"), url(Membership, "add"), url(Membership, "change", own.pk)):
-        assert world.a.client.get(path).status_code == 403
-    r = world.a.client.post(url(Membership, "change", own.pk), {"user": own.user_id, "role": "owner"})
+    assert world.a.client.get(url(Membership, "change", own.pk)).context["has_change_permission"] is False
+    r = world.a.client.post(url(Membership, "change", own.pk), {"role": "analyst"})
     assert r.status_code == 403
+    own.refresh_from_db()
+    assert own.role == "owner"
     assert world.root.get(url(Membership, "add")).status_code == 200
 
 
@@ -372,7 +374,8 @@ ADD_FORMS = {
         "reason": "delivery",
         "reference": "PO-1",
     },
-    "merchants.ApiToken": lambda t: {"name": "new tool"},
+    "merchants.ApiToken": lambda t: {"name": "new tool", "role": "operator"},
+    "merchants.Membership": lambda t: {"username": "new-staff", "password": "a-long-pass-phrase-9", "role": "analyst"},
     "webhooks.WebhookEndpoint": lambda t: {
         "url": "https://erp.example.com/new",
         "description": "ERP",
@@ -450,7 +453,7 @@ def test_inline_cannot_edit_other_merchants_rows_through_own_parent(world: World
 # --- API tokens in the admin ----------------------------------------------------------------------
 def test_api_token_add_shows_the_token_once_and_stores_only_its_hash(world: World) -> None:
     a = world.a
-    r = a.client.post(url(ApiToken, "add"), {"name": "obs plugin"}, follow=True)
+    r = a.client.post(url(ApiToken, "add"), {"name": "obs plugin", "role": "operator"}, follow=True)
     assert r.status_code == 200
     shown = [str(m) for m in get_messages(r.wsgi_request)] or [m.message for m in r.context["messages"]]
     raws = [word.strip(".,:'\"") for m in shown for word in m.split() if word.startswith("lc_")]

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from apps.catalog import selectors, services, window
 from apps.catalog.models import SKU, Listing, LiveSession, Product
+from apps.merchants import roles
 from apps.merchants.viewsets import MerchantScopedViewSet
 
 from .serializers import (
@@ -55,6 +56,7 @@ LISTING_EXAMPLES = [OpenApiExample("OnAir", summary="A listing on air", value=LI
 )
 class ProductViewSet(MerchantScopedViewSet):
     queryset = Product.objects.none()
+    role_area = roles.CATALOG
     selector = staticmethod(selectors.product_list)
     serializer_class = ProductSerializer
 
@@ -86,6 +88,8 @@ class SKUFilter(filters.FilterSet):
 )
 class SKUViewSet(MerchantScopedViewSet):
     queryset = SKU.objects.none()
+    role_area = roles.CATALOG
+    role_actions = {"stock": (roles.STOCK, "change")}
     selector = staticmethod(selectors.sku_list)
     serializer_class = SKUSerializer
     filterset_class = SKUFilter
@@ -142,6 +146,7 @@ class SessionFilter(filters.FilterSet):
 )
 class SessionViewSet(MerchantScopedViewSet):
     queryset = LiveSession.objects.none()
+    role_area = roles.SHOWS
     selector = staticmethod(selectors.session_list)
     serializer_class = SessionSerializer
     filterset_class = SessionFilter
@@ -200,6 +205,7 @@ class ListingFilter(filters.FilterSet):
 )
 class ListingViewSet(MerchantScopedViewSet):
     queryset = Listing.objects.none()
+    role_area = roles.SHOWS
     selector = staticmethod(selectors.listing_list)
     serializer_class = ListingSerializer
     filterset_class = ListingFilter

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import ErrorSerializer, JSONParser, error_responses
 from apps.inventory.sync import stock_sync
+from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 
 from .serializers import StockSyncRequestSerializer, StockSyncResponseSerializer
@@ -82,6 +83,7 @@ class StockSyncApi(APIView):
     the listings' subscribers follow at once; platform pushes follow every changed SKU."""
 
     parser_classes = [JSONParser]
+    role_area = roles.STOCK  # a POST: "add" in stock (owner, operator)
 
     @extend_schema(
         operation_id="stock_sync",

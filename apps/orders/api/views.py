@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import ApplicationError
 from apps.core.phone import normalize_phone
+from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import BoundedDateTimeField, DateTimeFilter, MerchantScopedViewSet
 from apps.orders import selectors
@@ -136,6 +137,8 @@ class OrderFilter(filters.FilterSet):
 )
 class OrderViewSet(MerchantScopedViewSet):
     queryset = Order.objects.none()
+    role_area = roles.ORDERS
+    role_actions = {"cancel": (roles.ORDERS, "cancel")}
     selector = staticmethod(selectors.order_list)
     serializer_class = OrderSerializer
     filterset_class = OrderFilter

@@ -26,6 +26,7 @@ from rest_framework import exceptions
 from apps.core.api_policy import api_language
 from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
 from apps.core.logging import request_id_from, request_id_var
+from apps.merchants import roles
 from apps.merchants.authentication import resolve_token, token_from_header
 
 from .handler import order_create_response
@@ -54,6 +55,7 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
         principal = resolve_token(raw)
         if principal is None:
             return _error(401, "authentication_failed", "Invalid or revoked token.")
+        roles.require(principal.role, roles.ORDERS, "add")  # as the DRF view's IsMerchantToken
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             detail = str(exceptions.UnsupportedMediaType.default_detail).format(media_type=ctype)

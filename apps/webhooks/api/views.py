@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api import error_responses
+from apps.merchants import roles
 from apps.merchants.viewsets import MerchantScopedViewSet
 from apps.webhooks import selectors, services
 from apps.webhooks.event_types import EventType
@@ -35,6 +36,7 @@ class WebhookEndpointViewSet(MerchantScopedViewSet):
     """Endpoints that receive signed POSTs for the events they pick."""
 
     queryset = WebhookEndpoint.objects.none()
+    role_area = roles.INTEGRATIONS  # owner tokens only, reads included
     selector = staticmethod(selectors.endpoint_list)
     serializer_class = WebhookEndpointSerializer
 
@@ -104,6 +106,7 @@ class DeliveryFilter(filters.FilterSet):
 )
 class WebhookDeliveryViewSet(MerchantScopedViewSet):
     queryset = WebhookDelivery.objects.none()
+    role_area = roles.INTEGRATIONS
     selector = staticmethod(selectors.delivery_list)
     serializer_class = WebhookDeliverySerializer
     filterset_class = DeliveryFilter
