@@ -306,6 +306,22 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "no SKU with code 'TEA-404' in this shop",
         where="a stock sync's per-SKU result (status `error`; the other SKUs apply)",
     ),
+    "note_invalid": ErrorCode(
+        400,
+        "an order note is empty or longer than 500 characters",
+        "A note cannot be empty.",
+        {"field": "text"},
+        ("field",),
+        where="the admin's order page (shown as a message)",
+    ),
+    "flag_invalid": ErrorCode(
+        400,
+        "an order flag is not one of the colours",
+        "Unknown flag colour.",
+        {"field": "colour", "allowed": ["none", "red", "orange", "green", "blue", "purple"]},
+        ("field", "allowed"),
+        where="the admin's order page (shown as a message)",
+    ),
     "duplicate_variant": ErrorCode(
         400,
         "another SKU of the product already has this colour and size",

@@ -176,22 +176,26 @@ class ApiTokenAdmin(MerchantScopedAdmin):
         self.assign_merchant(request, obj)
         allowed = user_merchant_ids(request, roles.TOKENS, "add")
         if obj.merchant_id is None or (not is_superuser(request) and obj.merchant_id not in allowed):
-            messages.error(request, "Pick one of your merchants.")
+            messages.error(request, _("Pick one of your merchants."))
             return None
         token, raw = services.api_token_create(merchant=obj.merchant, name=obj.name, role=obj.role)
         obj.pk = token.pk
         obj.prefix, obj.key_hash, obj.created_at = token.prefix, token.key_hash, token.created_at
-        messages.warning(request, f"New token for '{token.name}': {raw} — copy it now, it is not shown again.")
+        messages.warning(
+            request,
+            _("New token for '%(name)s': %(token)s — copy it now, it is not shown again.")
+            % {"name": token.name, "token": raw},
+        )
         return None
 
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset) -> None:
         n = 0
         for token in queryset:
             if token.revoked_at is None:
                 services.api_token_revoke(token=token)
                 n += 1
-        messages.success(request, f"Revoked {n} token(s).")
+        messages.success(request, _("Revoked %(n)d token(s).") % {"n": n})
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return super().has_change_permission(request, obj) and obj is None

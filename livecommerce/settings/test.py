@@ -21,7 +21,7 @@ LEDGER_KEY = TEST_LEDGER_KEY
 # environment) with the servers it starts; removed when the run ends (tests/conftest.py).
 MEDIA_ROOT = Path(os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / f"test-media-{os.getpid()}")))
 # Exports: this process's own private folder beside it (never under MEDIA_ROOT, which is served).
-STORAGES["exports"]["OPTIONS"]["location"] = str(VAR_DIR / f"test-exports-{os.getpid()}")  # noqa: F405
+STORAGES["exports"]["OPTIONS"]["location"] = str(VAR_DIR / f"test-exports-{os.getpid()}")  # type: ignore[index]  # noqa: F405 - a dict of dicts from base
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.
