@@ -196,6 +196,9 @@ def send(*, endpoint: WebhookEndpoint, event: WebhookEvent) -> Outcome:
         return Outcome(False, None, "", exc.message[:500], _ms(started))
     except httpx.HTTPError as exc:
         return Outcome(False, None, "", f"{type(exc).__name__}: {exc}"[:500], _ms(started))
+    except Exception as exc:  # noqa: BLE001 - any other failure is a failed attempt, logged and retried in its window
+        log.warning("webhook delivery failed unexpectedly", extra={"endpoint": endpoint.pk}, exc_info=True)
+        return Outcome(False, None, "", f"{type(exc).__name__}: {exc}"[:500], _ms(started))
 
 
 def _ms(started: float) -> int:

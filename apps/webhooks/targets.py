@@ -46,6 +46,10 @@ def check_url(url: str) -> str:
         raise InvalidUrl(_("url: must not carry a user name or password"))
     if port == 0:
         raise InvalidUrl(_("url: not a valid port"))
+    try:  # a name that cannot be looked up (empty labels, a label over 63, a bad punycode label)
+        host.encode("idna")
+    except (UnicodeError, ValueError):
+        raise InvalidUrl(_("url: not a valid host name")) from None
     private = not _is_public_host(host)
     if parts.scheme == "http" and not _allow_private():
         raise InvalidUrl(_("url: must use https://"))
@@ -71,7 +75,7 @@ def check_resolved(url: str) -> None:
     host = parts.hostname or ""
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise InvalidUrl(f"cannot resolve {host}: {exc}") from None
     for info in infos:
         if not _public(str(info[4][0])):

@@ -45,13 +45,13 @@ def make_order(db) -> Callable[..., Order]:  # type: ignore[no-untyped-def]
             c.credentials(HTTP_AUTHORIZATION=f"Token {make_token(merchant)}")
             clients[merchant.pk] = c
         listing = make_listing(merchant, quota=5, price=listing_kw.pop("price", "59.90"), **listing_kw)
-        payload = body or order_body(listing.pk, buyer=buyer or f"buyer-{next(counter)}")
+        payload = body or order_body(listing.pk, buyer=buyer or f"u{next(counter):04d}")
         payload["listing"] = listing.pk
         r = clients[merchant.pk].post("/api/v1/orders", payload, format="json")
         assert r.status_code == 201, r.content
         order = Order.objects.get(public_id=r.json()["id"])
         for to in PATHS[status]:
-            order = order_transition(order=order, to=to, actor="test", reason=f"test: {to}")
+            order = order_transition(order=order, to=to, actor="system", reason="测试")
         return order
 
     return make

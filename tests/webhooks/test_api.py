@@ -77,6 +77,8 @@ def test_bad_endpoint_input_is_a_400_with_a_code_and_writes_nothing(api, body, c
         "https://169.254.169.254/latest",
         "https://localhost/x",
         "https://[::1]/x",
+        "https://a..b/hook",  # names that cannot be looked up at all
+        "https://" + "x" * 64 + ".example.com/hook",
     ],
 )
 def test_private_and_plain_http_targets_are_refused_outside_debug(api, settings, url) -> None:
@@ -233,3 +235,23 @@ def test_error_messages_are_english_by_default_and_chinese_when_asked(api) -> No
     assert api.post(ENDPOINTS, body, format="json").json()["message"] == "url: must be an https:// URL with a host"
     zh = api.post(ENDPOINTS, body, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans").json()
     assert zh["code"] == "invalid_url" and zh["message"] == "url：必须是带主机名的 https:// 网址"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_fails_in_an_unexpected_way_is_a_logged_failed_attempt_not_an_exception(
+    settings, merchant, monkeypatch
+) -> None:
+    """Whatever breaks inside a send (here the HTTP client itself), the attempt is recorded as
+    failed, so the retry window applies and a replay answers instead of a 500."""
+    import httpx
+
+    from apps.webhooks.services import send
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise UnicodeError("label empty or too long")
+
+    monkeypatch.setattr(httpx.Client, "post", broken)
+    endpoint = WebhookEndpoint.objects.create(merchant=merchant, url="https://erp.example.com/x", events=["order.paid"])
+    event = WebhookEvent.objects.create(merchant=merchant, type="order.paid", source_key="x", payload={})
+    outcome = send(endpoint=endpoint, event=event)
+    assert not outcome.succeeded and "UnicodeError" in outcome.error
