@@ -105,6 +105,16 @@ class ReplayResult:
         """Order attempts per second over the order phase."""
         return len(self.outcomes) / self.orders_span_s if self.orders_span_s > 0 else math.inf
 
+    def peak_rate(self, window_ms: float = 1000.0) -> float:
+        """The most order answers within any ``window_ms``, per second (the burst the server took)."""
+        times = sorted(o.answered_ms for o in self.outcomes if o.answered_ms is not None)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] > window_ms:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best * 1000.0 / window_ms
+
     def server_errors(self) -> list[AttemptOutcome]:
         return [o for o in self.outcomes if (o.status or 0) >= 500 or (o.pay_status or 0) >= 500]
 
@@ -158,8 +168,10 @@ class ReplayResult:
         lines.append(f"before open: {len(pre_open)} attempts, {closed} answered listing_closed")
         lines.append(
             f"speed x{self.speed:g}: {len(self.outcomes)} orders in {self.orders_span_s:.2f} s "
-            f"({self.order_rate:.0f}/s), whole replay {self.elapsed_s:.2f} s; order latency "
-            f"p50 {self.latency_ms(0.5):.1f} ms, p99 {self.latency_ms(0.99):.1f} ms; 5xx {len(self.server_errors())}"
+            f"({self.order_rate:.0f}/s, peak {self.peak_rate():.0f}/s), "
+            f"whole replay {self.elapsed_s:.2f} s; order latency "
+            f"p50 {self.latency_ms(0.5):.1f} ms, p99 {self.latency_ms(0.99):.1f} ms; retried (503/429/connection) "
+            f"{sum(o.tries > 1 for o in self.outcomes)}; 5xx {len(self.server_errors())}"
         )
         return "\n".join(lines)
 

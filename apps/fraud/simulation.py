@@ -13,7 +13,7 @@ The truth is kept apart in ``attempt.label`` (``kind``: ``"genuine"`` or an abus
 (and, on replay, the time it arrives and whether the buyer pays). Training code reads the label to
 score, never to build features.
 
-Replay (later) is a thin loop: sleep until ``t_ms``, POST ``order_body(listing_id)`` with
+Replay (``apps/fraud/replay.py``) is a thin loop: sleep until ``t_ms``, POST ``order_body(listing_id)`` with
 ``Idempotency-Key: attempt.idempotency_key``; if the answer is 201 and ``pays``, pay after
 ``pay_after_ms``. ``pays`` says what the buyer *would* do if the order were accepted.
 
