@@ -104,7 +104,7 @@ def test_replayed_show_sells_the_quota_pays_the_payers_and_refuses_early_shots(s
     assert_consistent(listing.pk)
 
 
-def test_replay_reports_connection_errors_without_crashing(merchant):
+def test_replay_reports_connection_errors_without_crashing():
     port = servers.free_port()  # nobody listens there
     target = ReplayTarget(base_url=f"http://127.0.0.1:{port}", token="x", listing_id=1, payment_secret="s")
     attempts = generate_attempts(SimulationConfig(seed=2, n_orders=20, window_ms=2000))
@@ -147,3 +147,45 @@ def test_simulate_show_command_replays_and_prints_the_summary(server, merchant, 
     assert paid == Order.objects.filter(listing_id=listing.pk, status=OrderStatus.PAID).count()
     assert "before open:" in text and "5xx 0" in text
     assert_consistent(listing.pk)
+
+
+def test_replay_retries_a_503_with_the_same_key_and_signs_the_payment_like_the_provider(settings):
+    """The client side alone, against a scripted transport: a 503 with Retry-After is retried with
+    the same Idempotency-Key, and the payment notification verifies with the server's own check."""
+    from datetime import UTC, datetime
+
+    from apps.orders.services.payments import parse_notice, verify_signature
+
+    settings.PAYMENT_WEBHOOK_SECRET = "replay-secret"
+    attempt = next(a for a in generate_attempts(SimulationConfig(seed=4, n_orders=50, window_ms=2000)) if a.pays)
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/api/v1/orders":
+            if len([r for r in seen if r.url.path == "/api/v1/orders"]) == 1:
+                return httpx.Response(503, headers={"Retry-After": "0"}, json={"code": "temporarily_unavailable"})
+            return httpx.Response(201, json={"id": "o123", "status": "pending_payment", "total": "19.80"})
+        verify_signature(
+            body=request.content,
+            timestamp=request.headers.get("X-Timestamp"),
+            signature=request.headers.get("X-Signature"),
+        )
+        notice = parse_notice(request.content)
+        assert (notice.order, str(notice.amount)) == ("o123", "19.80")
+        return httpx.Response(200, json={"outcome": "applied", "order_status": "paid"})
+
+    target = ReplayTarget(base_url="http://sim", token="tok", listing_id=7, payment_secret="replay-secret")
+
+    async def run() -> ReplayResult:
+        async with httpx.AsyncClient(base_url="http://sim", transport=httpx.MockTransport(handle)) as client:
+            return await replay_async([attempt], target=target, opens_at=datetime.now(UTC), speed=10_000, client=client)
+
+    (out,) = asyncio.run(run()).outcomes
+    orders = [r for r in seen if r.url.path == "/api/v1/orders"]
+    assert len(orders) == 2 and out.tries == 2
+    assert orders[0].headers["Idempotency-Key"] == orders[1].headers["Idempotency-Key"] == attempt.attempt_id
+    assert orders[0].content == orders[1].content
+    assert orders[0].headers["Authorization"] == "Bearer tok"
+    assert (out.status, out.order_id, out.paid) == (201, "o123", True)
+    assert [r.url.path for r in seen].count("/api/v1/payments/notify") == 1
