@@ -388,9 +388,9 @@ def parse_order_request(data: Any) -> OrderRequest:
             errors[name] = f"An object {{{', '.join(spec.fields)}}} is required."
             continue
         path = f"{name}."
-        if spec.closed:
-            for extra in sorted(given.keys() - spec.fields.keys()):
-                errors[f"{path}{extra}"] = "Unknown field."
+        unknown = given.keys() - spec.fields.keys() if spec.closed else ()
+        for extra in sorted(unknown):
+            errors[f"{path}{extra}"] = "Unknown field."
         for key, t in spec.fields.items():
             if isinstance(t, Ip):
                 out[key] = _ip(given, key, errors, required=t.required, path=path)
