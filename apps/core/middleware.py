@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
+from .client_ip import client_ip as resolve_client_ip
 from .errors import RETRY_AFTER_SECONDS, database_unavailable, is_database_unavailable
 from .logging import request_id_from, request_id_var
 
@@ -64,9 +65,13 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
 
 def client_ip(request: HttpRequest) -> str | None:
     """The client address for login throttling (``AXES_CLIENT_IP_CALLABLE``): REMOTE_ADDR, which
-    daphne/uvicorn already set from the trusted proxy's headers. Never X-Forwarded-For itself,
-    which a client can fill with a fresh address for every attempt."""
-    return request.META.get("REMOTE_ADDR")
+    daphne/uvicorn already set from the trusted proxy's headers. X-Forwarded-For only through
+    ``apps.core.client_ip`` (the storefront's definition): never with ``TRUSTED_PROXY_COUNT`` = 0
+    (the default), and otherwise only the entry our own outermost proxy appended, never what the
+    client wrote there, which it could fill with a fresh address for every attempt."""
+    if not getattr(settings, "TRUSTED_PROXY_COUNT", 0):
+        return request.META.get("REMOTE_ADDR")  # exactly as before the setting existed
+    return resolve_client_ip(request) or request.META.get("REMOTE_ADDR")
 
 
 class DatabaseUnavailableMiddleware:

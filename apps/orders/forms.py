@@ -4,6 +4,7 @@ this form only gathers the fields, turns them into the API's shape and maps erro
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from django import forms
@@ -13,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.phone import normalize_phone
 
 from .errors import InvalidOrder
-from .placement.request import MAX_QUANTITY, OrderRequest, parse_order_request
+from .placement.request import MAX_QUANTITY, NO_CLIENT, ClientSignals, OrderRequest, parse_order_request
 
 FORM_TOKEN_SALT = "livecommerce.storefront.form"
 FORM_TOKEN_MAX_AGE = 24 * 3600
@@ -67,8 +68,10 @@ class BuyForm(forms.Form):
     detail = forms.CharField(label=_("Street address"), max_length=300)
     form_token = forms.CharField(widget=forms.HiddenInput, max_length=200)
 
-    def order_request(self) -> OrderRequest | None:
-        """The validated request, or None with the errors added to the form."""
+    def order_request(self, *, client: ClientSignals = NO_CLIENT) -> OrderRequest | None:
+        """The validated request, or None with the errors added to the form. ``client`` is the
+        buyer's device as the storefront saw it (already normalised: not the buyer's input, so it
+        is carried over, never validated against the buyer)."""
         if not self.is_valid():
             return None
         d: dict[str, Any] = self.cleaned_data
@@ -86,7 +89,7 @@ class BuyForm(forms.Form):
             },
         }
         try:
-            return parse_order_request(data)
+            return replace(parse_order_request(data), client=client)
         except InvalidOrder as exc:
             fields = exc.extra.get("fields") or {}
             done: set[str | None] = set()

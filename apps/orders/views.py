@@ -40,6 +40,7 @@ from .placement.links import STATUS_SALT, check_status_token, status_path
 from .placement.service import order_place
 from .services import payments
 from .services.transitions import can_transition, order_cancel
+from .storefront_client import client_signals, ensure_device_cookie
 
 S = OrderStatus
 CANCEL_REASONS = {
@@ -321,6 +322,12 @@ def _error_message(exc: ApplicationError) -> str:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def storefront(request: HttpRequest, slug: str, session_id: int | None = None) -> HttpResponse:
+    response = _storefront(request, slug, session_id)
+    ensure_device_cookie(request, response)
+    return response
+
+
+def _storefront(request: HttpRequest, slug: str, session_id: int | None) -> HttpResponse:
     session = catalog_selectors.session_for_storefront(merchant_slug=slug, session_id=session_id)
     if session is None:
         merchant = merchant_selectors.merchant_by_slug(slug=slug)
@@ -334,7 +341,7 @@ def storefront(request: HttpRequest, slug: str, session_id: int | None = None) -
     selected = request.GET.get("listing", "")
     if request.method == "POST":
         form = BuyForm(request.POST)
-        placed, error, status = _place(form, session)
+        placed, error, status = _place(form, session, request)
         if placed is not None:
             return HttpResponseRedirect(status_path(placed), status=303)
         selected = request.POST.get("listing", "")
@@ -373,12 +380,14 @@ def storefront(request: HttpRequest, slug: str, session_id: int | None = None) -
     return render(request, "orders/storefront.html", context, status=status)
 
 
-def _place(form: BuyForm, session: LiveSession) -> tuple[Order | None, dict[str, str] | None, int]:
+def _place(
+    form: BuyForm, session: LiveSession, request: HttpRequest
+) -> tuple[Order | None, dict[str, str] | None, int]:
     """Place the order from the form; returns (order, None, 303) or (None, error, http status)."""
     key = idempotency_key_from(form.data.get("form_token", ""))
     if key is None:
         return None, {"code": "expired_form", "message": _("This page was open too long. Please submit again.")}, 400
-    req = form.order_request()
+    req = form.order_request(client=client_signals(request))
     if req is None:
         return None, {"code": "invalid", "message": _("Please check the highlighted fields.")}, 400
     info = catalog_selectors.listing_info(req.listing_id)

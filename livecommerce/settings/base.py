@@ -234,8 +234,13 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_ENABLE_ADMIN = False
 # The ASGI servers run with proxy headers, so REMOTE_ADDR is already the client seen by the load
-# balancer; never read X-Forwarded-For here (a client could pick its own IP per attempt).
+# balancer; X-Forwarded-For only as far as TRUSTED_PROXY_COUNT says (a client could pick its own
+# IP per attempt).
 AXES_CLIENT_IP_CALLABLE = "apps.core.middleware.client_ip"
+# Proxies of our own in front of the ASGI server that append to X-Forwarded-For and that the
+# server does not already trust (FORWARDED_ALLOW_IPS): with N, the N-th address from the right is
+# the client's (apps.core.client_ip). 0 (the default): X-Forwarded-For is ignored.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

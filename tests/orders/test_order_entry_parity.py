@@ -47,6 +47,12 @@ def _with(path: str, value: Any) -> Callable[[dict], dict]:
 
 _DROP = object()
 
+
+def _signals(body: dict) -> dict:
+    out = _with("client", {"ip": "2001:DB8::7", "device_id": "dev-7", "user_agent": "Mozilla/5.0 aweme/29"})(body)
+    return _with("buyer.registered_at", "2024-03-02T10:15:00+08:00")(out)
+
+
 # (case, how to make the body from a valid one, headers, the listing's state, expected status, code)
 CASES: list[tuple[str, Callable[[dict], dict], dict, str, int, str | None]] = [
     ("accepted", lambda b: b, {}, "open", 201, None),
@@ -71,6 +77,18 @@ CASES: list[tuple[str, Callable[[dict], dict], dict, str, int, str | None]] = [
     ("address city a number", _with("shipping_address.city", 5), {}, "open", 400, "invalid"),
     ("null character", _with("buyer.name", "a\x00b"), {}, "open", 400, "invalid"),
     ("body a list", lambda b: [b], {}, "open", 400, "invalid"),
+    # the buyer's device, relayed by the tool (issue 11): risk signals, validated alike
+    ("accepted, with client and registered_at", lambda b: _signals(b), {}, "open", 201, None),
+    ("accepted, client null", _with("client", None), {}, "open", 201, None),
+    ("accepted, client empty", _with("client", {}), {}, "open", 201, None),
+    ("client not an object", _with("client", "1.2.3.4"), {}, "open", 400, "invalid"),
+    ("client ip junk", _with("client", {"ip": "1.2.3.999"}), {}, "open", 400, "invalid"),
+    ("client with an unknown key", _with("client", {"ip": "1.2.3.4", "mac": "x"}), {}, "open", 400, "invalid"),
+    ("client device id with a space", _with("client", {"device_id": "a b"}), {}, "open", 400, "invalid"),
+    ("client user agent with a newline", _with("client", {"user_agent": "UA\nX: y"}), {}, "open", 400, "invalid"),
+    ("registered_at in the future", _with("buyer.registered_at", "2099-01-01T00:00:00Z"), {}, "open", 400, "invalid"),
+    ("registered_at before 2000", _with("buyer.registered_at", "1999-12-31T23:00:00Z"), {}, "open", 400, "invalid"),
+    ("registered_at not a date", _with("buyer.registered_at", "yesterday"), {}, "open", 400, "invalid"),
     ("bad Idempotency-Key", lambda b: b, {"Idempotency-Key": "sp ace"}, "open", 400, "invalid_idempotency_key"),
 ]
 

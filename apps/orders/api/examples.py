@@ -12,7 +12,12 @@ from drf_spectacular.utils import OpenApiExample
 ORDER_CREATE_BODY: dict[str, Any] = {
     "listing": 42,
     "quantity": 2,
-    "buyer": {"external_id": "douyin-73920581", "name": "王小明", "phone": "13800001001"},
+    "buyer": {
+        "external_id": "douyin-73920581",
+        "name": "王小明",
+        "phone": "13800001001",
+        "registered_at": "2023-11-05T21:42:10+08:00",
+    },
     "shipping_address": {
         "name": "王小明",
         "phone": "13800001001",
@@ -20,6 +25,11 @@ ORDER_CREATE_BODY: dict[str, Any] = {
         "city": "杭州市",
         "district": "西湖区",
         "detail": "文三路 100 号 3 幢 502 室",
+    },
+    "client": {
+        "ip": "112.10.36.21",
+        "device_id": "dy-did-5f0c8e2a91b34d7e",
+        "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 aweme/29.1.0",
     },
 }
 IDEMPOTENCY_KEY = "douyin-73920581-42-20260618200301"

@@ -10,11 +10,16 @@ points, so the DRF view and the ASGI fast path refuse bad bytes with the same st
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
+
+from apps.core.datetimes import RANGE_MESSAGE, in_range
 from apps.core.phone import compact_phone, is_ascii_digits, normalize_phone
 from apps.orders.errors import InvalidOrder
 
@@ -24,6 +29,10 @@ PHONE_RE = r"^\+?[0-9][0-9 \-]{4,30}$"
 _PHONE = re.compile(PHONE_RE)
 _STORED_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _KEY = re.compile(r"^[\x21-\x7e]{1,100}$")
+DEVICE_ID_RE = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces
+_DEVICE_ID = re.compile(DEVICE_ID_RE)
+MAX_USER_AGENT = 512
+CLOCK_SKEW = timedelta(minutes=5)  # a registration time this far ahead of our clock is still taken
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,35 @@ class Text:
     example: str
     required: bool = True
     phone: bool = False
+    kind: str = "text"  # "text" | "ascii" (printable ASCII, DEVICE_ID_RE) | "printable" (no control characters)
+
+
+@dataclass(frozen=True)
+class Ip:
+    """An IPv4 or IPv6 address, kept in its normal form (``ipaddress``; an IPv4-mapped IPv6
+    address is kept as the IPv4 address)."""
+
+    description: str
+    example: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class DateTime:
+    """An RFC 3339 date-time with its UTC offset, years 2000-2099 (``apps.core.datetimes``), not
+    later than now + ``CLOCK_SKEW``."""
+
+    description: str
+    example: str
+    required: bool = False
 
 
 @dataclass(frozen=True)
 class Obj:
-    fields: dict[str, Text]
+    fields: dict[str, Text | Ip | DateTime]
     description: str
+    required: bool = True
+    closed: bool = False  # unknown keys are refused (and ``null`` means "not given")
 
 
 ORDER_INPUT: dict[str, Int | Obj] = {
@@ -65,6 +97,11 @@ ORDER_INPUT: dict[str, Int | Obj] = {
                 required=False,
                 phone=True,
             ),
+            "registered_at": DateTime(
+                "When the buyer's account was created on the tool or platform, where the tool knows it "
+                "(RFC 3339 with offset). A risk signal; not part of the request's identity.",
+                "2024-03-02T10:15:00+08:00",
+            ),
         },
         "Who buys.",
     ),
@@ -79,6 +116,29 @@ ORDER_INPUT: dict[str, Int | Obj] = {
         },
         "Where the parcel goes.",
     ),
+    "client": Obj(
+        {
+            "ip": Ip("The buyer's IP address (IPv4 or IPv6).", "112.10.36.21"),
+            "device_id": Text(
+                128,
+                "The buyer's device id on the tool (1-128 printable ASCII).",
+                "d-7f3a9c21e4",
+                required=False,
+                kind="ascii",
+            ),
+            "user_agent": Text(
+                MAX_USER_AGENT,
+                "The buyer's app or browser user agent.",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) aweme/29.1.0",
+                required=False,
+                kind="printable",
+            ),
+        },
+        "The buyer's device as the tool saw it (a tool relaying buyers: not the tool's own IP or user "
+        "agent). Risk signals only: an Idempotency-Key replay with another client block is the same order.",
+        required=False,
+        closed=True,
+    ),
 }
 """The order body: every field, its limits and its meaning, once."""
 ADDRESS_FIELDS = tuple(ORDER_INPUT["shipping_address"].fields)  # type: ignore[union-attr]  # an Obj by definition
@@ -87,21 +147,32 @@ ADDRESS_FIELDS = tuple(ORDER_INPUT["shipping_address"].fields)  # type: ignore[u
 def order_input_schema() -> dict[str, Any]:
     """The OpenAPI (JSON Schema) form of ``ORDER_INPUT``, with a full example body."""
 
-    def text(t: Text) -> dict[str, Any]:
+    def text(t: Text | Ip | DateTime) -> dict[str, Any]:
+        if isinstance(t, Ip):
+            return {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}], "description": t.description}
+        if isinstance(t, DateTime):
+            return {"type": "string", "format": "date-time", "description": t.description}
         out: dict[str, Any] = {"type": "string", "maxLength": t.max_len, "description": t.description}
         if t.phone:
             out["pattern"] = PHONE_RE
+        elif t.kind == "ascii":
+            out["pattern"] = DEVICE_ID_RE
         elif t.required:
             out.update(minLength=1, pattern=r"\S")
         return out
 
     def obj(o: Obj) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": "object",
             "description": o.description,
             "properties": {name: text(t) for name, t in o.fields.items()},
-            "required": [name for name, t in o.fields.items() if t.required],
         }
+        required = [name for name, t in o.fields.items() if t.required]
+        if required:
+            out["required"] = required
+        if o.closed:
+            out.update(additionalProperties=False, nullable=True)
+        return out
 
     props: dict[str, Any] = {}
     for name, spec in ORDER_INPUT.items():
@@ -113,7 +184,22 @@ def order_input_schema() -> dict[str, Any]:
         name: spec.example if isinstance(spec, Int) else {k: t.example for k, t in spec.fields.items()}
         for name, spec in ORDER_INPUT.items()
     }
-    return {"type": "object", "properties": props, "required": list(ORDER_INPUT), "example": example}
+    required = [name for name, spec in ORDER_INPUT.items() if isinstance(spec, Int) or spec.required]
+    return {"type": "object", "properties": props, "required": required, "example": example}
+
+
+@dataclass(frozen=True)
+class ClientSignals:
+    """The buyer's device as seen by whoever relayed the order: the storefront's request, or a
+    streamer tool's ``client`` block. Empty strings where nothing is known (an API order without a
+    ``client`` block: the token's own IP and user agent say nothing about the buyer)."""
+
+    ip: str = ""
+    device_id: str = ""
+    user_agent: str = ""
+
+
+NO_CLIENT = ClientSignals()
 
 
 @dataclass(frozen=True)
@@ -124,6 +210,11 @@ class OrderRequest:
     buyer_name: str
     buyer_phone: str
     address: dict[str, str]
+    # Risk signals (issue 11), not the order's identity: they stay out of ``fingerprint``, so an
+    # Idempotency-Key replay from another IP or device (a retry after a network switch, a tool
+    # relaying through another node) is the same order, not a 422 conflict.
+    client: ClientSignals = field(default=NO_CLIENT)
+    buyer_registered_at: datetime | None = None
 
     def fingerprint(self) -> str:
         fields = {
@@ -133,11 +224,35 @@ class OrderRequest:
             "buyer_name": self.buyer_name,
             "buyer_phone": self.buyer_phone,
             "address": self.address,
-        }  # = dataclasses.asdict(self), without its deep copy (a test holds the two equal)
+        }  # = dataclasses.asdict(self) without the signals and its deep copy (a test holds the two equal)
         return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, path: str) -> str:
+def printable_user_agent(value: str) -> str:
+    """A user agent header as a signal: control and other non-printable characters dropped,
+    at most ``MAX_USER_AGENT`` characters (the storefront's; an API ``client.user_agent`` with
+    them is refused instead)."""
+    if not value.isprintable():
+        value = "".join(c for c in value if c.isprintable())
+    return value.strip()[:MAX_USER_AGENT]
+
+
+def normal_ip(value: str) -> str | None:
+    """``value`` as an IP address in its normal form, or None. An IPv4-mapped IPv6 address is
+    the IPv4 address; a zone (``fe80::1%eth0``) is refused: a buyer's address has none."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            return None
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, path: str, kind: str = "text") -> str:
     value = obj.get(key)
     if value is None or value == "":
         if required:
@@ -153,6 +268,10 @@ def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, pa
         errors[f"{path}{key}"] = f"At most {max_len} characters."
     if "\x00" in value:
         errors[f"{path}{key}"] = "Null characters are not allowed."
+    elif kind == "ascii" and not _DEVICE_ID.match(value):
+        errors[f"{path}{key}"] = "Printable ASCII characters only, no spaces."
+    elif kind == "printable" and not value.isprintable():
+        errors[f"{path}{key}"] = "Control characters are not allowed."
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800") that JSON let through
@@ -187,6 +306,41 @@ def _phone(obj: dict, errors: dict, *, path: str, required: bool, max_len: int) 
         errors[f"{path}phone"] = "Not a phone number."
         return value
     return normalize_phone(value)
+
+
+def _ip(obj: dict, key: str, errors: dict, *, required: bool, path: str) -> str:
+    value = _text(obj, key, errors, required=required, max_len=64, path=path)
+    if not value or f"{path}{key}" in errors:
+        return value
+    normal = normal_ip(value)
+    if normal is None:
+        errors[f"{path}{key}"] = "Not an IPv4 or IPv6 address."
+        return ""
+    return normal
+
+
+def _datetime(obj: dict, key: str, errors: dict, *, required: bool, path: str) -> datetime | None:
+    value = _text(obj, key, errors, required=required, max_len=64, path=path)
+    if not value or f"{path}{key}" in errors:
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well-formed but impossible ("2026-02-30T00:00:00Z")
+        parsed = None
+    if parsed is None:
+        errors[f"{path}{key}"] = "Not an ISO 8601 date-time (2024-03-02T10:15:00+08:00)."
+        return None
+    if parsed.utcoffset() is None:
+        errors[f"{path}{key}"] = "The date-time needs a UTC offset (Z or +08:00)."
+        return None
+    if not in_range(parsed):
+        errors[f"{path}{key}"] = RANGE_MESSAGE
+        return None
+    parsed = parsed.astimezone(UTC)
+    if parsed > datetime.now(UTC) + CLOCK_SKEW:
+        errors[f"{path}{key}"] = "Must not be in the future."
+        return None
+    return parsed
 
 
 def parse_order_body(body: bytes) -> Any:
@@ -226,28 +380,41 @@ def parse_order_request(data: Any) -> OrderRequest:
             values[name] = _int(data, name, errors, lo=spec.lo, hi=spec.hi)
             continue
         given = data.get(name)
-        out: dict[str, str] = {}
+        out: dict[str, Any] = {}
+        values[name] = out
+        if given is None and not spec.required:
+            continue
         if not isinstance(given, dict):
             errors[name] = f"An object {{{', '.join(spec.fields)}}} is required."
             continue
         path = f"{name}."
-        for field, t in spec.fields.items():
-            if t.phone:
-                out[field] = _phone(given, errors, path=path, required=t.required, max_len=t.max_len)
+        unknown = given.keys() - spec.fields.keys() if spec.closed else ()
+        for extra in sorted(unknown):
+            errors[f"{path}{extra}"] = "Unknown field."
+        for key, t in spec.fields.items():
+            if isinstance(t, Ip):
+                out[key] = _ip(given, key, errors, required=t.required, path=path)
+            elif isinstance(t, DateTime):
+                out[key] = _datetime(given, key, errors, required=t.required, path=path)
+            elif t.phone:
+                out[key] = _phone(given, errors, path=path, required=t.required, max_len=t.max_len)
             else:
-                out[field] = _text(given, field, errors, required=t.required, max_len=t.max_len, path=path)
-        values[name] = out
+                out[key] = _text(given, key, errors, required=t.required, max_len=t.max_len, path=path, kind=t.kind)
     if errors:
         first = next(iter(errors.items()))
         raise InvalidOrder(f"{first[0]}: {first[1]}", extra={"fields": errors})
-    buyer, address = values["buyer"], values["shipping_address"]
+    buyer, client = values["buyer"], values["client"]
     return OrderRequest(
         listing_id=values["listing"],
         quantity=values["quantity"],
         buyer_external_id=buyer["external_id"],
         buyer_name=buyer["name"],
         buyer_phone=buyer["phone"],
-        address=address,
+        address=values["shipping_address"],
+        client=ClientSignals(client.get("ip", ""), client.get("device_id", ""), client.get("user_agent", ""))
+        if client
+        else NO_CLIENT,
+        buyer_registered_at=buyer["registered_at"],
     )
 
 
