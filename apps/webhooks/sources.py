@@ -5,6 +5,7 @@ the subscription cache first, so a merchant with no endpoint for an event pays n
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -15,11 +16,11 @@ from apps.catalog.api.serializers import ListingSerializer
 from apps.catalog.models import Listing
 from apps.inventory.models import Stock
 from apps.orders.api.serializers import order_representation
-from apps.orders.models import OrderLine, OrderStatus
+from apps.orders.models import Order, OrderEvent, OrderLine, OrderStatus
 
 from . import subscriptions
 from .event_types import EventType
-from .models import AlertState
+from .models import AlertState, WebhookEndpoint, WebhookEvent
 from .services import event_record
 
 log = logging.getLogger(__name__)
@@ -149,3 +150,71 @@ def _json_safe(data: Any) -> Any:
     from django.core.serializers.json import DjangoJSONEncoder
 
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+ORDER_TYPES = frozenset(
+    {
+        EventType.ORDER_CREATED,
+        EventType.ORDER_PAID,
+        EventType.ORDER_CANCELLED,
+        EventType.ORDER_SHIPPED,
+        EventType.ORDER_REFUNDED,
+    }
+)
+
+
+def order_events_catch_up(
+    *, now: datetime | None = None, window: timedelta = timedelta(hours=1), settle: timedelta = timedelta(seconds=30)
+) -> int:
+    """Record the order events the after-commit hook missed (the process died between the commit
+    and the hook, or the database failed at that moment), from the ledger: every order change is
+    one ledger event and one version bump (version n is the order's n-th event), so each change
+    maps to the same ``order:<id>:v<n>`` key the hook uses and nothing is announced twice.
+    Looks at changes between ``window`` and ``settle`` ago (the hook's own moment is left to it).
+    The payload is the order as it is now. Returns how many events it recorded."""
+    now = now or timezone.now()
+    recorded = 0
+    merchant_ids = set(WebhookEndpoint.objects.filter(is_active=True).values_list("merchant_id", flat=True))
+    for merchant_id in sorted(merchant_ids):
+        types = subscriptions.subscribed_types(merchant_id) & ORDER_TYPES
+        if not types:
+            continue
+        order_ids = sorted(
+            set(
+                OrderEvent.objects.filter(
+                    merchant_id=merchant_id, created_at__gte=now - window, created_at__lt=now - settle
+                ).values_list("order_id", flat=True)
+            )
+        )
+        for start in range(0, len(order_ids), 200):
+            chunk = order_ids[start : start + 200]
+            history: dict[int, list[tuple[str, str, datetime]]] = {}
+            for order_id, from_status, to_status, at in (
+                OrderEvent.objects.filter(order_id__in=chunk)
+                .order_by("order_id", "seq")
+                .values_list("order_id", "from_status", "to_status", "created_at")
+            ):
+                history.setdefault(order_id, []).append((from_status, to_status, at))
+            wanted: dict[str, tuple[int, str]] = {}
+            public_ids = dict(Order.objects.filter(pk__in=chunk).values_list("pk", "public_id"))
+            for order_id, steps in history.items():
+                for version, (from_status, to_status, at) in enumerate(steps, start=1):
+                    if not (now - window <= at < now - settle):
+                        continue
+                    kind = order_event_type(status=to_status, from_status=from_status or None, created=not from_status)
+                    if kind in types:
+                        wanted[f"order:{public_ids[order_id]}:v{version}"] = (order_id, kind)
+            seen = set(
+                WebhookEvent.objects.filter(merchant_id=merchant_id, source_key__in=list(wanted)).values_list(
+                    "source_key", flat=True
+                )
+            )
+            for key, (order_id, kind) in wanted.items():
+                if key in seen:
+                    continue
+                order = Order.objects.get(pk=order_id)
+                data = {"object": order_representation(order, base_url=settings.PUBLIC_BASE_URL)}
+                if event_record(merchant_id=merchant_id, type=kind, source_key=key, data=data) is not None:
+                    recorded += 1
+                    log.info("webhook event caught up from the ledger", extra={"order": order.public_id, "type": kind})
+    return recorded

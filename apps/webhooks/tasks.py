@@ -13,6 +13,11 @@ def deliver(delivery_id: int, now: datetime | None = None) -> str:
 
 
 def retry_due_deliveries() -> int:
+    """Every minute: order events the after-commit hook missed are recorded from the ledger, then
+    every due delivery is sent."""
+    from .sources import order_events_catch_up
+
+    order_events_catch_up()
     return services.deliveries_retry_due()
 
 

@@ -284,3 +284,32 @@ def test_the_verification_snippet_in_the_api_guide_accepts_a_real_signature_and_
     assert scope["verify"](body, header, "whsec_abc")
     assert not scope["verify"](body + b" ", header, "whsec_abc")
     assert not scope["verify"](body, signature_header("whsec_abc", body, timestamp=1_000_000_000), "whsec_abc")
+
+
+def test_an_event_the_after_commit_hook_missed_is_recorded_from_the_ledger_once(merchant, api, receiver) -> None:
+    """The process dies between an order's commit and its webhook hook (here: the hook is not
+    connected while the order is placed): the sweep finds the change in the ledger and announces
+    it under the key the hook would have used, once; changes the hook did see are not repeated."""
+    from apps.orders.hooks import order_changed
+    from apps.webhooks.sources import on_order_changed, order_events_catch_up
+
+    register(api, receiver.url, ["order.created", "order.paid"])
+    listing = make_listing(merchant, quota=5)
+    order_changed.disconnect(dispatch_uid="webhooks.order_changed")
+    try:
+        order = place(api, listing)
+    finally:
+        order_changed.connect(on_order_changed, dispatch_uid="webhooks.order_changed")
+    assert WebhookEvent.objects.count() == 0 and receiver.requests == []
+    pay(order)  # the hook is back: order.paid is announced as it happens
+    assert [e.type for e in WebhookEvent.objects.all()] == ["order.paid"]
+
+    later = timezone.now() + timedelta(minutes=1)
+    assert order_events_catch_up(now=later) == 1
+    assert order_events_catch_up(now=later) == 0  # idempotent
+    events = {e.type: e.source_key for e in WebhookEvent.objects.all()}
+    assert events == {"order.created": f"order:{order['id']}:v1", "order.paid": f"order:{order['id']}:v2"}
+    created = [json.loads(r.body) for r in receiver.requests if json.loads(r.body)["type"] == "order.created"]
+    assert len(created) == 1 and created[0]["data"]["object"]["id"] == order["id"]
+    # beyond its window the sweep leaves old history alone
+    assert order_events_catch_up(now=timezone.now() + timedelta(hours=2)) == 0
