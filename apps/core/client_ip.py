@@ -17,16 +17,11 @@ from django.conf import settings
 from django.http import HttpRequest
 
 
-def _address(entry: str) -> str | None:
-    """One X-Forwarded-For entry as an IP address in its normal form (``1.2.3.4:5678`` and
-    ``[2001:db8::1]:443``, as some balancers write them, without the port), or None."""
-    entry = entry.strip()
-    if entry.startswith("["):
-        entry = entry[1 : entry.find("]")] if "]" in entry else ""
-    elif entry.count(":") == 1:  # IPv4 with a port (an IPv6 address has at least two colons)
-        entry = entry.split(":", 1)[0]
+def normal_ip(value: str) -> str | None:
+    """``value`` as an IP address in its normal form, or None. An IPv4-mapped IPv6 address is
+    the IPv4 address; a zone (``fe80::1%eth0``) is refused: a client's address has none."""
     try:
-        ip = ipaddress.ip_address(entry)
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
@@ -35,6 +30,17 @@ def _address(entry: str) -> str | None:
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
     return str(ip)
+
+
+def _address(entry: str) -> str | None:
+    """One X-Forwarded-For entry as an IP address in its normal form (``1.2.3.4:5678`` and
+    ``[2001:db8::1]:443``, as some balancers write them, without the port), or None."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        entry = entry[1 : entry.find("]")] if "]" in entry else ""
+    elif entry.count(":") == 1:  # IPv4 with a port (an IPv6 address has at least two colons)
+        entry = entry.split(":", 1)[0]
+    return normal_ip(entry)
 
 
 def client_ip(request: HttpRequest) -> str:

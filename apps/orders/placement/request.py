@@ -10,7 +10,6 @@ points, so the DRF view and the ASGI fast path refuse bad bytes with the same st
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from apps.core.client_ip import normal_ip
 from apps.core.datetimes import RANGE_MESSAGE, in_range
 from apps.core.phone import compact_phone, is_ascii_digits, normalize_phone
 from apps.orders.errors import InvalidOrder
@@ -235,21 +235,6 @@ def printable_user_agent(value: str) -> str:
     if not value.isprintable():
         value = "".join(c for c in value if c.isprintable())
     return value.strip()[:MAX_USER_AGENT]
-
-
-def normal_ip(value: str) -> str | None:
-    """``value`` as an IP address in its normal form, or None. An IPv4-mapped IPv6 address is
-    the IPv4 address; a zone (``fe80::1%eth0``) is refused: a buyer's address has none."""
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id is not None:
-            return None
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, path: str, kind: str = "text") -> str:
