@@ -164,6 +164,14 @@ ERROR_CODES: dict[str, ErrorCode] = {
         {"role": "analyst", "area": "orders", "action": "add", "roles_allowed": ["owner", "operator"]},
         ("role", "area", "action", "roles_allowed"),
     ),
+    "risk_blocked": ErrorCode(
+        403,
+        "the merchant's risk rules refused this attempt (nothing was held or placed); `reasons` are the "
+        "rule codes that fired (see docs/fraud.md); a retry with the same Idempotency-Key gets the same answer",
+        "this order was refused by the merchant's risk rules",
+        {"listing": 42, "reasons": ["early_attempts", "script_client"]},
+        ("listing", "reasons"),
+    ),
     # --- 409 --------------------------------------------------------------------------------
     "sold_out": ErrorCode(
         409, "not enough units left for this order", "sold out", {"listing": 42, "left": 0}, ("listing", "left")
@@ -391,6 +399,7 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
         "unsupported_media_type",
         "payload_too_large",
         "listing_not_found",
+        "risk_blocked",
         "sold_out",
         "over_buyer_limit",
         "listing_closed",

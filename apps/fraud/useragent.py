@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["UA_CLASSES", "classify_user_agent"]
+__all__ = ["UA_CLASSES", "classify_user_agent", "names_a_library"]
 
 UA_CLASSES = ("missing", "script", "headless", "inconsistent", "app", "browser")
 
@@ -136,3 +136,11 @@ def classify_user_agent(ua: str | None) -> str:
     if ua is None:
         return "missing"
     return _classify(ua.strip()[:_MAX_LEN])
+
+
+@lru_cache(maxsize=4096)
+def names_a_library(ua: str | None) -> bool:
+    """Whether the user agent names an HTTP library or tool (python-requests, curl, okhttp...): the
+    ``script`` class without the bare ``name/version`` strings, which a merchant's own app or a
+    streamer tool may send. The blocking rule reads this; the model reads the class."""
+    return bool(ua) and not _any(_HEADLESS, ua.lower()) and bool(_SCRIPT.search(ua.lower()))  # type: ignore[union-attr]

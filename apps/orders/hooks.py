@@ -9,6 +9,47 @@ to a higher one through a hook the higher app registers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
 from django.dispatch import Signal
 
 order_changed = Signal()
+
+
+# --- risk control (apps/fraud registers these in its AppConfig.ready) ---------------------------
+class PlacementGuard(Protocol):
+    def __call__(self, *, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict: ...
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """What the guard lets through: the order's payment window when it must be shorter than the
+    listing's (None: the listing's), and ``rules``, stored with the order's signals."""
+
+    pay_window_seconds: int | None = None
+    rules: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Registry:
+    guard: PlacementGuard | None = None
+    closed: Callable[..., None] | None = None
+    risk_of: Callable[[Any], dict[str, Any] | None] | None = None
+    read_prefetch: tuple[str, ...] = ()
+
+
+registry = _Registry()
+"""- ``guard``: called by ``order_place`` before the stock gate with the listing's ``ListingInfo``,
+  the ``OrderRequest``, the order's public id and its channel; raises an ``ApplicationError`` to
+  refuse the order (nothing held, nothing written by orders), else returns a ``GuardVerdict``.
+- ``closed(info=, req=)``: told when the gate refused an attempt because the listing was not
+  open (409 ``listing_closed``); must not raise.
+- ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None
+  while it is not assessed.
+- ``read_prefetch``: relations of Order that ``risk_of`` reads, prefetched by order lists."""
+
+
+def order_risk(order: Any) -> dict[str, Any] | None:
+    return registry.risk_of(order) if registry.risk_of is not None else None

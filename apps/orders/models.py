@@ -219,6 +219,30 @@ class OrderEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["merchant", "seq"], name="uniq_ledger_seq")]
 
 
+class OrderSignals(models.Model):
+    """What the request said about the buyer when the order was placed (risk control reads it):
+    the client's IP, device id and user agent, the account's creation time where the caller knew
+    it, and what the hot-path risk rules made of the attempt (``rules``: decision, reasons,
+    dry-run hits, the counters they saw). Written in the placement's own transaction, so an
+    accepted order always has its signals; one row per order (the order's primary key)."""
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, primary_key=True, related_name="signals", verbose_name=_("order")
+    )
+    ip = models.CharField(_("IP"), max_length=45, blank=True, default="")
+    device_id = models.CharField(_("device"), max_length=128, blank=True, default="")
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True, default="")
+    buyer_registered_at = models.DateTimeField(_("account created"), null=True, blank=True)
+    rules = models.JSONField(_("risk rules"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("order signals")
+        verbose_name_plural = _("order signals")
+
+    def __str__(self) -> str:
+        return f"signals of order {self.order_id}"
+
+
 # --- the back office's own records about an order (never columns of Order: the placement's SQL
 # functions insert Order rows column by column) -------------------------------------------------
 NOTE_MAX_LENGTH = 500

@@ -15,6 +15,7 @@ from apps.catalog.events import listing_payload
 from apps.catalog.models import LiveSession
 from apps.catalog.selectors import session_listings
 
+from . import hooks
 from .errors import LedgerUnverifiable
 from .models import LIVE_STATUSES, LedgerHead, Order, OrderEvent, OrderLine, OrderStatus
 from .payloads import order_payload
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def order_list(*, merchant_id: int) -> QuerySet[Order]:
     return (
         Order.objects.filter(merchant_id=merchant_id)
-        .select_related("buyer", "listing", "listing__sku")
+        .select_related("buyer", "listing", "listing__sku", *hooks.registry.read_prefetch)
         .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("sku", "sku__product")))
     )
 

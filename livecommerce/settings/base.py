@@ -363,6 +363,9 @@ ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 # PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
 # batch (``apps/orders/placement/batcher.py``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
+# Risk control's hot-path rules (apps/fraud/hotpath.py): one Redis script before the stock gate.
+# Off only to measure what they cost (bench/flash_sale --risk off); the scorer runs either way.
+FRAUD_RULES = os.environ.get("FRAUD_RULES", "1") == "1"
 ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped

@@ -62,6 +62,7 @@ ORDER: dict[str, Any] = {
     "refund_due": "0.00",
     "carrier": "",
     "tracking_number": "",
+    "risk": None,
     "version": 1,
     "created_at": "2026-06-18T20:03:01.482113+08:00",
     "updated_at": "2026-06-18T20:03:01.482113+08:00",
@@ -71,6 +72,7 @@ PAID_ORDER: dict[str, Any] = {
     **ORDER,
     "status": "paid",
     "paid_at": "2026-06-18T20:04:12+08:00",
+    "risk": {"score": 3.2, "decision": "allow", "reasons": []},
     "version": 2,
     "updated_at": "2026-06-18T20:04:12.907341+08:00",
 }

@@ -26,5 +26,5 @@ def order_create_response(
     order = placed.order
     if not placed.created:  # a replay: answer with the order as it is now
         order = selectors.order_for_merchant(merchant_id=merchant_id, public_id=order.public_id) or order
-    body = order_representation(order, base_url=base_url)
+    body = order_representation(order, base_url=base_url, assessed=not placed.created)
     return (201 if placed.created else 200), body

@@ -1,5 +1,7 @@
 """``order_place``: may this order be placed? The Redis gate decides first, the database last.
 
+0. Risk control's guard (``hooks.registry.guard``, one Redis script) may refuse the attempt
+   (403 ``risk_blocked``: nothing held, no order) or shorten its payment window.
 1. The gate (``gate/lua/reserve.lua``) holds units for the order's public id (derived from the
    Idempotency-Key); ``sold_out``, ``closed`` and ``over_limit`` answer at once without touching
    the database; a missing key is rebuilt from the database under a lock; an unreachable Redis
@@ -24,6 +26,7 @@ from django.db import DatabaseError, IntegrityError
 from apps.catalog.selectors import ListingInfo, listing_info
 from apps.core.redis import get_client, is_redis_error
 from apps.orders import events as notify
+from apps.orders import hooks
 from apps.orders.errors import (
     IdempotencyConflict,
     ListingClosed,
@@ -70,9 +73,24 @@ def order_place(
     merchant_id = info.merchant_id
     fingerprint = req.fingerprint()
     public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
+    verdict = _guard(info, req, public_id, channel)
+    new = NewOrder(
+        public_id,
+        idempotency_key,
+        fingerprint,
+        channel,
+        actor,
+        pay_window_seconds=verdict.pay_window_seconds,
+        signals=_signals(req, verdict),
+    )
     bkey = buyer_key(req.buyer_external_id)
     remember = idempotency_key is not None
-    gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
+    try:
+        gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
+    except ListingClosed:
+        if hooks.registry.closed is not None:
+            hooks.registry.closed(info=info, req=req)
+        raise
     if idempotency_key is not None and gate_said in (_REPLAY, _SEEN, _NO_GATE):
         # The key was used before (or Redis cannot tell): the database knows its order.
         existing = _idempotent_replay(merchant_id, idempotency_key, fingerprint)
@@ -84,7 +102,7 @@ def order_place(
     # request that took it (still in flight, or its order's).
     held = gate_said == _HELD
     try:
-        order, seq = place_in_db(info, req, NewOrder(public_id, idempotency_key, fingerprint, channel, actor))
+        order, seq = place_in_db(info, req, new)
     except IntegrityError as exc:
         # The key's order exists: a concurrent duplicate won, or the key was used before in a way
         # the gate could not tell (another listing, a Redis that lost its memory).
@@ -122,6 +140,28 @@ def order_place(
         raise
     notify.order_changed_on_commit(order, listing_id=info.id, seq=seq, created=True)
     return Placement(order, created=True)
+
+
+_NO_VERDICT = hooks.GuardVerdict()
+
+
+def _guard(info: ListingInfo, req: OrderRequest, public_id: str, channel: str) -> hooks.GuardVerdict:
+    """Risk control's say before the gate: raises its refusal, else its verdict."""
+    guard = hooks.registry.guard
+    if guard is None:
+        return _NO_VERDICT
+    return guard(info=info, req=req, public_id=public_id, channel=channel)
+
+
+def _signals(req: OrderRequest, verdict: hooks.GuardVerdict) -> dict:
+    """The order's signals row, JSON-ready (``OrderSignals``)."""
+    return {
+        "ip": req.client.ip,
+        "device_id": req.client.device_id,
+        "user_agent": req.client.user_agent,
+        "buyer_registered_at": req.buyer_registered_at.isoformat() if req.buyer_registered_at else None,
+        "rules": verdict.rules,
+    }
 
 
 def _idempotent_replay(merchant_id: int, key: str, fingerprint: str, *, lookup_only: bool = False) -> Order | None:

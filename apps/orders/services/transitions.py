@@ -151,6 +151,20 @@ def order_record_refund_due(*, order: Order, amount: Decimal, actor: str, reason
     return locked
 
 
+@transaction.atomic
+def order_record_event(*, order: Order, actor: str, reason: str) -> Order:
+    """Record a decision about an order that keeps its status (a risk review approving an order
+    not paid yet): under the row lock, a version bump and a ledger event from == to, published
+    after commit, like ``order_record_refund_due`` without the amount. Raises OrderNotFound."""
+    locked = order_lock(pk=order.pk)
+    current = locked.status
+    locked.version += 1
+    locked.save(update_fields=["version", "updated_at"])
+    event = ledger_append(order=locked, from_status=current, to_status=current, actor=actor, reason=reason)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq, from_status=current)
+    return locked
+
+
 CANCELLED_OUTCOMES = (S.CANCELLED, S.REFUND_PENDING)
 
 

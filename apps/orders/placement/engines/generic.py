@@ -15,7 +15,7 @@ from apps.catalog import window
 from apps.catalog.models import Listing
 from apps.catalog.selectors import ListingInfo
 from apps.inventory import services as inventory
-from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderStatus
+from apps.orders.models import Buyer, ListingBuyer, Order, OrderLine, OrderSignals, OrderStatus
 from apps.orders.services.ledger import ledger_append
 
 from ..request import OrderRequest
@@ -38,7 +38,10 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
             buyer=buyer,
             channel=new.channel,
             total=unit_price * qty,
-            pay_by=now + timedelta(seconds=listing.payment_window_seconds),
+            pay_by=now
+            + timedelta(
+                seconds=min(new.pay_window_seconds or listing.payment_window_seconds, listing.payment_window_seconds)
+            ),
             shipping_address=req.address,
             idempotency_key=new.idempotency_key,
             request_hash=new.fingerprint,
@@ -54,12 +57,31 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
         # What the answer renders, without reading back what was just written.
         line.sku = info.sku()
         order._prefetched_objects_cache = {"lines": [line]}  # type: ignore[attr-defined]  # Django's prefetch cache
+        if new.signals is not None:
+            _signals_create(order, new.signals)
         inventory.stock_reserve_record(
             sku_id=info.sku_id, merchant_id=info.merchant_id, quantity=qty, reference=new.public_id
         )
         reason = f"placed via {new.channel}"
         seq = _hot_rows(info, order, buyer.pk, qty, listing.per_buyer_limit, now, new.actor, reason)
     return order, seq
+
+
+def _pay_window(new: NewOrder, listing_window: int) -> int:
+    """The listing's payment window, or the risk rules' shorter one."""
+    return min(new.pay_window_seconds or listing_window, listing_window)
+
+
+def _signals_create(order: Order, signals: dict) -> None:
+    registered = signals.get("buyer_registered_at")
+    OrderSignals.objects.create(
+        order=order,
+        ip=signals.get("ip") or "",
+        device_id=signals.get("device_id") or "",
+        user_agent=signals.get("user_agent") or "",
+        buyer_registered_at=datetime.fromisoformat(registered) if registered else None,
+        rules=signals.get("rules") or {},
+    )
 
 
 def _buyer_upsert(merchant_id: int, req: OrderRequest) -> Buyer:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -12,3 +14,8 @@ class NewOrder:
     fingerprint: str
     channel: str
     actor: str
+    pay_window_seconds: int | None = None  # None: the listing's payment window
+    signals: dict[str, Any] | None = None  # the order's OrderSignals row (JSON-ready); None: none
+
+    def signals_json(self) -> str | None:
+        return None if self.signals is None else json.dumps(self.signals, ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""The placement on PostgreSQL: ONE call of ``lc_place_order`` (``sql/lc_place_order.v1.sql``),
+"""The placement on PostgreSQL: ONE call of ``lc_place_order`` (``sql/lc_place_order.v2.sql``),
 as a prepared statement in autocommit, so the server commits the moment it returns and the hot
 row locks are never held while a busy client gets round to sending COMMIT. Orders waiting at the
 same moment go together through the batcher (``lc_place_orders``, one commit per batch).
@@ -37,7 +37,7 @@ SELECT * FROM lc_place_order(
   %(listing)s::bigint, %(merchant)s::bigint, %(session)s::bigint, %(sku)s::bigint, %(qty)s::integer,
   %(ext)s::text, %(name)s::text, %(phone)s::text, %(now)s::timestamptz, %(public_id)s::text,
   %(channel)s::text, %(to)s::text, %(address)s::jsonb, %(idem)s::text, %(fingerprint)s::text,
-  %(actor)s::text, %(reason)s::text, %(digest)s::text
+  %(actor)s::text, %(reason)s::text, %(digest)s::text, %(pay_window)s::integer, %(signals)s::jsonb
 )
 """
 M = TypeVar("M", bound=models.Model)
@@ -73,13 +73,17 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
             reason=reason,
             created_at=now,
         ),
+        "pay_window": new.pay_window_seconds,
+        "signals": new.signals,
     }
     for attempt in (1, 2):
         try:
             if connection.in_atomic_block or not settings.ORDER_BATCHING:
                 # Inside a caller's transaction a savepoint keeps a refusal from poisoning it.
                 with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                    rows = run_prepared(PLACE_SQL, {**params, "address": json.dumps(req.address)})
+                    rows = run_prepared(
+                        PLACE_SQL, {**params, "address": json.dumps(req.address), "signals": new.signals_json()}
+                    )
                 row = rows[0]
             else:
                 row = batcher_for(info.id).place(params)

@@ -1,0 +1,215 @@
+"""Risk control on the hot path: the placement guard (``apps.orders.hooks.registry.guard``).
+
+One Redis call per attempt (``lua/check.lua``), before the stock gate, and nothing from the
+database: the merchant's rules come from process memory (``rules.merchant_rules``), the user
+agent's class from a pure function. The script counts the attempt, applies the rules and
+remembers its verdict for the order's public id (a retry of the same Idempotency-Key gets the same
+verdict and counts nothing twice).
+
+- ``block``: raises ``RiskBlocked`` (403 ``risk_blocked``, ``extra.reasons``); the order service
+  has held nothing and writes nothing. The attempt is recorded as a ``RiskAssessment`` without an
+  order (once per public id).
+- ``review``: the order is placed; the verdict is stored with its signals and the scorer holds it
+  for review once paid.
+- a ``short_window`` rule (or a review verdict) places the order with the policy's short payment
+  window, so a stock-locker's units come back quickly.
+
+Redis unreachable: the rules cannot count, so they let the attempt through (``unavailable``
+recorded on the order); the after-commit scorer still judges it. The invariant "Redis may vanish"
+wins over the rules.
+
+``note_closed`` (``hooks.registry.closed``) counts an attempt the gate refused with 409
+``listing_closed`` for the buyer and the device (``early.lua``): one more Redis call, only on that
+refusal, which places no order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError
+
+from apps.core.redis import LuaScript, is_redis_error
+from apps.orders.hooks import GuardVerdict
+from apps.orders.placement.gate.keys import buyer_key
+
+from .errors import RiskBlocked
+from .facts import OrderFacts, ip_prefix
+from .models import Decision, RiskAssessment
+from .normalise import normalise_address, normalise_phone
+from .rules import CATALOGUE, YOUNG_DAYS, merchant_rules
+from .useragent import classify_user_agent, names_a_library
+
+log = logging.getLogger(__name__)
+_LUA = Path(__file__).parent / "lua"
+_check = LuaScript(_LUA / "check.lua", tuple(range(3, 7)))
+_early = LuaScript(_LUA / "early.lua", 1)
+TTL_SECONDS = 2 * 86_400  # counters outlive any show
+_SET_DIMS = ("dev", "phone", "addr")
+
+
+def risk_tag(session_id: int | None, listing_id: int) -> str:
+    """The hash tag of an attempt's counters: its show, or the listing when it is in none."""
+    return f"lc:{{risk:{session_id}}}" if session_id else f"lc:{{risk:l{listing_id}}}"
+
+
+def _digest(value: str) -> str:
+    return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
+
+
+def attempt_dims(req: Any) -> list[tuple[str, str]]:
+    """The values an attempt is counted under: (dimension, short digest), in a fixed order."""
+    dims: list[tuple[str, str]] = []
+    client = req.client
+    if client.ip:
+        dims.append(("ip", client.ip))
+        prefix = ip_prefix(client.ip)
+        if prefix:
+            dims.append(("ip24", prefix))
+    if client.device_id:
+        dims.append(("dev", _digest(client.device_id)))
+    phone = normalise_phone(req.address.get("phone") or req.buyer_phone)
+    if phone:
+        dims.append(("phone", phone))
+    address = normalise_address(req.address) if req.address else None
+    if address:
+        dims.append(("addr", _digest(address)))
+    return dims
+
+
+def _client_metrics(req: Any, limit: int, now: datetime) -> list[tuple[str, int]]:
+    ua = classify_user_agent(req.client.user_agent)
+    registered = req.buyer_registered_at
+    young = registered is None or now - registered < timedelta(days=YOUNG_DAYS)
+    return [
+        ("ua_script", int(names_a_library(req.client.user_agent))),
+        ("ua_headless", int(ua == "headless")),
+        ("ua_inconsistent", int(ua == "inconsistent")),
+        ("hoard", int(limit > 1 and req.quantity >= limit and young)),
+    ]
+
+
+def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict:
+    """The placement guard: see the module docstring."""
+    rules = merchant_rules(info.merchant_id)
+    tag = risk_tag(info.session_id, info.id)
+    dims = attempt_dims(req)
+    now = datetime.now(UTC)
+    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
+    keys = [f"{tag}:v", f"{tag}:e", f"{tag}:d"] + [f"{tag}:b:{dim}:{value}" for dim, value in set_dims]
+    args: list[str] = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS)]
+    args.append(str(len(dims)))
+    for dim, value in dims:
+        args += [dim, value]
+    args.append(str(len(set_dims)))
+    args += [dim for dim, _ in set_dims]
+    metrics = _client_metrics(req, info.per_buyer_limit, now)
+    args.append(str(len(metrics)))
+    for name, number in metrics:
+        args += [name, str(number)]
+    args += rules.as_args()
+    try:
+        raw = _check(keys, args)
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        log.warning("risk rules skipped: redis unavailable", extra={"listing": info.id})
+        return GuardVerdict(rules={"decision": Decision.ALLOW, "unavailable": True})
+    verdict = json.loads(raw)
+    hits = _pairs(verdict.get("hits"))
+    dry = _pairs(verdict.get("dry"))
+    decision = verdict.get("decision", Decision.ALLOW)
+    stored = {"decision": decision, "hits": hits, "dry": dry, "metrics": verdict.get("m") or {}}
+    if decision == Decision.BLOCK:
+        if not verdict.get("replay"):
+            _record_block(info, req, public_id, hits, dry, stored)
+        raise RiskBlocked(
+            "this order was refused by the merchant's risk rules",
+            extra={"listing": info.id, "reasons": [code for code, _value in hits]},
+        )
+    short = bool(verdict.get("short")) or decision == Decision.REVIEW
+    window = rules.short_window_seconds if short else None
+    if window is not None:
+        stored["pay_window_seconds"] = window
+    return GuardVerdict(pay_window_seconds=window, rules=stored)
+
+
+def note_closed(*, info: Any, req: Any) -> None:
+    """Count an attempt the gate refused because the listing was not open (``early.lua``)."""
+    fields = [f"b:{buyer_key(req.buyer_external_id)}"]
+    if req.client.device_id:
+        fields.append(f"dev:{_digest(req.client.device_id)}")
+    try:
+        _early([f"{risk_tag(info.session_id, info.id)}:e"], [str(info.id), str(TTL_SECONDS), *fields])
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        log.warning("early attempt not counted: redis unavailable", extra={"listing": info.id})
+
+
+def rule_reason(code: str, value: Any) -> dict[str, Any]:
+    """A rule hit as a reason (``reasons.render_reason``): distinct-buyer counters say how many
+    buyers, velocity counters how many attempts; user-agent rules need no number."""
+    spec = CATALOGUE.get(code)
+    metric = spec.metric if spec else ""
+    if metric.endswith(".b"):
+        return {"code": code, "params": {"buyers": value}}
+    if metric.endswith((".l", ".s")) or metric == "early":
+        return {"code": code, "params": {"attempts": value}}
+    return {"code": code, "params": {}}
+
+
+def _pairs(value: Any) -> list[list[Any]]:
+    """cjson encodes an empty table as an object: only a list of [code, value] pairs counts."""
+    return [list(p) for p in value] if isinstance(value, list) else []
+
+
+def _record_block(info: Any, req: Any, public_id: str, hits: list, dry: list, stored: dict) -> None:
+    """The blocked attempt's assessment (no order). A failure to write it is logged, never turns
+    the 403 into a 5xx: the counters already hold the attempt."""
+    reasons = [rule_reason(code, value) for code, value in hits]
+    now = datetime.now(UTC)
+    address = normalise_address(req.address) if req.address else None
+    facts = OrderFacts(
+        key=public_id,
+        show=str(info.session_id or ""),
+        listing=str(info.id),
+        buyer=req.buyer_external_id,
+        placed_ms=int(now.timestamp() * 1000),
+        since_open_ms=None,
+        quantity=req.quantity,
+        limit=info.per_buyer_limit,
+        registered_ms=int(req.buyer_registered_at.timestamp() * 1000) if req.buyer_registered_at else None,
+        phone_key=normalise_phone(req.address.get("phone") or req.buyer_phone),
+        address_key=address,
+        device=req.client.device_id or None,
+        ip=req.client.ip or None,
+        ip24=ip_prefix(req.client.ip),
+        user_agent=req.client.user_agent,
+        early_attempts=int(stored["metrics"].get("early", 0) or 0),
+    )
+    try:
+        RiskAssessment.objects.create(
+            merchant_id=info.merchant_id,
+            session_id=info.session_id,
+            listing_id=info.id,
+            public_id=public_id,
+            buyer_external_id=req.buyer_external_id,
+            phone_key=facts.phone_key or "",
+            address_key=(address or "")[:300],
+            device_id=req.client.device_id,
+            ip=req.client.ip,
+            ip24=facts.ip24 or "",
+            registered_at=req.buyer_registered_at,
+            decision=Decision.BLOCK,
+            reasons=reasons,
+            facts={**asdict(facts), "rules": stored},
+        )
+    except DatabaseError:
+        log.warning("blocked attempt not recorded", extra={"listing": info.id, "order": public_id}, exc_info=True)

@@ -1,0 +1,54 @@
+"""How risk control hears of the rest of the system (connected in ``FraudConfig.ready``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apps.orders.models import OrderStatus
+
+from . import rules
+from .models import RiskAssessment, RiskPolicy, RiskRule
+from .reasons import render_reason
+
+log = logging.getLogger(__name__)
+
+
+def risk_payload(assessment: RiskAssessment) -> dict[str, Any]:
+    """``risk`` as reads show it: reasons in words, in the active language."""
+    return {
+        "score": assessment.score,
+        "decision": assessment.decision,
+        "reasons": [render_reason(r.get("code", ""), r.get("params") or {}) for r in assessment.reasons],
+    }
+
+
+def risk_of(order: Any) -> dict[str, Any] | None:
+    """``risk`` on every order read: null until the order is assessed."""
+    try:
+        assessment = order.risk_assessment
+    except RiskAssessment.DoesNotExist:
+        return None
+    return risk_payload(assessment) if assessment is not None else None
+
+
+def on_order_changed(sender: Any = None, *, order: Any, from_status: str | None = None, **kwargs: Any) -> None:
+    """A payment of an order the scorer flagged: hold it (``paid -> on_hold``). Cheap for every
+    other change (one attribute test)."""
+    if order.status != OrderStatus.PAID or from_status != OrderStatus.PENDING_PAYMENT:
+        return
+    from .scoring import hold_if_flagged
+
+    hold_if_flagged(order.pk)
+
+
+def on_merchant_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """A new merchant starts with every rule at its default (listed, editable, in the admin)."""
+    if created and not raw:
+        rules.ensure_rules(instance.pk)
+
+
+def on_rules_saved(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """A changed rule or policy takes effect in this process at once (others within LOCAL_TTL)."""
+    if sender in (RiskRule, RiskPolicy):
+        rules.forget(instance.merchant_id)

@@ -1,0 +1,174 @@
+"""The hot-path rules: what each counts, its defaults, and a merchant's rules as the script takes them.
+
+A rule is a counter over a threshold (``count > threshold`` fires) and an action: ``block`` (403
+``risk_blocked``, nothing held), ``review`` (placed, then held for review once paid) or
+``short_window`` (placed with the policy's short payment window: a stock-locker's units come back
+quickly). Each rule is on, in dry run (its hits are recorded on the order, nothing changes) or off.
+
+Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one cluster slot):
+
+- attempts per listing from one IP, IP /24, device, phone or normalised address (``*.l``) and per
+  show (``*.s``);
+- distinct buyers per device, phone or address in the show (``*.b``);
+- ``early``: attempts by this buyer or device on this listing while it was not open (counted when
+  the gate answers 409 ``listing_closed``);
+- from the request itself: ``ua_script`` (the user agent names an HTTP library or tool),
+  ``ua_headless``, ``ua_inconsistent`` (the user agent's class) and ``hoard`` (the maximum
+  quantity from an account younger than ``YOUNG_DAYS`` or of unknown age).
+
+A merchant's rules are their ``RiskRule`` rows over ``CATALOGUE``'s defaults; the hot path reads
+them like ``listing_info``: from process memory (``LOCAL_TTL`` seconds), else the shared cache
+(Redis), else the database. A saved change drops the shared copy and this process's, so it reaches
+every process within ``LOCAL_TTL``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.utils.translation import gettext_lazy as _
+
+from .models import RiskPolicy, RiskRule, RuleAction, RuleMode
+
+YOUNG_DAYS = 180
+LOCAL_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    code: str
+    metric: str
+    threshold: int
+    action: str
+    mode: str
+    label: object  # lazy text: what the rule catches, for the admin
+
+
+B, R, S = RuleAction.BLOCK.value, RuleAction.REVIEW.value, RuleAction.SHORT_WINDOW.value
+ON, DRY = RuleMode.ON.value, RuleMode.DRY_RUN.value
+
+CATALOGUE: dict[str, RuleSpec] = {
+    r.code: r
+    for r in (
+        RuleSpec("early_attempts", "early", 1, B, ON, _("Attempts by the buyer or device before the listing opened")),
+        RuleSpec("script_client", "ua_script", 0, B, ON, _("A script or HTTP library instead of an app or browser")),
+        RuleSpec("headless_browser", "ua_headless", 0, B, ON, _("A headless (automated) browser")),
+        RuleSpec("inconsistent_client", "ua_inconsistent", 0, R, ON, _("A user agent that contradicts itself")),
+        RuleSpec("device_velocity", "dev.l", 10, B, ON, _("Attempts from one device on the listing")),
+        RuleSpec("phone_velocity", "phone.l", 8, R, ON, _("Attempts with one phone on the listing")),
+        RuleSpec("address_velocity", "addr.l", 10, R, ON, _("Attempts to one address on the listing")),
+        RuleSpec("ip_velocity", "ip.l", 600, R, DRY, _("Attempts from one IP on the listing (carrier NAT!)")),
+        RuleSpec("ip24_velocity", "ip24.l", 1500, R, DRY, _("Attempts from one IP /24 on the listing")),
+        RuleSpec("device_shared", "dev.b", 3, R, ON, _("Buyers ordering from one device in the show")),
+        RuleSpec("device_farm", "dev.b", 8, B, ON, _("Buyers ordering from one device in the show (a phone farm)")),
+        RuleSpec("phone_shared", "phone.b", 4, R, ON, _("Buyers using one phone in the show")),
+        RuleSpec("address_shared", "addr.b", 4, R, ON, _("Buyers shipping to one address in the show")),
+        RuleSpec("hoarding", "hoard", 0, S, ON, _("The maximum quantity from a new account")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MerchantRules:
+    rules: tuple[RuleSpec, ...]  # only rules that are on or in dry run
+    short_window_seconds: int
+    model_mode: str
+    review_score: float | None
+
+    def as_args(self) -> list[str]:
+        out = [str(len(self.rules))]
+        for r in self.rules:
+            out += [r.code, r.metric, str(r.threshold), r.action, r.mode]
+        return out
+
+
+_cache: dict[int, tuple[float, MerchantRules]] = {}
+_lock = threading.Lock()
+
+
+def _shared_key(merchant_id: int) -> str:
+    return f"risk-rules:v1:{merchant_id}"
+
+
+def merchant_rules(merchant_id: int) -> MerchantRules:
+    hit = _cache.get(merchant_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    rules = _shared(merchant_id)
+    with _lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[merchant_id] = (time.monotonic() + LOCAL_TTL, rules)
+    return rules
+
+
+def _shared(merchant_id: int) -> MerchantRules:
+    try:
+        hit = cache.get(_shared_key(merchant_id))
+    except Exception:  # noqa: BLE001 - Redis may vanish
+        hit = None
+    if isinstance(hit, dict):
+        try:
+            return MerchantRules(
+                rules=tuple(RuleSpec(**r, label="") for r in hit["rules"]),
+                short_window_seconds=hit["short_window_seconds"],
+                model_mode=hit["model_mode"],
+                review_score=hit["review_score"],
+            )
+        except (KeyError, TypeError):
+            pass  # another version's shape: reload
+    rules = load_rules(merchant_id)
+    shared = {
+        "rules": [
+            {"code": r.code, "metric": r.metric, "threshold": r.threshold, "action": r.action, "mode": r.mode}
+            for r in rules.rules
+        ],
+        "short_window_seconds": rules.short_window_seconds,
+        "model_mode": rules.model_mode,
+        "review_score": rules.review_score,
+    }
+    try:
+        cache.set(_shared_key(merchant_id), shared, timeout=300)
+    except Exception:  # noqa: BLE001
+        pass
+    return rules
+
+
+def forget(merchant_id: int) -> None:
+    _cache.pop(merchant_id, None)
+    try:
+        cache.delete(_shared_key(merchant_id))
+    except Exception:  # noqa: BLE001 - the shared copy expires by itself
+        pass
+
+
+def load_rules(merchant_id: int) -> MerchantRules:
+    """The merchant's rules from the database: its rows over the catalogue's defaults."""
+    rows = {r.code: r for r in RiskRule.objects.filter(merchant_id=merchant_id)}
+    specs = []
+    for code, spec in CATALOGUE.items():
+        row = rows.get(code)
+        if row is not None:
+            spec = RuleSpec(code, spec.metric, row.threshold, row.action, row.mode, spec.label)
+        if spec.mode != RuleMode.OFF:
+            specs.append(spec)
+    policy = RiskPolicy.objects.filter(merchant_id=merchant_id).first() or RiskPolicy(merchant_id=merchant_id)
+    return MerchantRules(tuple(specs), policy.short_window_seconds, policy.model_mode, policy.review_score)
+
+
+def ensure_rules(merchant_id: int) -> None:
+    """Give a merchant a row for every catalogue rule (at its default) and a policy, so the admin
+    lists them all; existing rows are left as they are."""
+    have = set(RiskRule.objects.filter(merchant_id=merchant_id).values_list("code", flat=True))
+    RiskRule.objects.bulk_create(
+        [
+            RiskRule(merchant_id=merchant_id, code=s.code, threshold=s.threshold, action=s.action, mode=s.mode)
+            for s in CATALOGUE.values()
+            if s.code not in have
+        ],
+        ignore_conflicts=True,
+    )
+    RiskPolicy.objects.get_or_create(merchant_id=merchant_id)

@@ -1,0 +1,214 @@
+"""The hot-path rules (apps/fraud/hotpath.py + lua/check.lua), through the real order API: each
+rule fires on what it counts and not below its threshold; dry run records and changes nothing; a
+block holds no stock and writes no order; a retry gets the same verdict; rules are per merchant;
+the signals are stored with the order; Redis gone lets the order through."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from apps.catalog import services as catalog
+from apps.catalog.models import Listing
+from apps.fraud import rules as risk_rules
+from apps.fraud.models import Decision, RiskAssessment, RiskRule, RuleAction, RuleMode
+from apps.inventory.models import Stock
+from apps.orders.models import Order, OrderSignals
+from apps.orders.placement.gate.scripts import gate_state
+
+from ..factories import make_listing, make_session, make_token, order_body
+from ..orders.test_bad_input import _drf
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+APP_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 aweme/30.1.0"  # noqa: E501
+
+
+def body(listing: Listing, n: int, *, buyer: str | None = None, quantity: int = 1, **client: Any) -> dict:
+    b = order_body(listing.pk, buyer=buyer or f"buyer-{n}", quantity=quantity)
+    b["shipping_address"]["phone"] = f"139{n:08d}"
+    b["buyer"]["phone"] = f"139{n:08d}"
+    b["shipping_address"]["detail"] = f"文三路 {n} 号"
+    b["client"] = {"ip": f"112.10.{n // 200}.{n % 200 + 1}", "device_id": f"dev-{n}", "user_agent": APP_UA, **client}
+    b["buyer"]["registered_at"] = "2022-05-01T10:00:00+08:00"
+    return b
+
+
+def post(token: str, payload: dict, key: str) -> tuple[int, dict]:
+    status, answer, _ = _drf(token, json.dumps(payload, ensure_ascii=False).encode(), {"Idempotency-Key": key})
+    return status, answer
+
+
+def rules_of(order_id: str) -> dict:
+    return OrderSignals.objects.get(order__public_id=order_id).rules
+
+
+def window(order: Order) -> int:
+    """The order's payment window in whole seconds (``created_at`` is stamped apart from ``pay_by``'s now)."""
+    return round((order.pay_by - order.created_at).total_seconds())
+
+
+@pytest.fixture
+def listing(merchant):  # type: ignore[no-untyped-def]
+    return make_listing(merchant, quota=200, limit=3)
+
+
+def test_a_clean_order_is_allowed_and_its_signals_are_stored_with_it(merchant, token, listing):
+    status, order = post(token, body(listing, 1), "k1")
+    assert status == 201 and order["risk"] is None  # not scored yet
+    signals = OrderSignals.objects.get(order__public_id=order["id"])
+    assert (signals.ip, signals.device_id, signals.user_agent) == ("112.10.0.2", "dev-1", APP_UA)
+    assert signals.buyer_registered_at == datetime(2022, 5, 1, 2, 0, tzinfo=UTC)
+    assert signals.rules["decision"] == "allow" and signals.rules["hits"] == []
+    assert signals.rules["metrics"]["dev.l"] == 1 and signals.rules["metrics"]["addr.b"] == 1
+    pay_by = datetime.fromisoformat(order["pay_by"].replace("Z", "+00:00"))
+    assert pay_by - timezone.now() > timedelta(seconds=800)  # the listing's 900 s window
+
+
+@pytest.mark.parametrize(
+    ("ua", "code"),
+    [
+        ("python-requests/2.32.3", "script_client"),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "HeadlessChrome/124.0.0.0 Safari/537.36",
+            "headless_browser",
+        ),
+    ],
+)
+def test_script_and_headless_clients_are_blocked_with_nothing_held_or_written(merchant, token, listing, ua, code):
+    status, answer = post(token, body(listing, 1, user_agent=ua), "bot-1")
+    assert status == 403 and answer["code"] == "risk_blocked", answer
+    assert answer["extra"]["reasons"] == [code]
+    assert Order.objects.count() == 0 and OrderSignals.objects.count() == 0
+    listing.refresh_from_db()
+    assert listing.sold == 0
+    assert Stock.objects.get(sku_id=listing.sku_id).reserved == 0
+    state = gate_state(listing.pk)
+    assert state is None or (state["left"] == 200 and state["holds"] == {})
+    blocked = RiskAssessment.objects.get()
+    assert (blocked.order_id, blocked.decision, blocked.listing_id) == (None, Decision.BLOCK, listing.pk)
+    assert blocked.reasons == [{"code": code, "params": {}}]
+    # A retry of the same key: the same answer, counted once, recorded once.
+    again = post(token, body(listing, 1, user_agent=ua), "bot-1")
+    assert again == (status, answer)
+    assert RiskAssessment.objects.count() == 1
+
+
+def test_attempts_before_open_count_and_the_second_one_blocks_at_open(merchant, token):
+    listing = make_listing(merchant, quota=50, limit=1, open_=False)
+    for i in range(2):  # a sniper firing before the listing opens: 409 listing_closed, counted
+        status, answer = post(token, body(listing, 7), f"early-{i}")
+        assert (status, answer["code"]) == (409, "listing_closed")
+    assert post(token, body(listing, 8), "fan-early")[0] == 409  # a fan who pressed once too early
+    catalog.listing_open(listing=listing)
+    status, answer = post(token, body(listing, 7), "at-open")
+    assert status == 403 and answer["extra"]["reasons"] == ["early_attempts"]
+    status, order = post(token, body(listing, 8), "fan-at-open")  # threshold: more than 1
+    assert status == 201 and rules_of(order["id"])["metrics"]["early"] == 1
+
+
+def test_one_device_shared_by_buyers_is_reviewed_then_blocked_as_a_farm(merchant, token, listing):
+    verdicts = []
+    for n in range(1, 11):
+        status, answer = post(token, body(listing, n, device_id="farm-phone-1"), f"farm-{n}")
+        verdicts.append(status if status != 201 else rules_of(answer["id"])["decision"])
+    # 1-3 buyers on one device: a family phone; 4-9: reviewed; the 9th and later: blocked.
+    assert verdicts == ["allow"] * 3 + ["review"] * 5 + [403, 403]
+    reviewed = Order.objects.get(idempotency_key="farm-4")
+    assert rules_of(reviewed.public_id)["hits"] == [["device_shared", 4]]
+    # A reviewed order also gets the short payment window (120 s instead of 900 s).
+    assert window(reviewed) == 120
+
+
+def test_one_drop_point_written_many_ways_is_one_address(merchant, token, listing):
+    writings = [
+        "文三路100号3栋1202室",
+        "文三路100号3幢12-02",
+        "文三路１００号３号楼1202",
+        "文 三 路 100 号 3 栋 1202",
+        "文三路100号3栋Rm1202",
+    ]  # noqa: E501
+    decisions = []
+    for n, detail in enumerate(writings, start=1):
+        b = body(listing, n)
+        b["shipping_address"]["detail"] = detail
+        status, answer = post(token, b, f"jig-{n}")
+        assert status == 201
+        decisions.append(rules_of(answer["id"])["decision"])
+    assert decisions == ["allow"] * 4 + ["review"]
+    assert rules_of(Order.objects.get(idempotency_key="jig-5").public_id)["hits"] == [["address_shared", 5]]
+
+
+def test_max_quantity_from_a_new_account_gets_the_short_payment_window(merchant, token, listing):
+    b = body(listing, 1, quantity=3)
+    b["buyer"]["registered_at"] = (timezone.now() - timedelta(days=10)).isoformat()
+    status, order = post(token, b, "hoard-1")
+    assert status == 201
+    stored = rules_of(order["id"])
+    assert stored["decision"] == "allow" and stored["hits"] == [["hoarding", 1]]
+    assert stored["pay_window_seconds"] == 120
+    o = Order.objects.get(public_id=order["id"])
+    assert window(o) == 120
+    # An old account buying the maximum keeps the listing's window.
+    old = body(listing, 2, quantity=3)
+    status, order = post(token, old, "hoard-2")
+    o = Order.objects.get(public_id=order["id"])
+    assert window(o) == 900
+
+
+def test_a_rule_in_dry_run_records_what_it_would_have_done_and_changes_nothing(merchant, token, listing):
+    risk_rules.ensure_rules(merchant.pk)
+    RiskRule.objects.filter(merchant=merchant, code="script_client").update(mode=RuleMode.DRY_RUN)
+    risk_rules.forget(merchant.pk)
+    status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "dry-1")
+    assert status == 201
+    stored = rules_of(order["id"])
+    assert stored["decision"] == "allow" and stored["hits"] == [] and stored["dry"] == [["script_client", 1]]
+
+
+def test_a_rule_turned_off_or_given_a_higher_threshold_does_not_fire(merchant, token, listing):
+    risk_rules.ensure_rules(merchant.pk)
+    RiskRule.objects.filter(merchant=merchant, code="script_client").update(mode=RuleMode.OFF)
+    RiskRule.objects.filter(merchant=merchant, code="device_shared").update(threshold=5, action=RuleAction.BLOCK)
+    risk_rules.forget(merchant.pk)
+    assert post(token, body(listing, 1, user_agent="curl/8.5.0"), "off-1")[0] == 201
+    statuses = [post(token, body(listing, n, device_id="d"), f"t-{n}")[0] for n in range(2, 9)]
+    assert statuses == [201] * 5 + [403, 403]  # buyers 1..5 on the device pass, the 6th is over 5
+
+
+def test_rules_are_per_merchant(merchant, token, other_merchant, listing):
+    other_token = make_token(other_merchant)
+    other_listing = make_listing(other_merchant, quota=20, limit=3)
+    risk_rules.ensure_rules(merchant.pk)
+    RiskRule.objects.filter(merchant=merchant, code="script_client").update(mode=RuleMode.OFF)
+    risk_rules.forget(merchant.pk)
+    assert post(token, body(listing, 1, user_agent="curl/8.5.0"), "m1")[0] == 201
+    assert post(other_token, body(other_listing, 1, user_agent="curl/8.5.0"), "m2")[0] == 403
+    # Counters are per show too: the other merchant's show does not see this one's device.
+    assert RiskAssessment.objects.get().merchant_id == other_merchant.pk
+
+
+def test_counters_are_per_show(merchant, token):
+    one = make_listing(merchant, quota=20, limit=3, session=make_session(merchant, "A"))
+    two = make_listing(merchant, quota=20, limit=3, session=make_session(merchant, "B"))
+    for n in range(1, 4):
+        post(token, body(one, n, device_id="shared"), f"a-{n}")
+    status, order = post(token, body(two, 4, device_id="shared"), "b-4")
+    assert rules_of(order["id"])["metrics"]["dev.b"] == 1  # a new show starts from zero
+
+
+def test_redis_gone_lets_the_order_through_and_says_so(merchant, token, listing, monkeypatch):
+    from apps.fraud import hotpath
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("redis is gone")
+
+    monkeypatch.setattr(hotpath, "_check", down)
+    status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "down-1")
+    assert status == 201
+    assert rules_of(order["id"]) == {"decision": "allow", "unavailable": True}
