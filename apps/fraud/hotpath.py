@@ -86,7 +86,9 @@ def attempt_dims(req: Any) -> list[tuple[str, str]]:
 def _client_metrics(req: Any, limit: int, now: datetime) -> list[tuple[str, int]]:
     ua = classify_user_agent(req.client.user_agent)
     registered = req.buyer_registered_at
-    young = registered is None or now - registered < timedelta(days=YOUNG_DAYS)
+    # Only a known young account: the storefront knows no account age, and a fan buying the
+    # maximum there must keep the listing's payment window.
+    young = registered is not None and now - registered < timedelta(days=YOUNG_DAYS)
     return [
         ("ua_script", int(names_a_library(req.client.user_agent))),
         ("ua_headless", int(ua == "headless")),

@@ -54,7 +54,10 @@ class RiskRule(models.Model):
         constraints = [models.UniqueConstraint(fields=["merchant", "code"], name="uniq_risk_rule_per_merchant")]
 
     def __str__(self) -> str:
-        return self.code
+        from .rules import CATALOGUE  # the catalogue reads these models' choices
+
+        spec = CATALOGUE.get(self.code)
+        return str(spec.label) if spec is not None else self.code
 
 
 class RiskPolicy(models.Model):
@@ -116,6 +119,7 @@ class RiskAssessment(models.Model):
     buyer_external_id = models.CharField(_("buyer id"), max_length=100)
     phone_key = models.CharField(_("phone"), max_length=16, blank=True, default="")
     address_key = models.CharField(_("address"), max_length=300, blank=True, default="")
+    drop_point = models.CharField(_("drop point"), max_length=300, blank=True, default="")
     device_id = models.CharField(_("device"), max_length=128, blank=True, default="")
     ip = models.CharField(_("IP"), max_length=45, blank=True, default="")
     ip24 = models.CharField(_("IP network"), max_length=50, blank=True, default="")
@@ -148,6 +152,7 @@ class RiskAssessment(models.Model):
         indexes = [
             models.Index(fields=["session", "phone_key"]),
             models.Index(fields=["session", "address_key"]),
+            models.Index(fields=["session", "drop_point"]),
             models.Index(fields=["session", "device_id"]),
             models.Index(fields=["session", "ip"]),
             models.Index(fields=["session", "ip24"]),
@@ -156,4 +161,4 @@ class RiskAssessment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.public_id}: {self.decision}"
+        return self.public_id

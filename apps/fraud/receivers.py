@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
+
 from apps.orders.models import OrderStatus
 
 from . import rules
@@ -49,6 +51,8 @@ def on_merchant_saved(sender: Any, instance: Any, created: bool, raw: bool = Fal
 
 
 def on_rules_saved(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
-    """A changed rule or policy takes effect in this process at once (others within LOCAL_TTL)."""
+    """A changed rule or policy takes effect in this process once committed (others within
+    LOCAL_TTL): dropped after the commit, so no process caches the old rules again in between."""
     if sender in (RiskRule, RiskPolicy):
-        rules.forget(instance.merchant_id)
+        merchant_id = instance.merchant_id
+        transaction.on_commit(lambda: rules.forget(merchant_id))

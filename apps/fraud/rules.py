@@ -14,7 +14,7 @@ Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one c
   the gate answers 409 ``listing_closed``);
 - from the request itself: ``ua_script`` (the user agent names an HTTP library or tool),
   ``ua_headless``, ``ua_inconsistent`` (the user agent's class) and ``hoard`` (the maximum
-  quantity from an account younger than ``YOUNG_DAYS`` or of unknown age).
+  quantity from an account known to be younger than ``YOUNG_DAYS``).
 
 A merchant's rules are their ``RiskRule`` rows over ``CATALOGUE``'s defaults; the hot path reads
 them like ``listing_info``: from process memory (``LOCAL_TTL`` seconds), else the shared cache

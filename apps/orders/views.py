@@ -305,6 +305,8 @@ ERROR_TEXT = {
     OverBuyerLimit.code: gettext_noop("You have reached the limit for this item."),
     ListingClosed.code: gettext_noop("This item is not on sale right now."),
     IdempotencyConflict.code: gettext_noop("This form was already used for another order. Please try again."),
+    # The risk rules' refusal (apps/fraud): the reasons stay with the merchant, not the buyer.
+    "risk_blocked": gettext_noop("We could not accept this order. Please contact the shop if you think this is wrong."),
 }
 
 

@@ -212,3 +212,25 @@ def test_redis_gone_lets_the_order_through_and_says_so(merchant, token, listing,
     status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "down-1")
     assert status == 201
     assert rules_of(order["id"]) == {"decision": "allow", "unavailable": True}
+
+
+def test_the_storefront_sets_and_reads_the_device_cookie_and_its_buyer_sees_a_plain_refusal(merchant):
+    from django.test import Client
+
+    from apps.orders.storefront_client import DEVICE_COOKIE
+
+    from ..orders.test_order_signals import _buy
+
+    listing = make_listing(merchant, quota=10, limit=5)
+    browser = Client(HTTP_USER_AGENT=APP_UA)
+    ok = _buy(browser, listing, REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    assert ok.status_code == 303
+    signals = OrderSignals.objects.get()
+    assert signals.device_id == browser.cookies[DEVICE_COOKIE].value  # the cookie the page set, sent back
+    assert signals.ip == "203.0.113.9"  # no trusted proxy: X-Forwarded-For ignored
+    bot = Client(HTTP_USER_AGENT="python-requests/2.32.3")
+    refused = _buy(bot, listing, REMOTE_ADDR="198.51.100.7")
+    assert refused.status_code == 403
+    assert "We could not accept this order" in refused.content.decode()
+    assert "script_client" not in refused.content.decode()  # the reasons stay with the merchant
+    assert Order.objects.count() == 1
