@@ -576,6 +576,7 @@ class RiskAssessmentAdmin(MerchantScopedAdmin):
             "original": obj,
             "has_view_permission": True,
             "subtitle": None,
+            "is_nav_sidebar_enabled": False,  # the linked buyers' table needs the width
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(
