@@ -75,6 +75,7 @@ FLAG_METRICS = frozenset({"ua_script", "ua_headless", "ua_inconsistent", "hoard"
 SHARE_LABELS = {
     "phone": gettext_lazy("phone"),
     "address": gettext_lazy("address"),
+    "drop_point": gettext_lazy("drop point"),
     "device": gettext_lazy("device"),
     "ip": gettext_lazy("IP"),
 }
@@ -737,6 +738,7 @@ def review_page_context(request: HttpRequest, a: RiskAssessment, *, may_decide: 
         "keys": [
             (SHARE_LABELS["phone"], a.phone_key),
             (SHARE_LABELS["address"], a.address_key),
+            (SHARE_LABELS["drop_point"], a.drop_point),
             (SHARE_LABELS["device"], a.device_id),
             (SHARE_LABELS["ip"], a.ip),
         ],

@@ -1,11 +1,13 @@
 """Reads for the review screens: who an assessment is linked to in its show, and by what.
 
 Two buyers are linked when their assessments in one show share a normalised phone, a normalised
-address, a device id or an IP (a show-less order: the same listing). A phone, an address or a
-device shared by several accounts is what farms and brushing rings look like; an IP alone is weak
-evidence (carrier NAT and campus networks put hundreds of genuine fans behind one address), so it
-is counted and shown apart and never makes a buyer "linked" on its own in the counts. The same
-buyer's other orders are not links.
+address, a drop point (the same flat written differently: address jigging), a device id or an IP
+(a show-less order: the same listing). A phone, an address or a device shared by several
+accounts is what farms and brushing rings look like; an IP alone is weak evidence (carrier NAT and
+campus networks put hundreds of genuine fans behind one address), so it is counted and shown apart
+and never makes a buyer "linked" on its own in the counts. A drop point is only named where the
+address itself differs (an equal address says it already). The same buyer's other orders are
+not links.
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ from django.db.models import Case, Count, Q, Value, When
 from .models import RiskAssessment
 
 # (kind, field): the kinds in the order the screens show them.
-SHARED = (("phone", "phone_key"), ("address", "address_key"), ("device", "device_id"), ("ip", "ip"))
-STRONG = ("phone", "address", "device")
+SHARED = (
+    ("phone", "phone_key"),
+    ("address", "address_key"),
+    ("drop_point", "drop_point"),
+    ("device", "device_id"),
+    ("ip", "ip"),
+)
+STRONG = ("phone", "address", "drop_point", "device")
 LINKED_LIMIT = 100  # rows of the detail page's table; the total is counted
 
 
@@ -55,7 +63,8 @@ def _shared_q(a: RiskAssessment, kinds: Iterable[str]) -> Q:
 
 
 def shares_of(a: RiskAssessment, other: RiskAssessment) -> tuple[str, ...]:
-    return tuple(kind for kind, name in SHARED if getattr(a, name) and getattr(a, name) == getattr(other, name))
+    kinds = [kind for kind, name in SHARED if getattr(a, name) and getattr(a, name) == getattr(other, name)]
+    return tuple(k for k in kinds if not (k == "drop_point" and "address" in kinds))
 
 
 def linked_buyers(a: RiskAssessment, *, limit: int = LINKED_LIMIT) -> tuple[list[LinkedBuyer], int]:
@@ -111,7 +120,7 @@ def link_counts(assessments: list[RiskAssessment]) -> dict[int, LinkCounts]:
     strong = values_of(STRONG)
     rows: list[dict[str, Any]] = []
     if strong:
-        fields = ("session_id", "listing_id", "buyer_external_id", "phone_key", "address_key", "device_id")
+        fields = ("session_id", "listing_id", "buyer_external_id", *(name for kind, name in SHARED if kind in STRONG))
         rows = [dict(row) for row in base.filter(strong).values(*fields)]
     # IP: counted in the database (a campus IP may carry thousands of genuine buyers).
     ip_counts: dict[tuple[int | None, int | None, str], int] = {}
@@ -135,10 +144,12 @@ def link_counts(assessments: list[RiskAssessment]) -> dict[int, LinkCounts]:
             value = getattr(a, name)
             if not value or kind == "ip":
                 continue
+            others = [r for r in by_scope[where_key] if r["buyer_external_id"] != a.buyer_external_id]
             buyers = {
                 r["buyer_external_id"]
-                for r in by_scope[where_key]
-                if r[name] == value and r["buyer_external_id"] != a.buyer_external_id
+                for r in others
+                if r[name] == value
+                and not (kind == "drop_point" and a.address_key and r["address_key"] == a.address_key)
             }
             if buyers:
                 counts.by_kind[kind] = len(buyers)

@@ -35,7 +35,8 @@ QUEUE = reverse("admin:fraud_riskassessment_changelist")
 RULES = reverse("admin:fraud_riskrule_changelist")
 FARM_DEVICE = "7309-4411-8820"
 NUMBERS = itertools.count(1)  # buyers, phones, addresses: unique across shops
-FARM_ADDRESS = "浙江省杭州市余杭区仓前街道文一西路1500号5幢302"
+FARM_ADDRESS = "浙江杭州余杭|文一西路1500号5幢302"
+FARM_DROP = "浙江杭州余杭|文一西|5|302"  # the flat, however its address is written
 
 
 def page_of(a: RiskAssessment) -> str:
@@ -70,6 +71,7 @@ class Shop:
         name: str = "王小明",
         phone: str | None = None,
         address: str | None = None,
+        drop_point: str = "",
         device: str | None = None,
         ip: str | None = None,
         outcome: str = ReviewOutcome.NONE,
@@ -103,6 +105,7 @@ class Shop:
             buyer_external_id=buyer,
             phone_key=phone,
             address_key=address or f"浙江杭州西湖文三路{n}号",
+            drop_point=drop_point,
             device_id=device or f"{n:04d}-{self.merchant.pk:04d}",
             ip=ip or f"10.{self.merchant.pk}.0.{n}",
             decision=decision,
@@ -317,7 +320,10 @@ def test_a_blocked_attempt_has_a_page_and_nothing_to_decide(shop, owner) -> None
 
 # --- linked buyers ------------------------------------------------------------------------------
 def test_the_page_shows_the_buyers_linked_in_the_show_and_what_they_share(shop, owner, merchant) -> None:  # type: ignore[no-untyped-def]
-    farm = [shop.order(status=S.ON_HOLD, device=FARM_DEVICE, address=FARM_ADDRESS) for _ in range(4)]
+    farm = [
+        shop.order(status=S.ON_HOLD, device=FARM_DEVICE, address=FARM_ADDRESS, drop_point=FARM_DROP) for _ in range(4)
+    ]
+    jigged = shop.order(address="浙江杭州余杭|文一西路1500号5栋302室(放门口)", drop_point=FARM_DROP)
     same_phone = shop.order(decision=Decision.ALLOW, phone=farm[0].phone_key)
     same_ip = shop.order(decision=Decision.ALLOW, ip=farm[0].ip)
     repeat = shop.order(buyer=farm[0].buyer_external_id, device=FARM_DEVICE)  # the same buyer again
@@ -331,22 +337,24 @@ def test_the_page_shows_the_buyers_linked_in_the_show_and_what_they_share(shop, 
         farm[1].pk: ["address", "device"],
         farm[2].pk: ["address", "device"],
         farm[3].pk: ["address", "device"],
+        jigged.pk: ["drop_point"],  # another writing of the farm's flat
         same_phone.pk: ["phone"],
         same_ip.pk: ["ip"],
         bot.pk: ["device"],
     }
     assert repeat.pk not in rows and stranger.pk not in rows and elsewhere.pk not in rows
     assert [row["assessment"].pk for row in page.context["linked"]][-1] == same_ip.pk  # an IP alone: last
-    assert page.context["linked_total"] == 6 and page.context["linked_strong"] == 5
+    assert page.context["linked_total"] == 7 and page.context["linked_strong"] == 6
     html = page.content.decode()
     assert 'class="lc-share lc-share--device is-strong"' in html and 'class="lc-share lc-share--ip"' in html
 
     # the queue counts them per row: other buyers sharing a phone, address or device; IP apart
     r = owner.get(QUEUE)
     links = {obj.pk: obj.links for obj in r.context["cl"].result_list}
-    assert links[farm[0].pk].buyers == 5  # 3 farm buyers, the phone sharer, the bot
-    assert links[farm[0].pk].by_kind == {"phone": 1, "address": 3, "device": 4, "ip": 1}
-    assert links[farm[1].pk].buyers == 4 and links[farm[1].pk].by_kind == {"address": 3, "device": 4}
+    assert links[farm[0].pk].buyers == 6  # 3 farm buyers, the jigged address, the phone sharer, the bot
+    assert links[farm[0].pk].by_kind == {"phone": 1, "address": 3, "drop_point": 1, "device": 4, "ip": 1}
+    assert links[farm[1].pk].buyers == 5
+    assert links[farm[1].pk].by_kind == {"address": 3, "drop_point": 1, "device": 4}
 
 
 def test_the_queue_page_costs_the_same_queries_for_5_rows_and_25(shop, owner) -> None:  # type: ignore[no-untyped-def]
