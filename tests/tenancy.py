@@ -20,8 +20,10 @@ from rest_framework.test import APIClient
 
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.catalog.services import product_image_add, sku_create
+from apps.fraud.models import Decision, RiskAssessment
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
+from apps.orders.models import Order
 from apps.orders.services.payments import sign
 from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import endpoint_create, event_record
@@ -77,7 +79,7 @@ class Tenant:
     session: LiveSession
     listing: Listing  # open, with a paid and a pending order
     scheduled: Listing  # not yet open
-    orders: list[dict]  # as the API answered them: [paid, pending]
+    orders: list[dict]  # as the API answered them: [paid, pending (flagged for risk review)]
     endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
 
 
@@ -99,6 +101,23 @@ def pay(order: dict) -> None:
         HTTP_X_SIGNATURE=sign(body, ts),
     )
     assert r.status_code == 200, r.content
+
+
+def flag_for_review(merchant: Merchant, public_id: str) -> RiskAssessment:
+    """The pending order flagged for review, as the scorer writes it: the review queue holds it."""
+    order = Order.objects.get(public_id=public_id)
+    return RiskAssessment.objects.create(
+        merchant=merchant,
+        order=order,
+        session_id=order.session_id,
+        listing_id=order.listing_id,
+        public_id=order.public_id,
+        buyer_external_id=f"buyer2-{merchant.slug}",
+        device_id=f"device-{merchant.slug}",
+        decision=Decision.REVIEW,
+        score=90.0,
+        reasons=[{"code": "device_shared", "params": {"buyers": 4}}],
+    )
 
 
 def build_tenant(merchant: Merchant) -> Tenant:
@@ -123,6 +142,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
         assert r.status_code == 201, r.content
         orders.append(r.json())
     pay(orders[0])
+    flag_for_review(merchant, orders[1]["id"])
     endpoint = endpoint_create(
         merchant_id=merchant.pk, url=f"https://erp-{slug}.example.com/hooks", events=["order.paid"]
     )

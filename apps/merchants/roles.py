@@ -45,7 +45,8 @@ MERCHANT = "merchant"  # the merchant's own settings (name)
 MEMBERS = "members"  # who may use the back office, with which role
 TOKENS = "tokens"  # API tokens for streamer tools and ERPs
 INTEGRATIONS = "integrations"  # outbound webhooks, platform shops: secrets and endpoints
-AREAS = (ORDERS, BUYERS, PAYMENTS, CATALOG, SHOWS, STOCK, REPORTS, MERCHANT, MEMBERS, TOKENS, INTEGRATIONS)
+RISK = "risk"  # risk control: rules, policy, assessments; "change" also approves or rejects held orders
+AREAS = (ORDERS, BUYERS, PAYMENTS, CATALOG, SHOWS, STOCK, REPORTS, MERCHANT, MEMBERS, TOKENS, INTEGRATIONS, RISK)
 
 VERBS = ("view", "export", "add", "change", "delete", "confirm", "cancel", "note")
 
@@ -65,6 +66,8 @@ CAPABILITIES: dict[str, dict[str, frozenset[str]]] = {
         STOCK: _READ | {"add", "change"},
         REPORTS: _READ,
         MERCHANT: frozenset({"view"}),
+        # Whoever runs the show decides held orders ("change"), and may tune a rule mid-show.
+        RISK: _READ | {"change"},
     },
     CUSTOMER_SERVICE: {
         ORDERS: _READ | {"cancel", "note"},
@@ -74,8 +77,9 @@ CAPABILITIES: dict[str, dict[str, frozenset[str]]] = {
         SHOWS: _READ,
         STOCK: _READ,
         MERCHANT: frozenset({"view"}),
+        RISK: _READ,  # answers a buyer asking why an order is held; does not decide it
     },
-    ANALYST: {area: _READ for area in (ORDERS, BUYERS, PAYMENTS, CATALOG, SHOWS, STOCK, REPORTS)}
+    ANALYST: {area: _READ for area in (ORDERS, BUYERS, PAYMENTS, CATALOG, SHOWS, STOCK, REPORTS, RISK)}
     | {MERCHANT: frozenset({"view"})},
 }
 

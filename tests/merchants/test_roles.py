@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from apps.catalog.models import Listing, LiveSession, Product
+from apps.fraud.models import RiskAssessment
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin
 from apps.merchants.models import ApiToken, Membership
@@ -57,6 +58,9 @@ VIEW = {
     "merchants.ApiToken": frozenset({OWNER}),
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset({OWNER}),
+    "fraud.RiskRule": ALL,
+    "fraud.RiskPolicy": ALL,
+    "fraud.RiskAssessment": ALL,
 }
 # Who gets the add form.
 ADD = {
@@ -74,6 +78,9 @@ ADD = {
     "merchants.Merchant": frozenset(),
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset(),
+    "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
+    "fraud.RiskPolicy": frozenset(),
+    "fraud.RiskAssessment": frozenset(),  # risk control writes them
 }
 
 
@@ -302,6 +309,18 @@ ACTIONS = {
         WRITERS,
     ),
     "revoke_tokens": (ApiToken, lambda t: t.token, lambda tok: tok.revoked_at is not None, frozenset({OWNER})),
+    "approve_selected": (
+        RiskAssessment,
+        lambda t: RiskAssessment.objects.get(public_id=t.orders[1]["id"]),  # flagged, pending payment
+        lambda a: a.review_outcome == "approved",
+        WRITERS,
+    ),
+    "reject_selected": (
+        RiskAssessment,
+        lambda t: RiskAssessment.objects.get(public_id=t.orders[1]["id"]),
+        lambda a: a.review_outcome == "rejected" and a.order.status == OrderStatus.CANCELLED,
+        WRITERS,
+    ),
     "delete_selected": (
         Product,
         lambda t: ProductFactory(merchant=t.merchant, name="Spare"),
