@@ -46,6 +46,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext
 from apps.catalog.admin import yuan
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, is_superuser, role_allows, user_merchant_ids
+from apps.orders import hooks
 from apps.orders.models import Order, OrderStatus
 from apps.orders.order_page import address_block, channel_label, line_rows
 
@@ -765,3 +766,7 @@ def order_risk_panel(request: HttpRequest, order: Any) -> str:
         "next": reverse("admin:orders_order_change", args=[order.pk]),
     }
     return render_to_string("admin/fraud/order_risk_panel.html", context, request=request)
+
+
+if order_risk_panel not in hooks.registry.order_page_panels:  # the verdict on the admin's order page
+    hooks.registry.order_page_panels.append(order_risk_panel)

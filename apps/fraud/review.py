@@ -59,7 +59,7 @@ def review_decide(*, assessment_id: int, merchant_id: int, approve: bool, user=N
         order: Order = assessment.order  # type: ignore[assignment]
         if assessment.review_outcome:
             return ReviewResult(order.public_id, "already_reviewed", order.status)
-        actor = f"user:{user.pk}" if user is not None and user.pk else "merchant"
+        actor = f"staff:{user.pk}" if user is not None and user.pk else "merchant"
         try:
             order = _apply(order, approve=approve, actor=actor)
         except InvalidTransition:

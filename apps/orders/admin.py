@@ -56,7 +56,7 @@ from apps.merchants.admin_scoping import (
     user_merchant_ids,
 )
 
-from . import exports
+from . import exports, hooks
 from .backoffice import ORDER_TABS, TABS_BY_KEY, tab_counts
 from .models import Buyer, ExportJob, FlagColour, Order, OrderEvent, OrderStatus, Payment
 from .order_page import (
@@ -389,7 +389,13 @@ class OrderAdmin(MerchantScopedAdmin):
         run_each(
             request,
             queryset,
-            lambda o: order_transition(order=o, to=OrderStatus.CONFIRMED, actor=actor, reason="confirmed in admin"),
+            lambda o: order_transition(
+                order=o,
+                to=OrderStatus.CONFIRMED,
+                actor=actor,
+                reason="confirmed in admin",
+                allowed_from=(OrderStatus.PAID,),  # a held order is decided in risk review
+            ),
         )
 
     # --- URLs ------------------------------------------------------------------------------------
@@ -459,6 +465,7 @@ class OrderAdmin(MerchantScopedAdmin):
             "flag_choices": FlagColour.choices,
             "actions": actions,
             "can_note": can_note,
+            "panels": [panel(request, order) for panel in hooks.registry.order_page_panels],
             "has_view_permission": True,
         }
         request.current_app = self.admin_site.name

@@ -38,6 +38,7 @@ class _Registry:
     closed: Callable[..., None] | None = None
     risk_of: Callable[[Any], dict[str, Any] | None] | None = None
     read_prefetch: tuple[str, ...] = ()
+    order_page_panels: list[Callable[[Any, Any], str]] = field(default_factory=list)
 
 
 registry = _Registry()
@@ -48,7 +49,8 @@ registry = _Registry()
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None
   while it is not assessed.
-- ``read_prefetch``: relations of Order that ``risk_of`` reads, prefetched by order lists."""
+- ``read_prefetch``: relations of Order that ``risk_of`` reads, prefetched by order lists.
+- ``order_page_panels``: ``panel(request, order) -> html`` drawn on the admin's order page."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

@@ -46,6 +46,9 @@ REASON_TEXTS: dict[str, Promise] = {
     "cancelled by merchant": _("Cancelled by the merchant"),
     "cancelled in admin": _("Cancelled by the merchant"),
     "confirmed in admin": _("Confirmed by the merchant"),
+    "held for risk review": _("Held for risk review"),
+    "risk review: approved": _("Approved in risk review"),
+    "risk review: rejected": _("Rejected in risk review"),
 }
 
 
@@ -56,10 +59,10 @@ def channel_label(channel: str) -> str:
 def event_text(event: OrderEvent) -> str:
     """One ledger event in words: "Buyer placed the order", "Not paid in time, cancelled
     automatically", "Refund owed recorded"..."""
-    if event.from_status and event.from_status == event.to_status:
-        return str(_("Amount to refund recorded"))
     if event.reason in REASON_TEXTS:
         return str(REASON_TEXTS[event.reason])
+    if event.from_status and event.from_status == event.to_status:
+        return str(_("Amount to refund recorded"))
     return str(EVENT_TEXTS.get(event.to_status, event.to_status))
 
 
@@ -73,6 +76,8 @@ def actor_text(actor: str, staff_names: dict[int, str]) -> str:
         return str(_("System"))
     if kind == "payment":
         return str(_("Payment provider"))
+    if kind == "risk":
+        return str(_("Risk control"))
     if kind == "token":
         return str(_("API (token %(id)s)") % {"id": rest})
     if kind == "staff" and rest.isdigit():
@@ -143,7 +148,10 @@ ACTIONS_BY_KEY = {a.key: a for a in ACTIONS}
 
 def action_valid(key: str, status: str) -> bool:
     """Whether the action can be taken in ``status`` now (the state machine decides; the
-    service checks again under the row lock)."""
+    service checks again under the row lock). A held order (``on_hold``) is decided in the risk
+    review (approve / reject), which records the decision and its training label."""
+    if status == S.ON_HOLD:
+        return False
     if key == "confirm":
         return can_transition(status, S.CONFIRMED)
     if key == "cancel":

@@ -70,7 +70,7 @@ def test_no_save_button_and_a_post_to_the_page_changes_nothing(merchant, make_or
     [
         (S.PENDING_PAYMENT, {"cancel"}),
         (S.PAID, {"confirm", "cancel"}),
-        (S.ON_HOLD, {"confirm", "cancel"}),
+        (S.ON_HOLD, set()),  # decided in the risk review (its approve / reject), not here
         (S.CONFIRMED, {"cancel"}),
         (S.SHIPPED, set()),
         (S.CANCELLED, set()),

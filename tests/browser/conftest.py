@@ -206,6 +206,15 @@ def browser(live_url: str) -> Iterator:  # type: ignore[type-arg]
             b.close()
 
 
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; 23127PN0CC) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.6367.82 Mobile Safari/537.36"
+)
+
+
 @pytest.fixture
 def new_page(request, browser, live_url):  # type: ignore[no-untyped-def]
     """Open pages in fresh browser contexts (separate buyers); closed after the test, which then
@@ -224,6 +233,9 @@ def new_page(request, browser, live_url):  # type: ignore[no-untyped-def]
             is_mobile=mobile,
             has_touch=mobile,
             java_script_enabled=js,
+            # These tests play people: headless Chromium's own user agent says "HeadlessChrome",
+            # which the risk rules refuse at the storefront (apps/fraud/rules.py, headless_browser).
+            user_agent=PHONE_UA if mobile else DESKTOP_UA,
         )
         ctx.set_default_timeout(TIMEOUT_MS)
         contexts.append(ctx)

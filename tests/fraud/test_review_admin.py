@@ -229,7 +229,7 @@ def test_approving_a_held_order_confirms_it_with_a_ledger_event(shop, owner) -> 
     assert status_of(a) == S.CONFIRMED
     event = last_event(a)
     assert (event.from_status, event.to_status) == (S.ON_HOLD, S.CONFIRMED)
-    assert event.actor == f"user:{a.reviewed_by_id}" and a.reviewed_by.username == "mei"
+    assert event.actor == f"staff:{a.reviewed_by_id}" and a.reviewed_by.username == "mei"
     assert a.review_outcome == ReviewOutcome.APPROVED and a.reviewed_at is not None
     assert any("approved" in t and "Confirmed" in t for t in texts(r))
     # a second click changes nothing
@@ -257,7 +257,7 @@ def test_approving_an_unpaid_order_keeps_it_pending_and_its_payment_no_longer_ho
     owner.post(decide_url(approved, "approve"))
     assert status_of(approved) == S.PENDING_PAYMENT
     event = last_event(approved)
-    assert event.from_status == event.to_status == S.PENDING_PAYMENT and event.actor.startswith("user:")
+    assert event.from_status == event.to_status == S.PENDING_PAYMENT and event.actor.startswith("staff:")
     for a in (approved, untouched):  # paid: the order_changed hook holds a flagged, unreviewed order
         with django_capture_on_commit_callbacks(execute=True):
             order_transition(order=Order(pk=a.order_id), to=S.PAID, actor="payment", reason="")

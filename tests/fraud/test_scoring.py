@@ -1,0 +1,148 @@
+"""Scoring after commit (apps/fraud/scoring.py): every order gets an assessment from the sweep, reads
+show it, a flagged order is held through the state machine once paid (whichever comes first), a
+review's outcome stands, linked orders are re-scored when their cluster shows itself, the merchant's
+dashboard hears of it, and with no model the rules alone decide."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from apps.fraud import scoring
+from apps.fraud.models import Decision, RiskAssessment, RiskPolicy, RuleMode
+from apps.fraud.review import review_decide
+from apps.fraud.rules import forget
+from apps.orders.models import Order, OrderEvent, OrderStatus
+from apps.orders.services.transitions import order_transition
+
+from ..factories import make_listing
+from .test_rules import body, post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def listing(merchant):  # type: ignore[no-untyped-def]
+    return make_listing(merchant, quota=300, limit=3)
+
+
+@pytest.fixture
+def pushes(monkeypatch) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+    sent: list[tuple[str, dict]] = []
+    real = scoring.events.publish
+
+    def spy(group: str, payload: dict) -> Any:
+        sent.append((group, payload))
+        return real(group, payload)
+
+    monkeypatch.setattr(scoring.events, "publish", spy)
+    return sent
+
+
+def pay(public_id: str) -> Order:
+    return order_transition(public_id=public_id, to=OrderStatus.PAID, actor="payment", reason="paid")
+
+
+def farm(token: str, listing, n: int, *, start: int = 1, pays: bool = False) -> list[str]:  # type: ignore[no-untyped-def]
+    """``n`` young accounts on two phones of one farm, shipping to one drop point."""
+    ids = []
+    for i in range(start, start + n):
+        b = body(listing, 500 + i, device_id=f"farm-{i % 2}")
+        b["buyer"]["registered_at"] = "2026-11-25T10:00:00+08:00"
+        b["shipping_address"]["detail"] = "文三路100号3栋1202室"
+        status, order = post(token, b, f"farm-{i}")
+        assert status == 201, order
+        ids.append(order["id"])
+        if pays:
+            pay(order["id"])
+    return ids
+
+
+def test_every_order_is_assessed_by_the_sweep_and_reads_show_it(merchant, token, api, listing):
+    status, order = post(token, body(listing, 1), "fan-1")
+    assert order["risk"] is None
+    assert api.get(f"/api/v1/orders/{order['id']}").json()["risk"] is None  # not scored yet
+    assert scoring.score_pending() == 1
+    assert scoring.score_pending() == 0  # nothing left: the watermark moved on
+    risk = api.get(f"/api/v1/orders/{order['id']}").json()["risk"]
+    assert risk["decision"] == "allow" and risk["reasons"] == []
+    assert risk["score"] is None or 0 <= risk["score"] < 50
+    listed = api.get("/api/v1/orders").json()["results"]
+    assert listed[0]["risk"] == risk
+
+
+def test_a_farm_is_held_once_paid_through_the_state_machine(merchant, token, api, listing, pushes):
+    ids = farm(token, listing, 6)
+    scoring.score_pending()
+    decisions = dict(RiskAssessment.objects.values_list("public_id", "decision"))
+    flagged = [i for i in ids if decisions[i] == Decision.REVIEW]
+    assert len(flagged) >= 4, decisions  # the rules alone flag buyers 4+ sharing the address
+    risk = api.get(f"/api/v1/orders/{flagged[-1]}", HTTP_ACCEPT_LANGUAGE="zh-hans").json()["risk"]
+    assert risk["decision"] == "review" and risk["reasons"]
+    assert all(not r.isascii() for r in risk["reasons"]), risk["reasons"]  # in the merchant's language
+    held = pay(flagged[-1])
+    held.refresh_from_db()
+    assert held.status == OrderStatus.ON_HOLD
+    event = OrderEvent.objects.filter(order=held).order_by("-seq").first()
+    assert event is not None and (event.from_status, event.to_status, event.actor) == ("paid", "on_hold", "risk")
+    risk_pushes = [p for g, p in pushes if g == f"merchant.{merchant.pk}" and p["type"] == "merchant.order.risk"]
+    assert {p["order"]["id"] for p in risk_pushes} >= set(flagged)
+
+
+def test_an_order_paid_before_it_is_scored_is_held_by_the_scorer(merchant, token, listing):
+    ids = farm(token, listing, 5, pays=True)
+    assert Order.objects.filter(public_id__in=ids, status=OrderStatus.PAID).count() == 5
+    scoring.score_pending()
+    statuses = dict(Order.objects.filter(public_id__in=ids).values_list("public_id", "status"))
+    decisions = dict(RiskAssessment.objects.values_list("public_id", "decision"))
+    for public_id in ids:
+        want = OrderStatus.ON_HOLD if decisions[public_id] == Decision.REVIEW else OrderStatus.PAID
+        assert statuses[public_id] == want
+    assert OrderStatus.ON_HOLD in statuses.values()
+
+
+def test_linked_orders_allowed_earlier_are_rescored_when_their_cluster_shows_itself(merchant, token, listing):
+    first = farm(token, listing, 2)
+    scoring.score_pending()
+    assert set(RiskAssessment.objects.filter(public_id__in=first).values_list("decision", flat=True)) == {"allow"}
+    farm(token, listing, 5, start=3)
+    scoring.score_pending()
+    # the first two share the drop point and the phones with the rest: looked at again
+    assert set(RiskAssessment.objects.filter(public_id__in=first).values_list("decision", flat=True)) == {"review"}
+
+
+def test_an_approved_review_stands_and_its_payment_is_not_held(merchant, token, listing, admin_user):
+    ids = farm(token, listing, 5)
+    scoring.score_pending()
+    flagged = RiskAssessment.objects.filter(public_id__in=ids, decision=Decision.REVIEW).first()
+    assert flagged is not None
+    result = review_decide(assessment_id=flagged.pk, merchant_id=merchant.pk, approve=True, user=admin_user)
+    assert result.outcome == "approved" and result.status == OrderStatus.PENDING_PAYMENT
+    scoring.score_order(flagged.order_id)  # a re-score keeps the merchant's decision
+    order = pay(flagged.public_id)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    events = list(OrderEvent.objects.filter(order=order).order_by("seq").values_list("from_status", "to_status"))
+    assert ("pending_payment", "pending_payment") in events  # the approval is a ledger event
+
+
+def test_with_the_model_off_the_rules_alone_decide(merchant, token, listing):
+    RiskPolicy.objects.update_or_create(merchant=merchant, defaults={"model_mode": RuleMode.OFF})
+    forget(merchant.pk)
+    status, order = post(token, body(listing, 1, user_agent="Mozilla/5.0 (iPhone; Android 14) aweme/30.1.0"), "k")
+    scoring.score_pending()
+    a = RiskAssessment.objects.get(public_id=order["id"])
+    assert a.score is None and a.model_version == ""
+    assert a.decision == Decision.REVIEW  # the inconsistent-client rule said review
+    assert [r["code"] for r in a.reasons] == ["inconsistent_client"]
+
+
+def test_with_no_model_file_the_rules_alone_decide(merchant, token, listing, monkeypatch):
+    monkeypatch.setattr(scoring, "load_model", lambda: None)
+    status, order = post(token, body(listing, 1), "k")
+    scoring.score_pending()
+    a = RiskAssessment.objects.get(public_id=order["id"])
+    assert (a.decision, a.score, a.model_version) == (Decision.ALLOW, None, "")
+    assert json.dumps(a.features)  # the features are still recorded (for training once reviewed)
