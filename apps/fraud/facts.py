@@ -16,6 +16,7 @@ when their keys are equal.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 
@@ -51,3 +52,57 @@ def ip_prefix(ip: str | None) -> str | None:
         return None
     bits = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+_LEADING_DISTRICT = re.compile(f"^([{_HAN}]{{2,4}}?)(?:新区|区|县)")
+# A building (``14栋``, ``a栋``) with its unit (``2单元``), or the first part of ``14-2903``.
+_BUILDING = re.compile(r"(?:([0-9]{1,3}|[a-z])栋(?:([0-9]{1,2})单元)?|([0-9]{1,3})-(?=[0-9]{3,4}))")
+# The room right after it: ``2903``, or ``29-03`` (floor-room) when a suffix kept the
+# normaliser from joining it. At most four digits: a glued junk number (``2903`` + ``1期``) is cut.
+_ROOM = re.compile(r"([0-9]{1,2})-([0-9]{2})|([0-9]{3,4})")
+_TRAILING_HAN = re.compile(f"[{_HAN}]+$")
+_LEADING_HAN = re.compile(f"^[{_HAN}]+")
+
+
+def drop_point_key(address_key: str | None) -> str | None:
+    """The flat an address key points at, however the rest is written: ``region|compound|building
+    |unit|room``, or None when the key names no building and room. Coarser than the address key
+    on purpose: a jigging crew (地址变形) writes one drop point so that no two keys are equal --
+    the road before or after the compound or left out, the district in the detail, ``14-2903``
+    for ``14栋2903``, junk after the room (``(放门口)``, ``A座``, ``一期``). Here the road and
+    anything after the room are dropped, a district written in the detail joins the region, and
+    the compound is its first three characters (where it starts is clear; where a compound
+    written before its road ends is not).
+
+    Two different flats share a drop point only with the same district, compound start,
+    building, unit and room. A pure function of the address key, so it can be stored and
+    indexed beside it."""
+    if not address_key:
+        return None
+    region, _, street = address_key.partition("|")
+    m = _LEADING_DISTRICT.match(street)
+    if m:
+        region, street = region + m.group(1), street[m.end() :]
+    building = _BUILDING.search(street)
+    if not building:
+        return None
+    room = _ROOM.match(street, building.end())
+    if not room:
+        return None
+    # The compound: the Han run just before the building (after a road number's 号), or, when a
+    # road number comes right before the building, the Han run the street starts with.
+    run = _TRAILING_HAN.search(street, 0, building.start())
+    compound = run.group(0).lstrip("号") if run else ""
+    if not compound:
+        lead = _LEADING_HAN.match(street)
+        compound = lead.group(0) if lead else ""
+    return "|".join(
+        (
+            region,
+            compound[:3],
+            building.group(1) or building.group(3),
+            building.group(2) or "",
+            room.group(3) or room.group(1) + room.group(2),
+        )
+    )

@@ -93,6 +93,10 @@ REASONS: dict[str, Reason] = {
     ),
     "risk_unavailable": Reason(_("Risk checks could not run for this order")),
     # --- the model's explanations (features.explain) -----------------------------------------
+    "address_variants": Reason(
+        _("%(buyers)d buyers ship to this flat in this show, its address written %(variants)d different ways"),
+        ("buyers", "variants"),
+    ),
     "linked_buyers": _count(
         "Linked to %(buyers)d other buyer in this show by a shared phone, address or device",
         "Linked to %(buyers)d other buyers in this show by a shared phone, address or device",
@@ -119,6 +123,7 @@ REASONS: dict[str, Reason] = {
     ),
     "repeat_orders": Reason(_("%(orders)d orders from %(buyers)d linked buyers in this show"), ("orders", "buyers")),
     "device_missing": Reason(_("The client sent no device id")),
+    "model_pattern": Reason(_("Resembles the abusive orders the risk model was trained on")),
     "many_addresses": _count(
         "The linked buyers ship to %(addresses)d different addresses",
         "The linked buyers ship to %(addresses)d different addresses",

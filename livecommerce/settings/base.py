@@ -354,6 +354,10 @@ LEDGER_KEY = os.environ.get("LEDGER_KEY", "")
 # mount, a `chattr +a` directory on another host): a checkpoint is only evidence while nobody who
 # can write the database can also rewrite it.
 LEDGER_CHECKPOINT_DIR = Path(os.environ.get("LEDGER_CHECKPOINT_DIR", "") or VAR_DIR / "ledger-checkpoints")
+# The risk model the after-commit scorer loads (manage.py train_fraud_model writes it, with a
+# versioned copy beside it). When this file is missing or refused, the default trained model
+# shipped in apps/fraud/default_model/ is used; with neither, the hot-path rules alone decide.
+FRAUD_MODEL_PATH = Path(os.environ.get("FRAUD_MODEL_PATH", "") or VAR_DIR / "fraud" / "model.joblib")
 ORDER_STATUS_LINK_MAX_AGE = int(os.environ.get("ORDER_STATUS_LINK_MAX_AGE", str(30 * 86400)))
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 TOKEN_CACHE_SECONDS = 30
