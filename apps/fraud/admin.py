@@ -69,6 +69,7 @@ METRIC_LABELS = {
     "dev.b": gettext_lazy("Buyers per device in the show"),
     "phone.b": gettext_lazy("Buyers per phone in the show"),
     "addr.b": gettext_lazy("Buyers per address in the show"),
+    "drop.b": gettext_lazy("Buyers per flat (however written) in the show"),
     "hoard": gettext_lazy("Whether a new account ordered the maximum quantity"),
 }
 # Counters that are 0 or 1 (a property of the request): their rule fires above 0, always.

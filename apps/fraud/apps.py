@@ -38,7 +38,7 @@ class FraudConfig(AppConfig):
             hooks.registry.closed = note_closed
         hooks.registry.risk_of = receivers.risk_of
         hooks.registry.read_prefetch = ("risk_assessment",)
-        # (the scorer lands next: hooks.order_changed -> receivers.on_order_changed)
+        hooks.order_changed.connect(receivers.on_order_changed, dispatch_uid="fraud.order_changed")
         post_save.connect(receivers.on_merchant_saved, sender=Merchant, dispatch_uid="fraud.merchant_saved")
         post_save.connect(receivers.on_rules_saved, dispatch_uid="fraud.rules_saved")
         post_migrate.connect(ensure_schedules, sender=self)

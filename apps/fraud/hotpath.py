@@ -40,7 +40,7 @@ from apps.orders.hooks import GuardVerdict
 from apps.orders.placement.gate.keys import buyer_key
 
 from .errors import RiskBlocked
-from .facts import OrderFacts, ip_prefix
+from .facts import OrderFacts, drop_point_key, ip_prefix
 from .models import Decision, RiskAssessment
 from .normalise import normalise_address, normalise_phone
 from .rules import CATALOGUE, YOUNG_DAYS, merchant_rules
@@ -48,10 +48,10 @@ from .useragent import classify_user_agent, names_a_library
 
 log = logging.getLogger(__name__)
 _LUA = Path(__file__).parent / "lua"
-_check = LuaScript(_LUA / "check.lua", tuple(range(3, 7)))
+_check = LuaScript(_LUA / "check.lua", tuple(range(3, 8)))
 _early = LuaScript(_LUA / "early.lua", 1)
 TTL_SECONDS = 2 * 86_400  # counters outlive any show
-_SET_DIMS = ("dev", "phone", "addr")
+_SET_DIMS = ("dev", "phone", "addr", "drop")
 
 
 def risk_tag(session_id: int | None, listing_id: int) -> str:
@@ -80,6 +80,9 @@ def attempt_dims(req: Any) -> list[tuple[str, str]]:
     address = normalise_address(req.address) if req.address else None
     if address:
         dims.append(("addr", _digest(address)))
+        drop = drop_point_key(address)
+        if drop:
+            dims.append(("drop", _digest(drop)))
     return dims
 
 

@@ -34,62 +34,105 @@ class Reason:
     params: tuple[str, ...] = ()  # the parameters its text needs, all integers
 
 
-def _count(singular: str, plural: str, param: str) -> Reason:
-    return Reason(ngettext_lazy(singular, plural, param), (param,))
-
-
 REASONS: dict[str, Reason] = {
     # --- hot-path rules -----------------------------------------------------------------------
-    "early_attempts": _count(
-        "%(attempts)d attempt before the sale opened", "%(attempts)d attempts before the sale opened", "attempts"
+    "early_attempts": Reason(
+        ngettext_lazy(
+            "%(attempts)d attempt before the sale opened", "%(attempts)d attempts before the sale opened", "attempts"
+        ),
+        ("attempts",),
     ),
     "script_client": Reason(_("Sent by a script or HTTP library, not a browser or an app")),
     "headless_browser": Reason(_("Sent by an automated (headless) browser")),
     "inconsistent_client": Reason(
         _("The client's user agent contradicts itself (e.g. an iPhone with an Android engine)")
     ),
-    "ip_velocity": _count(
-        "%(attempts)d recent attempt from this IP address",
-        "%(attempts)d recent attempts from this IP address",
-        "attempts",
+    "ip_velocity": Reason(
+        ngettext_lazy(
+            "%(attempts)d recent attempt from this IP address",
+            "%(attempts)d recent attempts from this IP address",
+            "attempts",
+        ),
+        ("attempts",),
     ),
-    "ip24_velocity": _count(
-        "%(attempts)d recent attempt from this IP network (/24)",
-        "%(attempts)d recent attempts from this IP network (/24)",
-        "attempts",
+    "ip24_velocity": Reason(
+        ngettext_lazy(
+            "%(attempts)d recent attempt from this IP network (/24)",
+            "%(attempts)d recent attempts from this IP network (/24)",
+            "attempts",
+        ),
+        ("attempts",),
     ),
-    "device_velocity": _count(
-        "%(attempts)d recent attempt from this device", "%(attempts)d recent attempts from this device", "attempts"
+    "device_velocity": Reason(
+        ngettext_lazy(
+            "%(attempts)d recent attempt from this device", "%(attempts)d recent attempts from this device", "attempts"
+        ),
+        ("attempts",),
     ),
-    "phone_velocity": _count(
-        "%(attempts)d recent attempt with this phone number",
-        "%(attempts)d recent attempts with this phone number",
-        "attempts",
+    "phone_velocity": Reason(
+        ngettext_lazy(
+            "%(attempts)d recent attempt with this phone number",
+            "%(attempts)d recent attempts with this phone number",
+            "attempts",
+        ),
+        ("attempts",),
     ),
-    "address_velocity": _count(
-        "%(attempts)d recent attempt to this shipping address",
-        "%(attempts)d recent attempts to this shipping address",
-        "attempts",
+    "address_velocity": Reason(
+        ngettext_lazy(
+            "%(attempts)d recent attempt to this shipping address",
+            "%(attempts)d recent attempts to this shipping address",
+            "attempts",
+        ),
+        ("attempts",),
     ),
-    "device_shared": _count(
-        "%(buyers)d buyer ordered from this device in this show",
-        "%(buyers)d buyers ordered from this device in this show",
-        "buyers",
+    "device_shared": Reason(
+        ngettext_lazy(
+            "%(buyers)d buyer ordered from this device in this show",
+            "%(buyers)d buyers ordered from this device in this show",
+            "buyers",
+        ),
+        ("buyers",),
     ),
-    "phone_shared": _count(
-        "%(buyers)d buyer used this phone number in this show",
-        "%(buyers)d buyers used this phone number in this show",
-        "buyers",
+    "device_farm": Reason(
+        ngettext_lazy(
+            "%(buyers)d buyer ordered from this device in this show (a phone farm)",
+            "%(buyers)d buyers ordered from this device in this show (a phone farm)",
+            "buyers",
+        ),
+        ("buyers",),
     ),
-    "address_shared": _count(
-        "%(buyers)d buyer ships to this address in this show",
-        "%(buyers)d buyers ship to this address in this show",
-        "buyers",
+    "drop_point_shared": Reason(
+        ngettext_lazy(
+            "%(buyers)d buyer ships to this flat in this show, however its address is written",
+            "%(buyers)d buyers ship to this flat in this show, however its address is written",
+            "buyers",
+        ),
+        ("buyers",),
     ),
-    "short_payment_window": _count(
-        "Payment window shortened to %(seconds)d second",
-        "Payment window shortened to %(seconds)d seconds",
-        "seconds",
+    "hoarding": Reason(_("The maximum quantity from a new account: a short payment window")),
+    "phone_shared": Reason(
+        ngettext_lazy(
+            "%(buyers)d buyer used this phone number in this show",
+            "%(buyers)d buyers used this phone number in this show",
+            "buyers",
+        ),
+        ("buyers",),
+    ),
+    "address_shared": Reason(
+        ngettext_lazy(
+            "%(buyers)d buyer ships to this address in this show",
+            "%(buyers)d buyers ship to this address in this show",
+            "buyers",
+        ),
+        ("buyers",),
+    ),
+    "short_payment_window": Reason(
+        ngettext_lazy(
+            "Payment window shortened to %(seconds)d second",
+            "Payment window shortened to %(seconds)d seconds",
+            "seconds",
+        ),
+        ("seconds",),
     ),
     "risk_unavailable": Reason(_("Risk checks could not run for this order")),
     # --- the model's explanations (features.explain) -----------------------------------------
@@ -97,37 +140,55 @@ REASONS: dict[str, Reason] = {
         _("%(buyers)d buyers ship to this flat in this show, its address written %(variants)d different ways"),
         ("buyers", "variants"),
     ),
-    "linked_buyers": _count(
-        "Linked to %(buyers)d other buyer in this show by a shared phone, address or device",
-        "Linked to %(buyers)d other buyers in this show by a shared phone, address or device",
-        "buyers",
+    "linked_buyers": Reason(
+        ngettext_lazy(
+            "Linked to %(buyers)d other buyer in this show by a shared phone, address or device",
+            "Linked to %(buyers)d other buyers in this show by a shared phone, address or device",
+            "buyers",
+        ),
+        ("buyers",),
     ),
     "young_cluster": Reason(
         _("%(percent)d%% of the %(buyers)d linked buyers have accounts less than 30 days old"), ("percent", "buyers")
     ),
-    "young_account": _count(
-        "The account was created %(days)d day before this order",
-        "The account was created %(days)d days before this order",
-        "days",
+    "young_account": Reason(
+        ngettext_lazy(
+            "The account was created %(days)d day before this order",
+            "The account was created %(days)d days before this order",
+            "days",
+        ),
+        ("days",),
     ),
-    "ordered_at_open": _count(
-        "Ordered %(ms)d millisecond after the sale opened", "Ordered %(ms)d milliseconds after the sale opened", "ms"
+    "ordered_at_open": Reason(
+        ngettext_lazy(
+            "Ordered %(ms)d millisecond after the sale opened",
+            "Ordered %(ms)d milliseconds after the sale opened",
+            "ms",
+        ),
+        ("ms",),
     ),
-    "max_quantity": _count(
-        "Ordered the maximum of %(quantity)d unit in the first seconds",
-        "Ordered the maximum of %(quantity)d units in the first seconds",
-        "quantity",
+    "max_quantity": Reason(
+        ngettext_lazy(
+            "Ordered the maximum of %(quantity)d unit in the first seconds",
+            "Ordered the maximum of %(quantity)d units in the first seconds",
+            "quantity",
+        ),
+        ("quantity",),
     ),
-    "instant_payment": _count(
-        "Paid %(ms)d millisecond after ordering", "Paid %(ms)d milliseconds after ordering", "ms"
+    "instant_payment": Reason(
+        ngettext_lazy("Paid %(ms)d millisecond after ordering", "Paid %(ms)d milliseconds after ordering", "ms"),
+        ("ms",),
     ),
     "repeat_orders": Reason(_("%(orders)d orders from %(buyers)d linked buyers in this show"), ("orders", "buyers")),
     "device_missing": Reason(_("The client sent no device id")),
     "model_pattern": Reason(_("Resembles the abusive orders the risk model was trained on")),
-    "many_addresses": _count(
-        "The linked buyers ship to %(addresses)d different addresses",
-        "The linked buyers ship to %(addresses)d different addresses",
-        "addresses",
+    "many_addresses": Reason(
+        ngettext_lazy(
+            "The linked buyers ship to %(addresses)d different addresses",
+            "The linked buyers ship to %(addresses)d different addresses",
+            "addresses",
+        ),
+        ("addresses",),
     ),
 }
 

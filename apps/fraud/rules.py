@@ -9,7 +9,8 @@ Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one c
 
 - attempts per listing from one IP, IP /24, device, phone or normalised address (``*.l``) and per
   show (``*.s``);
-- distinct buyers per device, phone or address in the show (``*.b``);
+- distinct buyers per device, phone, address or drop point (the flat however its address is
+  written: ``facts.drop_point_key``) in the show (``*.b``);
 - ``early``: attempts by this buyer or device on this listing while it was not open (counted when
   the gate answers 409 ``listing_closed``);
 - from the request itself: ``ua_script`` (the user agent names an HTTP library or tool),
@@ -66,6 +67,9 @@ CATALOGUE: dict[str, RuleSpec] = {
         RuleSpec("device_farm", "dev.b", 8, B, ON, _("Buyers ordering from one device in the show (a phone farm)")),
         RuleSpec("phone_shared", "phone.b", 4, R, ON, _("Buyers using one phone in the show")),
         RuleSpec("address_shared", "addr.b", 4, R, ON, _("Buyers shipping to one address in the show")),
+        RuleSpec(
+            "drop_point_shared", "drop.b", 4, R, ON, _("Buyers shipping to one flat (however written) in the show")
+        ),
         RuleSpec("hoarding", "hoard", 0, S, ON, _("The maximum quantity from a new account")),
     )
 }

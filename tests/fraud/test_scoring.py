@@ -6,10 +6,13 @@ dashboard hears of it, and with no model the rules alone decide."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from apps.catalog.models import Listing
 from apps.fraud import scoring
 from apps.fraud.models import Decision, RiskAssessment, RiskPolicy, RuleMode
 from apps.fraud.review import review_decide
@@ -25,7 +28,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def listing(merchant):  # type: ignore[no-untyped-def]
-    return make_listing(merchant, quota=300, limit=3)
+    """On sale for a minute already: an order milliseconds after the opening is a sniper's tell."""
+    listing = make_listing(merchant, quota=300, limit=3)
+    Listing.objects.filter(pk=listing.pk).update(opens_at=timezone.now() - timedelta(minutes=1))
+    listing.refresh_from_db()
+    return listing
 
 
 @pytest.fixture
@@ -104,13 +111,23 @@ def test_an_order_paid_before_it_is_scored_is_held_by_the_scorer(merchant, token
 
 
 def test_linked_orders_allowed_earlier_are_rescored_when_their_cluster_shows_itself(merchant, token, listing):
-    first = farm(token, listing, 2)
+    # Two old accounts at one flat: a household, allowed.
+    first = []
+    for n in (1, 2):
+        b = body(listing, 700 + n)
+        b["shipping_address"]["detail"] = "文三路100号3栋1202室"
+        first.append(post(token, b, f"home-{n}")[1]["id"])
     scoring.score_pending()
-    assert set(RiskAssessment.objects.filter(public_id__in=first).values_list("decision", flat=True)) == {"allow"}
-    farm(token, listing, 5, start=3)
+    before = {a.public_id: a for a in RiskAssessment.objects.filter(public_id__in=first)}
+    assert {a.decision for a in before.values()} == {"allow"}
+    assert sorted(a.features["drop_buyers"] for a in before.values()) == [1.0, 2.0]  # as each was placed
+    # Then a farm ships to the same flat: the cluster shows itself, and the two are looked at again.
+    farm(token, listing, 6)
     scoring.score_pending()
-    # the first two share the drop point and the phones with the rest: looked at again
-    assert set(RiskAssessment.objects.filter(public_id__in=first).values_list("decision", flat=True)) == {"review"}
+    after = {a.public_id: a for a in RiskAssessment.objects.filter(public_id__in=first)}
+    assert all(a.features["drop_buyers"] > 2 for a in after.values())  # re-scored with the farm in view
+    assert all(after[k].updated_at > before[k].updated_at for k in first)
+    assert {a.decision for a in after.values()} == {"review"}
 
 
 def test_an_approved_review_stands_and_its_payment_is_not_held(merchant, token, listing, admin_user):

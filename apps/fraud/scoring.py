@@ -1,0 +1,319 @@
+"""Scoring after commit: every order gets a ``RiskAssessment`` within seconds of being placed.
+
+``scoring_sweeper`` (a django-q2 task scheduled every minute, looping once a second under a Redis
+lease, like the expiry sweeper) scores every order that has no assessment yet, oldest first, so an
+order whose process died right after its commit is scored all the same. ``score_order``:
+
+1. builds the order's ``OrderFacts`` from the order, its buyer, its listing's window and the
+   signals stored with it (``orders.OrderSignals``);
+2. finds its neighbourhood in the show from the assessments already written: the buyers linked to
+   it by an equal phone, address or device, transitively (indexed queries, at most
+   ``features.NEIGHBOURHOOD_CAP`` orders), and how many buyers share its IP and IP /24;
+3. asks the model (``model.load_model``; with no model the rules alone decide) for a score and
+   combines it with the hot-path rules' verdict: ``review`` when a rule said so or the score is at
+   or above the review threshold (the merchant's ``RiskPolicy.review_score``, else the model's);
+4. writes the assessment, and once committed: pushes it to the merchant's dashboard and, when the
+   verdict is ``review`` and the order is paid, holds it (``paid -> on_hold`` through the state
+   machine). An order paid later is held by the payment's ``order_changed`` hook (``hold_if_flagged``).
+   A flagged order also re-scores the linked orders that were allowed before it arrived: the
+   cluster they belong to has just shown itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+
+from apps.core import events
+from apps.core.redis import get_client
+from apps.orders.models import Order, OrderSignals, OrderStatus
+from apps.orders.services.transitions import order_transition
+
+from .facts import OrderFacts, drop_point_key, ip_prefix
+from .features import NEIGHBOURHOOD_CAP, Neighbourhood, explain, order_features
+from .model import load_model
+from .models import Decision, ReviewOutcome, RiskAssessment, RuleMode
+from .normalise import normalise_address, normalise_phone
+from .receivers import risk_payload
+from .rules import merchant_rules
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 70
+LEASE_KEY = "lc:sweeper:risk"
+LEASE_MS = 3000
+BATCH = 200
+WATERMARK_KEY = "lc:risk:scored-below"
+RESCORE_LIMIT = 100
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def order_facts(order: Order, signals: OrderSignals | None) -> OrderFacts:
+    """What the detector knows about a placed order (the online twin of ``offline.facts_from_attempts``)."""
+    listing = order.listing
+    address = order.shipping_address or {}
+    phone = normalise_phone(address.get("phone") or order.buyer.phone)
+    ip = signals.ip if signals else ""
+    opens = listing.opens_at if listing is not None else None
+    rules = signals.rules if signals else {}
+    paid_after = _ms(order.paid_at) - _ms(order.created_at) if order.paid_at and order.created_at else None  # type: ignore[operator]
+    return OrderFacts(
+        key=order.public_id,
+        show=str(order.session_id or ""),
+        listing=str(order.listing_id or ""),
+        buyer=order.buyer.external_id,
+        placed_ms=_ms(order.created_at) or 0,
+        since_open_ms=(_ms(order.created_at) or 0) - (_ms(opens) or 0) if opens else None,
+        quantity=sum(line.quantity for line in order.lines.all()) or 1,
+        limit=listing.per_buyer_limit if listing is not None else 1,
+        registered_ms=_ms(signals.buyer_registered_at) if signals else None,
+        phone_key=phone,
+        address_key=normalise_address(address) if address else None,
+        device=(signals.device_id or None) if signals else None,
+        ip=ip or None,
+        ip24=ip_prefix(ip),
+        user_agent=signals.user_agent if signals else "",
+        early_attempts=int((rules.get("metrics") or {}).get("early", 0) or 0),
+        paid_after_ms=paid_after,
+    )
+
+
+def _facts_of(row: dict[str, Any]) -> OrderFacts | None:
+    """An assessment's stored facts (``asdict(OrderFacts)``), or None for a row without them."""
+    data = row.get("facts") or {}
+    if not data.get("key"):
+        return None
+    return OrderFacts(**{k: data.get(k) for k in OrderFacts.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+_LINK_FIELDS = ("phone_key", "address_key", "drop_point", "device_id")
+
+
+def neighbourhood(facts: OrderFacts, *, session_id: int | None, listing_id: int | None) -> Neighbourhood:
+    """The order's linked buyers in its show, from the assessments written so far: breadth first
+    over an equal phone, address, drop point or device (``features`` explains why not the IP), at
+    most ``NEIGHBOURHOOD_CAP`` orders, the order itself first."""
+    scope = Q(session_id=session_id) if session_id else Q(listing_id=listing_id, session__isnull=True)
+    own = {
+        "phone_key": facts.phone_key,
+        "address_key": facts.address_key,
+        "drop_point": drop_point_key(facts.address_key),
+        "device_id": facts.device,
+    }
+    seen: dict[str, set[str]] = {f: set() for f in _LINK_FIELDS}
+    frontier: dict[str, set[str]] = {f: {v} if v else set() for f, v in own.items()}
+    linked: dict[str, OrderFacts] = {facts.key: facts}
+    while any(frontier.values()) and len(linked) < NEIGHBOURHOOD_CAP:
+        q = Q()
+        for field, values in frontier.items():
+            if values:
+                q |= Q(**{f"{field}__in": sorted(values)})
+            seen[field] |= values
+        rows = (
+            RiskAssessment.objects.filter(scope)
+            .filter(q)
+            .exclude(public_id__in=list(linked))
+            .order_by("id")
+            .values("public_id", "facts", *_LINK_FIELDS)[: NEIGHBOURHOOD_CAP - len(linked)]
+        )
+        frontier = {f: set() for f in _LINK_FIELDS}
+        for row in rows:
+            other = _facts_of(row)
+            if other is None:
+                continue
+            linked[row["public_id"]] = other
+            for field in _LINK_FIELDS:
+                value = row[field]
+                if value and value not in seen[field]:
+                    frontier[field].add(value)
+    ip_buyers = ip24_buyers = 0
+    if facts.ip:
+        ip_buyers = _distinct_buyers(scope & Q(ip=facts.ip), facts.buyer)
+    if facts.ip24:
+        ip24_buyers = _distinct_buyers(scope & Q(ip24=facts.ip24), facts.buyer)
+    return Neighbourhood(linked=tuple(linked.values()), ip_buyers=ip_buyers, ip24_buyers=ip24_buyers)
+
+
+def _distinct_buyers(q: Q, buyer: str) -> int:
+    others = (
+        RiskAssessment.objects.filter(q).exclude(buyer_external_id=buyer).values("buyer_external_id").distinct().count()
+    )
+    return others + 1
+
+
+def score_order(order_id: int, *, relink: bool = True) -> RiskAssessment | None:
+    """Assess one order (again): see the module docstring. None when the order is gone."""
+    order = Order.objects.select_related("buyer", "listing").prefetch_related("lines").filter(pk=order_id).first()
+    if order is None:
+        return None
+    signals = OrderSignals.objects.filter(order_id=order.pk).first()
+    facts = order_facts(order, signals)
+    nb = neighbourhood(facts, session_id=order.session_id, listing_id=order.listing_id)
+    features = order_features(facts, nb)
+    policy = merchant_rules(order.merchant_id)
+    rules = (signals.rules if signals else {}) or {}
+    reasons: list[dict[str, Any]] = [
+        _rule_reason(code, value) for code, value in rules.get("hits") or [] if code != "hoarding"
+    ]
+    model = load_model() if policy.model_mode != RuleMode.OFF else None
+    score = model.score(features) if model is not None else None
+    threshold = policy.review_score if policy.review_score is not None else (model.threshold if model else None)
+    flagged = score is not None and threshold is not None and score >= threshold
+    decision: str = Decision.REVIEW if rules.get("decision") == Decision.REVIEW else Decision.ALLOW
+    if flagged and policy.model_mode == RuleMode.ON:
+        decision = Decision.REVIEW
+        reasons += [r for r in explain(facts, features) if r["code"] not in {x["code"] for x in reasons}]
+    previous = RiskAssessment.objects.filter(order_id=order.pk).first()
+    if previous is not None and previous.review_outcome:
+        decision = previous.decision  # a merchant's review stands; only the figures are refreshed
+    values = {
+        "merchant_id": order.merchant_id,
+        "session_id": order.session_id,
+        "listing_id": order.listing_id,
+        "public_id": order.public_id,
+        "buyer_external_id": facts.buyer,
+        "phone_key": facts.phone_key or "",
+        "address_key": (facts.address_key or "")[:300],
+        "drop_point": (drop_point_key(facts.address_key) or "")[:300],
+        "device_id": facts.device or "",
+        "ip": facts.ip or "",
+        "ip24": facts.ip24 or "",
+        "registered_at": signals.buyer_registered_at if signals else None,
+        "decision": decision,
+        "score": None if score is None else round(score, 2),
+        "reasons": reasons[:5],
+        "facts": {**asdict(facts), "rules": rules, "model_flagged": flagged, "model_mode": policy.model_mode},
+        "features": features,
+        "model_version": model.version if model is not None else "",
+    }
+    with transaction.atomic():
+        assessment, _created = RiskAssessment.objects.update_or_create(order_id=order.pk, defaults=values)
+    if previous is None or previous.decision != assessment.decision:
+        _push(order, assessment)
+    if assessment.decision == Decision.REVIEW and not assessment.review_outcome:
+        hold_if_flagged(order.pk)
+        if relink and (previous is None or previous.decision != Decision.REVIEW):
+            _rescore_linked(nb, order.public_id)
+    return assessment
+
+
+def _rule_reason(code: str, value: Any) -> dict[str, Any]:
+    from .hotpath import rule_reason  # the one mapping of rule hits to reasons
+
+    return rule_reason(code, value)
+
+
+def _rescore_linked(nb: Neighbourhood, own: str) -> None:
+    keys = [f.key for f in nb.linked if f.key != own][:RESCORE_LIMIT]
+    for pk in RiskAssessment.objects.filter(
+        public_id__in=keys, decision=Decision.ALLOW, review_outcome="", order__isnull=False
+    ).values_list("order_id", flat=True):
+        try:
+            score_order(pk, relink=False)
+        except Exception:  # noqa: BLE001 - one neighbour failing must not undo this order's verdict
+            log.warning("re-scoring a linked order failed", extra={"order_pk": pk}, exc_info=True)
+
+
+def hold_if_flagged(order_pk: int) -> bool:
+    """Hold a paid order whose assessment says ``review`` and has not been reviewed. True if held."""
+    if not RiskAssessment.objects.filter(
+        order_id=order_pk, decision=Decision.REVIEW, review_outcome=ReviewOutcome.NONE
+    ).exists():
+        return False
+    if not Order.objects.filter(pk=order_pk, status=OrderStatus.PAID).exists():
+        return False
+    try:
+        with transaction.atomic():
+            order_transition(
+                order=Order(pk=order_pk),
+                to=OrderStatus.ON_HOLD,
+                actor="risk",
+                reason="held for risk review",
+                allowed_from=(OrderStatus.PAID,),
+            )
+    except Exception as exc:  # noqa: BLE001 - confirmed meanwhile: too late to hold, and that is fine
+        if getattr(exc, "code", "") != "invalid_transition":
+            raise
+        return False
+    return True
+
+
+def _push(order: Order, assessment: RiskAssessment) -> None:
+    payload = {
+        "type": "merchant.order.risk",
+        "session": order.session_id,
+        "order": {"id": order.public_id, "status": order.status, "risk": risk_payload(assessment)},
+    }
+    try:
+        events.publish(f"merchant.{order.merchant_id}", payload)
+    except Exception:  # noqa: BLE001 - a push is best effort; reads show the assessment
+        log.warning("risk push failed", extra={"order": order.public_id}, exc_info=True)
+
+
+def score_pending(limit: int = BATCH) -> int:
+    """Score orders that have no assessment yet, oldest first. Returns how many were scored."""
+    try:
+        low = int(get_client().get(WATERMARK_KEY) or 0)
+    except Exception:  # noqa: BLE001 - Redis may vanish: scan from the start
+        low = 0
+    pending = list(
+        Order.objects.filter(pk__gt=low, risk_assessment__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    done = 0
+    for pk in pending:
+        try:
+            score_order(pk)
+            done += 1
+        except Exception:  # noqa: BLE001 - one order failing never stops the others
+            log.warning("risk scoring failed", extra={"order_pk": pk}, exc_info=True)
+    if pending:
+        still = Order.objects.filter(pk__gt=low, pk__lte=pending[-1], risk_assessment__isnull=True).order_by("pk")
+        first_left = still.values_list("pk", flat=True).first()
+        mark = (first_left - 1) if first_left is not None else pending[-1]
+        try:
+            get_client().set(WATERMARK_KEY, mark)
+        except Exception:  # noqa: BLE001
+            pass
+    return done
+
+
+def scoring_sweeper(seconds: float = SWEEP_SECONDS, interval: float = 1.0) -> int:
+    """Score pending orders once a second for ``seconds`` (one sweeper at a time, by lease)."""
+    token = secrets.token_hex(8)
+    client = get_client()
+    deadline = time.monotonic() + seconds
+    total = 0
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        try:
+            mine = client.set(LEASE_KEY, token, nx=True, px=LEASE_MS) or client.get(LEASE_KEY) == token
+            if mine:
+                client.pexpire(LEASE_KEY, LEASE_MS)
+                total += score_pending()
+        except Exception:  # noqa: BLE001 - keep sweeping
+            log.warning("risk sweep failed", exc_info=True)
+            try:
+                total += score_pending()
+            except Exception:  # noqa: BLE001
+                log.warning("risk sweep without lease failed", exc_info=True)
+        finally:
+            close_old_connections()
+        if time.monotonic() - started < interval:
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    try:
+        if client.get(LEASE_KEY) == token:
+            client.delete(LEASE_KEY)
+    except Exception:  # noqa: BLE001
+        pass
+    return total
