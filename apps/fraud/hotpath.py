@@ -1,10 +1,10 @@
 """Risk control on the hot path: the placement guard (``apps.orders.hooks.registry.guard``).
 
 One Redis call per attempt (``lua/check.lua``), before the stock gate, and nothing from the
-database: the merchant's rules come from process memory (``rules.merchant_rules``), the user
-agent's class from a pure function. The script counts the attempt, applies the rules and
-remembers its verdict for the order's public id (a retry of the same Idempotency-Key gets the same
-verdict and counts nothing twice).
+database: the script counts the attempt and returns the counters; the merchant's rules (from
+process memory, ``rules.merchant_rules``) are applied to them here, with the user agent's class
+and the account's age. The script remembers the counters it returned for the order's public id,
+so a retry of the same Idempotency-Key gets the same verdict and counts nothing twice.
 
 - ``block``: raises ``RiskBlocked`` (403 ``risk_blocked``, ``extra.reasons``); the order service
   has held nothing and writes nothing. The attempt is recorded as a ``RiskAssessment`` without an
@@ -26,7 +26,6 @@ refusal, which places no order.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,7 @@ from apps.orders.placement.gate.keys import buyer_key
 
 from .errors import RiskBlocked
 from .facts import OrderFacts, drop_point_key, ip_prefix
-from .models import Decision, RiskAssessment
+from .models import Decision, RiskAssessment, RuleAction, RuleMode
 from .normalise import normalise_address, normalise_phone
 from .rules import CATALOGUE, YOUNG_DAYS, merchant_rules
 from .useragent import classify_user_agent, names_a_library
@@ -63,13 +62,21 @@ def _digest(value: str) -> str:
     return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 
 
+def _ip24(ip: str) -> str | None:
+    """``facts.ip_prefix`` without ``ipaddress`` for the common case: the request parser has
+    already normalised the IP, so a dotted quad's /24 is its first three parts."""
+    if ip.count(".") == 3 and ":" not in ip:
+        return ip.rpartition(".")[0] + ".0/24"
+    return ip_prefix(ip)
+
+
 def attempt_dims(req: Any) -> list[tuple[str, str]]:
-    """The values an attempt is counted under: (dimension, short digest), in a fixed order."""
+    """The values an attempt is counted under: (dimension, value or short digest), in a fixed order."""
     dims: list[tuple[str, str]] = []
     client = req.client
     if client.ip:
         dims.append(("ip", client.ip))
-        prefix = ip_prefix(client.ip)
+        prefix = _ip24(client.ip)
         if prefix:
             dims.append(("ip24", prefix))
     if client.device_id:
@@ -86,60 +93,85 @@ def attempt_dims(req: Any) -> list[tuple[str, str]]:
     return dims
 
 
-def _client_metrics(req: Any, limit: int, now: datetime) -> list[tuple[str, int]]:
+def _client_metrics(req: Any, limit: int, now: datetime) -> dict[str, int]:
     ua = classify_user_agent(req.client.user_agent)
     registered = req.buyer_registered_at
     # Only a known young account: the storefront knows no account age, and a fan buying the
     # maximum there must keep the listing's payment window.
     young = registered is not None and now - registered < timedelta(days=YOUNG_DAYS)
-    return [
-        ("ua_script", int(names_a_library(req.client.user_agent))),
-        ("ua_headless", int(ua == "headless")),
-        ("ua_inconsistent", int(ua == "inconsistent")),
-        ("hoard", int(limit > 1 and req.quantity >= limit and young)),
-    ]
+    return {
+        "ua_script": int(names_a_library(req.client.user_agent)),
+        "ua_headless": int(ua == "headless"),
+        "ua_inconsistent": int(ua == "inconsistent"),
+        "hoard": int(limit > 1 and req.quantity >= limit and young),
+    }
+
+
+def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """One ``check.lua`` call: (replay, the counters the rules read)."""
+    tag = risk_tag(info.session_id, info.id)
+    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
+    device = next((value for dim, value in dims if dim == "dev"), "")
+    keys = [f"{tag}:v", f"{tag}:e", f"{tag}:d", *(f"{tag}:b:{dim}:{value}" for dim, value in set_dims)]
+    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device]
+    for dim, value in dims:
+        args += [dim, value]
+    numbers = _check(keys, args)
+    replay, values = bool(numbers[0]), iter(numbers[1:])
+    metrics: dict[str, int] = {}
+    for dim, _value in dims:
+        metrics[f"{dim}.l"] = int(next(values))
+        metrics[f"{dim}.s"] = int(next(values))
+    for dim, _value in set_dims:
+        metrics[f"{dim}.b"] = int(next(values))
+    metrics["early"] = int(next(values))
+    return replay, metrics
+
+
+def apply_rules(rules: Any, metrics: dict[str, int]) -> tuple[str, list[list[Any]], list[list[Any]], bool]:
+    """The merchant's rules over an attempt's counters: (decision, hits, dry-run hits, short)."""
+    decision, short = Decision.ALLOW, False
+    hits: list[list[Any]] = []
+    dry: list[list[Any]] = []
+    for rule in rules.rules:
+        value = metrics.get(rule.metric)
+        if value is None or value <= rule.threshold:
+            continue
+        if rule.mode != RuleMode.ON:
+            dry.append([rule.code, value])
+            continue
+        hits.append([rule.code, value])
+        if rule.action == RuleAction.BLOCK:
+            decision = Decision.BLOCK
+        elif rule.action == RuleAction.REVIEW and decision == Decision.ALLOW:
+            decision = Decision.REVIEW
+        elif rule.action == RuleAction.SHORT_WINDOW:
+            short = True
+    return decision, hits, dry, short
 
 
 def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict:
     """The placement guard: see the module docstring."""
     rules = merchant_rules(info.merchant_id)
-    tag = risk_tag(info.session_id, info.id)
     dims = attempt_dims(req)
-    now = datetime.now(UTC)
-    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
-    keys = [f"{tag}:v", f"{tag}:e", f"{tag}:d"] + [f"{tag}:b:{dim}:{value}" for dim, value in set_dims]
-    args: list[str] = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS)]
-    args.append(str(len(dims)))
-    for dim, value in dims:
-        args += [dim, value]
-    args.append(str(len(set_dims)))
-    args += [dim for dim, _ in set_dims]
-    metrics = _client_metrics(req, info.per_buyer_limit, now)
-    args.append(str(len(metrics)))
-    for name, number in metrics:
-        args += [name, str(number)]
-    args += rules.as_args()
     try:
-        raw = _check(keys, args)
+        replay, metrics = count_attempt(info, req, public_id, dims)
     except Exception as exc:
         if not is_redis_error(exc):
             raise
         log.warning("risk rules skipped: redis unavailable", extra={"listing": info.id})
         return GuardVerdict(rules={"decision": Decision.ALLOW, "unavailable": True})
-    verdict = json.loads(raw)
-    hits = _pairs(verdict.get("hits"))
-    dry = _pairs(verdict.get("dry"))
-    decision = verdict.get("decision", Decision.ALLOW)
-    stored = {"decision": decision, "hits": hits, "dry": dry, "metrics": verdict.get("m") or {}}
+    metrics.update(_client_metrics(req, info.per_buyer_limit, datetime.now(UTC)))
+    decision, hits, dry, short = apply_rules(rules, metrics)
+    stored: dict[str, Any] = {"decision": decision, "hits": hits, "dry": dry, "metrics": metrics}
     if decision == Decision.BLOCK:
-        if not verdict.get("replay"):
+        if not replay:
             _record_block(info, req, public_id, hits, dry, stored)
         raise RiskBlocked(
             "this order was refused by the merchant's risk rules",
             extra={"listing": info.id, "reasons": [code for code, _value in hits]},
         )
-    short = bool(verdict.get("short")) or decision == Decision.REVIEW
-    window = rules.short_window_seconds if short else None
+    window = rules.short_window_seconds if short or decision == Decision.REVIEW else None
     if window is not None:
         stored["pay_window_seconds"] = window
     return GuardVerdict(pay_window_seconds=window, rules=stored)
@@ -168,11 +200,6 @@ def rule_reason(code: str, value: Any) -> dict[str, Any]:
     if metric.endswith((".l", ".s")) or metric == "early":
         return {"code": code, "params": {"attempts": value}}
     return {"code": code, "params": {}}
-
-
-def _pairs(value: Any) -> list[list[Any]]:
-    """cjson encodes an empty table as an object: only a list of [code, value] pairs counts."""
-    return [list(p) for p in value] if isinstance(value, list) else []
 
 
 def _record_block(info: Any, req: Any, public_id: str, hits: list, dry: list, stored: dict) -> None:

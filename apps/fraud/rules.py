@@ -5,7 +5,8 @@ A rule is a counter over a threshold (``count > threshold`` fires) and an action
 ``short_window`` (placed with the policy's short payment window: a stock-locker's units come back
 quickly). Each rule is on, in dry run (its hits are recorded on the order, nothing changes) or off.
 
-Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one cluster slot):
+Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one cluster slot;
+``hotpath.apply_rules`` compares them with the thresholds):
 
 - attempts per listing from one IP, IP /24, device, phone or normalised address (``*.l``) and per
   show (``*.s``);
@@ -81,12 +82,6 @@ class MerchantRules:
     short_window_seconds: int
     model_mode: str
     review_score: float | None
-
-    def as_args(self) -> list[str]:
-        out = [str(len(self.rules))]
-        for r in self.rules:
-            out += [r.code, r.metric, str(r.threshold), r.action, r.mode]
-        return out
 
 
 _cache: dict[int, tuple[float, MerchantRules]] = {}

@@ -235,3 +235,27 @@ def test_the_storefront_sets_and_reads_the_device_cookie_and_its_buyer_sees_a_pl
     assert "这笔订单未能受理" in refused.content.decode()  # the storefront speaks Chinese by default
     assert "script_client" not in refused.content.decode()  # the reasons stay with the merchant
     assert Order.objects.count() == 1
+
+
+def test_on_a_listing_seen_sold_out_the_gate_answers_first_and_a_block_gives_the_unit_back(
+    merchant, token, monkeypatch
+):
+    from apps.orders.placement import service
+    from apps.orders.services.transitions import order_cancel
+
+    monkeypatch.setattr(service, "SOLD_OUT_HINT_S", 60.0)  # the hint outlives the test's steps
+    listing = make_listing(merchant, quota=1, limit=1)
+    status, order = post(token, body(listing, 1), "last-unit")
+    assert status == 201
+    assert post(token, body(listing, 2), "late")[1]["code"] == "sold_out"  # the gate's hint is set now
+    # A script on the sold-out listing: the gate answers (409) before the guard counts anything.
+    status, answer = post(token, body(listing, 3, user_agent="curl/8.5.0"), "bot-1")
+    assert (status, answer["code"]) == (409, "sold_out")
+    assert RiskAssessment.objects.count() == 0
+    # The unit comes back: the gate holds it for the script, the guard refuses, the unit goes back.
+    order_cancel(order=Order.objects.get(public_id=order["id"]), actor="buyer", reason="changed mind", by_buyer=True)
+    status, answer = post(token, body(listing, 4, user_agent="curl/8.5.0"), "bot-2")
+    assert (status, answer["code"]) == (403, "risk_blocked")
+    state = gate_state(listing.pk)
+    assert state is not None and state["left"] == 1 and state["holds"] == {}
+    assert post(token, body(listing, 5), "fan")[0] == 201  # the fan gets it

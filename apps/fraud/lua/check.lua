@@ -1,96 +1,66 @@
 --[[
-check.lua - risk control's hot-path rules for one order attempt: count it, judge it, remember the
-verdict. One call per attempt, before the stock gate. Every key carries the show's hash tag, so the
-script runs unchanged on Redis Cluster.
+check.lua - risk control's hot-path counters for one order attempt: count it and return what the
+rules read; remember the answer for the order's public id. One call per attempt, before the stock
+gate. Every key carries the show's hash tag, so the script runs unchanged on Redis Cluster. The
+rules themselves are applied by the caller (apps/fraud/hotpath.py) to the numbers returned: they
+change per merchant and cost nothing to compare in Python, so they are not sent on every call.
 
 KEYS[1] v  hash: attempts per "<dim>:<value>" in the show and per "<listing>|<dim>:<value>"
 KEYS[2] e  hash: attempts while the listing was not open, per "<listing>|b:<buyer>" / "<listing>|dev:<device>"
-KEYS[3] d  hash: order public id -> this script's verdict (JSON), so a retry of the same
-               Idempotency-Key gets the same verdict and counts nothing twice
-KEYS[4..]  sets: the buyers seen per device / phone / address in the show (one key per value)
+KEYS[3] d  hash: order public id -> the numbers this script returned for it ("n1,n2,..."), so a
+               retry of the same Idempotency-Key gets the same numbers (and so the same verdict)
+               and counts nothing twice
+KEYS[4..]  sets: the buyers seen per device / phone / address / drop point in the show (one key
+               per value), in the order of ARGV's dims that have a set
 
-ARGV: public_id, listing, buyer, ttl_seconds,
-      n_dims, then n_dims pairs (dim, value)              -- velocity counters to bump
-      n_sets, then n_sets dim names (for KEYS[4..])        -- distinct-buyer sets to join
-      n_ext,  then n_ext pairs (metric, value)            -- metrics computed by the caller
-      n_rules, then n_rules groups (code, metric, threshold, action, mode)
+ARGV: public_id, listing, buyer, ttl_seconds, device (its digest, "" for none), then pairs
+      (dim, value) of the attempt's velocity dims
 
-Metrics: "<dim>.l" (listing attempts), "<dim>.s" (show attempts), "<dim>.b" (distinct buyers),
-"early" (max early attempts of the buyer and the device on the listing), and the caller's.
-A rule fires when its metric is above its threshold; a rule in mode "on" acts, "dry_run" records.
-
-Returns a JSON object: decision ("allow" | "review" | "block"), hits [[code, value], ...] (rules
-that acted), dry [[code, value], ...], short (1: a short_window rule acted), m {metric: value},
-replay (1: the verdict is the one remembered for this public id; nothing was counted).
+Returns {replay, n...}: replay 1 when the numbers are the ones remembered for this public id, then
+for each velocity dim its listing count and its show count, for each set its size after adding
+the buyer, and last the early attempts (the higher of the buyer's and the device's on the listing).
 ]]
 local v, e, d = KEYS[1], KEYS[2], KEYS[3]
 local public_id, listing, buyer = ARGV[1], ARGV[2], ARGV[3]
-local ttl = tonumber(ARGV[4])
+local ttl, device = tonumber(ARGV[4]), ARGV[5]
 
 local remembered = redis.call("HGET", d, public_id)
 if remembered then
-  local verdict = cjson.decode(remembered)
-  verdict["replay"] = 1
-  return cjson.encode(verdict)
-end
-
-local m = {}
-local i = 5
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local dim, value = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  m[dim .. ".s"] = redis.call("HINCRBY", v, dim .. ":" .. value, 1)
-  m[dim .. ".l"] = redis.call("HINCRBY", v, listing .. "|" .. dim .. ":" .. value, 1)
-end
-n = tonumber(ARGV[i]); i = i + 1
-for k = 1, n do
-  local key = KEYS[3 + k]
-  redis.call("SADD", key, buyer)
-  redis.call("EXPIRE", key, ttl)
-  m[ARGV[i] .. ".b"] = redis.call("SCARD", key)
-  i = i + 1
-end
-local early_b = tonumber(redis.call("HGET", e, listing .. "|b:" .. buyer)) or 0
-local early_d = 0
-for k = 6, 5 + 2 * tonumber(ARGV[5]), 2 do
-  if ARGV[k] == "dev" then
-    early_d = tonumber(redis.call("HGET", e, listing .. "|dev:" .. ARGV[k + 1])) or 0
+  local out = {1}
+  for n in string.gmatch(remembered, "[^,]+") do
+    out[#out + 1] = tonumber(n)
   end
-end
-m["early"] = math.max(early_b, early_d)
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  m[ARGV[i]] = tonumber(ARGV[i + 1]) or 0
-  i = i + 2
+  return out
 end
 
-local decision, short = "allow", 0
-local hits, dry = {}, {}
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local code, metric, threshold, action, mode = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
-  local value = m[metric]
-  if value ~= nil and value > threshold then
-    if mode == "on" then
-      table.insert(hits, {code, value})
-      if action == "block" then
-        decision = "block"
-      elseif action == "review" and decision == "allow" then
-        decision = "review"
-      elseif action == "short_window" then
-        short = 1
-      end
-    else
-      table.insert(dry, {code, value})
+local out = {0}
+for k = 6, #ARGV, 2 do
+  local field = ARGV[k] .. ":" .. ARGV[k + 1]
+  out[#out + 1] = redis.call("HINCRBY", v, listing .. "|" .. field, 1)
+  out[#out + 1] = redis.call("HINCRBY", v, field, 1)
+end
+for k = 4, #KEYS do
+  if redis.call("SADD", KEYS[k], buyer) == 1 then
+    local size = redis.call("SCARD", KEYS[k])
+    if size == 1 then
+      redis.call("EXPIRE", KEYS[k], ttl)
     end
+    out[#out + 1] = size
+  else
+    out[#out + 1] = redis.call("SCARD", KEYS[k])
   end
 end
+local early = tonumber(redis.call("HGET", e, listing .. "|b:" .. buyer)) or 0
+if device ~= "" then
+  early = math.max(early, tonumber(redis.call("HGET", e, listing .. "|dev:" .. device)) or 0)
+end
+out[#out + 1] = early
 
-redis.call("EXPIRE", v, ttl)
-local verdict = {decision = decision, hits = hits, dry = dry, short = short, m = m, replay = 0}
-local encoded = cjson.encode(verdict)
-redis.call("HSET", d, public_id, encoded)
-redis.call("EXPIRE", d, ttl)
-return encoded
+if redis.call("TTL", v) < 0 then
+  redis.call("EXPIRE", v, ttl)
+end
+redis.call("HSET", d, public_id, table.concat(out, ",", 2))
+if redis.call("TTL", d) < 0 then
+  redis.call("EXPIRE", d, ttl)
+end
+return out

@@ -1,7 +1,9 @@
 """``order_place``: may this order be placed? The Redis gate decides first, the database last.
 
 0. Risk control's guard (``hooks.registry.guard``, one Redis script) may refuse the attempt
-   (403 ``risk_blocked``: nothing held, no order) or shorten its payment window.
+   (403 ``risk_blocked``: nothing held, no order) or shorten its payment window. On a listing
+   this process saw sold out within ``SOLD_OUT_HINT_S``, the gate answers first and the guard
+   runs only when it held units (and its refusal gives them back).
 1. The gate (``gate/lua/reserve.lua``) holds units for the order's public id (derived from the
    Idempotency-Key); ``sold_out``, ``closed`` and ``over_limit`` answer at once without touching
    the database; a missing key is rebuilt from the database under a lock; an unreachable Redis
@@ -73,16 +75,11 @@ def order_place(
     merchant_id = info.merchant_id
     fingerprint = req.fingerprint()
     public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
-    verdict = _guard(info, req, public_id, channel)
-    new = NewOrder(
-        public_id,
-        idempotency_key,
-        fingerprint,
-        channel,
-        actor,
-        pay_window_seconds=verdict.pay_window_seconds,
-        signals=_signals(req, verdict),
-    )
+    # A listing this process saw sold out a moment ago: ask the gate first, so the flood of
+    # attempts on a sold-out listing is answered without the risk guard's work; the guard runs
+    # when the gate holds units (stock came back), and its refusal gives them back.
+    guard_first = not _sold_out_lately(info.id)
+    verdict = _guard(info, req, public_id, channel) if guard_first else None
     bkey = buyer_key(req.buyer_external_id)
     remember = idempotency_key is not None
     try:
@@ -101,6 +98,21 @@ def order_place(
     # Only a hold this request took is this request's to give back: a replay's hold belongs to the
     # request that took it (still in flight, or its order's).
     held = gate_said == _HELD
+    if verdict is None:
+        try:
+            verdict = _guard(info, req, public_id, channel)
+        except BaseException:
+            _release(info.id, public_id, held)
+            raise
+    new = NewOrder(
+        public_id,
+        idempotency_key,
+        fingerprint,
+        channel,
+        actor,
+        pay_window_seconds=verdict.pay_window_seconds,
+        signals=_signals(req, verdict),
+    )
     try:
         order, seq = place_in_db(info, req, new)
     except IntegrityError as exc:
@@ -143,6 +155,20 @@ def order_place(
 
 
 _NO_VERDICT = hooks.GuardVerdict()
+
+
+SOLD_OUT_HINT_S = 0.25
+_sold_out_seen: dict[int, float] = {}
+
+
+def _sold_out_lately(listing_id: int) -> bool:
+    until = _sold_out_seen.get(listing_id)
+    if until is None:
+        return False
+    if until > time.monotonic():
+        return True
+    _sold_out_seen.pop(listing_id, None)
+    return False
 
 
 def _guard(info: ListingInfo, req: OrderRequest, public_id: str, channel: str) -> hooks.GuardVerdict:
@@ -203,6 +229,7 @@ def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int, 
             if result.status == gate.SEEN:
                 return _SEEN
             if result.status == gate.SOLD_OUT:
+                _sold_out_seen[info.id] = time.monotonic() + SOLD_OUT_HINT_S
                 raise SoldOut("sold out", extra={"listing": info.id, "left": max(result.left, 0)})
             if result.status == gate.OVER_LIMIT:
                 raise OverBuyerLimit(
