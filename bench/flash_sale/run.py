@@ -1,16 +1,23 @@
 """Flash-sale benchmark against PostgreSQL + Redis, served as in production (uvicorn workers).
 
-    .venv/bin/python -m bench.flash_sale.run [--workers 2] [--quota 1000] [--extra 6000]
+    .venv/bin/python -m bench.flash_sale.run [--workers 2] [--quota 1000] [--extra 6000] [--risk both]
 
 For each concurrency (64, 256) in one run: a trivial endpoint (the ceiling), the gated order
 path (Redis Lua gate + row-locked truth) and the baseline (select_for_update, no gate). Prints
 a table and writes it into docs/performance.md. Not part of the test suite.
+
+``--risk both`` (the default) runs every gated sale twice per round, once on a server with the
+risk rules on (``FRAUD_RULES=1``, the placement guard's one Redis script before the gate) and
+once with them off, in alternating order, and writes what the rules cost into its own block of
+docs/performance.md (``risk.render_risk``); the main table's gated row is the rules-on arm.
+``--risk on`` / ``off`` runs the gated sales with the rules on or off only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -20,12 +27,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/livecommerce_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/4"
 WARM_ORDERS = 400
+SENTINEL_KEY = "lc:bench:flash_sale:sentinel"
 
 
 def free_port() -> int:
@@ -102,30 +111,26 @@ def make_fixture(quota: int, limit: int, warm_quota: int = 0) -> tuple[str, int,
     return token, listing.pk, m.pk, warm_id
 
 
-def order_requests(path: str, token: str, listing: int, n: int, host: str, prefix: str = "u") -> list[bytes]:
+def order_requests(
+    path: str, token: str, listing: int, n: int, host: str, prefix: str = "u", first: int = 0
+) -> list[bytes]:
+    """``n`` orders from new buyers ``first`` .. ``first + n - 1`` (``risk.buyer_body``: each its own
+    phone, address and device, with the ``client`` block and registration time the rules read)."""
+    return [_order_request(path, token, body, host, prefix) for body in order_bodies(listing, n, prefix, first)]
+
+
+def order_bodies(listing: int, n: int, prefix: str = "u", first: int = 0) -> list[dict]:
+    from bench.flash_sale.risk import buyer_body
+
+    return [buyer_body(listing, first + i, prefix) for i in range(n)]
+
+
+def _order_request(path: str, token: str, body: dict, host: str, prefix: str) -> bytes:
     from bench.flash_sale.loadgen import build
 
-    out = []
-    for i in range(n):
-        body = json.dumps(
-            {
-                "listing": listing,
-                "quantity": 1,
-                "buyer": {"external_id": f"{prefix}{i}", "name": "B", "phone": "13800000000"},
-                "shipping_address": {
-                    "name": "B",
-                    "phone": "13800000000",
-                    "province": "浙江省",
-                    "city": "杭州市",
-                    "district": "西湖区",
-                    "detail": "1号",
-                },
-            }
-        ).encode()
-        out.append(
-            build("POST", path, host, body, {"Authorization": f"Token {token}", "Idempotency-Key": f"{prefix}-k{i}"})
-        )
-    return out
+    key = f"{prefix}-k{body['buyer']['external_id'][len(prefix) :]}"
+    headers = {"Authorization": f"Token {token}", "Idempotency-Key": key}
+    return build("POST", path, host, json.dumps(body).encode(), headers)
 
 
 def pg_xacts(dbname: str) -> int:
@@ -175,16 +180,30 @@ def wait_healthy(proc: subprocess.Popen, port: int, what: str) -> subprocess.Pop
     raise SystemExit(f"{what} did not start")
 
 
-def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> dict:
+def sale(
+    path: str, port: int, c: int, quota: int, extra: int, dbname: str, late: int = 3000, server_pid: int | None = None
+) -> dict:
+    from apps.core.redis import get_client
     from bench.flash_sale import loadgen
+    from bench.flash_sale.risk import bodies_digest
 
     host = f"127.0.0.1:{port}"
+    loadavg = os.getloadavg()[0]
+    # A key nobody else writes: gone at the end means the Redis database was flushed during the
+    # sale (another user of the same db number), which disturbs the gate and the counters.
+    sentinel = secrets.token_hex(8)
+    get_client().set(SENTINEL_KEY, sentinel)
     token, listing, _m, warm_listing = make_fixture(quota, limit=1, warm_quota=WARM_ORDERS)
+    assert warm_listing is not None
     # Warm up on another listing of the same merchant, at the same concurrency: every worker's
     # threads, database connections (and their prepared statements) and caches are in use.
-    warm = order_requests(path, token, warm_listing, WARM_ORDERS, host, prefix="warm")
-    asyncio.run(loadgen.run("127.0.0.1", port, warm, c))
-    reqs = order_requests(path, token, listing, quota + extra, host)[1:]
+    # Buyer numbers never repeat within the sale's show (warm-up, sale, late buyers), so every
+    # buyer has its own phone, address and device (``risk.buyer_body``).
+    warm_bodies = order_bodies(warm_listing, WARM_ORDERS, "warm")
+    warm = [_order_request(path, token, b, host, "warm") for b in warm_bodies]
+    wres = asyncio.run(loadgen.run("127.0.0.1", port, warm, c))
+    bodies = order_bodies(listing, quota + extra, "u", first=WARM_ORDERS)[1:]
+    reqs = [_order_request(path, token, b, host, "u") for b in bodies]
     x0 = pg_xacts(dbname)
     res = asyncio.run(loadgen.run("127.0.0.1", port, reqs, c))
     x1 = pg_xacts(dbname)
@@ -194,17 +213,27 @@ def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> d
     so_first = res.first_by_code.get("sold_out")
     so_window = (res.last_by_code.get("sold_out", 0) - so_first) if so_first else 0
     # A pure sold-out phase: how many database transactions does it cost?
-    more = order_requests(path, token, listing, 3000, host, prefix="late")
+    late_bodies = order_bodies(listing, late, "late", first=WARM_ORDERS + quota + extra)
+    more = [_order_request(path, token, b, host, "late") for b in late_bodies]
     time.sleep(1.0)  # the coalesced websocket pushes that follow the last orders (they read the database) go out
     p0 = pg_xacts(dbname)
+    cpu0 = cpu_seconds(server_pid)
     so = asyncio.run(loadgen.run("127.0.0.1", port, more, c))
+    cpu1 = cpu_seconds(server_pid)
     p1 = pg_xacts(dbname)
+    answers = max(len(so.latencies), 1)
+    expected = {"pending_payment", "sold_out", "201"}
+    other = {k: v for k, v in res.codes.items() if k not in expected}
+    for k, v in [*so.codes.items(), *wres.codes.items()]:
+        if k not in expected:
+            other[k] = other.get(k, 0) + v
     return {
         "clients": c,
         "requests": len(reqs),
         "accepted": accepted,
         "sold_out": sold_out,
-        "other": {k: v for k, v in res.codes.items() if k not in {"pending_payment", "sold_out", "201"}},
+        "other": other,
+        "risk_blocked": other.get("risk_blocked", 0),
         "accepted_per_s": accepted / acc_window,
         "sold_out_per_s": so.rps,
         "sold_out_during_sale_per_s": (sold_out / so_window) if so_window else 0.0,
@@ -216,9 +245,45 @@ def sale(path: str, port: int, c: int, quota: int, extra: int, dbname: str) -> d
         "sold_out_p50_ms": so.median_ms(),
         "sold_out_p99_ms": so.pct(99),
         "db_xacts_during_sale": x1 - x0,
-        "db_xacts_per_sold_out": (p1 - p0) / max(len(so.latencies), 1),
+        "db_xacts_per_sold_out": (p1 - p0) / answers,
+        "server_cpu_ms_per_sold_out": (cpu1["server"] - cpu0["server"]) * 1000 / answers,
+        "redis_cpu_ms_per_sold_out": (cpu1["redis"] - cpu0["redis"]) * 1000 / answers,
         "statuses": dict(res.statuses),
+        "bodies": bodies_digest(warm_bodies + bodies + late_bodies),
+        "loadavg": loadavg,
+        "redis_flushed": get_client().get(SENTINEL_KEY) not in (sentinel, sentinel.encode()),
     }
+
+
+def cpu_seconds(server_pid: int | None) -> dict[str, float]:
+    """CPU time used so far by the server (the process and its workers) and by Redis (the whole
+    server: other users of the same Redis count too). A saturated box's throughput follows the
+    CPU each answer costs, which other work on the machine does not change the way it changes
+    wall-clock rates."""
+    from apps.core.redis import get_client
+
+    server = 0.0
+    if server_pid is not None:
+        tick = os.sysconf("SC_CLK_TCK")
+        family = {server_pid}
+        stats = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats.append((int(entry.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick))
+        grew = True
+        while grew:  # the server's descendants (workers started by livecommerce.serve)
+            grew = False
+            for pid, ppid, _ in stats:
+                if ppid in family and pid not in family:
+                    family.add(pid)
+                    grew = True
+        server = sum(cpu for pid, _, cpu in stats if pid in family)
+    info = get_client().info("cpu")
+    return {"server": server, "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
 
 
 MEDIAN_KEYS = (
@@ -232,6 +297,8 @@ MEDIAN_KEYS = (
     "sold_out_p50_ms",
     "sold_out_p99_ms",
     "db_xacts_per_sold_out",
+    "server_cpu_ms_per_sold_out",
+    "redis_cpu_ms_per_sold_out",
 )
 
 
@@ -245,7 +312,13 @@ def median_of(runs: list[dict]) -> dict:
     out["accepted_per_s_runs"] = [round(r["accepted_per_s"]) for r in runs]
     out["p99_ms_runs"] = [round(r["p99_ms"]) for r in runs]
     out["db_xacts_per_sold_out_max"] = max(r["db_xacts_per_sold_out"] for r in runs)
-    out["other"] = {k: v for r in runs for k, v in r["other"].items()}
+    other: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["other"].items():
+            other[k] = other.get(k, 0) + v
+    out["other"] = other
+    out["risk_blocked"] = sum(r["risk_blocked"] for r in runs)
+    out["redis_flushed"] = sum(bool(r.get("redis_flushed")) for r in runs)
     return out
 
 
@@ -262,6 +335,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--quota", type=int, default=1000)
     p.add_argument("--extra", type=int, default=6000, help="requests beyond the quota (sold-out answers)")
+    p.add_argument("--late", type=int, default=3000, help="buyers after the sell-out (the sold-out phase)")
     p.add_argument("--clients", default="64,256")
     p.add_argument("--database-url", default=DEFAULT_DB)
     p.add_argument("--redis-url", default=DEFAULT_REDIS)
@@ -270,7 +344,15 @@ def main() -> None:
     p.add_argument("--server", choices=["serve", "uvicorn"], default="serve")
     p.add_argument("--repeat", type=int, default=3, help="gated sales per concurrency (the median is reported)")
     p.add_argument("--only", choices=["gated", "baseline", "trivial"], action="append")
+    p.add_argument(
+        "--risk",
+        choices=["on", "off", "both"],
+        default="both",
+        help="the risk rules (FRAUD_RULES) on the server; both: every gated round is one sale with the rules on "
+        "and one with them off, each on a fresh server, in alternating order",
+    )
     args = p.parse_args()
+    command = "python -m bench.flash_sale.run " + " ".join(sys.argv[1:])
     env = setup_env(args)
     if args.threads:
         env["ORDER_FASTPATH_THREADS"] = str(args.threads)
@@ -280,30 +362,87 @@ def main() -> None:
 
     django.setup()
     dbname = args.database_url.rsplit("/", 1)[1]
-    port = free_port()
-    server = start_server(env, args.workers, port, args.server)
-    results: dict[str, list] = {"trivial": [], "gated": [], "baseline": []}
-    try:
-        for c in [int(x) for x in args.clients.split(",")]:
-            only = args.only or ["trivial", "gated", "baseline"]
-            if "trivial" in only:
+    arms = ("on", "off") if args.risk == "both" else (args.risk,)
+    results: dict[str, list] = {"trivial": [], "gated": [], "baseline": [], "risk": []}
+    only = args.only or ["trivial", "gated", "baseline"]
+
+    def sale_on(arm: str, c: int) -> dict:
+        with serving(env, arm, args.workers, args.server) as (port, pid):
+            return {**sale("/api/v1/orders", port, c, args.quota, args.extra, dbname, args.late, pid), "arm": arm}
+
+    for c in [int(x) for x in args.clients.split(",")]:
+        if "trivial" in only:
+            with serving(env, arms[0], args.workers, args.server) as (port, _pid):
                 results["trivial"].append(trivial(port, c, 5))
-            if "gated" in only:
-                runs = [sale("/api/v1/orders", port, c, args.quota, args.extra, dbname) for _ in range(args.repeat)]
-                results["gated"].append(median_of(runs))
-            if "baseline" in only:
-                results["baseline"].append(sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname))
-    finally:
-        server.terminate()
-        server.wait(10)
+        if "gated" in only:
+            sales = []
+            for rnd in range(args.repeat):
+                # Alternate which arm goes first, so a machine that drifts (other work, a growing
+                # database) weighs on both arms alike.
+                for arm in arms if rnd % 2 == 0 else arms[::-1]:
+                    sales.append(sale_on(arm, c))
+                    _progress(sales[-1])
+            by_arm = {arm: [s for s in sales if s["arm"] == arm] for arm in arms}
+            results["gated"].append(median_of(by_arm[arms[0]]))
+            if args.risk == "both":
+                results["risk"].append(
+                    {
+                        "clients": c,
+                        "on": median_of(by_arm["on"]),
+                        "off": median_of(by_arm["off"]),
+                        "on_runs": by_arm["on"],
+                        "off_runs": by_arm["off"],
+                        "sales": sales,
+                        "same_bodies": len({s["bodies"] for s in sales}) == 1,
+                    }
+                )
+        if "baseline" in only:
+            with serving(env, arms[0], args.workers, args.server) as (port, pid):
+                results["baseline"].append(
+                    sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname, args.late, pid)
+                )
+    guard = None
+    if results["risk"]:
+        from bench.flash_sale.risk import guard_cost, render_risk
+
+        _token, listing, _m, _w = make_fixture(quota=10, limit=1)
+        guard = guard_cost(listing, first=0, n=5000)
+        risk_report = render_risk(results["risk"], guard, args, command)
+        print(risk_report)
+        if not args.no_docs:
+            title = "Risk rules on vs off (`bench/flash_sale --risk both`)"
+            write_docs(risk_report, marker="flash_sale_risk", title=title)
     if args.only:
-        print(json.dumps(results, indent=1, default=str))
+        print(json.dumps({**results, "guard": guard}, indent=1, default=str))
         return
     report = render(results, args)
     print(report)
-    print(json.dumps(results, indent=1, default=str))
+    print(json.dumps({**results, "guard": guard}, indent=1, default=str))
     if not args.no_docs:
         write_docs(report)
+
+
+def _progress(s: dict) -> None:
+    print(
+        f"{s['clients']} clients, rules {s['arm']}: accepted {s['accepted_per_s']:.0f}/s "
+        f"p99 {s['accepted_p99_ms']:.0f} ms, sold out {s['sold_out_per_s']:.0f}/s "
+        f"p99 {s['sold_out_p99_ms']:.1f} ms, other {s['other'] or 'none'}, load {s['loadavg']:.1f}"
+        + (", REDIS FLUSHED BY ANOTHER PROCESS DURING THE SALE" if s["redis_flushed"] else ""),
+        flush=True,
+    )
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], arm: str, workers: int, server: str) -> Iterator[tuple[int, int]]:
+    """A fresh server with the risk rules on or off (``FRAUD_RULES``) for the block's duration;
+    its port and process id."""
+    port = free_port()
+    proc = start_server({**env, "FRAUD_RULES": "1" if arm == "on" else "0"}, workers, port, server)
+    try:
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def render(r: dict, args: argparse.Namespace) -> str:
@@ -312,7 +451,7 @@ def render(r: dict, args: argparse.Namespace) -> str:
         f"{args.workers} uvicorn workers ({'livecommerce.serve' if args.server == 'serve' else 'uvicorn --workers'}), "
         f"PostgreSQL + Redis on the same box, load generator on the same box (1 core). "
         f"Quota {args.quota} units, {args.quota + args.extra} buyers, 1 unit each; gated figures are the median "
-        f"of {args.repeat} sales, the baseline one sale.",
+        f"of {args.repeat} sales with the risk rules {'on' if args.risk != 'off' else 'off'}, the baseline one sale.",
         "",
         "| clients | path | accepted orders/s | sold-out answers/s | whole sale (s) | p50 ms | p99 ms "
         "| accepted p50 / p99 ms | sold-out p99 ms | DB xacts per sold-out |",
@@ -345,15 +484,17 @@ def render(r: dict, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_docs(report: str) -> None:
+def write_docs(report: str, marker: str = "flash_sale", title: str = "Flash sale (`bench/flash_sale`)") -> None:
+    """Replace the block between ``<!-- {marker}:start -->`` and its end in docs/performance.md
+    (appended under ``title`` the first time); the text around it is left as written."""
     path = ROOT / "docs" / "performance.md"
     text = path.read_text() if path.exists() else "# Performance\n"
-    start, end = "<!-- flash_sale:start -->", "<!-- flash_sale:end -->"
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     block = f"{start}\n{report}\n{end}"
     if start in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
-        text += f"\n## Flash sale (`bench/flash_sale`)\n\n{block}\n"
+        text += f"\n## {title}\n\n{block}\n"
     path.write_text(text)
 
 
