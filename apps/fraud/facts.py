@@ -63,6 +63,9 @@ _BUILDING = re.compile(r"(?:([0-9]{1,3}|[a-z])栋(?:([0-9]{1,2})单元)?|([0-9]{
 _ROOM = re.compile(r"([0-9]{1,2})-([0-9]{2})|([0-9]{3,4})")
 _TRAILING_HAN = re.compile(f"[{_HAN}]+$")
 _LEADING_HAN = re.compile(f"^[{_HAN}]+")
+_ROAD_NUMBER = re.compile(r"([0-9]+)号$")
+# A leading run that is only a road's name (人民路, 中山北路, 迎宾大道), not a compound before it.
+_BARE_ROAD = re.compile(f"^(?:[{_HAN}]{{1,3}}(?:路|街|巷|道)|[{_HAN}]{{1,2}}大道)$")
 
 
 def drop_point_key(address_key: str | None) -> str | None:
@@ -93,14 +96,19 @@ def drop_point_key(address_key: str | None) -> str | None:
     # The compound: the Han run just before the building (after a road number's 号), or, when a
     # road number comes right before the building, the Han run the street starts with.
     run = _TRAILING_HAN.search(street, 0, building.start())
-    compound = run.group(0).lstrip("号") if run else ""
+    compound = (run.group(0).lstrip("号") if run else "")[:3]
     if not compound:
         lead = _LEADING_HAN.match(street)
-        compound = lead.group(0) if lead else ""
+        compound = lead.group(0)[:3] if lead else ""
+        number = _ROAD_NUMBER.search(street, 0, building.start())
+        if number and lead and _BARE_ROAD.match(lead.group(0)):
+            # A bare road and its number (``人民路3号1栋101``): the number is the place, or every
+            # ``1栋101`` on one road would be one flat.
+            compound += number.group(1)
     return "|".join(
         (
             region,
-            compound[:3],
+            compound,
             building.group(1) or building.group(3),
             building.group(2) or "",
             room.group(3) or room.group(1) + room.group(2),

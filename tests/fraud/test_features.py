@@ -176,6 +176,8 @@ def test_drop_point_key_joins_writings_of_one_flat(a: str, b: str) -> None:
         ("江苏苏州虎丘|新城嘉园14栋2单元2903", "江苏苏州虎丘|新城嘉园14栋3单元2903"),  # unit
         ("安徽合肥庐阳|长江路310号御景嘉园23栋1706", "安徽合肥庐阳|建设路599号御景佳园23栋1706"),  # compound
         ("江苏苏州虎丘|新城嘉园14栋2903", "江苏苏州姑苏|新城嘉园14栋2903"),  # district
+        ("浙江杭州西湖|人民路1号1栋101", "浙江杭州西湖|人民路3号1栋101"),  # a bare road: its number
+        ("浙江杭州西湖|迎宾大道9号1栋101", "浙江杭州西湖|迎宾大道19号1栋101"),
     ],
 )
 def test_drop_point_key_keeps_different_flats_apart(a: str, b: str) -> None:
