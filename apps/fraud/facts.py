@@ -64,8 +64,9 @@ _ROOM = re.compile(r"([0-9]{1,2})-([0-9]{2})|([0-9]{3,4})")
 _TRAILING_HAN = re.compile(f"[{_HAN}]+$")
 _LEADING_HAN = re.compile(f"^[{_HAN}]+")
 _ROAD_NUMBER = re.compile(r"([0-9]+)号$")
-# A leading run that is only a road's name (人民路, 中山北路, 迎宾大道), not a compound before it.
-_BARE_ROAD = re.compile(f"^(?:[{_HAN}]{{1,3}}(?:路|街|巷|道)|[{_HAN}]{{1,2}}大道)$")
+# A leading run that is only a road's name (人民路, 中山北路, 迎宾大道, 中关村大街), not a
+# compound before it.
+_BARE_ROAD = re.compile(f"^[{_HAN}]{{1,3}}(?:大街|大道|路|街|巷|道)$")
 
 
 def drop_point_key(address_key: str | None) -> str | None:

@@ -11,6 +11,8 @@ from apps.catalog.models import Listing, LiveSession
 from apps.merchants.models import Merchant
 from apps.orders.models import Order
 
+from .catalogue import CATALOGUE
+
 
 class RuleMode(models.TextChoices):
     ON = "on", _("On")
@@ -54,8 +56,6 @@ class RiskRule(models.Model):
         constraints = [models.UniqueConstraint(fields=["merchant", "code"], name="uniq_risk_rule_per_merchant")]
 
     def __str__(self) -> str:
-        from .rules import CATALOGUE  # the catalogue reads these models' choices
-
         spec = CATALOGUE.get(self.code)
         return str(spec.label) if spec is not None else self.code
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from apps.orders.models import OrderStatus
 
 from . import rules
+from .holds import hold_if_flagged
 from .models import RiskAssessment, RiskPolicy, RiskRule
 from .reasons import render_reason
 
@@ -39,8 +40,6 @@ def on_order_changed(sender: Any = None, *, order: Any, from_status: str | None 
     other change (one attribute test)."""
     if order.status != OrderStatus.PAID or from_status != OrderStatus.PENDING_PAYMENT:
         return
-    from .scoring import hold_if_flagged
-
     hold_if_flagged(order.pk)
 
 

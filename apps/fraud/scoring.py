@@ -33,13 +33,14 @@ from django.db.models import Q
 
 from apps.core import events
 from apps.core.redis import get_client
-from apps.orders.models import Order, OrderSignals, OrderStatus
-from apps.orders.services.transitions import order_transition
+from apps.orders.models import Order, OrderSignals
 
 from .facts import OrderFacts, drop_point_key, ip_prefix
 from .features import NEIGHBOURHOOD_CAP, Neighbourhood, explain, order_features
+from .holds import hold_if_flagged
+from .hotpath import rule_reason
 from .model import load_model
-from .models import Decision, ReviewOutcome, RiskAssessment, RuleMode
+from .models import Decision, RiskAssessment, RuleMode
 from .normalise import normalise_address, normalise_phone
 from .receivers import risk_payload
 from .rules import merchant_rules
@@ -162,7 +163,7 @@ def score_order(order_id: int, *, relink: bool = True) -> RiskAssessment | None:
     policy = merchant_rules(order.merchant_id)
     rules = (signals.rules if signals else {}) or {}
     reasons: list[dict[str, Any]] = [
-        _rule_reason(code, value) for code, value in rules.get("hits") or [] if code != "hoarding"
+        rule_reason(code, value) for code, value in rules.get("hits") or [] if code != "hoarding"
     ]
     model = load_model() if policy.model_mode != RuleMode.OFF else None
     score = model.score(features) if model is not None else None
@@ -206,12 +207,6 @@ def score_order(order_id: int, *, relink: bool = True) -> RiskAssessment | None:
     return assessment
 
 
-def _rule_reason(code: str, value: Any) -> dict[str, Any]:
-    from .hotpath import rule_reason  # the one mapping of rule hits to reasons
-
-    return rule_reason(code, value)
-
-
 def _rescore_linked(nb: Neighbourhood, own: str) -> None:
     keys = [f.key for f in nb.linked if f.key != own][:RESCORE_LIMIT]
     for pk in RiskAssessment.objects.filter(
@@ -221,30 +216,6 @@ def _rescore_linked(nb: Neighbourhood, own: str) -> None:
             score_order(pk, relink=False)
         except Exception:  # noqa: BLE001 - one neighbour failing must not undo this order's verdict
             log.warning("re-scoring a linked order failed", extra={"order_pk": pk}, exc_info=True)
-
-
-def hold_if_flagged(order_pk: int) -> bool:
-    """Hold a paid order whose assessment says ``review`` and has not been reviewed. True if held."""
-    if not RiskAssessment.objects.filter(
-        order_id=order_pk, decision=Decision.REVIEW, review_outcome=ReviewOutcome.NONE
-    ).exists():
-        return False
-    if not Order.objects.filter(pk=order_pk, status=OrderStatus.PAID).exists():
-        return False
-    try:
-        with transaction.atomic():
-            order_transition(
-                order=Order(pk=order_pk),
-                to=OrderStatus.ON_HOLD,
-                actor="risk",
-                reason="held for risk review",
-                allowed_from=(OrderStatus.PAID,),
-            )
-    except Exception as exc:  # noqa: BLE001 - confirmed meanwhile: too late to hold, and that is fine
-        if getattr(exc, "code", "") != "invalid_transition":
-            raise
-        return False
-    return True
 
 
 def _push(order: Order, assessment: RiskAssessment) -> None:

@@ -178,6 +178,7 @@ def test_drop_point_key_joins_writings_of_one_flat(a: str, b: str) -> None:
         ("江苏苏州虎丘|新城嘉园14栋2903", "江苏苏州姑苏|新城嘉园14栋2903"),  # district
         ("浙江杭州西湖|人民路1号1栋101", "浙江杭州西湖|人民路3号1栋101"),  # a bare road: its number
         ("浙江杭州西湖|迎宾大道9号1栋101", "浙江杭州西湖|迎宾大道19号1栋101"),
+        ("北京海淀|中关村大街5号1栋105", "北京海淀|中关村大街107号1栋105"),
     ],
 )
 def test_drop_point_key_keeps_different_flats_apart(a: str, b: str) -> None:
