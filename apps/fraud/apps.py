@@ -5,14 +5,14 @@ from django.utils.translation import gettext_lazy as _
 
 
 def ensure_schedules(sender, **kwargs) -> None:  # noqa: ANN001, ARG001
-    """The scoring sweeper (idempotent; runs after every migrate)."""
+    """The scoring catch-up: a short burst every minute (idempotent; runs after every migrate)."""
     from django.utils import timezone
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
         name="risk scoring",
         defaults={
-            "func": "apps.fraud.scoring.scoring_sweeper",
+            "func": "apps.fraud.scoring.score_burst",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,

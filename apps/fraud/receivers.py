@@ -11,6 +11,7 @@ from apps.orders.models import OrderStatus
 
 from . import rules
 from .holds import hold_if_flagged
+from .kick import kick
 from .models import RiskAssessment, RiskPolicy, RiskRule
 from .reasons import render_reason
 
@@ -36,8 +37,11 @@ def risk_of(order: Any) -> dict[str, Any] | None:
 
 
 def on_order_changed(sender: Any = None, *, order: Any, from_status: str | None = None, **kwargs: Any) -> None:
-    """A payment of an order the scorer flagged: hold it (``paid -> on_hold``). Cheap for every
-    other change (one attribute test)."""
+    """A new order: ask for a scoring burst (``kick.kick``, throttled). A payment of an order
+    the scorer flagged: hold it (``paid -> on_hold``). Cheap for every other change."""
+    if kwargs.get("created"):
+        kick()
+        return
     if order.status != OrderStatus.PAID or from_status != OrderStatus.PENDING_PAYMENT:
         return
     hold_if_flagged(order.pk)

@@ -1,8 +1,10 @@
 """Scoring after commit: every order gets a ``RiskAssessment`` within seconds of being placed.
 
-``scoring_sweeper`` (a django-q2 task scheduled every minute, looping once a second under a Redis
-lease, like the expiry sweeper) scores every order that has no assessment yet, oldest first, so an
-order whose process died right after its commit is scored all the same. ``score_order``:
+An order's commit kicks a scoring burst (``kick.kick``: a django-q2 task, at most one queued a
+second); the burst (``score_burst``, one at a time under a Redis lease, at most ``BURST_SECONDS``,
+then it queues the next if orders still wait) scores every order that has no assessment yet,
+oldest first. The same burst runs every minute from the schedule, so an order whose process died
+right after its commit, or whose kick was lost, is scored all the same. ``score_order``:
 
 1. builds the order's ``OrderFacts`` from the order, its buyer, its listing's window and the
    signals stored with it (``orders.OrderSignals``);
@@ -39,6 +41,7 @@ from .facts import OrderFacts, drop_point_key, ip_prefix
 from .features import NEIGHBOURHOOD_CAP, Neighbourhood, explain, order_features
 from .holds import hold_if_flagged
 from .hotpath import rule_reason
+from .kick import kick
 from .model import load_model
 from .models import Decision, RiskAssessment, RuleMode
 from .normalise import normalise_address, normalise_phone
@@ -46,9 +49,9 @@ from .receivers import risk_payload
 from .rules import merchant_rules
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 70
-LEASE_KEY = "lc:sweeper:risk"
-LEASE_MS = 3000
+BURST_SECONDS = 5.0  # one task's work, at most
+IDLE_EXIT_S = 1.5  # a burst ends when nothing new came for this long
+LEASE_KEY = "lc:risk:burst"
 BATCH = 200
 WATERMARK_KEY = "lc:risk:scored-below"
 RESCORE_LIMIT = 100
@@ -259,32 +262,49 @@ def score_pending(limit: int = BATCH) -> int:
     return done
 
 
-def scoring_sweeper(seconds: float = SWEEP_SECONDS, interval: float = 1.0) -> int:
-    """Score pending orders once a second for ``seconds`` (one sweeper at a time, by lease)."""
+def score_burst(seconds: float = BURST_SECONDS) -> int:
+    """Score what is pending for up to ``seconds``, one burst at a time (a Redis lease), then queue
+    another burst if orders are still waiting. Never holds a task worker for long: the expiry
+    sweeper, webhook deliveries and exports share the same workers. Returns how many were scored."""
     token = secrets.token_hex(8)
     client = get_client()
-    deadline = time.monotonic() + seconds
-    total = 0
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        try:
-            mine = client.set(LEASE_KEY, token, nx=True, px=LEASE_MS) or client.get(LEASE_KEY) == token
-            if mine:
-                client.pexpire(LEASE_KEY, LEASE_MS)
-                total += score_pending()
-        except Exception:  # noqa: BLE001 - keep sweeping
-            log.warning("risk sweep failed", exc_info=True)
-            try:
-                total += score_pending()
-            except Exception:  # noqa: BLE001
-                log.warning("risk sweep without lease failed", exc_info=True)
-        finally:
-            close_old_connections()
-        if time.monotonic() - started < interval:
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    lease_ms = int((seconds + 5) * 1000)
     try:
-        if client.get(LEASE_KEY) == token:
-            client.delete(LEASE_KEY)
-    except Exception:  # noqa: BLE001
-        pass
+        # A burst is running: wait for it to end, then look (an order it stopped looking for
+        # just before it ended is this burst's to score).
+        wait_until = time.monotonic() + seconds + 5
+        while not client.set(LEASE_KEY, token, nx=True, px=lease_ms):
+            if time.monotonic() >= wait_until:
+                return 0
+            time.sleep(0.2)
+    except Exception:  # noqa: BLE001 - without Redis, score anyway (one sweeper per minute at most)
+        token = ""
+    deadline = time.monotonic() + seconds
+    total, idle_since, more = 0, None, False
+    try:
+        while True:
+            done = score_pending()
+            total += done
+            now = time.monotonic()
+            if done:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            if idle_since is not None and now - idle_since >= IDLE_EXIT_S:
+                break  # nothing came for a while: orders placed since will kick a new burst
+            if now >= deadline:
+                more = done > 0
+                break
+            if not done:
+                time.sleep(0.25)
+    finally:
+        close_old_connections()
+        if token:
+            try:
+                if client.get(LEASE_KEY) == token:
+                    client.delete(LEASE_KEY)
+            except Exception:  # noqa: BLE001 - the lease expires by itself
+                pass
+    if more:
+        kick(force=True)
     return total

@@ -370,6 +370,8 @@ ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
 # Risk control's hot-path rules (apps/fraud/hotpath.py): one Redis script before the stock gate.
 # Off only to measure what they cost (bench/flash_sale --risk off); the scorer runs either way.
 FRAUD_RULES = os.environ.get("FRAUD_RULES", "1") == "1"
+# Each committed order asks for a scoring burst (apps/fraud/scoring.kick); tests score explicitly.
+FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "1") == "1"
 ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped

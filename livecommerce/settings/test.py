@@ -36,3 +36,6 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # no
 TOKEN_CACHE_SECONDS = 30
 PAYMENT_SANDBOX = True
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the tests' receiver listens on 127.0.0.1 over http
+# Tests score orders when they choose (apps.fraud.scoring.score_pending): an inline task per
+# committed order would score before the test looks at an order not assessed yet.
+FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "0") == "1"

@@ -89,7 +89,21 @@ def test_a_replayed_show_is_caught_without_stopping_genuine_buyers(server, merch
     placed = Order.objects.filter(listing_id=listing.pk).count()
     report = detection(result.outcomes, decisions_for(o.order_id for o in result.accepted))
     print(f"\nseed {seed}: {len(result.outcomes)} attempts, {placed} orders\n{report.format()}")
+    _print_stopped_genuine(result)
     assert report.abuse.unscored == report.genuine.unscored == 0
     assert report.abuse.counted >= ORDERS * 0.1 and report.genuine.counted >= ORDERS * 0.5
     assert report.abuse.share >= 0.90, report.format()
     assert report.genuine.share <= 0.01, report.format()
+
+
+def _print_stopped_genuine(result: ReplayResult) -> None:
+    """What stopped each genuine buyer who was stopped (for docs/fraud.md's analysis)."""
+    from apps.fraud.models import RiskAssessment
+
+    genuine = {o.order_id: o.group for o in result.accepted if o.kind == "genuine"}
+    for a in RiskAssessment.objects.filter(public_id__in=list(genuine), decision="review"):
+        rules = (a.facts or {}).get("rules") or {}
+        hits = [h[0] for h in rules.get("hits") or []]
+        codes = [r["code"] for r in a.reasons]
+        print(f"  genuine {genuine[a.public_id]:<10} score {a.score} rules {hits} reasons {codes}")
+

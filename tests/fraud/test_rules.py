@@ -259,3 +259,47 @@ def test_on_a_listing_seen_sold_out_the_gate_answers_first_and_a_block_gives_the
     state = gate_state(listing.pk)
     assert state is not None and state["left"] == 1 and state["holds"] == {}
     assert post(token, body(listing, 5), "fan")[0] == 201  # the fan gets it
+
+
+# Every counter a rule can read, with a threshold of 2 so the third attempt fires it: what the
+# three attempts share (the rest differs per attempt), and the rule.
+COUNTERS = [
+    ("device_velocity", {"buyer": "same", "device_id": "d-1"}),
+    ("phone_velocity", {"buyer": "same", "phone": "13911112222"}),
+    ("address_velocity", {"buyer": "same", "detail": "文三路100号3栋1202室"}),
+    ("ip_velocity", {"ip": "112.10.36.21"}),
+    ("ip24_velocity", {"ip24": "112.10.36"}),
+    ("device_shared", {"device_id": "d-1"}),
+    ("phone_shared", {"phone": "13911112222"}),
+    ("address_shared", {"detail": "文三路100号3栋1202室"}),
+    ("drop_point_shared", {"detail": "文三路100号3栋1202室"}),
+]
+
+
+@pytest.mark.parametrize(("code", "shared"), COUNTERS, ids=[c[0] for c in COUNTERS])
+def test_each_counter_fires_its_rule_above_its_threshold(merchant, token, code, shared):
+    listing = make_listing(merchant, quota=50, limit=5)
+    risk_rules.ensure_rules(merchant.pk)
+    RiskRule.objects.filter(merchant=merchant, code=code).update(
+        threshold=2, mode=RuleMode.ON, action=RuleAction.REVIEW
+    )
+    risk_rules.forget(merchant.pk)
+    decisions = []
+    for n in range(1, 4):
+        b = body(listing, n, buyer="same" if shared.get("buyer") else None)
+        if "device_id" in shared:
+            b["client"]["device_id"] = shared["device_id"]
+        if "ip" in shared:
+            b["client"]["ip"] = shared["ip"]
+        if "ip24" in shared:
+            b["client"]["ip"] = f"{shared['ip24']}.{n + 10}"
+        if "phone" in shared:
+            b["shipping_address"]["phone"] = b["buyer"]["phone"] = shared["phone"]
+        if "detail" in shared:
+            b["shipping_address"]["detail"] = shared["detail"]
+        status, order = post(token, b, f"{code}-{n}")
+        assert status == 201, order
+        stored = rules_of(order["id"])
+        decisions.append((stored["decision"], [hit[0] for hit in stored["hits"]]))
+    assert decisions[:2] == [("allow", [])] * 2
+    assert decisions[2][0] == "review" and code in decisions[2][1], decisions

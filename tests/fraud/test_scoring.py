@@ -163,3 +163,18 @@ def test_with_no_model_file_the_rules_alone_decide(merchant, token, listing, mon
     a = RiskAssessment.objects.get(public_id=order["id"])
     assert (a.decision, a.score, a.model_version) == (Decision.ALLOW, None, "")
     assert json.dumps(a.features)  # the features are still recorded (for training once reviewed)
+
+
+def test_a_committed_order_kicks_a_short_scoring_burst(merchant, token, listing, settings, monkeypatch):
+    """After commit an order queues a scoring task (inline in tests): it is assessed without the
+    schedule, and the burst ends once nothing is left (it never holds a task worker for long)."""
+    from apps.fraud import kick
+
+    settings.FRAUD_SCORE_ON_COMMIT = True
+    monkeypatch.setattr(kick, "_last_kick", 0.0)
+    monkeypatch.setattr(scoring, "IDLE_EXIT_S", 0.0)
+    status, order = post(token, body(listing, 1), "kicked")
+    assert status == 201
+    a = RiskAssessment.objects.get(public_id=order["id"])
+    assert a.decision == Decision.ALLOW
+    assert scoring.score_burst(seconds=1.0) == 0  # nothing left; returns at once
