@@ -19,6 +19,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from .normalise import normalise_phone
+
 
 @dataclass(frozen=True)
 class OrderFacts:
@@ -39,6 +41,13 @@ class OrderFacts:
     user_agent: str  # "" when not given
     early_attempts: int = 0  # attempts by this buyer/device/IP on the listing before it opened
     paid_after_ms: int | None = None  # how long after placing it was paid (None: not paid yet)
+
+
+def buyer_phone_key(buyer_phone: str | None, recipient_phone: str | None) -> str | None:
+    """The phone an order is linked by: the buyer's own account phone, normalised; the recipient's
+    only when the buyer gave none (a household shipping to one recipient is not one buyer). The
+    one definition for the hot path, the scorer and training."""
+    return normalise_phone(buyer_phone or "") or normalise_phone(recipient_phone or "")
 
 
 def ip_prefix(ip: str | None) -> str | None:

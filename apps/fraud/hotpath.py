@@ -39,9 +39,9 @@ from apps.orders.hooks import GuardVerdict
 from apps.orders.placement.gate.keys import buyer_key
 
 from .errors import RiskBlocked
-from .facts import OrderFacts, drop_point_key, ip_prefix
+from .facts import OrderFacts, buyer_phone_key, drop_point_key, ip_prefix
 from .models import Decision, RiskAssessment, RuleAction, RuleMode
-from .normalise import normalise_address, normalise_phone
+from .normalise import normalise_address
 from .rules import CATALOGUE, YOUNG_DAYS, merchant_rules
 from .useragent import classify_user_agent, names_a_library
 
@@ -81,7 +81,7 @@ def attempt_dims(req: Any) -> list[tuple[str, str]]:
             dims.append(("ip24", prefix))
     if client.device_id:
         dims.append(("dev", _digest(client.device_id)))
-    phone = normalise_phone(req.address.get("phone") or req.buyer_phone)
+    phone = buyer_phone_key(req.buyer_phone, req.address.get("phone"))
     if phone:
         dims.append(("phone", phone))
     address = normalise_address(req.address) if req.address else None
@@ -218,7 +218,7 @@ def _record_block(info: Any, req: Any, public_id: str, hits: list, dry: list, st
         quantity=req.quantity,
         limit=info.per_buyer_limit,
         registered_ms=int(req.buyer_registered_at.timestamp() * 1000) if req.buyer_registered_at else None,
-        phone_key=normalise_phone(req.address.get("phone") or req.buyer_phone),
+        phone_key=buyer_phone_key(req.buyer_phone, req.address.get("phone")),
         address_key=address,
         device=req.client.device_id or None,
         ip=req.client.ip or None,

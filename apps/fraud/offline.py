@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 from apps.core.client_ip import normal_ip
 
-from .facts import OrderFacts, ip_prefix
+from .facts import OrderFacts, buyer_phone_key, ip_prefix
 from .features import ShowIndex, order_features
-from .normalise import normalise_address, normalise_phone
+from .normalise import normalise_address
 from .simulation import (
     ABUSE_KINDS,
     GENUINE,
@@ -136,7 +136,7 @@ def facts_from_attempts(
             quantity=a.quantity,
             limit=limit,
             registered_ms=int(a.buyer.registered_at.timestamp() * 1000),
-            phone_key=normalise_phone(a.buyer.phone) or normalise_phone(a.shipping_address.phone),
+            phone_key=buyer_phone_key(a.buyer.phone, a.shipping_address.phone),
             address_key=address_keys[cache_key],
             device=device,
             ip=ip,

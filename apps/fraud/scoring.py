@@ -37,14 +37,14 @@ from apps.core import events
 from apps.core.redis import get_client
 from apps.orders.models import Order, OrderSignals
 
-from .facts import OrderFacts, drop_point_key, ip_prefix
+from .facts import OrderFacts, buyer_phone_key, drop_point_key, ip_prefix
 from .features import NEIGHBOURHOOD_CAP, Neighbourhood, explain, order_features
 from .holds import hold_if_flagged
 from .hotpath import rule_reason
 from .kick import kick
 from .model import load_model
 from .models import Decision, RiskAssessment, RuleMode
-from .normalise import normalise_address, normalise_phone
+from .normalise import normalise_address
 from .receivers import risk_payload
 from .rules import merchant_rules
 
@@ -65,7 +65,7 @@ def order_facts(order: Order, signals: OrderSignals | None) -> OrderFacts:
     """What the detector knows about a placed order (the online twin of ``offline.facts_from_attempts``)."""
     listing = order.listing
     address = order.shipping_address or {}
-    phone = normalise_phone(address.get("phone") or order.buyer.phone)
+    phone = buyer_phone_key(order.buyer.phone, address.get("phone"))
     ip = signals.ip if signals else ""
     opens = listing.opens_at if listing is not None else None
     rules = signals.rules if signals else {}

@@ -45,7 +45,7 @@ def server():  # type: ignore[no-untyped-def]
         yield port
 
 
-def _replay(target: ReplayTarget, seed: int) -> ReplayResult:
+def _replay(target: ReplayTarget, seed: int) -> tuple[ReplayResult, list, int]:
     config = replace(
         random_config(seed, n_orders=ORDERS),
         quota=ORDERS * 5,
@@ -69,7 +69,7 @@ def _replay(target: ReplayTarget, seed: int) -> ReplayResult:
             real_open = await schedule_open(client, target, opens_in_s=(opens_at - datetime.now(UTC)).total_seconds())
         return await replay_async(attempts, target=target, opens_at=real_open, speed=1.0, concurrency=200)
 
-    return asyncio.run(run())
+    return asyncio.run(run()), attempts, int(opens_at.timestamp() * 1000)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -82,28 +82,41 @@ def test_a_replayed_show_is_caught_without_stopping_genuine_buyers(server, merch
         listing_id=listing.pk,
         payment_secret=settings.PAYMENT_WEBHOOK_SECRET,
     )
-    result = _replay(target, seed)
+    result, attempts, opens_ms = _replay(target, seed)
     assert result.server_errors() == []
     while scoring.score_pending(limit=500):  # the sweeper's work, done here
         pass
     placed = Order.objects.filter(listing_id=listing.pk).count()
     report = detection(result.outcomes, decisions_for(o.order_id for o in result.accepted))
     print(f"\nseed {seed}: {len(result.outcomes)} attempts, {placed} orders\n{report.format()}")
-    _print_stopped_genuine(result)
+    _print_stopped_genuine(result, attempts, opens_ms)
     assert report.abuse.unscored == report.genuine.unscored == 0
     assert report.abuse.counted >= ORDERS * 0.1 and report.genuine.counted >= ORDERS * 0.5
     assert report.abuse.share >= 0.90, report.format()
     assert report.genuine.share <= 0.01, report.format()
 
 
-def _print_stopped_genuine(result: ReplayResult) -> None:
-    """What stopped each genuine buyer who was stopped (for docs/fraud.md's analysis)."""
+def _print_stopped_genuine(result: ReplayResult, attempts: list, opens_ms: int) -> None:
+    """What stopped each genuine buyer who was stopped, and where the features the server computed
+    differ from those computed offline for the same attempt (training's view of it)."""
+    from apps.fraud.features import ShowIndex, order_features
     from apps.fraud.models import RiskAssessment
+    from apps.fraud.offline import facts_from_attempts
 
-    genuine = {o.order_id: o.group for o in result.accepted if o.kind == "genuine"}
+    offline = {f.key: f for f, _label in facts_from_attempts(attempts, limit=3, opens_at_ms=opens_ms)}
+    index = ShowIndex(offline.values())
+    genuine = {o.order_id: o for o in result.accepted if o.kind == "genuine"}
     for a in RiskAssessment.objects.filter(public_id__in=list(genuine), decision="review"):
         rules = (a.facts or {}).get("rules") or {}
         hits = [h[0] for h in rules.get("hits") or []]
         codes = [r["code"] for r in a.reasons]
-        print(f"  genuine {genuine[a.public_id]:<10} score {a.score} rules {hits} reasons {codes}")
-
+        print(f"  genuine {genuine[a.public_id].group:<10} score {a.score} rules {hits} reasons {codes}")
+        facts = offline.get(genuine[a.public_id].attempt_id)
+        if facts is not None:
+            want = order_features(facts, index.neighbourhood(facts, as_of_ms=facts.placed_ms + 10**9))
+            diff = {
+                k: (round(a.features.get(k, -9), 2), round(v, 2))
+                for k, v in want.items()
+                if abs(a.features.get(k, -9) - v) > 0.05
+            }
+            print(f"    online vs offline: {diff}")
