@@ -21,6 +21,15 @@ def hold_if_flagged(order_pk: int) -> bool:
         return False
     try:
         with transaction.atomic():
+            # Under the assessment's lock (review_decide's order: assessment, then order): an
+            # approval that committed meanwhile is seen, and the order is not held after it.
+            still_flagged = (
+                RiskAssessment.objects.select_for_update()
+                .filter(order_id=order_pk, decision=Decision.REVIEW, review_outcome=ReviewOutcome.NONE)
+                .exists()
+            )
+            if not still_flagged:
+                return False
             order_transition(
                 order=Order(pk=order_pk),
                 to=OrderStatus.ON_HOLD,

@@ -118,6 +118,11 @@ def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str
         args += [dim, value]
     numbers = _check(keys, args)
     replay, values = bool(numbers[0]), iter(numbers[1:])
+    if replay and len(numbers) - 1 != 2 * len(dims) + len(set_dims) + 1:
+        # A retry of the key with other signals (a device id it lacked before...): the numbers
+        # remembered for the key were counted for other dimensions. Read none of them: the
+        # retry is judged like an attempt with nothing counted (a new key would be no different).
+        return True, {"early": 0}
     metrics: dict[str, int] = {}
     for dim, _value in dims:
         metrics[f"{dim}.l"] = int(next(values))
@@ -235,6 +240,7 @@ def _record_block(info: Any, req: Any, public_id: str, hits: list, dry: list, st
             buyer_external_id=req.buyer_external_id,
             phone_key=facts.phone_key or "",
             address_key=(address or "")[:300],
+            drop_point=(drop_point_key(address) or "")[:300],
             device_id=req.client.device_id,
             ip=req.client.ip,
             ip24=facts.ip24 or "",

@@ -27,11 +27,12 @@ import logging
 import secrets
 import time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import close_old_connections, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from apps.core import events
 from apps.core.redis import get_client
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 BURST_SECONDS = 5.0  # one task's work, at most
 IDLE_EXIT_S = 1.5  # a burst ends when nothing new came for this long
 LEASE_KEY = "lc:risk:burst"
+SETTLE_S = 60  # longer than any placement transaction: an order older than this has committed
 BATCH = 200
 WATERMARK_KEY = "lc:risk:scored-below"
 RESCORE_LIMIT = 100
@@ -234,13 +236,19 @@ def _push(order: Order, assessment: RiskAssessment) -> None:
 
 
 def score_pending(limit: int = BATCH) -> int:
-    """Score orders that have no assessment yet, oldest first. Returns how many were scored."""
+    """Score orders that have no assessment yet, oldest first. Returns how many were scored.
+
+    Only orders placed with their signals (every order since risk control exists; not the
+    history before it, which nobody should hold now). The watermark (every order at or below it
+    is assessed) never passes an order placed in the last ``SETTLE_S``: ids are taken when an order
+    row is inserted and it commits a moment later, so a smaller id can still appear after a
+    larger one was scored."""
     try:
         low = int(get_client().get(WATERMARK_KEY) or 0)
     except Exception:  # noqa: BLE001 - Redis may vanish: scan from the start
         low = 0
     pending = list(
-        Order.objects.filter(pk__gt=low, risk_assessment__isnull=True)
+        Order.objects.filter(pk__gt=low, risk_assessment__isnull=True, signals__isnull=False)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
@@ -252,9 +260,18 @@ def score_pending(limit: int = BATCH) -> int:
         except Exception:  # noqa: BLE001 - one order failing never stops the others
             log.warning("risk scoring failed", extra={"order_pk": pk}, exc_info=True)
     if pending:
-        still = Order.objects.filter(pk__gt=low, pk__lte=pending[-1], risk_assessment__isnull=True).order_by("pk")
+        still = Order.objects.filter(
+            pk__gt=low, pk__lte=pending[-1], risk_assessment__isnull=True, signals__isnull=False
+        ).order_by("pk")
         first_left = still.values_list("pk", flat=True).first()
         mark = (first_left - 1) if first_left is not None else pending[-1]
+        settled = (
+            Order.objects.filter(pk__gt=low, pk__lte=mark, created_at__lt=timezone.now() - timedelta(seconds=SETTLE_S))
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        mark = settled if settled is not None else low
         try:
             get_client().set(WATERMARK_KEY, mark)
         except Exception:  # noqa: BLE001
@@ -270,13 +287,8 @@ def score_burst(seconds: float = BURST_SECONDS) -> int:
     client = get_client()
     lease_ms = int((seconds + 5) * 1000)
     try:
-        # A burst is running: wait for it to end, then look (an order it stopped looking for
-        # just before it ended is this burst's to score).
-        wait_until = time.monotonic() + seconds + 5
-        while not client.set(LEASE_KEY, token, nx=True, px=lease_ms):
-            if time.monotonic() >= wait_until:
-                return 0
-            time.sleep(0.2)
+        if not client.set(LEASE_KEY, token, nx=True, px=lease_ms):
+            return 0  # a burst is running: this task frees its worker at once (the schedule catches up)
     except Exception:  # noqa: BLE001 - without Redis, score anyway (one sweeper per minute at most)
         token = ""
     deadline = time.monotonic() + seconds

@@ -514,7 +514,13 @@ class OrderAdmin(MerchantScopedAdmin):
         actor = f"staff:{request.user.pk}"
         try:
             if action == "confirm":
-                order_transition(order=order, to=OrderStatus.CONFIRMED, actor=actor, reason="confirmed in admin")
+                order_transition(
+                    order=order,
+                    to=OrderStatus.CONFIRMED,
+                    actor=actor,
+                    reason="confirmed in admin",
+                    allowed_from=(OrderStatus.PAID,),  # held meanwhile: the risk review decides
+                )
             else:
                 order_cancel(order=order, actor=actor, reason="cancelled in admin")
         except ApplicationError as exc:

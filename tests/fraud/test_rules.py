@@ -303,3 +303,13 @@ def test_each_counter_fires_its_rule_above_its_threshold(merchant, token, code, 
         decisions.append((stored["decision"], [hit[0] for hit in stored["hits"]]))
     assert decisions[:2] == [("allow", [])] * 2
     assert decisions[2][0] == "review" and code in decisions[2][1], decisions
+
+
+def test_a_retry_of_a_key_with_other_signals_is_the_same_order_not_an_error(merchant, token, listing):
+    first = body(listing, 1)
+    del first["client"]["device_id"]
+    status, order = post(token, first, "retry-key")
+    assert status == 201
+    again = body(listing, 1)  # the same order, now with a device id (the tool learned it)
+    status, answer = post(token, again, "retry-key")
+    assert (status, answer["id"]) == (200, order["id"])

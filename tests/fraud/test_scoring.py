@@ -178,3 +178,20 @@ def test_a_committed_order_kicks_a_short_scoring_burst(merchant, token, listing,
     a = RiskAssessment.objects.get(public_id=order["id"])
     assert a.decision == Decision.ALLOW
     assert scoring.score_burst(seconds=1.0) == 0  # nothing left; returns at once
+
+
+def test_an_order_committing_after_a_later_one_was_scored_is_scored_all_the_same(merchant, token, listing):
+    """Ids are taken at insert and orders commit a moment later: the watermark must not pass an
+    order that may still appear. Simulated by hiding the first order's signals row (the scorer
+    only looks at orders placed with their signals, as every order since risk control is)."""
+    from apps.orders.models import OrderSignals
+
+    first = post(token, body(listing, 1), "first")[1]["id"]
+    second = post(token, body(listing, 2), "second")[1]["id"]
+    hidden = OrderSignals.objects.get(order__public_id=first)
+    row = {f.attname: getattr(hidden, f.attname) for f in OrderSignals._meta.concrete_fields}
+    hidden.delete()
+    assert scoring.score_pending() == 1  # the second only: the first "has not committed"
+    OrderSignals.objects.create(**row)  # ... now it has
+    assert scoring.score_pending() == 1
+    assert set(RiskAssessment.objects.values_list("public_id", flat=True)) == {first, second}
