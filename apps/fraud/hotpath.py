@@ -48,7 +48,7 @@ from .useragent import classify_user_agent, names_a_library
 log = logging.getLogger(__name__)
 _LUA = Path(__file__).parent / "lua"
 _check = LuaScript(_LUA / "check.lua", tuple(range(3, 8)))
-_early = LuaScript(_LUA / "early.lua", 1)
+_early = LuaScript(_LUA / "early.lua", 2)
 TTL_SECONDS = 2 * 86_400  # counters outlive any show
 _SET_DIMS = ("dev", "phone", "addr", "drop")
 
@@ -182,13 +182,15 @@ def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVer
     return GuardVerdict(pay_window_seconds=window, rules=stored)
 
 
-def note_closed(*, info: Any, req: Any) -> None:
-    """Count an attempt the gate refused because the listing was not open (``early.lua``)."""
+def note_closed(*, info: Any, req: Any, public_id: str) -> None:
+    """Count an attempt the gate refused because the listing was not open (``early.lua``), and
+    forget the numbers remembered for its public id (a retry after the opening counts afresh)."""
     fields = [f"b:{buyer_key(req.buyer_external_id)}"]
     if req.client.device_id:
         fields.append(f"dev:{_digest(req.client.device_id)}")
     try:
-        _early([f"{risk_tag(info.session_id, info.id)}:e"], [str(info.id), str(TTL_SECONDS), *fields])
+        tag = risk_tag(info.session_id, info.id)
+        _early([f"{tag}:e", f"{tag}:d"], [str(info.id), str(TTL_SECONDS), public_id, *fields])
     except Exception as exc:
         if not is_redis_error(exc):
             raise

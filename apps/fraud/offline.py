@@ -135,7 +135,7 @@ def facts_from_attempts(
             since_open_ms=a.t_ms,
             quantity=a.quantity,
             limit=limit,
-            registered_ms=int(a.buyer.registered_at.timestamp() * 1000),
+            registered_ms=None if a.client.relayed else int(a.buyer.registered_at.timestamp() * 1000),
             phone_key=buyer_phone_key(a.buyer.phone, a.shipping_address.phone),
             address_key=address_keys[cache_key],
             device=device,

@@ -171,6 +171,9 @@ class SimulationConfig:
     opens_at: datetime = datetime(2025, 6, 18, 20, 0, tzinfo=CST)
     window_ms: int = 30 * 60_000  # the listing stays on sale this long
     payment_window_ms: int = 15 * 60_000
+    # Share of actors (a fan, a household, a farm, a script: every kind alike) whose orders a
+    # streamer tool relays without describing the buyer's client or account (``SimulatedClient.relayed``).
+    relayed_share: float = 0.1
     provinces: tuple[str, ...] = ()  # region pool; empty = every province in the table
     genuine: GenuineKnobs = GenuineKnobs()
     sniper: SniperKnobs = SniperKnobs()
@@ -185,6 +188,8 @@ class SimulationConfig:
         _check_shares(self.genuine_groups, GENUINE_GROUPS, "genuine_groups")
         if self.n_orders < 0 or self.quota < 1 or self.per_buyer_limit < 1 or self.window_ms < 1000:
             raise ValueError("n_orders >= 0, quota >= 1, per_buyer_limit >= 1 and window_ms >= 1000")
+        if not 0.0 <= self.relayed_share <= 1.0:
+            raise ValueError("relayed_share is a share: 0 to 1")
         unknown = set(self.provinces) - set(REGIONS)
         if unknown:
             raise ValueError(f"unknown provinces: {sorted(unknown)}")
@@ -231,6 +236,8 @@ def random_config(seed: int, *, n_orders: int = 5000) -> SimulationConfig:
         + timedelta(days=r.randrange(365), minutes=r.randrange(0, 240, 5)),
         window_ms=r.choice([10, 20, 30, 60]) * 60_000,
         payment_window_ms=r.choice([5, 10, 15, 30]) * 60_000,
+        # its own draw, so the other knobs of a seed stay what they were before it existed
+        relayed_share=random.Random(f"livecommerce-sim-relay:{seed}").uniform(0.0, 0.3),
         provinces=tuple(sorted(r.sample(sorted(REGIONS), r.randint(4, len(REGIONS))))),
         genuine=GenuineKnobs(
             retry_share=lo_hi(r, 0.02, 0.15),
@@ -305,6 +312,9 @@ class SimulatedClient:
     ip: str
     device_id: str | None  # None: a client with no cookie jar sends none
     user_agent: str
+    # Relayed by a streamer tool (or a platform) that describes nothing of the buyer's client and
+    # knows no account creation time: the order carries no ``client`` and no ``registered_at``.
+    relayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -354,21 +364,16 @@ class SimulatedAttempt:
     def order_body(self, listing_id: int) -> dict[str, Any]:
         """The JSON body of ``POST /api/v1/orders``: today's fields plus ``client`` and
         ``buyer.registered_at`` (ISO 8601). Never contains the label."""
-        client: dict[str, str] = {"ip": self.client.ip, "user_agent": self.client.user_agent}
-        if self.client.device_id is not None:
-            client["device_id"] = self.client.device_id
-        return {
-            "listing": listing_id,
-            "quantity": self.quantity,
-            "buyer": {
-                "external_id": self.buyer.external_id,
-                "name": self.buyer.name,
-                "phone": self.buyer.phone,
-                "registered_at": self.buyer.registered_at.isoformat(),
-            },
-            "shipping_address": self.shipping_address.as_dict(),
-            "client": client,
-        }
+        buyer = {"external_id": self.buyer.external_id, "name": self.buyer.name, "phone": self.buyer.phone}
+        body: dict[str, Any] = {"listing": listing_id, "quantity": self.quantity, "buyer": buyer}
+        body["shipping_address"] = self.shipping_address.as_dict()
+        if not self.client.relayed:
+            buyer["registered_at"] = self.buyer.registered_at.isoformat()
+            client: dict[str, str] = {"ip": self.client.ip, "user_agent": self.client.user_agent}
+            if self.client.device_id is not None:
+                client["device_id"] = self.client.device_id
+            body["client"] = client
+        return body
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1182,6 +1187,11 @@ def generate_attempts(config: SimulationConfig) -> list[SimulatedAttempt]:
         d.t_ms = min(d.t_ms, last)
     drafts.sort(key=lambda d: d.t_ms)
     ids = {id(d): f"sim{config.seed}-{i:06d}" for i, d in enumerate(drafts)}
+    relay = random.Random(f"livecommerce-sim:{config.seed}:relay")
+    relayed: dict[str, bool] = {}
+    for d in drafts:  # per actor, in time order: the same draw for the same seed
+        if relayed.setdefault(d.label.actor, relay.random() < config.relayed_share):
+            d.client = SimulatedClient("", None, "", relayed=True)
     return [
         SimulatedAttempt(
             attempt_id=ids[id(d)],

@@ -45,7 +45,7 @@ registry = _Registry()
 """- ``guard``: called by ``order_place`` before the stock gate with the listing's ``ListingInfo``,
   the ``OrderRequest``, the order's public id and its channel; raises an ``ApplicationError`` to
   refuse the order (nothing held, nothing written by orders), else returns a ``GuardVerdict``.
-- ``closed(info=, req=)``: told when the gate refused an attempt because the listing was not
+- ``closed(info=, req=, public_id=)``: told when the gate refused an attempt because the listing was not
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None
   while it is not assessed.

@@ -79,6 +79,21 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length) if length else b""
 
 
+def _record(res: Result, status: int, body: bytes, t_from: float, t1: float, classify: bool) -> None:
+    res.latencies.append(t1 - t_from)
+    res.statuses[status] += 1
+    if classify:
+        try:
+            data = json.loads(body)
+            code = data.get("code") or data.get("status") or str(status)
+        except ValueError:
+            code = str(status)
+        res.codes[code] += 1
+        res.first_by_code.setdefault(code, t1)
+        res.last_by_code[code] = t1
+        res.latencies_by_code.setdefault(code, []).append(t1 - t_from)
+
+
 async def run(
     host: str,
     port: int,
@@ -88,6 +103,8 @@ async def run(
     duration: float | None = None,
     classify: bool = True,
 ) -> Result:
+    """Closed loop: ``concurrency`` connections, each sending its next request as soon as the
+    previous one is answered (the server's saturation throughput; latency includes its queue)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for r in requests:
         queue.put_nowait(r)
@@ -104,22 +121,45 @@ async def run(
                 t0 = time.perf_counter()
                 writer.write(req)
                 status, body = await _read_response(reader)
-                t1 = time.perf_counter()
-                res.latencies.append(t1 - t0)
-                res.statuses[status] += 1
-                if classify:
-                    try:
-                        data = json.loads(body)
-                        code = data.get("code") or data.get("status") or str(status)
-                    except ValueError:
-                        code = str(status)
-                    res.codes[code] += 1
-                    res.first_by_code.setdefault(code, t1)
-                    res.last_by_code[code] = t1
-                    res.latencies_by_code.setdefault(code, []).append(t1 - t0)
+                _record(res, status, body, t0, time.perf_counter(), classify)
         finally:
             writer.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     res.finished = time.perf_counter()
+    return res
+
+
+async def run_paced(
+    host: str, port: int, requests: list[bytes], rate: float, connections: int = 64, *, classify: bool = True
+) -> Result:
+    """Open loop: request ``i`` is due at ``start + i / rate`` whatever the answers before it,
+    on whichever of ``connections`` keep-alive connections is free. A latency runs from when the
+    request was due, so a request that waits for a free connection counts its wait (no
+    coordinated omission). Below the server's saturation this measures what one answer costs."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    res = Result(started=time.perf_counter(), finished=0.0)
+    start = res.started + 0.2  # every connection is open by then
+    for i, r in enumerate(requests):
+        queue.put_nowait((start + i / rate, r))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not queue.empty():
+                due, req = queue.get_nowait()
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(req)
+                status, body = await _read_response(reader)
+                _record(res, status, body, due, time.perf_counter(), classify)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    res.finished = time.perf_counter()
+    res.started = start
     return res

@@ -191,6 +191,45 @@ def render_risk(risk: list[dict], guard: dict | None, args: Any, command: str) -
             f"**{on['sold_out_p50_ms'] - off['sold_out_p50_ms']:+.1f} / "
             f"{on['sold_out_p99_ms'] - off['sold_out_p99_ms']:+.1f} ms** | **{cpu(on) / cpu(off):.2f}x** | | |"
         )
+    paced = [r for r in risk if "paced_accepted_p99_ms" in r["on"]]
+    if paced:
+        lines += [
+            "",
+            "Below saturation, on the same servers after each sale (open loop: requests at a fixed rate, a "
+            "latency counted from when the request was due, so waiting for a connection counts): what one "
+            "answer costs when nobody queues. Median over the rounds.",
+            "",
+            "| clients (sale) | rules | accepted: rate / orders | accepted p50 / p99 ms | sold out: rate / answers "
+            "| sold-out p50 / p99 ms | other answers |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in paced:
+            for arm in ("on", "off"):
+                m = r[arm]
+                others = {}
+                for s in r[f"{arm}_runs"]:
+                    for k, v in s["paced_other"].items():
+                        others[k] = others.get(k, 0) + v
+                lines.append(
+                    f"| {r['clients']} | {arm} | {m['paced_accepted_rate']:.0f}/s / {m['paced_accepted']} | "
+                    f"{m['paced_accepted_p50_ms']:.1f} / {m['paced_accepted_p99_ms']:.1f} | "
+                    f"{m['paced_sold_out_rate']:.0f}/s / {m['paced_sold_out']} | "
+                    f"{m['paced_sold_out_p50_ms']:.2f} / {m['paced_sold_out_p99_ms']:.2f} | {_others(others)} |"
+                )
+            on, off = r["on"], r["off"]
+            acc = paired(r["on_runs"], r["off_runs"], "paced_accepted_p99_ms", diff=True)
+            sol = paired(r["on_runs"], r["off_runs"], "paced_sold_out_p99_ms", diff=True)
+            lines.append(
+                f"| {r['clients']} | **on - off** | | "
+                f"**{on['paced_accepted_p50_ms'] - off['paced_accepted_p50_ms']:+.1f} / "
+                f"{on['paced_accepted_p99_ms'] - off['paced_accepted_p99_ms']:+.1f} ms** | | "
+                f"**{on['paced_sold_out_p50_ms'] - off['paced_sold_out_p50_ms']:+.2f} / "
+                f"{on['paced_sold_out_p99_ms'] - off['paced_sold_out_p99_ms']:+.2f} ms** | |"
+            )
+            lines.append(
+                f"\nPer round, p99 on - off: accepted {', '.join(f'{x:+.1f}' for x in acc)} ms; "
+                f"sold out {', '.join(f'{x:+.2f}' for x in sol)} ms."
+            )
     lines += ["", "Each sale in the order run (rules, accepted/s, accepted p99 ms, sold-out/s, sold-out p99 ms, load):"]
     for r in risk:
         sales = "; ".join(

@@ -255,6 +255,36 @@ def sale(
     }
 
 
+def paced(path: str, port: int, acc_rate: float, so_rate: float, seconds: float) -> dict:
+    """Below saturation: on a new listing of a new merchant, ``acc_rate`` orders/s for ``seconds``
+    (its quota is exactly that many: all accepted), then ``so_rate`` requests/s for ``seconds``
+    at the sold-out listing; open loop (``loadgen.run_paced``: a latency runs from when the
+    request was due). What one answer costs when nobody queues, rules on or off."""
+    from bench.flash_sale import loadgen
+
+    host = f"127.0.0.1:{port}"
+    n_acc, n_so = int(acc_rate * seconds), int(so_rate * seconds)
+    token, listing, _m, _w = make_fixture(n_acc, limit=1)
+    first = 10_000_000  # buyers of their own: the rules' counters start from nothing
+    acc = order_requests(path, token, listing, n_acc, host, "pa", first)
+    so = order_requests(path, token, listing, n_so, host, "ps", first + n_acc)
+    a = asyncio.run(loadgen.run_paced("127.0.0.1", port, acc, acc_rate))
+    time.sleep(1.0)
+    b = asyncio.run(loadgen.run_paced("127.0.0.1", port, so, so_rate))
+    other = {k: v for k, v in [*a.codes.items(), *b.codes.items()] if k not in {"pending_payment", "sold_out"}}
+    return {
+        "paced_accepted": a.codes.get("pending_payment", 0),
+        "paced_accepted_rate": acc_rate,
+        "paced_accepted_p50_ms": a.code_pct("pending_payment", 50),
+        "paced_accepted_p99_ms": a.code_pct("pending_payment", 99),
+        "paced_sold_out": b.codes.get("sold_out", 0),
+        "paced_sold_out_rate": so_rate,
+        "paced_sold_out_p50_ms": b.code_pct("sold_out", 50),
+        "paced_sold_out_p99_ms": b.code_pct("sold_out", 99),
+        "paced_other": other,
+    }
+
+
 def cpu_seconds(server_pid: int | None) -> dict[str, float]:
     """CPU time used so far by the server (the process and its workers) and by Redis (the whole
     server: other users of the same Redis count too). A saturated box's throughput follows the
@@ -300,13 +330,14 @@ MEDIAN_KEYS = (
     "server_cpu_ms_per_sold_out",
     "redis_cpu_ms_per_sold_out",
 )
+PACED_KEYS = ("paced_accepted_p50_ms", "paced_accepted_p99_ms", "paced_sold_out_p50_ms", "paced_sold_out_p99_ms")
 
 
 def median_of(runs: list[dict]) -> dict:
     """Each figure's median over repeated sales (the machine is shared and noisy), with every
     run's accepted orders/s and p99 kept alongside."""
     out = dict(runs[len(runs) // 2])
-    for key in MEDIAN_KEYS:
+    for key in MEDIAN_KEYS + tuple(k for k in PACED_KEYS if k in runs[0]):
         out[key] = statistics.median(r[key] for r in runs)
     out["runs"] = len(runs)
     out["accepted_per_s_runs"] = [round(r["accepted_per_s"]) for r in runs]
@@ -345,6 +376,13 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="gated sales per concurrency (the median is reported)")
     p.add_argument("--only", choices=["gated", "baseline", "trivial"], action="append")
     p.add_argument(
+        "--paced",
+        default="100,400",
+        help="after each gated sale, on the same server: ACCEPTED,SOLD_OUT requests/s at a fixed rate (open "
+        "loop, below saturation) for --paced-seconds each; 0 skips",
+    )
+    p.add_argument("--paced-seconds", type=float, default=15.0)
+    p.add_argument(
         "--risk",
         choices=["on", "off", "both"],
         default="both",
@@ -366,9 +404,14 @@ def main() -> None:
     results: dict[str, list] = {"trivial": [], "gated": [], "baseline": [], "risk": []}
     only = args.only or ["trivial", "gated", "baseline"]
 
+    rates = [float(x) for x in args.paced.split(",")] if args.paced not in ("", "0") else []
+
     def sale_on(arm: str, c: int) -> dict:
         with serving(env, arm, args.workers, args.server) as (port, pid):
-            return {**sale("/api/v1/orders", port, c, args.quota, args.extra, dbname, args.late, pid), "arm": arm}
+            out = {**sale("/api/v1/orders", port, c, args.quota, args.extra, dbname, args.late, pid), "arm": arm}
+            if rates:
+                out.update(paced("/api/v1/orders", port, rates[0], rates[1], args.paced_seconds))
+            return out
 
     for c in [int(x) for x in args.clients.split(",")]:
         if "trivial" in only:
@@ -427,6 +470,13 @@ def _progress(s: dict) -> None:
         f"{s['clients']} clients, rules {s['arm']}: accepted {s['accepted_per_s']:.0f}/s "
         f"p99 {s['accepted_p99_ms']:.0f} ms, sold out {s['sold_out_per_s']:.0f}/s "
         f"p99 {s['sold_out_p99_ms']:.1f} ms, other {s['other'] or 'none'}, load {s['loadavg']:.1f}"
+        + (
+            f"; paced: accepted p50/p99 {s['paced_accepted_p50_ms']:.1f}/{s['paced_accepted_p99_ms']:.1f} ms, "
+            f"sold out p50/p99 {s['paced_sold_out_p50_ms']:.2f}/{s['paced_sold_out_p99_ms']:.2f} ms, "
+            f"other {s['paced_other'] or 'none'}"
+            if "paced_accepted_p99_ms" in s
+            else ""
+        )
         + (", REDIS FLUSHED BY ANOTHER PROCESS DURING THE SALE" if s["redis_flushed"] else ""),
         flush=True,
     )

@@ -53,8 +53,9 @@ def test_replayed_show_sells_the_quota_pays_the_payers_and_refuses_early_shots(s
         quota=80,
         per_buyer_limit=2,
         window_ms=60_000,
-        # shots well ahead of open, so some are answered before it even at SPEED x
-        sniper=SniperKnobs(period_ms=(1500.0, 2500.0), shots_before_open=(2, 5), shots_after_open=(0, 1)),
+        # shots well ahead of open (0.6 to 5 s of wall clock at SPEED x), so they are answered
+        # before it even on a loaded machine whose first answers take a second
+        sniper=SniperKnobs(period_ms=(15000.0, 25000.0), shots_before_open=(2, 5), shots_after_open=(0, 1)),
     )
     attempts = {a.attempt_id: a for a in generate_attempts(config)}
     target = ReplayTarget(

@@ -112,6 +112,21 @@ def test_attempts_before_open_count_and_the_second_one_blocks_at_open(merchant, 
     assert status == 201 and rules_of(order["id"])["metrics"]["early"] == 1
 
 
+def test_a_sniper_reusing_one_key_before_and_at_open_is_counted_afresh_at_open(merchant, token):
+    """The guard remembers an attempt's numbers per key (a retry gets the same verdict); an
+    attempt the gate refused as not open forgets them, so one key fired before and after the
+    opening is judged at open with its early attempts, like a sniper using fresh keys."""
+    listing = make_listing(merchant, quota=50, limit=1, open_=False)
+    for _ in range(2):
+        status, answer = post(token, body(listing, 7), "one-key")
+        assert (status, answer["code"]) == (409, "listing_closed")
+    catalog.listing_open(listing=listing)
+    status, answer = post(token, body(listing, 7), "one-key")
+    assert status == 403 and answer["extra"]["reasons"] == ["early_attempts"], answer
+    # and, refused, the key keeps its verdict from then on
+    assert post(token, body(listing, 7), "one-key") == (status, answer)
+
+
 def test_one_device_shared_by_buyers_is_reviewed_then_blocked_as_a_farm(merchant, token, listing):
     verdicts = []
     for n in range(1, 11):

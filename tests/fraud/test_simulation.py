@@ -30,7 +30,8 @@ from apps.orders.placement.request import parse_order_request
 
 @pytest.fixture(scope="module")
 def show() -> list[SimulatedAttempt]:
-    return generate_attempts(SimulationConfig(seed=42, n_orders=5000))
+    # every client described: the per-kind tests below read the clients (relaying is tested apart)
+    return generate_attempts(SimulationConfig(seed=42, n_orders=5000, relayed_share=0.0))
 
 
 def by_kind(show: list[SimulatedAttempt], kind: str) -> list[SimulatedAttempt]:
@@ -299,6 +300,31 @@ def test_order_body_is_accepted_by_the_order_parser(show: list[SimulatedAttempt]
         assert client.get("device_id") == a.client.device_id
         kinds_seen.add(a.label.kind)
     assert kinds_seen == set(KINDS)
+
+
+def test_relayed_actors_send_no_client_and_no_account_age_in_every_kind() -> None:
+    """A share of actors reach us through a tool that describes nothing of the buyer's client:
+    the whole actor (every order of a fan, a farm, a script), in genuine groups and abuse alike."""
+    attempts = generate_attempts(SimulationConfig(seed=7, n_orders=5000, relayed_share=0.25))
+    actors: dict[str, set[bool]] = {}
+    for a in attempts:
+        actors.setdefault(a.label.actor, set()).add(a.client.relayed)
+    assert all(len(flags) == 1 for flags in actors.values())  # never half an actor
+    share = sum(True in flags for flags in actors.values()) / len(actors)
+    assert 0.20 < share < 0.30, share
+    relayed = [a for a in attempts if a.client.relayed]
+    assert {a.label.kind for a in relayed} == set(KINDS)
+    assert {a.label.group for a in relayed if a.label.kind == "genuine"} == set(GENUINE_GROUPS)
+    for a in relayed[:200]:
+        body = a.order_body(77)
+        assert "client" not in body and "registered_at" not in body["buyer"]
+        request = parse_order_request(body)
+        assert request.client.ip == request.client.device_id == request.client.user_agent == ""
+        assert request.buyer_registered_at is None
+    assert all(a.client.ip and a.client.user_agent for a in attempts if not a.client.relayed)
+    assert generate_attempts(SimulationConfig(seed=7, n_orders=500, relayed_share=0.0))[0].client.relayed is False
+    with pytest.raises(ValueError):
+        SimulationConfig(relayed_share=1.5)
 
 
 def test_config_refuses_unknown_kinds_and_bad_shares() -> None:

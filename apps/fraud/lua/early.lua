@@ -1,15 +1,21 @@
 --[[
 early.lua - count an attempt the gate refused because the listing was not open (409
-listing_closed), for the buyer and the device: check.lua reads these as the "early" metric.
+listing_closed), for the buyer and the device: check.lua reads these as the "early" metric. The
+numbers check.lua remembered for the attempt's public id are forgotten: a retry of the same
+Idempotency-Key after the opening is counted afresh and sees its own early attempts (a sniper
+that reuses one key is judged like one that does not).
 
 KEYS[1] e  hash (check.lua's KEYS[2])
-ARGV: listing, ttl_seconds, then fields ("b:<buyer>", "dev:<device>")
+KEYS[2] d  hash (check.lua's KEYS[3])
+ARGV: listing, ttl_seconds, public_id, then fields ("b:<buyer>", "dev:<device>")
 Returns the highest count after the call.
 ]]
-local e = KEYS[1]
+assert(#KEYS == 2 and #ARGV >= 3, "early.lua: 2 keys and at least 3 arguments")
+local e, d = KEYS[1], KEYS[2]
 local listing, ttl = ARGV[1], tonumber(ARGV[2])
+redis.call("HDEL", d, ARGV[3])
 local top = 0
-for k = 3, #ARGV do
+for k = 4, #ARGV do
   top = math.max(top, redis.call("HINCRBY", e, listing .. "|" .. ARGV[k], 1))
 end
 redis.call("EXPIRE", e, ttl)

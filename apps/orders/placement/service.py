@@ -86,7 +86,7 @@ def order_place(
         gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
     except ListingClosed:
         if hooks.registry.closed is not None:
-            hooks.registry.closed(info=info, req=req)
+            hooks.registry.closed(info=info, req=req, public_id=public_id)
         raise
     if idempotency_key is not None and gate_said in (_REPLAY, _SEEN, _NO_GATE):
         # The key was used before (or Redis cannot tell): the database knows its order.
