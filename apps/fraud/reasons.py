@@ -182,6 +182,7 @@ REASONS: dict[str, Reason] = {
     "repeat_orders": Reason(_("%(orders)d orders from %(buyers)d linked buyers in this show"), ("orders", "buyers")),
     "device_missing": Reason(_("The client sent no device id")),
     "model_pattern": Reason(_("Resembles the abusive orders the risk model was trained on")),
+    "not_scored": Reason(_("The risk model could not score this order; the rules decided alone")),
     "many_addresses": Reason(
         ngettext_lazy(
             "The linked buyers ship to %(addresses)d different addresses",

@@ -56,6 +56,8 @@ LEASE_KEY = "lc:risk:burst"
 SETTLE_S = 60  # longer than any placement transaction: an order older than this has committed
 BATCH = 200
 WATERMARK_KEY = "lc:risk:scored-below"
+FAILURES_KEY = "lc:risk:failures"  # hash: order pk -> scoring attempts that raised
+MAX_FAILURES = 3  # then the rules' verdict is recorded alone (``not_scored``) and the scan moves on
 RESCORE_LIMIT = 100
 
 
@@ -257,8 +259,9 @@ def score_pending(limit: int = BATCH) -> int:
         try:
             score_order(pk)
             done += 1
-        except Exception:  # noqa: BLE001 - one order failing never stops the others
+        except Exception as exc:  # noqa: BLE001 - one order failing never stops the others
             log.warning("risk scoring failed", extra={"order_pk": pk}, exc_info=True)
+            done += _note_failure(pk, exc)
     if pending:
         still = Order.objects.filter(
             pk__gt=low, pk__lte=pending[-1], risk_assessment__isnull=True, signals__isnull=False
@@ -277,6 +280,48 @@ def score_pending(limit: int = BATCH) -> int:
         except Exception:  # noqa: BLE001
             pass
     return done
+
+
+def _note_failure(pk: int, exc: BaseException) -> int:
+    """Count a failed scoring of order ``pk``; at the ``MAX_FAILURES``-th, record the hot-path
+    rules' verdict alone (reason ``not_scored``), so the order is assessed, shows why, and no
+    longer holds the watermark back. Returns 1 when it recorded that assessment."""
+    try:
+        client = get_client()
+        failures = int(client.hincrby(FAILURES_KEY, str(pk), 1))
+        client.expire(FAILURES_KEY, 86_400)
+    except Exception:  # noqa: BLE001 - without Redis nothing is counted: the next pass tries again
+        return 0
+    if failures < MAX_FAILURES:
+        return 0
+    try:
+        order = Order.objects.filter(pk=pk).first()
+        if order is None:
+            return 0
+        signals = OrderSignals.objects.filter(order_id=pk).first()
+        rules = (signals.rules if signals else {}) or {}
+        decision = Decision.REVIEW if rules.get("decision") == Decision.REVIEW else Decision.ALLOW
+        reasons = [rule_reason(code, value) for code, value in rules.get("hits") or [] if code != "hoarding"]
+        values = {
+            "merchant_id": order.merchant_id,
+            "session_id": order.session_id,
+            "listing_id": order.listing_id,
+            "public_id": order.public_id,
+            "decision": decision,
+            "score": None,
+            "reasons": [*reasons[:4], {"code": "not_scored", "params": {}}],
+            "facts": {"rules": rules, "error": f"{type(exc).__name__}: {exc}"[:500], "failures": failures},
+            "features": {},
+        }
+        with transaction.atomic():
+            _assessment, created = RiskAssessment.objects.get_or_create(order_id=pk, defaults=values)
+        if created and decision == Decision.REVIEW:
+            hold_if_flagged(pk)
+        get_client().hdel(FAILURES_KEY, str(pk))
+        return int(created)
+    except Exception:  # noqa: BLE001 - the next pass tries again
+        log.warning("risk: could not record an unscored order", extra={"order_pk": pk}, exc_info=True)
+        return 0
 
 
 def score_burst(seconds: float = BURST_SECONDS) -> int:

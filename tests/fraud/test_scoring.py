@@ -195,3 +195,37 @@ def test_an_order_committing_after_a_later_one_was_scored_is_scored_all_the_same
     OrderSignals.objects.create(**row)  # ... now it has
     assert scoring.score_pending() == 1
     assert set(RiskAssessment.objects.values_list("public_id", flat=True)) == {first, second}
+
+
+def test_an_order_that_cannot_be_scored_gets_the_rules_verdict_and_stops_holding_the_scan(
+    merchant, token, listing, monkeypatch
+):
+    """A scoring that keeps failing (a bug, a bad row) must neither stall the scan behind it nor
+    leave the order looking unassessed: after ``MAX_FAILURES`` tries the rules' verdict is
+    recorded alone, with the reason ``not_scored``, and the watermark moves past it."""
+    bad = post(token, body(listing, 1), "bad")[1]["id"]
+    good = post(token, body(listing, 2), "good")[1]["id"]
+    Order.objects.update(created_at=timezone.now() - timedelta(minutes=5))  # settled
+    real = scoring.order_features
+
+    def broken(facts, nb):  # type: ignore[no-untyped-def]
+        if facts.key == bad:
+            raise ValueError("a row the features cannot read")
+        return real(facts, nb)
+
+    monkeypatch.setattr(scoring, "order_features", broken)
+    scoring.get_client().delete(scoring.WATERMARK_KEY, scoring.FAILURES_KEY)
+    assert scoring.score_pending() == 1  # the good one; the bad one failed once
+    for _ in range(scoring.MAX_FAILURES - 2):
+        assert scoring.score_pending() == 0
+        assert not RiskAssessment.objects.filter(public_id=bad).exists()
+    assert scoring.score_pending() == 1  # the last failure records the rules' verdict
+    unscored = RiskAssessment.objects.get(public_id=bad)
+    assert (unscored.decision, unscored.score) == (Decision.ALLOW, None)
+    assert unscored.reasons == [{"code": "not_scored", "params": {}}]
+    assert "a row the features cannot read" in unscored.facts["error"]
+    assert RiskAssessment.objects.get(public_id=good).score is not None
+    bad_pk = Order.objects.get(public_id=bad).pk
+    assert int(scoring.get_client().get(scoring.WATERMARK_KEY)) >= bad_pk  # it no longer holds the scan back
+    assert scoring.score_pending() == 0
+    assert not scoring.get_client().hexists(scoring.FAILURES_KEY, str(bad_pk))
