@@ -45,7 +45,8 @@ SignMethod = Literal["md5", "hmac", "hmac-sha256"]
 PRODUCTION_BASE_URL: Final = "https://gw.api.taobao.com/router/rest"
 SANDBOX_BASE_URL: Final = "https://gw.api.tbsandbox.com/router/rest"
 API_VERSION: Final = "2.0"
-# TOP: 7 app call limited, 15 remote service error; any ``isp.*`` sub code is the platform's own fault.
+# TOP: 7 app call limited, 15 remote service error. Under 15 an ``isv.*`` sub code is a business refusal
+# (not retryable) and an ``isp.*`` one the platform's own fault (retryable).
 RETRYABLE_CODES: Final = frozenset({"7", "15"})
 TRADE_FIELDS: Final = (
     "tid,tid_str,status,type,seller_nick,buyer_nick,buyer_open_uid,payment,total_fee,post_fee,discount_fee,"
@@ -204,6 +205,14 @@ def order_from_trade(trade: Mapping[str, Any], *, shop_id: str) -> CanonicalOrde
 # --- client --------------------------------------------------------------------------------------
 
 
+def is_retryable(code: str, sub_code: str | None) -> bool:
+    if sub_code and sub_code.startswith("isp."):
+        return True
+    if sub_code and sub_code.startswith("isv."):
+        return False
+    return code in RETRYABLE_CODES
+
+
 def check_envelope(method: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """The ``*_response`` object, or :class:`PlatformRejected` for ``error_response``."""
     error = body.get("error_response")
@@ -214,7 +223,7 @@ def check_envelope(method: str, body: Mapping[str, Any]) -> dict[str, Any]:
             f"taobao: {error.get('msg') or ''} {error.get('sub_msg') or ''}".strip(),
             code=code,
             sub_code=sub_code,
-            retryable=code in RETRYABLE_CODES or bool(sub_code and sub_code.startswith("isp.")),
+            retryable=is_retryable(code, sub_code),
         )
     key = response_key(method)
     found = body.get(key)
