@@ -268,3 +268,20 @@ def test_taobao_trade(wrapped: bool) -> None:
 def test_order_mapping_refuses_malformed(mapper: object, data: dict[str, object]) -> None:
     with pytest.raises(MalformedPayload):
         mapper(data)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("body", "retryable"),
+    [
+        ({"error_response": {"code": 7, "msg": "App Call Limited"}}, True),
+        ({"error_response": {"code": 15, "msg": "Remote service error", "sub_code": "isp.top-remote-unknown"}}, True),
+        ({"error_response": {"code": 15, "msg": "Remote service error", "sub_code": "isv.trade-not-exist"}}, False),
+        ({"error_response": {"code": 25, "msg": "Invalid signature"}}, False),
+    ],
+)
+def test_taobao_error_envelope_retryability(body: dict[str, object], retryable: bool) -> None:
+    from apps.platforms.protocol.base import PlatformRejected
+
+    with pytest.raises(PlatformRejected) as refused:
+        taobao.check_envelope("taobao.trade.fullinfo.get", body)
+    assert refused.value.retryable is retryable

@@ -306,3 +306,34 @@ def test_simulator_control_api(dy: tuple[DouyinSimulator, douyin.DouyinClient]) 
     assert httpx.post(f"{sim.base_url}/_sim/fault", json={"mode": "explode", "seconds": 1}).status_code == 400
     assert httpx.post(f"{sim.base_url}/_sim/show", json={"skus": [], "orders": 1}).status_code == 400
     assert httpx.get(f"{sim.base_url}/_sim/orders/1").status_code == 404
+
+
+def test_platform_simulator_command_serves_until_terminated() -> None:
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    from tests.servers import free_port, stop
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "platform_simulator", "taobao", "--port", str(port), "--app-key", "k"],
+        cwd=settings.BASE_DIR, start_new_session=True, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/_sim/health", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert health == {"platform": "taobao", "shop_id": "livecommerce旗舰店", "ok": True}
+        creds = Credentials(app_key="k", app_secret="sim-secret", access_token="sim-token", shop_id="x")
+        with taobao.TaobaoClient(creds, base_url=f"http://127.0.0.1:{port}/router/rest") as client:
+            assert client.tmc_consume() == []
+    finally:
+        stop(proc)
+    assert proc.returncode is not None
