@@ -174,7 +174,7 @@ def test_sku_mappings_override_the_match_by_code(api, merchant, other_merchant) 
     assert resolve_sku(shop, platform_sku_id="174", merchant_sku_code="LIP-RED-01") == mapped
     r = api.post(url, {"platform_sku_id": "174", "sku": by_code.pk}, format="json")
     assert r.status_code == 200  # replaced
-    assert [m["sku"] for m in api.get(url).json()] == [by_code.pk]
+    assert [m["sku"] for m in api.get(url).json()["results"]] == [by_code.pk]
 
     theirs = make_sku(other_merchant, code="LIP-RED-01")
     r = api.post(url, {"platform_sku_id": "175", "sku": theirs.pk}, format="json")
@@ -186,7 +186,7 @@ def test_sku_mappings_override_the_match_by_code(api, merchant, other_merchant) 
     assert (r.status_code, r.json()["code"]) == (400, "invalid")
     assert api.delete(url + "?platform_sku_id=nope").status_code == 404
     assert api.delete(url + "?platform_sku_id=174").status_code == 204
-    assert api.get(url).json() == []
+    assert api.get(url).json()["results"] == []
 
 
 # --- channel allocations --------------------------------------------------------------------------------
@@ -249,3 +249,21 @@ def test_another_merchants_listing_channels_are_a_404(api, other_merchant) -> No
     )
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
     assert not ListingChannelAllocation.objects.exists()
+
+
+def test_a_push_token_names_one_enabled_shop_and_sync_state_shows_in_reads(api) -> None:  # type: ignore[no-untyped-def]
+    from apps.platforms.selectors import shop_by_push_token
+    from apps.platforms.services import shop_sync_state_update
+
+    shop_id = api.post("/api/v1/platform-shops", body(platform="douyin", msg_secret=""), format="json").json()["id"]
+    shop = PlatformShop.objects.get(pk=shop_id)
+    assert shop_by_push_token(platform="douyin", push_token=shop.push_token) == shop
+    assert shop_by_push_token(platform="kuaishou", push_token=shop.push_token) is None
+    assert shop_by_push_token(platform="douyin", push_token="guess") is None
+    shop_sync_state_update(shop_id=shop.pk, error="sku.syncStock: timed out")
+    read = api.get(f"/api/v1/platform-shops/{shop_id}").json()
+    assert read["last_error"] == "sku.syncStock: timed out" and read["last_error_at"]
+    shop_sync_state_update(shop_id=shop.pk, error="")
+    assert api.get(f"/api/v1/platform-shops/{shop_id}").json()["last_error_at"] is None
+    api.patch(f"/api/v1/platform-shops/{shop_id}", {"enabled": False}, format="json")
+    assert shop_by_push_token(platform="douyin", push_token=shop.push_token) is None

@@ -21,6 +21,9 @@ class PlatformShopSerializer(serializers.ModelSerializer):
     has_app_secret = serializers.SerializerMethodField()
     has_access_token = serializers.SerializerMethodField()
     has_msg_secret = serializers.SerializerMethodField()
+    api_base_url = serializers.CharField(
+        read_only=True, help_text="The gateway set for this shop (a sandbox, a simulator), or empty."
+    )
     gateway = serializers.CharField(
         read_only=True, help_text="Where API calls go: api_base_url, else the platform's production gateway."
     )

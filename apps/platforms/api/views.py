@@ -161,13 +161,15 @@ class PlatformShopViewSet(MerchantScopedViewSet):
     @extend_schema(
         responses={200: SkuMappingSerializer(many=True)},
         examples=[OpenApiExample("Mappings", value=MAPPING, response_only=True)],
-        description="The shop's explicit SKU mappings. A platform SKU without one matches our SKU by the "
-        "merchant SKU code the platform carries (Douyin `code`, Kuaishou `skuNick`, Taobao `outer_sku_id`).",
+        description="The shop's explicit SKU mappings, paginated like every list. A platform SKU without one "
+        "matches our SKU by the merchant SKU code the platform carries (Douyin `code`, Kuaishou `skuNick`, "
+        "Taobao `outer_sku_id`).",
     )
     @action(detail=True, methods=["get"], url_path="sku-mappings")
     def sku_mappings(self, request: Request, pk: str) -> Response:
         shop = self.get_object()
-        return Response(SkuMappingSerializer(selectors.mapping_list(shop=shop), many=True).data)
+        page = self.paginate_queryset(selectors.mapping_list(shop=shop))
+        return self.get_paginated_response(SkuMappingSerializer(page, many=True).data)
 
     @extend_schema(
         request=SkuMappingSerializer,
