@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.inventory.api.urls")),
     path("", include("apps.orders.api.urls")),
+    path("", include("apps.platforms.api.urls")),
     path("", include("apps.webhooks.api.urls")),
 ]
 

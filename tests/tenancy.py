@@ -25,6 +25,8 @@ from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.models import Order
 from apps.orders.services.payments import sign
+from apps.platforms.models import PlatformShop
+from apps.platforms.services import allocations_set, mapping_set, shop_create
 from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import endpoint_create, event_record
 
@@ -81,6 +83,7 @@ class Tenant:
     scheduled: Listing  # not yet open
     orders: list[dict]  # as the API answered them: [paid, pending (flagged for risk review)]
     endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
+    shop: PlatformShop  # a Douyin shop with one SKU mapping; the open listing allocates to it
 
 
 def pay(order: dict) -> None:
@@ -147,4 +150,11 @@ def build_tenant(merchant: Merchant) -> Tenant:
         merchant_id=merchant.pk, url=f"https://erp-{slug}.example.com/hooks", events=["order.paid"]
     )
     event_record(merchant_id=merchant.pk, type="order.paid", source_key=f"order:{orders[0]['id']}", data={"object": {}})
-    return Tenant(merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint)
+    shop = shop_create(
+        merchant=merchant, platform="douyin", shop_id=f"dy-{slug}", app_key=f"key-{slug}", app_secret=f"secret-{slug}"
+    )
+    mapping_set(shop=shop, platform_sku_id=f"174-{slug}", sku=sku)
+    allocations_set(listing=listing, allocations=[{"platform": "douyin", "mode": "allocated", "units": 3}])
+    return Tenant(
+        merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint, shop
+    )

@@ -54,8 +54,24 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "invalid_url": ErrorCode(
         400,
-        "a webhook endpoint's URL is not https, is malformed or points at a private address",
+        "a webhook endpoint's URL is not https, is malformed or points at a private address; a platform shop's "
+        "`api_base_url` is not an http(s) URL (`field` names it)",
         "url: must use https://",
+        extra_keys=("field",),
+    ),
+    "invalid_msg_secret": ErrorCode(
+        400,
+        "a Kuaishou shop without `msg_secret`, or one that is not the base64 of a 16, 24 or 32-byte AES key",
+        "msg_secret must be the base64 of a 16, 24 or 32-byte AES key (Kuaishou's message secret)",
+        {"field": "msg_secret"},
+        ("field",),
+    ),
+    "allocation_exceeds_quota": ErrorCode(
+        400,
+        "a listing's channels allocate more units in all than its quota",
+        "the channels' allocated units (320) exceed the listing's quota (300)",
+        {"field": "units", "quota": 300, "allocated": 320},
+        ("field", "quota", "allocated"),
     ),
     "unknown_event_type": ErrorCode(
         400,
@@ -158,8 +174,8 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "insufficient_role": ErrorCode(
         403,
         "the token's role may not do this: writes need an operator or owner token (cancelling an order: "
-        "customer service too), webhook endpoints and deliveries an owner token; other reads are open to "
-        "every role",
+        "customer service too), webhook endpoints and deliveries and platform shops an owner token; other reads "
+        "are open to every role",
         "The analyst role may not add orders; this needs one of: owner, operator.",
         {"role": "analyst", "area": "orders", "action": "add", "roles_allowed": ["owner", "operator"]},
         ("role", "area", "action", "roles_allowed"),
@@ -203,6 +219,14 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "on hand cannot go below the 30 units reserved by orders",
         {"on_hand": 40, "reserved": 30},
         ("on_hand", "reserved"),
+    ),
+    "shop_exists": ErrorCode(
+        409,
+        "the merchant already connected this platform shop, or it is connected and enabled elsewhere (a "
+        "platform's shop feeds one enabled connection)",
+        "this Douyin shop 1234567 is already connected",
+        {"field": "shop_id", "platform": "douyin", "shop_id": "1234567"},
+        ("field", "platform", "shop_id"),
     ),
     "session_ended": ErrorCode(409, "the show has ended and cannot change", "an ended show cannot be changed"),
     "invalid_listing_state": ErrorCode(
@@ -418,6 +442,16 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /webhook-deliveries": _LIST,
     "GET /webhook-deliveries/{id}": ("not_found",),
     "POST /webhook-deliveries/{id}/replay": ("not_found",),
+    "GET /platform-shops": _LIST,
+    "POST /platform-shops": (*_BODY, "invalid_msg_secret", "invalid_url", "shop_exists"),
+    "GET /platform-shops/{id}": ("not_found",),
+    "PATCH /platform-shops/{id}": (*_PATCH, "invalid_msg_secret", "invalid_url", "shop_exists"),
+    "DELETE /platform-shops/{id}": ("not_found",),
+    "GET /platform-shops/{id}/sku-mappings": ("not_found",),
+    "POST /platform-shops/{id}/sku-mappings": _PATCH,
+    "DELETE /platform-shops/{id}/sku-mappings": ("not_found", "invalid"),
+    "GET /listings/{id}/channels": ("not_found",),
+    "PUT /listings/{id}/channels": (*_PATCH, "allocation_exceeds_quota", "invalid_listing_state"),
     "POST /stock/sync": (*_BODY, "idempotency_key_reused"),
     "POST /payments/notify": (
         "signature_invalid",
@@ -438,6 +472,9 @@ OWNER_READS = (
     "GET /webhook-endpoints/{id}",
     "GET /webhook-deliveries",
     "GET /webhook-deliveries/{id}",
+    "GET /platform-shops",
+    "GET /platform-shops/{id}",
+    "GET /platform-shops/{id}/sku-mappings",
 )
 """Token reads that not every role may make (``apps.merchants.roles``: the integrations area is the
 owner's); every token write is checked against the token's role (``insufficient_role``)."""

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.encryption import EncryptedTextField
 from apps.merchants.models import Merchant
 
 from .event_types import EventType
@@ -31,8 +32,9 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(_("URL"), max_length=500)
     description = models.CharField(_("description"), max_length=200, blank=True, default="")
     events = models.JSONField(_("events"), default=list, help_text=_("The event types sent to this endpoint."))
-    # Kept to sign deliveries; shown once (the create or rotate answer, the admin's message after adding).
-    secret = models.CharField(_("signing secret"), max_length=100, default=new_secret, editable=False)
+    # Kept to sign deliveries, encrypted at rest (apps/core/encryption.py); shown once (the create or
+    # rotate answer, the admin's message after adding).
+    secret = EncryptedTextField(_("signing secret"), default=new_secret, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

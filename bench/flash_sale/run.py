@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -55,6 +56,7 @@ def setup_env(args: argparse.Namespace, settings_module: str = "bench.flash_sale
         ALLOWED_HOSTS="127.0.0.1,localhost",
         PAYMENT_WEBHOOK_SECRET="bench-secret",
         LEDGER_KEY=secrets.token_urlsafe(48),
+        LC_SECRETS_KEYS=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     )
     os.environ.update(env)
     return env

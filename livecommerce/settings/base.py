@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +47,21 @@ PUBLISHED_SECRETS = frozenset(
         TEST_LEDGER_KEY,
     }
 )
+
+
+def fernet_key_from(secret: str) -> str:
+    """A Fernet key derived from ``secret``: the laptop and test default of
+    ``SECRETS_ENCRYPTION_KEYS`` (from SECRET_KEY). Production takes real keys (LC_SECRETS_KEYS)."""
+    return base64.urlsafe_b64encode(
+        hashlib.sha256(b"livecommerce secrets at rest:" + secret.encode()).digest()
+    ).decode()
+
+
+# Encryption at rest of stored secrets (apps/core/encryption.py): Fernet keys, comma-separated in
+# LC_SECRETS_KEYS. The first encrypts, every one decrypts; rotation in docs/operations.md.
+# local.py and test.py fall back to a key derived from SECRET_KEY; production.py requires them.
+SECRETS_ENCRYPTION_KEYS = env_list("LC_SECRETS_KEYS")
+PUBLISHED_SECRETS_KEYS = frozenset(fernet_key_from(k) for k in (DEV_SECRET_KEY, TEST_SECRET_KEY))
 DEBUG = env_bool("DEBUG")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

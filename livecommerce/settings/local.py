@@ -23,12 +23,16 @@ from .base import (
     _database_settings,
     _redis_settings,
     env_bool,
+    fernet_key_from,
 )
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = SECRET_KEY or DEV_SECRET_KEY  # noqa: F405
 PAYMENT_WEBHOOK_SECRET = PAYMENT_WEBHOOK_SECRET or DEV_PAYMENT_WEBHOOK_SECRET  # noqa: F405
 LEDGER_KEY = LEDGER_KEY or DEV_LEDGER_KEY  # noqa: F405
+# Stored secrets (platform shops, webhook endpoints) are encrypted with a key derived from
+# SECRET_KEY unless LC_SECRETS_KEYS is set: changing SECRET_KEY then needs rotate_secrets first.
+SECRETS_ENCRYPTION_KEYS = SECRETS_ENCRYPTION_KEYS or [fernet_key_from(SECRET_KEY)]  # noqa: F405
 PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", True)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG)
 

@@ -5,10 +5,44 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import LEDGER_KEY, PAYMENT_WEBHOOK_SECRET, PUBLISHED_SECRETS, env_bool
+from .base import (
+    LEDGER_KEY,
+    PAYMENT_WEBHOOK_SECRET,
+    PUBLISHED_SECRETS,
+    PUBLISHED_SECRETS_KEYS,
+    SECRETS_ENCRYPTION_KEYS,
+    env_bool,
+)
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+
+
+def _secrets_keys_problems(keys: list[str]) -> list[str]:
+    """What is wrong with LC_SECRETS_KEYS (the keys stored secrets are encrypted with)."""
+    from cryptography.fernet import Fernet
+
+    new_key = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    if not keys:
+        return [
+            "LC_SECRETS_KEYS is empty (platform shop and webhook secrets are encrypted at rest with it): set it "
+            f"to a Fernet key, e.g. from {new_key}; keep it out of the database and its backups"
+        ]
+    problems = []
+    for position, key in enumerate(keys, 1):
+        if key in PUBLISHED_SECRETS_KEYS:
+            problems.append(
+                f"LC_SECRETS_KEYS key {position} is the development/test key derived from a SECRET_KEY published in "
+                f"this repository: generate a new one ({new_key}), put it first and run manage.py rotate_secrets"
+            )
+            continue
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(
+                f"LC_SECRETS_KEYS key {position} is not a Fernet key (32 bytes, url-safe base64), e.g. from {new_key}"
+            )
+    return problems
 
 
 def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> list[str]:
@@ -49,7 +83,10 @@ def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> l
     return problems
 
 
-if _problems := _secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY):
+if _problems := [
+    *_secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY),
+    *_secrets_keys_problems(SECRETS_ENCRYPTION_KEYS),
+]:
     raise ImproperlyConfigured("refusing to start with the production settings:\n  - " + "\n  - ".join(_problems))
 SERVE_STATIC = env_bool("SERVE_STATIC", False)
 SERVE_MEDIA = env_bool("SERVE_MEDIA", False)

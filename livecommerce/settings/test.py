@@ -11,12 +11,14 @@ from .base import (
     TEST_PAYMENT_WEBHOOK_SECRET,
     TEST_SECRET_KEY,
     VAR_DIR,
+    fernet_key_from,
 )
 
 DEBUG = False
 SECRET_KEY = TEST_SECRET_KEY
 PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
 LEDGER_KEY = TEST_LEDGER_KEY
+SECRETS_ENCRYPTION_KEYS = SECRETS_ENCRYPTION_KEYS or [fernet_key_from(TEST_SECRET_KEY)]  # noqa: F405
 # Pictures uploaded by the tests go to a folder of this test process, shared (through the
 # environment) with the servers it starts; removed when the run ends (tests/conftest.py).
 MEDIA_ROOT = Path(os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / f"test-media-{os.getpid()}")))

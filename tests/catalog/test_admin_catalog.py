@@ -211,6 +211,9 @@ def listing_form(listing: Listing, **over: Any) -> dict[str, Any]:
         "opens_at_1": "",
         "closes_at_0": "",
         "closes_at_1": "",
+        # the platforms app's channel allocations inline on the listing page (none sent)
+        "channel_allocations-TOTAL_FORMS": "0",
+        "channel_allocations-INITIAL_FORMS": "0",
     }
     return {**data, **over}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 from django.test import Client, override_settings
 
@@ -143,6 +144,7 @@ def _production_secrets() -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(64),
         "PAYMENT_WEBHOOK_SECRET": secrets.token_urlsafe(32),
         "LEDGER_KEY": secrets.token_urlsafe(48),
+        "LC_SECRETS_KEYS": Fernet.generate_key().decode(),
     }
 
 
@@ -215,3 +217,19 @@ def test_production_settings_refuse_a_missing_weak_or_published_ledger_key(ledge
     published = "LEDGER_KEY is the development/test ledger key published in this repository"
     weak = "LEDGER_KEY must be set to 32+ random characters"
     assert (published if ledger_key in base_settings.PUBLISHED_SECRETS else weak) in r.stderr
+
+
+@pytest.mark.parametrize(
+    "keys",
+    ["", "not-a-fernet-key", base_settings.fernet_key_from(base_settings.DEV_SECRET_KEY)],
+    ids=["missing", "malformed", "published"],
+)
+def test_production_settings_refuse_missing_malformed_or_published_secrets_encryption_keys(keys: str) -> None:
+    r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "LC_SECRETS_KEYS": keys})
+    assert r.returncode != 0
+    assert "refusing to start with the production settings" in r.stderr
+    expected = {
+        "": "LC_SECRETS_KEYS is empty",
+        "not-a-fernet-key": "LC_SECRETS_KEYS key 1 is not a Fernet key",
+    }.get(keys, "LC_SECRETS_KEYS key 1 is the development/test key")
+    assert expected in r.stderr

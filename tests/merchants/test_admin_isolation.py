@@ -383,6 +383,13 @@ ADD_FORMS = {
         "events": ["order.paid", "stock.low"],
         "is_active": "on",
     },
+    "platforms.PlatformShop": lambda t: {
+        "platform": "taobao",
+        "shop_id": f"new-{t.merchant.slug}",
+        "app_key": "k",
+        "app_secret": "s",
+        "enabled": "on",
+    },
 }
 
 

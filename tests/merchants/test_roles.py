@@ -58,6 +58,7 @@ VIEW = {
     "merchants.ApiToken": frozenset({OWNER}),
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset({OWNER}),
+    "platforms.PlatformShop": frozenset({OWNER}),
     "fraud.RiskRule": ALL,
     "fraud.RiskPolicy": ALL,
     "fraud.RiskAssessment": ALL,
@@ -78,6 +79,7 @@ ADD = {
     "merchants.Merchant": frozenset(),
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset(),
+    "platforms.PlatformShop": frozenset({OWNER}),
     "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
     "fraud.RiskPolicy": frozenset(),
     "fraud.RiskAssessment": frozenset(),  # risk control writes them

@@ -1,0 +1,256 @@
+"""Platform shops in the merchant admin (secrets write-only, the push URL to copy, sync state
+read-only, SKU mappings inline), and each listing's channel allocations as an inline of the
+catalog's listing page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from apps.catalog.admin import ListingAdmin
+from apps.catalog.models import Listing
+from apps.core.errors import ApplicationError
+from apps.merchants import roles
+from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
+
+from . import services
+from .models import ChannelMode, ListingChannelAllocation, PlatformShop, PlatformSkuMapping
+from .selectors import shop_push_url
+
+SECRETS = services.SECRET_FIELDS
+
+
+def _field_error(form: forms.BaseForm, exc: ApplicationError) -> None:
+    field = exc.extra.get("field")
+    form.add_error(field if field in form.fields else None, ValidationError(exc.message, code=exc.code))
+
+
+class PlatformShopForm(forms.ModelForm):
+    """Secrets are password inputs that never show the stored value; left blank, the stored
+    value is kept."""
+
+    app_secret = forms.CharField(label=_("app secret"), required=False, widget=forms.PasswordInput())
+    access_token = forms.CharField(label=_("access token"), required=False, widget=forms.PasswordInput())
+    msg_secret = forms.CharField(label=_("message secret"), required=False, widget=forms.PasswordInput())
+    api_base_url = forms.URLField(
+        label=_("API base URL"),
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text=_("Empty: the platform's production gateway. Set it for a sandbox or a local simulator."),
+    )
+
+    class Meta:
+        model = PlatformShop
+        fields = ["platform", "shop_id", "name", "app_key", *SECRETS, "api_base_url", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hints = {
+            "app_secret": _("Kuaishou: the sign secret. Required."),
+            "access_token": _("The shop's authorised token (Taobao: session)."),
+            "msg_secret": _("Kuaishou only: the key that decrypts pushed messages. Required for Kuaishou."),
+        }
+        for name in SECRETS:
+            stored = bool(self.instance.pk and getattr(self.instance, name))
+            keep = _("A value is stored (not shown): leave blank to keep it.") if stored else _("Not set.")
+            self.fields[name].help_text = format_html("{} {}", hints[name], keep)
+        if self.instance.pk:
+            self.fields["platform"].disabled = True  # a connected shop keeps its platform
+
+    def _clean_secret(self, name: str) -> str:
+        value = (self.cleaned_data.get(name) or "").strip()
+        if not value and self.instance.pk:
+            return str(getattr(self.instance, name) or "")  # blank keeps the stored value
+        return value
+
+    def clean_app_secret(self) -> str:
+        return self._clean_secret("app_secret")
+
+    def clean_access_token(self) -> str:
+        return self._clean_secret("access_token")
+
+    def clean_msg_secret(self) -> str:
+        return self._clean_secret("msg_secret")
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # The shop's constraints are checked by ``shop_validate``, with a message that names the
+        # shop (both constraints hold shop_id: excluding it skips them in model validation).
+        return {*super()._get_validation_exclusions(), "shop_id"}  # type: ignore[misc]  # Django API the stubs omit
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]  # ModelForm._post_clean is Django API the stubs omit
+        if self.errors or self.instance.merchant_id is None:
+            return
+        try:
+            services.shop_validate(self.instance)
+        except ApplicationError as exc:
+            _field_error(self, exc)
+
+
+class SkuMappingForm(forms.ModelForm):
+    class Meta:
+        model = PlatformSkuMapping
+        fields = ["platform_sku_id", "platform_item_id", "sku"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        sku, shop = data.get("sku"), self.instance.shop if self.instance.shop_id else None
+        if sku is not None and shop is not None and sku.merchant_id != shop.merchant_id:
+            self.add_error("sku", ValidationError(gettext("no such SKU"), code="invalid"))
+        return data
+
+
+class SkuMappingInline(MerchantScopedInline, admin.TabularInline):
+    model = PlatformSkuMapping
+    form = SkuMappingForm
+    extra = 0
+    fields = ["platform_sku_id", "platform_item_id", "sku"]
+    autocomplete_fields = ["sku"]
+    verbose_name = _("SKU mapping")
+    verbose_name_plural = _(
+        "SKU mappings (a platform SKU not listed here is matched by the merchant SKU code it carries)"
+    )
+
+
+@admin.register(PlatformShop)
+class PlatformShopAdmin(MerchantScopedAdmin):
+    role_area = roles.INTEGRATIONS  # app secrets: the owner's
+    form = PlatformShopForm
+    list_display = ["__str__", "platform", "shop_id", "enabled", "last_message_at", "last_pull_at", "error_short"]
+    list_filter = ["platform", "enabled"]
+    search_fields = ["shop_id", "name", "app_key"]
+    inlines = [SkuMappingInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        connection = ["platform", "shop_id", "name", "app_key", *SECRETS, "api_base_url", "enabled"]
+        sets: list[tuple[Any, dict[str, Any]]] = [(None, {"fields": connection})]
+        if obj is not None:
+            sets.append((_("Pushes"), {"fields": [self._push_url_field(request)]}))
+            sets.append(
+                (_("Sync state"), {"fields": ["last_message_at", "last_pull_at", "last_error", "last_error_at"]})
+            )
+        return sets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is None:
+            return readonly
+        return [
+            *readonly,
+            self._push_url_field(request),
+            "last_message_at",
+            "last_pull_at",
+            "last_error",
+            "last_error_at",
+        ]
+
+    def _push_url_field(self, request: HttpRequest) -> Any:
+        """The push URL as a read-only field of this request (absolute: it needs the request's
+        host when PUBLIC_BASE_URL is not set). One object per request, so fieldsets and
+        read-only fields name the same one."""
+        cached = getattr(request, "_lc_push_url_field", None)
+        if cached is not None:
+            return cached
+
+        @admin.display(description=_("push URL"))
+        def push_url(obj: PlatformShop) -> str:
+            url = shop_push_url(obj, request)
+            if url is None:
+                return gettext("None: Taobao messages are pulled, there is nothing to register.")
+            hint = gettext("Register this address with the platform as the message push address.")
+            return format_html(
+                '<input type="text" readonly value="{}" size="90" class="vTextField" aria-label="{}">'
+                '<div class="help">{}</div>',
+                url,
+                gettext("push URL"),
+                hint,
+            )
+
+        request._lc_push_url_field = push_url  # type: ignore[attr-defined]  # a per-request cache kept on the request
+        return push_url
+
+    @admin.display(description=_("last error"))
+    def error_short(self, obj: PlatformShop) -> str:
+        return (obj.last_error[:60] + "…") if len(obj.last_error) > 60 else (obj.last_error or "—")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:  # a race the form could not foresee: the save rolled back
+            messages.error(request, gettext("Not saved: %(reason)s") % {"reason": exc.message})
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request: HttpRequest, obj: PlatformShop, form: Any, change: bool) -> None:
+        self.assign_merchant(request, obj)
+        services.shop_save(shop=obj)
+
+
+# --- the channels of a listing, on the catalog's listing page ---------------------------------------
+class ChannelAllocationForm(forms.ModelForm):
+    class Meta:
+        model = ListingChannelAllocation
+        fields = ["platform", "mode", "units"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("mode") == ChannelMode.SHARED and data.get("units"):
+            self.add_error("units", ValidationError(gettext("a shared channel takes no units"), code="invalid"))
+        return data
+
+
+class ChannelAllocationFormSet(BaseInlineFormSet):
+    """The rows together: each platform once, allocated units within the listing's quota (the
+    quota as the listing form is about to save it)."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        rows = [
+            {"platform": f.cleaned_data["platform"], "mode": f.cleaned_data["mode"], "units": f.cleaned_data["units"]}
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("platform")
+        ]
+        try:
+            services.allocations_check(quota=self.instance.quota or 0, allocations=rows)
+        except ApplicationError as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+        self.channel_rows = rows
+
+
+class ChannelAllocationInline(MerchantScopedInline, admin.TabularInline):
+    model = ListingChannelAllocation
+    form = ChannelAllocationForm
+    formset = ChannelAllocationFormSet
+    extra = 0
+    max_num = 3
+    fields = ["platform", "mode", "units"]
+    verbose_name = _("platform channel")
+    verbose_name_plural = _("platform channels (a platform not listed shares the quota)")
+
+
+admin.site.unregister(Listing)
+
+
+@admin.register(Listing)
+class ListingWithChannelsAdmin(ListingAdmin):
+    """The catalog's listing admin with the platforms' channel allocations inline (catalog cannot
+    know platforms, so this app extends its page)."""
+
+    inlines = [*ListingAdmin.inlines, ChannelAllocationInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ListingChannelAllocation:
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # writes nothing; tells the change log what was asked
+        if formset.new_objects or formset.changed_objects or formset.deleted_objects:
+            services.allocations_set(listing=form.instance, allocations=formset.channel_rows)

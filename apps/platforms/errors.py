@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from apps.core.errors import ApplicationError
+
+
+class ShopExists(ApplicationError):
+    """The platform's shop is already connected (to this merchant, or enabled for another)."""
+
+    code = "shop_exists"
+    http_status = 409
+
+
+class InvalidMsgSecret(ApplicationError):
+    code = "invalid_msg_secret"
+
+
+class AllocationExceedsQuota(ApplicationError):
+    code = "allocation_exceeds_quota"

@@ -1,0 +1,169 @@
+"""Sales platforms, the configuration side: a merchant's connected shops (credentials encrypted at
+rest), explicit SKU mappings, and how each platform draws on a listing's quota."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.catalog.models import SKU, Listing
+from apps.catalog.models import Platform as CatalogPlatform
+from apps.core.encryption import EncryptedTextField
+from apps.merchants.models import Merchant
+
+
+class ShopPlatform(models.TextChoices):
+    """The sales platforms a shop can be on (the catalog's channels without the storefront)."""
+
+    DOUYIN = CatalogPlatform.DOUYIN.value, CatalogPlatform.DOUYIN.label
+    KUAISHOU = CatalogPlatform.KUAISHOU.value, CatalogPlatform.KUAISHOU.label
+    TAOBAO = CatalogPlatform.TAOBAO.value, CatalogPlatform.TAOBAO.label
+
+
+PRODUCTION_GATEWAYS: dict[str, str] = {
+    ShopPlatform.DOUYIN: "https://openapi-fxg.jinritemai.com",
+    ShopPlatform.KUAISHOU: "https://openapi.kwaixiaodian.com",
+    ShopPlatform.TAOBAO: "https://gw.api.taobao.com/router/rest",
+}
+"""The gateway a shop with no ``api_base_url`` calls (PLATFORMS.md)."""
+
+PUSHED_PLATFORMS = frozenset({ShopPlatform.DOUYIN, ShopPlatform.KUAISHOU})
+"""Platforms that push messages to us (a push URL is registered with them); Taobao is pulled (TMC)."""
+
+PUSH_TOKEN_BYTES = 24
+
+
+def new_push_token() -> str:
+    """The unguessable part of a shop's push URL (32 url-safe characters)."""
+    return secrets.token_urlsafe(PUSH_TOKEN_BYTES)
+
+
+class PlatformShop(models.Model):
+    """A merchant's shop on a sales platform, with the app credentials to call the platform's API.
+
+    A platform's shop id belongs to one shop on that platform: two merchants (or one merchant
+    twice) cannot both connect the same enabled shop, whose pushes and orders would otherwise go
+    to both. A disabled row may remain beside the enabled one (a shop moved to a new account)."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="platform_shops", verbose_name=_("merchant")
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=ShopPlatform.choices)
+    shop_id = models.CharField(_("shop id"), max_length=64, help_text=_("The shop's id on the platform."))
+    name = models.CharField(_("name"), max_length=200, blank=True, default="")
+    app_key = models.CharField(_("app key"), max_length=128)
+    app_secret = EncryptedTextField(_("app secret"), blank=True, default="")
+    access_token = EncryptedTextField(
+        _("access token"), blank=True, default="", help_text=_("The shop's authorised token (Taobao: session).")
+    )
+    msg_secret = EncryptedTextField(
+        _("message secret"),
+        blank=True,
+        default="",
+        help_text=_("Kuaishou: the AES key (base64) that decrypts pushed messages."),
+    )
+    api_base_url = models.URLField(
+        _("API base URL"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_("Empty: the platform's production gateway. Set it for a sandbox or a local simulator."),
+    )
+    push_token = models.CharField(
+        _("push token"), max_length=64, unique=True, default=new_push_token, editable=False
+    )  # in the push URL's path: a push reaches exactly this shop, whatever its body claims
+    enabled = models.BooleanField(_("enabled"), default=True)
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True, editable=False)
+    last_pull_at = models.DateTimeField(_("last pull at"), null=True, blank=True, editable=False)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True, default="", editable=False)
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("platform shop")
+        verbose_name_plural = _("platform shops")
+        ordering = ["platform", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "platform", "shop_id"], name="platform_shop_once_per_merchant"),
+            models.UniqueConstraint(
+                fields=["platform", "shop_id"], condition=Q(enabled=True), name="platform_shop_enabled_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "platform"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} {self.name or self.shop_id}"
+
+    @property
+    def gateway(self) -> str:
+        """Where the shop's API calls go: its own base URL, else the platform's production gateway."""
+        return self.api_base_url or PRODUCTION_GATEWAYS[self.platform]
+
+    @property
+    def is_pushed(self) -> bool:
+        return self.platform in PUSHED_PLATFORMS
+
+
+class PlatformSkuMapping(models.Model):
+    """A platform SKU sold as one of our SKUs, overriding the default match by merchant SKU code."""
+
+    merchant_path = "shop__merchant"
+
+    shop = models.ForeignKey(
+        PlatformShop, on_delete=models.CASCADE, related_name="sku_mappings", verbose_name=_("platform shop")
+    )
+    platform_sku_id = models.CharField(_("platform SKU id"), max_length=64)
+    platform_item_id = models.CharField(_("platform item id"), max_length=64, blank=True, default="")
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="platform_mappings", verbose_name=_("SKU"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SKU mapping")
+        verbose_name_plural = _("SKU mappings")
+        ordering = ["shop", "platform_sku_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "platform_sku_id"], name="platform_sku_mapping_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform_sku_id} → {self.sku_id}"
+
+
+class ChannelMode(models.TextChoices):
+    SHARED = "shared", _("Shared (draws on the listing's quota)")
+    ALLOCATED = "allocated", _("Allocated (its own units)")
+
+
+class ListingChannelAllocation(models.Model):
+    """How one platform draws on a listing: from the quota every channel shares, or from a number
+    of units set aside for it (allocated units of all platforms never exceed the quota). A
+    platform with no row shares the quota."""
+
+    merchant_path = "listing__merchant"
+
+    listing = models.ForeignKey(
+        Listing, on_delete=models.CASCADE, related_name="channel_allocations", verbose_name=_("listing")
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=ShopPlatform.choices)
+    mode = models.CharField(_("mode"), max_length=16, choices=ChannelMode.choices, default=ChannelMode.SHARED)
+    units = models.PositiveIntegerField(
+        _("units"), default=0, validators=[MinValueValidator(0)], help_text=_("Allocated mode: units set aside.")
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("channel allocation")
+        verbose_name_plural = _("channel allocations")
+        ordering = ["listing", "platform"]
+        constraints = [
+            models.UniqueConstraint(fields=["listing", "platform"], name="listing_channel_once"),
+            models.CheckConstraint(condition=Q(mode="allocated") | Q(units=0), name="listing_channel_shared_no_units"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()}: {self.get_mode_display()}"
