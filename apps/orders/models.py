@@ -155,6 +155,10 @@ class OrderLine(models.Model):
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), **MONEY)
     line_total = models.DecimalField(_("line total"), **MONEY)
+    # False for a platform order's line that stock could not cover when it arrived (the platform
+    # had sold it already): it holds nothing, so a cancel releases nothing and it cannot ship
+    # until a person covers it.
+    reserved = models.BooleanField(_("stock reserved"), default=True, db_default=True)
 
     class Meta:
         verbose_name = _("order line")

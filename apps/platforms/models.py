@@ -167,3 +167,109 @@ class ListingChannelAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_platform_display()}: {self.get_mode_display()}"
+
+
+class InboxMessage(models.Model):
+    """Every message a platform sent us (a push, or a TMC message pulled), stored raw before it is
+    processed and before it is answered. Processing is idempotent on ``(shop, message_id)``; a
+    message whose signature or encryption failed is kept as ``rejected`` and never processed."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored (nothing to do)")
+        FAILED = "failed", _("Failed (will be retried)")
+        REJECTED = "rejected", _("Rejected (bad signature or body)")
+
+    merchant_path = "shop__merchant"
+
+    shop = models.ForeignKey(
+        PlatformShop, on_delete=models.CASCADE, related_name="inbox", null=True, blank=True, verbose_name=_("shop")
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=ShopPlatform.choices)
+    message_id = models.CharField(_("message id"), max_length=128, blank=True, default="")
+    kind = models.CharField(_("kind"), max_length=32, blank=True, default="")
+    topic = models.CharField(_("topic"), max_length=128, blank=True, default="")
+    external_order_id = models.CharField(_("platform order id"), max_length=64, blank=True, default="")
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body = models.TextField(_("raw body"))
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True, default="")
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("platform message")
+        verbose_name_plural = _("platform messages")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["shop", "message_id"],
+                condition=~Q(message_id="") & ~Q(state="rejected"),
+                name="platform_inbox_message_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "id"]), models.Index(fields=["shop", "external_order_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.message_id or self.pk}"
+
+
+class PlatformOrder(models.Model):
+    """A platform's order as we know it, and the order it became (one per ``(shop, external_id)``).
+
+    ``exception`` is set when the order needs a person: a line no SKU maps to (no order yet), or
+    stock that could not cover what the platform had already sold (``oversold``: the order exists,
+    the short lines hold no stock). ``event_at`` is the platform's time of the newest state applied,
+    so an older message arriving late changes nothing."""
+
+    class Exception_(models.TextChoices):
+        NONE = "", _("None")
+        UNMAPPED = "unmapped_sku", _("A line maps to no SKU")
+        OVERSOLD = "oversold", _("Oversold: stock could not cover it")
+        FAILED = "failed", _("Could not be imported")
+
+    merchant_path = "shop__merchant"
+
+    shop = models.ForeignKey(
+        PlatformShop, on_delete=models.PROTECT, related_name="orders", verbose_name=_("shop")
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=ShopPlatform.choices)
+    external_id = models.CharField(_("platform order id"), max_length=64)
+    order = models.OneToOneField(
+        "orders.Order",
+        on_delete=models.PROTECT,
+        related_name="platform_order",
+        null=True,
+        blank=True,
+        verbose_name=_("order"),
+    )
+    status = models.CharField(_("platform status (canonical)"), max_length=20, blank=True, default="")
+    platform_status = models.CharField(_("platform status"), max_length=40, blank=True, default="")
+    event_at = models.DateTimeField(_("newest event"), null=True, blank=True)
+    detail = models.JSONField(_("order detail"), default=dict, blank=True)
+    oversold_units = models.PositiveIntegerField(_("oversold units"), default=0)
+    exception = models.CharField(
+        _("exception"), max_length=20, choices=Exception_.choices, blank=True, default=""
+    )
+    exception_detail = models.JSONField(_("exception detail"), default=dict, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    ship_state = models.CharField(_("shipment sync"), max_length=16, blank=True, default="")
+    ship_attempts = models.PositiveIntegerField(_("shipment sync attempts"), default=0)
+    ship_error = models.CharField(_("shipment sync error"), max_length=500, blank=True, default="")
+    ship_pushed_at = models.DateTimeField(_("shipment pushed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("platform order")
+        verbose_name_plural = _("platform orders")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "external_id"], name="platform_order_once"),
+        ]
+        indexes = [models.Index(fields=["exception", "resolved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.external_id}"

@@ -47,8 +47,9 @@ def order_lock(*, public_id: str | None = None, pk: int | None = None, merchant_
 
 
 def _release_units(order: Order, reason: str) -> None:
-    """Give the order's units back: buyer limit, listing quota, stock; the gate after commit."""
-    for line in OrderLine.objects.filter(order=order):
+    """Give the order's units back: buyer limit, listing quota, stock; the gate after commit. A
+    line that holds nothing (``reserved`` False: a platform's oversold line) gives nothing back."""
+    for line in OrderLine.objects.filter(order=order, reserved=True):
         if line.listing_id:
             ListingBuyer.objects.filter(listing_id=line.listing_id, buyer_id=order.buyer_id).update(
                 units=F("units") - line.quantity
@@ -74,6 +75,11 @@ def _gate_release(listing_id: int, public_id: str) -> None:
 
 
 def _ship_units(order: Order) -> None:
+    if OrderLine.objects.filter(order=order, reserved=False).exists():
+        raise InvalidTransition(
+            "a line of this order holds no stock yet (oversold on a platform): cover it before shipping",
+            extra={"order": order.public_id, "reason": "line_not_reserved"},
+        )
     for line in OrderLine.objects.filter(order=order):
         inventory.stock_ship(
             sku_id=line.sku_id, merchant_id=order.merchant_id, quantity=line.quantity, reference=order.public_id
