@@ -224,7 +224,7 @@ class PlatformOrder(models.Model):
     the short lines hold no stock). ``event_at`` is the platform's time of the newest state applied,
     so an older message arriving late changes nothing."""
 
-    class Exception_(models.TextChoices):
+    class Problem(models.TextChoices):
         NONE = "", _("None")
         UNMAPPED = "unmapped_sku", _("A line maps to no SKU")
         OVERSOLD = "oversold", _("Oversold: stock could not cover it")
@@ -232,9 +232,7 @@ class PlatformOrder(models.Model):
 
     merchant_path = "shop__merchant"
 
-    shop = models.ForeignKey(
-        PlatformShop, on_delete=models.PROTECT, related_name="orders", verbose_name=_("shop")
-    )
+    shop = models.ForeignKey(PlatformShop, on_delete=models.PROTECT, related_name="orders", verbose_name=_("shop"))
     platform = models.CharField(_("platform"), max_length=16, choices=ShopPlatform.choices)
     external_id = models.CharField(_("platform order id"), max_length=64)
     order = models.OneToOneField(
@@ -250,9 +248,7 @@ class PlatformOrder(models.Model):
     event_at = models.DateTimeField(_("newest event"), null=True, blank=True)
     detail = models.JSONField(_("order detail"), default=dict, blank=True)
     oversold_units = models.PositiveIntegerField(_("oversold units"), default=0)
-    exception = models.CharField(
-        _("exception"), max_length=20, choices=Exception_.choices, blank=True, default=""
-    )
+    exception = models.CharField(_("exception"), max_length=20, choices=Problem.choices, blank=True, default="")
     exception_detail = models.JSONField(_("exception detail"), default=dict, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     ship_state = models.CharField(_("shipment sync"), max_length=16, blank=True, default="")
