@@ -28,6 +28,7 @@ urlpatterns = [
     ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.orders.urls")),
+    path("", include("apps.platforms.urls")),
 ]
 
 if settings.SERVE_MEDIA:

@@ -23,6 +23,11 @@ class OrderStatus(models.TextChoices):
 
 
 # Orders in these states hold their units against the listing quota and the buyer's limit.
+PLATFORM_CHANNELS = ("douyin", "kuaishou", "taobao")
+"""Channels of orders a sales platform sold (``services.imports``): the platform applied its own
+per-buyer limits, so the gate holds them for the buyer ``"*"`` (no limit) and the listing's
+per-buyer rows do not count them."""
+
 LIVE_STATUSES = (
     OrderStatus.PENDING_PAYMENT,
     OrderStatus.PAID,

@@ -437,3 +437,8 @@ LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
 # An order-list export of at most this many orders downloads at once; a larger one runs as a
 # django-q2 job (ExportJob) with a progress page, its file saved through Django's storage API.
 EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))
+
+# Sales platforms (apps/platforms): inbox processing is kicked after each stored message (a worker
+# task; the minute schedule catches up), API calls time out after this many seconds.
+PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "1") == "1"
+PLATFORM_API_TIMEOUT_S = float(os.environ.get("PLATFORM_API_TIMEOUT_S", "5"))

@@ -41,3 +41,5 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the tests' receiver listens on 127.0.0.1
 # Tests score orders when they choose (apps.fraud.scoring.score_pending): an inline task per
 # committed order would score before the test looks at an order not assessed yet.
 FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "0") == "1"
+# Platform inbox processing is run explicitly by tests (processing.process_pending).
+PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "0") == "1"

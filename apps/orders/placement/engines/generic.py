@@ -85,6 +85,10 @@ def _signals_create(order: Order, signals: dict) -> None:
 
 
 def _buyer_upsert(merchant_id: int, req: OrderRequest) -> Buyer:
+    return buyer_upsert(merchant_id, req.buyer_external_id, req.buyer_name, req.buyer_phone)
+
+
+def buyer_upsert(merchant_id: int, external_id: str, name: str, phone: str) -> Buyer:
     """The buyer's id, created or refreshed in one statement (no read-then-insert race)."""
     table = Buyer._meta.db_table
     with connection.cursor() as cur:
@@ -94,10 +98,10 @@ def _buyer_upsert(merchant_id: int, req: OrderRequest) -> Buyer:
             f"name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE {table}.name END, "
             f"phone = CASE WHEN excluded.phone <> '' THEN excluded.phone ELSE {table}.phone END "
             f"RETURNING id, name, phone",
-            [merchant_id, req.buyer_external_id, req.buyer_name, req.buyer_phone, timezone.now()],
+            [merchant_id, external_id, name, phone, timezone.now()],
         )
         pk, name, phone = cur.fetchone()
-    return Buyer(pk=pk, merchant_id=merchant_id, external_id=req.buyer_external_id, name=name, phone=phone)
+    return Buyer(pk=pk, merchant_id=merchant_id, external_id=external_id, name=name, phone=phone)
 
 
 def _listing_buyer_add(listing_id: int, buyer_id: int, quantity: int, limit: int) -> bool:

@@ -12,7 +12,7 @@ from apps.catalog import window
 from apps.catalog.events import publish_listing
 from apps.catalog.models import Listing
 from apps.catalog.selectors import listing_info_forget
-from apps.orders.models import LIVE_STATUSES, OrderLine
+from apps.orders.models import LIVE_STATUSES, PLATFORM_CHANNELS, OrderLine
 
 from . import scripts as gate
 from .keys import buyer_key
@@ -32,9 +32,10 @@ def gate_meta_for(listing: Listing) -> gate.GateMeta:
 def live_holds(listing_id: int) -> list[tuple[str, str, int]]:
     """(hold id, buyer key, units) of every order that holds units of the listing."""
     rows = OrderLine.objects.filter(listing_id=listing_id, order__status__in=LIVE_STATUSES).values_list(
-        "order__public_id", "order__buyer__external_id", "quantity"
+        "order__public_id", "order__buyer__external_id", "quantity", "order__channel"
     )
-    return [(pid, buyer_key(ext), qty) for pid, ext, qty in rows]
+    # A sales platform's order is held for the buyer "*" (reserve.lua: no per-buyer limit).
+    return [(pid, "*" if ch in PLATFORM_CHANNELS else buyer_key(ext), qty) for pid, ext, qty, ch in rows]
 
 
 def gate_rebuild(listing_id: int) -> bool:

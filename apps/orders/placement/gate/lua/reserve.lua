@@ -19,7 +19,8 @@ Returns {status, left, buyer_held, replay}, status one of:
                 looks its order up; nothing is written
   "closed"      closed == "1", or now < opens, or (closes > 0 and now >= closes)
   "over_limit"  buyers[buyer] + qty > limit (before sold_out: a buyer asking for more than they
-                may have is told so, never "sold out" while units are left)
+                may have is told so, never "sold out" while units are left); never for the
+                buyer "*" (a sales platform's order: the platform has applied its own limits)
   "sold_out"    left < qty
 replay is 1 when the answer is about an existing hold or a seen hold id, else 0.
 Checks run in that order. Nothing is written unless the status is a fresh "ok".
@@ -65,7 +66,7 @@ local closes = tonumber(s[3]) or 0
 if s[1] == "1" or now < opens or (closes > 0 and now >= closes) then
   return {"closed", left, held, 0}
 end
-if held + qty > (tonumber(s[5]) or 0) then
+if buyer ~= "*" and held + qty > (tonumber(s[5]) or 0) then
   return {"over_limit", left, held, 0}
 end
 if left < qty then

@@ -1,0 +1,266 @@
+"""Inbox processing: a stored message becomes a platform order's current state.
+
+Every message, thin or not, is completed by the order's detail fetched through the shop's API
+client (``order.orderDetail``, ``open.order.detail``, ``taobao.trade.fullinfo.get``): the detail is
+the platform's *current* state, so repeated and out-of-order messages (paid before created, a retry,
+cancel after ship) all converge on it. Under the ``PlatformOrder`` row lock, a detail older than
+the newest one applied changes nothing; the first detail of an order imports it
+(``orders.services.imports.order_import``: the same gate and rows as the storefront); later ones
+move it along the state machine through ``order_transition`` (actor = the platform).
+
+Network calls happen outside any database transaction. A message that fails (the platform
+unreachable, an error answer) is retried by later passes with backoff until ``MAX_ATTEMPTS``; it
+stays visible in admin with its error.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.catalog import window
+from apps.catalog.models import SKU, Listing
+from apps.core.redis import get_client
+from apps.orders.errors import InvalidTransition
+from apps.orders.models import Order, OrderStatus
+from apps.orders.services.imports import ImportedOrder, ImportLine, order_import
+from apps.orders.services.state_machine import TRANSITIONS
+from apps.orders.services.transitions import order_transition
+
+from .clients import client_for
+from .intake import stored_event
+from .models import InboxMessage, PlatformOrder, PlatformShop
+from .protocol.base import CanonicalOrder, PlatformError
+from .selectors import resolve_sku
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+MAX_ATTEMPTS = 8
+BATCH = 100
+LEASE_KEY = "lc:platforms:burst"
+BURST_SECONDS = 5.0
+
+# What a platform's canonical status asks of our order (``order_advance``).
+TARGETS: dict[str, str] = {
+    "pending_payment": S.PENDING_PAYMENT,
+    "paid": S.PAID,
+    "shipped": S.SHIPPED,
+    "delivered": S.DELIVERED,
+    "completed": S.COMPLETED,
+    "cancelled": S.CANCELLED,
+    "refunded": S.REFUNDED,
+}
+
+
+def process_message(pk: int) -> str:
+    """Process one stored message; returns its new state."""
+    msg = InboxMessage.objects.select_related("shop").filter(pk=pk).first()
+    if msg is None or msg.state not in (InboxMessage.State.PENDING, InboxMessage.State.FAILED) or msg.shop is None:
+        return msg.state if msg else "gone"
+    try:
+        event = stored_event(msg)
+        order_id = event.order_id
+        if not order_id or event.kind in ("verification", "heartbeat"):
+            return _finish(msg, InboxMessage.State.IGNORED)
+        with client_for(msg.shop) as client:
+            detail = client.order_detail(order_id)
+        apply_detail(msg.shop, detail)
+    except PlatformError as exc:
+        return _fail(msg, exc)
+    except Exception as exc:  # noqa: BLE001 - one message never stops the others; it is retried
+        log.warning("platform message failed", extra={"message": msg.pk}, exc_info=True)
+        return _fail(msg, exc)
+    return _finish(msg, InboxMessage.State.PROCESSED)
+
+
+def _finish(msg: InboxMessage, state: str) -> str:
+    InboxMessage.objects.filter(pk=msg.pk).update(
+        state=state, processed_at=timezone.now(), attempts=msg.attempts + 1, error=""
+    )
+    return state
+
+
+def _fail(msg: InboxMessage, exc: Exception) -> str:
+    attempts = msg.attempts + 1
+    InboxMessage.objects.filter(pk=msg.pk).update(
+        state=InboxMessage.State.FAILED,
+        attempts=attempts,
+        next_attempt_at=timezone.now() + timedelta(seconds=min(2**attempts, 300)),
+        error=f"{type(exc).__name__}: {exc}"[:500],
+    )
+    if msg.shop_id is not None:
+        PlatformShop.objects.filter(pk=msg.shop_id).update(last_error=str(exc)[:500], last_error_at=timezone.now())
+    return InboxMessage.State.FAILED
+
+
+def _due(now: Any) -> Q:
+    """Pending messages, and failed ones whose backoff (2^attempts seconds, at most 5 minutes) is
+    over, until ``MAX_ATTEMPTS``."""
+    return Q(state=InboxMessage.State.PENDING) | Q(
+        state=InboxMessage.State.FAILED, attempts__lt=MAX_ATTEMPTS, next_attempt_at__lte=now
+    )
+
+
+def process_pending(limit: int = BATCH) -> int:
+    """Process due messages, oldest first. Returns how many were processed."""
+    pks = list(InboxMessage.objects.filter(_due(timezone.now())).order_by("pk").values_list("pk", flat=True)[:limit])
+    return sum(process_message(pk) == InboxMessage.State.PROCESSED for pk in pks)
+
+
+def process_burst(seconds: float = BURST_SECONDS) -> int:
+    """Process what is due for up to ``seconds``, one burst at a time (a Redis lease)."""
+    token = secrets.token_hex(8)
+    client = get_client()
+    try:
+        if not client.set(LEASE_KEY, token, nx=True, px=int((seconds + 30) * 1000)):
+            return 0
+    except Exception:  # noqa: BLE001 - without Redis, process anyway
+        token = ""
+    deadline = time.monotonic() + seconds
+    total = 0
+    try:
+        while time.monotonic() < deadline:
+            done = process_pending()
+            total += done
+            if not InboxMessage.objects.filter(state=InboxMessage.State.PENDING).exists():
+                break
+    finally:
+        close_old_connections()
+        if token:
+            try:
+                if client.get(LEASE_KEY) == token:
+                    client.delete(LEASE_KEY)
+            except Exception:  # noqa: BLE001
+                pass
+    return total
+
+
+# --- applying an order's detail ------------------------------------------------------------------
+
+
+def live_listing(*, merchant_id: int, sku_id: int, platform: str) -> Listing | None:
+    """The listing of the SKU on air now in a show sold on ``platform``, if any."""
+    now = timezone.now()
+    for listing in (
+        Listing.objects.filter(window.open_q(now), merchant_id=merchant_id, sku_id=sku_id)
+        .select_related("session")
+        .order_by("-id")
+    ):
+        if platform in (listing.session.platforms or []):
+            return listing
+    return None
+
+
+def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
+    """Bring the platform order (and ours) to the detail's state (see the module docstring)."""
+    with transaction.atomic():
+        po, _ = PlatformOrder.objects.get_or_create(
+            shop=shop, external_id=detail.order_id, defaults={"platform": shop.platform}
+        )
+        po = PlatformOrder.objects.select_for_update().get(pk=po.pk)
+        if po.event_at and detail.updated_at and detail.updated_at < po.event_at:
+            return po  # an older state than the one applied: nothing to do
+        po.status, po.platform_status = detail.status, str(detail.platform_status or "")[:40]
+        po.event_at = detail.updated_at or po.event_at
+        po.detail = detail.raw
+        if po.order_id is None and detail.status not in ("cancelled", "refunded"):
+            _import(shop, po, detail)
+        if po.order_id is not None:
+            try:
+                order_advance(po.order_id, TARGETS.get(detail.status, ""), actor=shop.platform)
+            except InvalidTransition as exc:  # e.g. shipped on the platform with a line not covered
+                po.exception_detail = {**po.exception_detail, "transition": str(exc)}
+        po.save()
+    return po
+
+
+def _import(shop: PlatformShop, po: PlatformOrder, detail: CanonicalOrder) -> None:
+    lines: list[ImportLine] = []
+    unmapped: list[dict[str, Any]] = []
+    session_id = None
+    for line in detail.lines:
+        sku: SKU | None = resolve_sku(
+            shop, platform_sku_id=str(line.platform_sku_id or ""), merchant_sku_code=line.merchant_sku_code or ""
+        )
+        if sku is None:
+            unmapped.append({"platform_sku_id": line.platform_sku_id, "code": line.merchant_sku_code})
+            continue
+        listing = live_listing(merchant_id=shop.merchant_id, sku_id=sku.pk, platform=shop.platform)
+        session_id = session_id or (listing.session_id if listing else None)
+        lines.append(
+            ImportLine(
+                sku_id=sku.pk,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                listing_id=listing.pk if listing else None,
+            )
+        )
+    if unmapped or not lines:
+        po.exception = PlatformOrder.Problem.UNMAPPED
+        po.exception_detail = {"unmapped": unmapped}
+        return
+    buyer = str(detail.buyer_id or detail.order_id)
+    receiver = detail.receiver or {}
+    result = order_import(
+        imported=ImportedOrder(
+            merchant_id=shop.merchant_id,
+            channel=shop.platform,
+            key=f"{shop.platform}:{shop.shop_id}:{detail.order_id}",
+            buyer_external_id=f"{shop.platform}:{buyer}"[:100],
+            buyer_name=str(receiver.get("name") or "")[:100],
+            buyer_phone=str(receiver.get("phone") or receiver.get("mobile") or "")[:32],
+            shipping_address=dict(receiver),
+            lines=tuple(lines),
+            total=Decimal(detail.total),
+            session_id=session_id,
+        )
+    )
+    po.order = result.order
+    if result.short:
+        po.exception = PlatformOrder.Problem.OVERSOLD
+        po.oversold_units = sum(lines[i].quantity for i in result.short)
+        po.exception_detail = {"short_lines": result.short}
+    elif po.exception == PlatformOrder.Problem.UNMAPPED:  # mapped since: resolved by the import
+        po.exception, po.resolved_at = "", timezone.now()
+
+
+def order_advance(order_id: int, target: str, *, actor: str) -> None:
+    """Move our order along the state machine to ``target`` (the platform's word), by the
+    shortest path that does not stop at ``on_hold`` (the platform never holds). Nothing when
+    it is there already or no path leads there (a platform's cancel after shipping)."""
+    if not target:
+        return
+    row = Order.objects.filter(pk=order_id).values_list("status", "public_id").first()
+    if row is None or row[0] == target:
+        return
+    current, public_id = row
+    goal = target
+    if target == S.CANCELLED and current not in (S.PENDING_PAYMENT, S.ON_HOLD):
+        goal = S.REFUNDED  # cancelled after payment: the platform refunds the buyer
+    path = _path(current, goal)
+    for step in path:
+        order_transition(public_id=public_id, to=step, actor=actor, reason=f"{actor}: {target}")
+
+
+def _path(current: str, goal: str) -> list[str]:
+    seen = {current}
+    queue: deque[tuple[str, list[str]]] = deque([(current, [])])
+    while queue:
+        status, path = queue.popleft()
+        for nxt in sorted(TRANSITIONS.get(status, ())):
+            if nxt in seen or nxt == S.ON_HOLD:
+                continue
+            if nxt == goal:
+                return [*path, nxt]
+            seen.add(nxt)
+            queue.append((nxt, [*path, nxt]))
+    return []
