@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from django.dispatch import Signal
 
+from .models import PLATFORM_CHANNELS
+
 order_changed = Signal()
 
 
@@ -37,6 +39,7 @@ class _Registry:
     guard: PlacementGuard | None = None
     closed: Callable[..., None] | None = None
     risk_of: Callable[[Any], dict[str, Any] | None] | None = None
+    platform_of: Callable[[Any], dict[str, Any] | None] | None = None
     read_prefetch: tuple[str, ...] = ()
     order_page_panels: list[Callable[[Any, Any], str]] = field(default_factory=list)
 
@@ -49,9 +52,19 @@ registry = _Registry()
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None
   while it is not assessed.
-- ``read_prefetch``: relations of Order that ``risk_of`` reads, prefetched by order lists.
+- ``platform_of(order)``: for an order a sales platform sold (``models.PLATFORM_CHANNELS``), its
+  ``platform`` for reads (``{name, shop_id, order_id}``); never asked for other orders.
+- ``read_prefetch``: relations of Order that ``risk_of`` and ``platform_of`` read, prefetched by
+  order lists (each app adds its own).
 - ``order_page_panels``: ``panel(request, order) -> html`` drawn on the admin's order page."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:
     return registry.risk_of(order) if registry.risk_of is not None else None
+
+
+def order_platform(order: Any) -> dict[str, Any] | None:
+    """``{name, shop_id, order_id}`` of the platform that sold the order, None for our own channels."""
+    if order.channel not in PLATFORM_CHANNELS or registry.platform_of is None:
+        return None
+    return registry.platform_of(order)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
+
+from apps.catalog.models import LiveSession
 
 from .clients import client_for, credentials_for
 from .kick import kick_processing
@@ -166,3 +169,27 @@ def stored_event(message: InboxMessage) -> PushEvent:
         assert shop is not None
         return kuaishou.decrypt_push(message.body.encode(), shop.msg_secret)
     return taobao.parse_tmc_message(json.loads(message.body))
+
+
+PULL_EVERY_S = 3.0
+PULL_BURST_S = 55.0
+
+
+def pull_burst(seconds: float = PULL_BURST_S) -> int:
+    """The minute schedule's Taobao pull: every ``PULL_EVERY_S`` for up to ``seconds`` while a
+    merchant with an enabled Taobao shop has a show on air, else one round. Returns messages stored."""
+    deadline = time.monotonic() + seconds
+    total = 0
+    while True:
+        shops = list(PlatformShop.objects.filter(platform=ShopPlatform.TAOBAO, enabled=True))
+        for shop in shops:
+            try:
+                total += pull_shop(shop)
+            except PlatformError:
+                log.warning("taobao pull failed", extra={"shop": shop.pk}, exc_info=True)
+        live = LiveSession.objects.filter(
+            merchant_id__in={s.merchant_id for s in shops}, status=LiveSession.Status.LIVE
+        ).exists()
+        if not live or time.monotonic() + PULL_EVERY_S > deadline:
+            return total
+        time.sleep(PULL_EVERY_S)

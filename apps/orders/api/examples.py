@@ -40,6 +40,7 @@ ORDER: dict[str, Any] = {
     "listing": 42,
     "session": 7,
     "channel": "api",
+    "platform": None,
     "buyer": {"external_id": "douyin-73920581", "name": "王小明", "phone": "13800001001"},
     "lines": [
         {
@@ -50,6 +51,7 @@ ORDER: dict[str, Any] = {
             "quantity": 2,
             "unit_price": "89.00",
             "line_total": "178.00",
+            "reserved": True,
         }
     ],
     "total": "178.00",

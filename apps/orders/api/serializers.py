@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api import DateTimeField
-from apps.orders.hooks import order_risk
+from apps.orders.hooks import order_platform, order_risk
 from apps.orders.models import Order, OrderLine, OrderStatus, Payment
 from apps.orders.placement.links import status_path
 
@@ -24,7 +24,15 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["sku", "sku_name", "product_name", "listing", "quantity", "unit_price", "line_total"]
+        fields = ["sku", "sku_name", "product_name", "listing", "quantity", "unit_price", "line_total", "reserved"]
+
+
+class PlatformRefSerializer(serializers.Serializer):
+    """Where a sales platform's order came from (null for the storefront's and the API's own)."""
+
+    name = serializers.ChoiceField(choices=["douyin", "kuaishou", "taobao"], help_text="The platform.")
+    shop_id = serializers.CharField(help_text="The shop's id on the platform (Taobao: the seller nick).")
+    order_id = serializers.CharField(help_text="The platform's order id.")
 
 
 class RiskSerializer(serializers.Serializer):
@@ -48,6 +56,7 @@ class OrderSerializer(serializers.ModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
     status_url = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
+    platform = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -57,6 +66,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "listing",
             "session",
             "channel",
+            "platform",
             "buyer",
             "lines",
             "total",
@@ -82,6 +92,10 @@ class OrderSerializer(serializers.ModelSerializer):
     @extend_schema_field(RiskSerializer(allow_null=True))
     def get_risk(self, obj: Order) -> dict[str, Any] | None:
         return order_risk(obj)
+
+    @extend_schema_field(PlatformRefSerializer(allow_null=True))
+    def get_platform(self, obj: Order) -> dict[str, Any] | None:
+        return order_platform(obj)
 
     def get_status_url(self, obj: Order) -> str:
         path = status_path(obj)
@@ -147,6 +161,7 @@ def order_representation(order: Order, *, base_url: str, assessed: bool = True) 
         "listing": order.listing_id,
         "session": order.session_id,
         "channel": order.channel,
+        "platform": order_platform(order),
         "buyer": {"external_id": buyer.external_id, "name": buyer.name, "phone": buyer.phone},
         "lines": [
             {
@@ -157,6 +172,7 @@ def order_representation(order: Order, *, base_url: str, assessed: bool = True) 
                 "quantity": line.quantity,
                 "unit_price": _money(line.unit_price),
                 "line_total": _money(line.line_total),
+                "reserved": line.reserved,
             }
             for line in lines
         ],
