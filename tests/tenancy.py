@@ -25,7 +25,7 @@ from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.models import Order
 from apps.orders.services.payments import sign
-from apps.platforms.models import PlatformShop
+from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop
 from apps.platforms.services import allocations_set, mapping_set, shop_create
 from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import endpoint_create, event_record
@@ -155,6 +155,13 @@ def build_tenant(merchant: Merchant) -> Tenant:
     )
     mapping_set(shop=shop, platform_sku_id=f"174-{slug}", sku=sku)
     allocations_set(listing=listing, allocations=[{"platform": "douyin", "mode": "allocated", "units": 3}])
+    # a platform order waiting for a SKU mapping (the exception queue) and the message it came in
+    PlatformOrder.objects.create(
+        shop=shop, platform="douyin", external_id=f"49-{slug}", exception=PlatformOrder.Problem.UNMAPPED
+    )
+    InboxMessage.objects.create(
+        shop=shop, platform="douyin", message_id=f"m-{slug}", external_order_id=f"49-{slug}", body="{}"
+    )
     return Tenant(
         merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint, shop
     )

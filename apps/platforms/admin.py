@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -21,8 +22,15 @@ from apps.core.errors import ApplicationError
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
-from . import services
-from .models import ChannelMode, ListingChannelAllocation, PlatformShop, PlatformSkuMapping
+from . import processing, services
+from .models import (
+    ChannelMode,
+    InboxMessage,
+    ListingChannelAllocation,
+    PlatformOrder,
+    PlatformShop,
+    PlatformSkuMapping,
+)
 from .selectors import shop_push_url
 
 SECRETS = services.SECRET_FIELDS
@@ -254,3 +262,114 @@ class ListingWithChannelsAdmin(ListingAdmin):
         formset.save(commit=False)  # writes nothing; tells the change log what was asked
         if formset.new_objects or formset.changed_objects or formset.deleted_objects:
             services.allocations_set(listing=form.instance, allocations=formset.channel_rows)
+
+
+# --- platform orders: the exception queue, and the inbox ------------------------------------------
+
+
+@admin.register(PlatformOrder)
+class PlatformOrderAdmin(MerchantScopedAdmin):
+    """Every platform order, filtered to the exception queue by default use: a line no SKU maps
+    to (no order yet: map it, then retry) or stock that could not cover it (oversold)."""
+
+    role_area = roles.ORDERS
+    list_display = [
+        "external_id",
+        "platform",
+        "shop",
+        "order_link",
+        "status",
+        "exception",
+        "oversold_units",
+        "updated_at",
+    ]
+    list_filter = ["exception", "platform", "status"]
+    search_fields = ["external_id", "order__public_id"]
+    list_select_related = ["shop", "order"]
+    actions = ["retry"]
+    readonly_fields = (
+        "shop",
+        "platform",
+        "external_id",
+        "order_link",
+        "status",
+        "platform_status",
+        "event_at",
+        "exception",
+        "exception_detail",
+        "oversold_units",
+        "resolved_at",
+        "ship_state",
+        "ship_attempts",
+        "ship_error",
+        "ship_pushed_at",
+        "detail",
+        "created_at",
+        "updated_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # platform orders come from the platforms
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("order"))
+    def order_link(self, obj: PlatformOrder) -> str:
+        if obj.order is None:
+            return "—"
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.public_id)
+
+    @admin.action(description=_("Fetch again and import (after mapping a SKU, or a failure)"))
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
+        done, failed = 0, 0
+        for po in queryset:
+            if not self.has_change_permission(request, po):
+                continue
+            try:
+                processing.platform_order_retry(po)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - each order reports for itself
+                failed += 1
+                messages.error(request, gettext("%(order)s: %(error)s") % {"order": po.external_id, "error": exc})
+        if done:
+            messages.success(request, gettext("%(n)d platform order(s) fetched and applied.") % {"n": done})
+
+
+@admin.register(InboxMessage)
+class InboxMessageAdmin(MerchantScopedAdmin):
+    """Every message a platform sent, raw, with what became of it (read-only)."""
+
+    role_area = roles.INTEGRATIONS
+    list_display = ["received_at", "platform", "shop", "kind", "external_order_id", "state", "attempts", "error"]
+    list_filter = ["state", "platform", "kind"]
+    search_fields = ["message_id", "external_order_id"]
+    list_select_related = ["shop"]
+    readonly_fields = (
+        "shop",
+        "platform",
+        "message_id",
+        "kind",
+        "topic",
+        "external_order_id",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "error",
+        "received_at",
+        "processed_at",
+        "headers",
+        "body",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.catalog.models import SKU, Listing
 from apps.catalog.models import Platform as CatalogPlatform
@@ -175,8 +176,8 @@ class InboxMessage(models.Model):
     message whose signature or encryption failed is kept as ``rejected`` and never processed."""
 
     class State(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        PROCESSED = "processed", _("Processed")
+        PENDING = "pending", pgettext_lazy("platform message", "Pending")
+        PROCESSED = "processed", pgettext_lazy("platform message", "Processed")
         IGNORED = "ignored", _("Ignored (nothing to do)")
         FAILED = "failed", _("Failed (will be retried)")
         REJECTED = "rejected", _("Rejected (bad signature or body)")

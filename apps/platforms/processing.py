@@ -264,3 +264,12 @@ def _path(current: str, goal: str) -> list[str]:
             seen.add(nxt)
             queue.append((nxt, [*path, nxt]))
     return []
+
+
+def platform_order_retry(po: PlatformOrder) -> PlatformOrder:
+    """Fetch the order's detail again and apply it (after a SKU was mapped, or a failure): what the
+    exception queue's "retry" does."""
+    shop = PlatformShop.objects.get(pk=po.shop_id)
+    with client_for(shop) as client:
+        detail = client.order_detail(po.external_id)
+    return apply_detail(shop, detail)

@@ -59,6 +59,8 @@ VIEW = {
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset({OWNER}),
     "platforms.PlatformShop": frozenset({OWNER}),
+    "platforms.PlatformOrder": ALL,
+    "platforms.InboxMessage": frozenset({OWNER}),
     "fraud.RiskRule": ALL,
     "fraud.RiskPolicy": ALL,
     "fraud.RiskAssessment": ALL,
@@ -80,6 +82,8 @@ ADD = {
     "webhooks.WebhookEndpoint": frozenset({OWNER}),
     "webhooks.WebhookDelivery": frozenset(),
     "platforms.PlatformShop": frozenset({OWNER}),
+    "platforms.PlatformOrder": frozenset(),  # the platforms send them
+    "platforms.InboxMessage": frozenset(),
     "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
     "fraud.RiskPolicy": frozenset(),
     "fraud.RiskAssessment": frozenset(),  # risk control writes them

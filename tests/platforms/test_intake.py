@@ -12,9 +12,12 @@ import pytest
 from django.db.models import Sum
 
 from apps.inventory.models import Stock
+from apps.orders.errors import InvalidTransition
 from apps.orders.models import Order, OrderLine, OrderStatus
+from apps.orders.services.transitions import order_transition
 from apps.platforms import intake, processing
-from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop
+from apps.platforms.clients import client_for
+from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop, PlatformSkuMapping
 from apps.platforms.protocol import douyin
 from apps.platforms.selectors import shop_push_url
 from apps.platforms.simulator import DouyinSimulator, KuaishouSimulator, ShowSpec, SimSku, TaobaoSimulator
@@ -181,3 +184,78 @@ def test_a_forged_push_is_refused_recorded_and_never_processed(merchant, sku, cl
     # an unknown push URL: 404, recorded
     r = client.post(url[:-3] + "xyz", body, content_type="application/json")
     assert r.status_code == 404 and InboxMessage.objects.filter(shop=None, state="rejected").count() == 1
+
+
+def _seed(sim, sku, *, orders: int, seed: int, code: str | None = None):  # type: ignore[no-untyped-def]
+    spec = ShowSpec(
+        skus=[SimSku(code or sku.code, "1750000000009", "3600000000009", 990)],
+        orders=orders,
+        seed=seed,
+        pay_share=1.0,
+        cancel_share=0.0,
+        duplicate_share=0.0,
+        max_lines=1,
+    )
+    return sim.seed_orders(spec)
+
+
+def _apply_all(shop, order_ids) -> None:  # type: ignore[no-untyped-def]
+    with client_for(shop) as client:
+        for oid in order_ids:
+            processing.apply_detail(shop, client.order_detail(oid))
+
+
+def test_an_oversold_platform_order_is_accepted_flagged_and_holds_nothing_it_does_not_have(merchant, sku):
+    """The platform sold more than the listing's quota: every order is ours, the ones stock could
+    not cover are flagged oversold with their short units, the listing and the stock stay exact
+    (no unit sold twice), and a short order cannot ship until a person covers it."""
+    listing = on_air(merchant, sku, ["kuaishou"], quota=5)
+    shop, sim = connect(merchant, "kuaishou")
+    try:
+        plan = _seed(sim, sku, orders=8, seed=5)
+        _apply_all(shop, list(plan.orders))
+    finally:
+        sim.stop()
+    pos = list(PlatformOrder.objects.select_related("order"))
+    assert len(pos) == 8 and all(po.order_id for po in pos)
+    oversold = [po for po in pos if po.exception == PlatformOrder.Problem.OVERSOLD]
+    assert oversold and all(po.oversold_units > 0 for po in oversold)
+    listing.refresh_from_db()
+    reserved_units = OrderLine.objects.filter(reserved=True, listing=listing).aggregate(n=Sum("quantity"))["n"]
+    short_units = OrderLine.objects.filter(reserved=False).aggregate(n=Sum("quantity"))["n"]
+    assert listing.sold == reserved_units <= 5 and short_units == sum(po.oversold_units for po in oversold)
+    assert Stock.objects.get(sku=sku).reserved == reserved_units
+    assert all(po.order.status == OrderStatus.PAID for po in pos)  # the platform's word: paid
+    assert_consistent(listing.pk)
+    short_order = oversold[0].order
+    order_transition(public_id=short_order.public_id, to=OrderStatus.CONFIRMED, actor="staff:1")
+    with pytest.raises(InvalidTransition):
+        order_transition(public_id=short_order.public_id, to=OrderStatus.SHIPPED, actor="staff:1")
+    # a cancel gives back exactly what it held: nothing for the short line
+    before = Stock.objects.get(sku=sku).reserved
+    order_transition(public_id=short_order.public_id, to=OrderStatus.REFUND_PENDING, actor="kuaishou")
+    assert Stock.objects.get(sku=sku).reserved == before - sum(
+        line.quantity for line in short_order.lines.all() if line.reserved
+    )
+    assert_consistent(listing.pk)
+
+
+def test_an_unmapped_line_waits_in_the_exception_queue_and_imports_once_mapped(merchant, sku):
+    shop, sim = connect(merchant, "taobao")
+    try:
+        plan = _seed(sim, sku, orders=2, seed=9, code="NO-SUCH-CODE")
+        _apply_all(shop, list(plan.orders))
+        pos = list(PlatformOrder.objects.all())
+        assert len(pos) == 2 and all(po.order_id is None for po in pos)
+        assert {po.exception for po in pos} == {PlatformOrder.Problem.UNMAPPED}
+        assert pos[0].exception_detail["unmapped"][0]["code"] == "NO-SUCH-CODE"
+        assert not Order.objects.exists()
+        PlatformSkuMapping.objects.create(shop=shop, platform_sku_id="1750000000009", sku=sku)
+        for po in pos:
+            processing.platform_order_retry(po)
+    finally:
+        sim.stop()
+    pos = list(PlatformOrder.objects.select_related("order"))
+    assert all(po.order_id and po.exception == "" and po.resolved_at for po in pos)
+    assert {po.order.status for po in pos} == {OrderStatus.PAID}
+    assert Stock.objects.get(sku=sku).reserved == sum(line.quantity for po in pos for line in po.order.lines.all())
