@@ -77,7 +77,7 @@ def stock_drain(seconds: float | None = None) -> int:
     """Drain marks into pushes until idle or ``seconds`` (``PLATFORM_SYNC["drain_seconds"]``)
     have passed. Returns the calls that succeeded."""
     client = get_client()
-    budget = conf("drain_seconds", 50.0) if seconds is None else seconds
+    budget = conf("drain_seconds", 20.0) if seconds is None else seconds
     tick, linger, lease_ms = conf("tick", 0.25), conf("linger", 5.0), int(conf("lease_ms", 10_000))
     deadline = time.monotonic() + budget
     inflight: dict[int, Future[int]] = {}
