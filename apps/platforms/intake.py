@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from apps.catalog.models import LiveSession
 
-from .clients import client_for, credentials_for
+from .clients import client_for, shop_credentials
 from .kick import kick_processing
 from .models import InboxMessage, PlatformShop, ShopPlatform
 from .protocol import douyin, kuaishou, taobao
@@ -74,7 +74,7 @@ def receive_push(*, platform: str, push_token: str, headers: Mapping[str, str], 
     if shop is None:
         _reject(None, platform, headers, body, "unknown or disabled push URL")
         return PushAnswer(404, _failure(platform, "unknown push URL"))
-    creds = credentials_for(shop)
+    creds = shop_credentials(shop)
     try:
         if platform == ShopPlatform.DOUYIN:
             douyin.verify_push(headers, body, creds)

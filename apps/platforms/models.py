@@ -271,3 +271,69 @@ class PlatformOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} {self.external_id}"
+
+
+# --- stock and shipment sync out (apps/platforms/stock_sync.py, ship_sync.py) --------------------
+
+
+class PlatformSkuLink(models.Model):
+    """One platform SKU that sells one of our SKUs in a shop, and the state of pushing that SKU's
+    stock to it. Learnt from the shop's explicit mappings (``source=mapping``) and from the lines
+    of imported orders (``source=order``, :func:`apps.platforms.stock_sync.sku_link_seen`); a
+    mapping overrides what orders taught.
+
+    ``pushed_value`` is the count the platform acknowledged last (for Kuaishou, whose updates are
+    incremental, the base of the next difference; None: not known yet). ``generation`` moves each
+    time the SKU is marked changed, so a push that read an older figure leaves ``pending`` set.
+    ``uncertain``: an incremental call's outcome is unknown (the answer was lost); nothing more is
+    sent until someone states the platform's count (never a double-applied difference)."""
+
+    class Source(models.TextChoices):
+        MAPPING = "mapping", _("SKU mapping")
+        ORDER = "order", _("Learnt from an order")
+
+    merchant_path = "shop__merchant"
+
+    shop = models.ForeignKey(
+        PlatformShop, on_delete=models.CASCADE, related_name="sku_links", verbose_name=_("platform shop")
+    )
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="platform_links", verbose_name=_("SKU"))
+    platform_sku_id = models.CharField(_("platform SKU id"), max_length=64)
+    platform_item_id = models.CharField(_("platform item id"), max_length=64, blank=True, default="")
+    merchant_sku_code = models.CharField(_("merchant SKU code"), max_length=64, blank=True, default="")
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.ORDER)
+    pending = models.BooleanField(_("push pending"), default=True)
+    generation = models.PositiveBigIntegerField(default=0, editable=False)
+    desired_value = models.IntegerField(_("value to push"), null=True, blank=True)
+    pushed_value = models.IntegerField(_("last pushed value"), null=True, blank=True)
+    pushed_at = models.DateTimeField(_("last pushed at"), null=True, blank=True)
+    uncertain = models.BooleanField(_("outcome unknown"), default=False)
+    attempts = models.PositiveIntegerField(_("failed attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True, default="")
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("stock sync")
+        verbose_name_plural = _("stock syncs")
+        ordering = ["shop", "sku", "platform_sku_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "platform_sku_id"], name="platform_sku_link_once"),
+        ]
+        indexes = [models.Index(fields=["sku", "shop"]), models.Index(fields=["pending", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.shop_id}:{self.platform_sku_id} → {self.sku_id}"
+
+
+class ShipmentSync(PlatformOrder):
+    """Platform orders as the shipment sync sees them (``ship_state``, attempts, last error): a
+    read-only list in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("shipment sync")
+        verbose_name_plural = _("shipment syncs")

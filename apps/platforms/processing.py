@@ -36,6 +36,7 @@ from apps.orders.services.imports import ImportedOrder, ImportLine, order_import
 from apps.orders.services.state_machine import TRANSITIONS
 from apps.orders.services.transitions import order_transition
 
+from . import stock_sync
 from .clients import client_for
 from .intake import stored_event
 from .models import InboxMessage, PlatformOrder, PlatformShop
@@ -194,6 +195,13 @@ def _import(shop: PlatformShop, po: PlatformOrder, detail: CanonicalOrder) -> No
         if sku is None:
             unmapped.append({"platform_sku_id": line.platform_sku_id, "code": line.merchant_sku_code})
             continue
+        stock_sync.sku_link_seen(
+            shop=shop,
+            sku=sku,
+            platform_item_id=str(line.platform_item_id or ""),
+            platform_sku_id=str(line.platform_sku_id or ""),
+            merchant_sku_code=line.merchant_sku_code or "",
+        )
         listing = live_listing(merchant_id=shop.merchant_id, sku_id=sku.pk, platform=shop.platform)
         session_id = session_id or (listing.session_id if listing else None)
         lines.append(

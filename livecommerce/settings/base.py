@@ -403,6 +403,19 @@ WEBHOOK_RETRY_WINDOW_SECONDS = int(os.environ.get("WEBHOOK_RETRY_WINDOW_SECONDS"
 # ``stock.low`` is sent when a SKU's available units (on hand - reserved) fall to this or below.
 WEBHOOK_STOCK_LOW_THRESHOLD = int(os.environ.get("WEBHOOK_STOCK_LOW_THRESHOLD", "10"))
 
+# Sales platforms, sync out (apps/platforms/stock_sync.py, ship_sync.py). PLATFORM_API_TIMEOUT:
+# seconds per platform API call (intake and shipments). PLATFORM_SYNC tunes the stock drain:
+# tick (s between passes: at most one call per link per tick), min_interval (s between two pushes
+# of one link), linger (s a drain stays for retries falling due), timeout (s per stock call),
+# backoff_base / backoff_max (s, exponential), drain_seconds (one task's run), threads (shops
+# pushed at once), lease_ms, claim_seconds, sweep_drain_seconds. Missing keys take the defaults.
+PLATFORM_API_TIMEOUT = float(os.environ.get("PLATFORM_API_TIMEOUT", "10"))
+PLATFORM_SYNC: dict[str, float] = {"tick": 0.25, "min_interval": 0.25, "linger": 5.0, "timeout": 5.0}
+# Carrier -> platform company code, merged over ship_sync.DEFAULT_CARRIER_CODES, per platform:
+# {"kuaishou": {"SF": "4", ...}, "douyin": {"SF": "shunfeng"}, "taobao": {...}}. Keys are our
+# carrier keys (SF, ZTO, YTO, STO, YUNDA, EMS, JD, or any other carrier text upper-cased).
+PLATFORM_CARRIER_CODES: dict[str, dict[str, str]] = {}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -439,6 +452,5 @@ LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
 EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))
 
 # Sales platforms (apps/platforms): inbox processing is kicked after each stored message (a worker
-# task; the minute schedule catches up), API calls time out after this many seconds.
+# task; the minute schedule catches up).
 PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "1") == "1"
-PLATFORM_API_TIMEOUT_S = float(os.environ.get("PLATFORM_API_TIMEOUT_S", "5"))
