@@ -27,6 +27,7 @@ from apps.orders.models import Order
 from apps.orders.services.payments import sign
 from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop
 from apps.platforms.services import allocations_set, mapping_set, shop_create
+from apps.platforms.stock_sync import sku_link_seen
 from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import endpoint_create, event_record
 
@@ -162,6 +163,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
     InboxMessage.objects.create(
         shop=shop, platform="douyin", message_id=f"m-{slug}", external_order_id=f"49-{slug}", body="{}"
     )
+    sku_link_seen(shop=shop, sku=sku, platform_item_id=f"36-{slug}", platform_sku_id=f"175-{slug}")
     return Tenant(
         merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint, shop
     )

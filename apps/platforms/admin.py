@@ -281,9 +281,10 @@ class PlatformOrderAdmin(MerchantScopedAdmin):
         "status",
         "exception",
         "oversold_units",
+        "ship_state",
         "updated_at",
     ]
-    list_filter = ["exception", "platform", "status"]
+    list_filter = ["exception", "ship_state", "platform", "status"]
     search_fields = ["external_id", "order__public_id"]
     list_select_related = ["shop", "order"]
     actions = ["retry"]
@@ -312,8 +313,17 @@ class PlatformOrderAdmin(MerchantScopedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # platform orders come from the platforms
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only: the platform's word; the one action is "retry"
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        if not self.has_role_permission(request, "change"):
+            actions.pop("retry", None)
+        return actions
 
     @admin.display(description=_("order"))
     def order_link(self, obj: PlatformOrder) -> str:
@@ -326,7 +336,7 @@ class PlatformOrderAdmin(MerchantScopedAdmin):
     def retry(self, request: HttpRequest, queryset: Any) -> None:
         done, failed = 0, 0
         for po in queryset:
-            if not self.has_change_permission(request, po):
+            if not self.has_role_permission(request, "change", po):
                 continue
             try:
                 processing.platform_order_retry(po)

@@ -1,7 +1,8 @@
-"""The stock and shipment sync in the admin (INTEGRATIONS area): read-only lists of each link's
-last pushed value, time, last error and pending flag, and of each platform order's shipment
-push. The one thing to enter: a Kuaishou link's current platform count, when it is not known (a
-new link, or an update whose answer was lost), so incremental updates start from the truth."""
+"""The stock sync in the admin (INTEGRATIONS area): a read-only list of each link's last pushed
+value, time, last error and pending flag (a platform order's shipment push is on the platform
+orders' list). The one thing to enter: a Kuaishou link's current platform count, when it is not
+known (a new link, or an update whose answer was lost), so incremental updates start from the
+truth."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin
 
-from .models import PlatformSkuLink, ShipmentSync
+from .models import PlatformSkuLink
 from .stock_sync import INCREMENTAL, stock_count_confirm
 
 LINK_FIELDS = [
@@ -23,8 +24,6 @@ LINK_FIELDS = [
     "desired_value", "pushed_value", "pushed_at", "uncertain", "attempts", "next_attempt_at", "last_error",
     "last_error_at", "updated_at",
 ]  # fmt: skip
-SHIP_FIELDS = ["shop", "external_id", "order", "ship_state", "ship_attempts", "ship_error", "ship_pushed_at",
-               "updated_at"]  # fmt: skip
 
 
 def _short(text: str) -> str:
@@ -82,30 +81,3 @@ class PlatformSkuLinkAdmin(MerchantScopedAdmin):
         count = form.cleaned_data.get("platform_count")
         if count is not None:
             stock_count_confirm(link=obj, platform_count=count)
-
-
-@admin.register(ShipmentSync)
-class ShipmentSyncAdmin(MerchantScopedAdmin):
-    role_area = roles.INTEGRATIONS
-    list_display = ["external_id", "shop", "order", "ship_state", "ship_attempts", "ship_pushed_at", "error_short"]
-    list_filter = ["platform", "ship_state"]
-    search_fields = ["external_id", "order__public_id"]
-    list_select_related = ["shop", "order"]
-    fields = tuple(SHIP_FIELDS)
-    readonly_fields = tuple(SHIP_FIELDS)
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).exclude(ship_state="")
-
-    @admin.display(description=_("shipment sync error"))
-    def error_short(self, obj: ShipmentSync) -> str:
-        return _short(obj.ship_error)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

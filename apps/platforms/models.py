@@ -327,13 +327,3 @@ class PlatformSkuLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.shop_id}:{self.platform_sku_id} → {self.sku_id}"
-
-
-class ShipmentSync(PlatformOrder):
-    """Platform orders as the shipment sync sees them (``ship_state``, attempts, last error): a
-    read-only list in the admin."""
-
-    class Meta:
-        proxy = True
-        verbose_name = _("shipment sync")
-        verbose_name_plural = _("shipment syncs")

@@ -61,6 +61,7 @@ VIEW = {
     "platforms.PlatformShop": frozenset({OWNER}),
     "platforms.PlatformOrder": ALL,
     "platforms.InboxMessage": frozenset({OWNER}),
+    "platforms.PlatformSkuLink": frozenset({OWNER}),
     "fraud.RiskRule": ALL,
     "fraud.RiskPolicy": ALL,
     "fraud.RiskAssessment": ALL,
@@ -84,6 +85,7 @@ ADD = {
     "platforms.PlatformShop": frozenset({OWNER}),
     "platforms.PlatformOrder": frozenset(),  # the platforms send them
     "platforms.InboxMessage": frozenset(),
+    "platforms.PlatformSkuLink": frozenset(),  # links come from mappings and orders
     "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
     "fraud.RiskPolicy": frozenset(),
     "fraud.RiskAssessment": frozenset(),  # risk control writes them

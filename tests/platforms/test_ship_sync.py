@@ -169,8 +169,8 @@ def test_the_admin_lists_shipment_syncs_read_only(platforms: Platforms, merchant
     ship(po)
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
     client.force_login(staff_create(merchant=merchant, username="owner", password="pw-long-enough-1", role="owner"))
-    page = client.get("/admin/platforms/shipmentsync/")
+    page = client.get("/admin/platforms/platformorder/?ship_state__exact=pushed")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "发货同步" in html and po.external_id in html and "pushed" in html
-    assert client.post(f"/admin/platforms/shipmentsync/{po.pk}/change/", {}).status_code == 403
+    assert "发货回传" in html and po.external_id in html and "pushed" in html
+    assert client.post(f"/admin/platforms/platformorder/{po.pk}/change/", {}).status_code == 403

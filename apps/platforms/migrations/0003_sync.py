@@ -13,19 +13,6 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ShipmentSync',
-            fields=[
-            ],
-            options={
-                'verbose_name': 'shipment sync',
-                'verbose_name_plural': 'shipment syncs',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
-            },
-            bases=('platforms.platformorder',),
-        ),
-        migrations.CreateModel(
             name='PlatformSkuLink',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
