@@ -24,15 +24,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from apps.catalog import window
 from apps.catalog.models import SKU, Listing
 from apps.core.redis import get_client
 from apps.orders.errors import InvalidTransition
-from apps.orders.models import Order, OrderStatus
-from apps.orders.services.imports import ImportedOrder, ImportLine, order_import
+from apps.orders.models import Order, OrderLine, OrderStatus
+from apps.orders.services.imports import ImportedOrder, ImportLine, order_import, order_lines_cover
 from apps.orders.services.state_machine import TRANSITIONS
 from apps.orders.services.transitions import order_transition
 
@@ -162,7 +162,10 @@ def live_listing(*, merchant_id: int, sku_id: int, platform: str) -> Listing | N
 
 
 def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
-    """Bring the platform order (and ours) to the detail's state (see the module docstring)."""
+    """Bring the platform order (and ours) to the detail's state (see the module docstring). The
+    import runs in its own short transaction, outside the platform order's lock: the listing and
+    stock rows are held only as long as a storefront order holds them (it is idempotent on the
+    key, so two workers importing the same order make one)."""
     with transaction.atomic():
         po, _ = PlatformOrder.objects.get_or_create(
             shop=shop, external_id=detail.order_id, defaults={"platform": shop.platform}
@@ -170,11 +173,17 @@ def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
         po = PlatformOrder.objects.select_for_update().get(pk=po.pk)
         if po.event_at and detail.updated_at and detail.updated_at < po.event_at:
             return po  # an older state than the one applied: nothing to do
+        needs_import = po.order_id is None and detail.status not in ("cancelled", "refunded")
+    imported = _import(shop, detail) if needs_import else None
+    with transaction.atomic():
+        po = PlatformOrder.objects.select_for_update().get(pk=po.pk)
+        if po.event_at and detail.updated_at and detail.updated_at < po.event_at:
+            return po  # a newer state was applied meanwhile
         po.status, po.platform_status = detail.status, str(detail.platform_status or "")[:40]
         po.event_at = detail.updated_at or po.event_at
         po.detail = detail.raw
-        if po.order_id is None and detail.status not in ("cancelled", "refunded"):
-            _import(shop, po, detail)
+        if imported is not None and po.order_id is None:
+            _record_import(po, imported)
         if po.order_id is not None:
             try:
                 order_advance(po.order_id, TARGETS.get(detail.status, ""), actor=shop.platform)
@@ -184,7 +193,9 @@ def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
     return po
 
 
-def _import(shop: PlatformShop, po: PlatformOrder, detail: CanonicalOrder) -> None:
+def _import(shop: PlatformShop, detail: CanonicalOrder) -> dict[str, Any]:
+    """Map the lines and import the order: ``{"unmapped": [...]}`` or ``{"result": ImportResult,
+    "units": [...]}`` (each line's quantity, for the short units)."""
     lines: list[ImportLine] = []
     unmapped: list[dict[str, Any]] = []
     session_id = None
@@ -213,16 +224,15 @@ def _import(shop: PlatformShop, po: PlatformOrder, detail: CanonicalOrder) -> No
             )
         )
     if unmapped or not lines:
-        po.exception = PlatformOrder.Problem.UNMAPPED
-        po.exception_detail = {"unmapped": unmapped}
-        return
+        return {"unmapped": unmapped}
     buyer = str(detail.buyer_id or detail.order_id)
     receiver = detail.receiver or {}
     result = order_import(
         imported=ImportedOrder(
             merchant_id=shop.merchant_id,
             channel=shop.platform,
-            key=f"{shop.platform}:{shop.shop_id}:{detail.order_id}",
+            # "·" is not printable ASCII: no API client's Idempotency-Key can take a platform's key
+            key=f"{shop.platform}·{shop.shop_id}·{detail.order_id}",
             buyer_external_id=f"{shop.platform}:{buyer}"[:100],
             buyer_name=str(receiver.get("name") or "")[:100],
             buyer_phone=str(receiver.get("phone") or receiver.get("mobile") or "")[:32],
@@ -232,10 +242,19 @@ def _import(shop: PlatformShop, po: PlatformOrder, detail: CanonicalOrder) -> No
             session_id=session_id,
         )
     )
+    return {"result": result, "units": [line.quantity for line in lines]}
+
+
+def _record_import(po: PlatformOrder, imported: dict[str, Any]) -> None:
+    if "unmapped" in imported:
+        po.exception = PlatformOrder.Problem.UNMAPPED
+        po.exception_detail = {"unmapped": imported["unmapped"]}
+        return
+    result = imported["result"]
     po.order = result.order
     if result.short:
         po.exception = PlatformOrder.Problem.OVERSOLD
-        po.oversold_units = sum(lines[i].quantity for i in result.short)
+        po.oversold_units = sum(imported["units"][i] for i in result.short)
         po.exception_detail = {"short_lines": result.short}
     elif po.exception == PlatformOrder.Problem.UNMAPPED:  # mapped since: resolved by the import
         po.exception, po.resolved_at = "", timezone.now()
@@ -275,9 +294,21 @@ def _path(current: str, goal: str) -> list[str]:
 
 
 def platform_order_retry(po: PlatformOrder) -> PlatformOrder:
-    """Fetch the order's detail again and apply it (after a SKU was mapped, or a failure): what the
-    exception queue's "retry" does."""
+    """What the exception queue's "retry" does: cover an oversold order's short lines from stock
+    as far as it now allows, then fetch the order's detail again and apply it (imports an order
+    whose SKU was mapped since)."""
     shop = PlatformShop.objects.get(pk=po.shop_id)
+    order_id = po.order_id
+    if po.exception == PlatformOrder.Problem.OVERSOLD and order_id is not None:
+        left = order_lines_cover(order_id=order_id, actor=shop.platform)
+        with transaction.atomic():
+            po = PlatformOrder.objects.select_for_update().get(pk=po.pk)
+            po.oversold_units = (
+                OrderLine.objects.filter(order_id=order_id, reserved=False).aggregate(n=Sum("quantity"))["n"] or 0
+            )
+            if not left:
+                po.exception, po.resolved_at = "", timezone.now()
+            po.save()
     with client_for(shop) as client:
         detail = client.order_detail(po.external_id)
     return apply_detail(shop, detail)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Sum
 
 from apps.catalog import window
 from apps.catalog.events import publish_listing
@@ -31,11 +32,14 @@ def gate_meta_for(listing: Listing) -> gate.GateMeta:
 
 def live_holds(listing_id: int) -> list[tuple[str, str, int]]:
     """(hold id, buyer key, units) of every order that holds units of the listing."""
-    rows = OrderLine.objects.filter(listing_id=listing_id, order__status__in=LIVE_STATUSES).values_list(
-        "order__public_id", "order__buyer__external_id", "quantity", "order__channel"
+    rows = (
+        OrderLine.objects.filter(listing_id=listing_id, order__status__in=LIVE_STATUSES)
+        .values_list("order__public_id", "order__buyer__external_id", "order__channel")
+        .annotate(units=Sum("quantity"))  # one hold per order: a platform order may have two lines here
+        .order_by()
     )
     # A sales platform's order is held for the buyer "*" (reserve.lua: no per-buyer limit).
-    return [(pid, "*" if ch in PLATFORM_CHANNELS else buyer_key(ext), qty) for pid, ext, qty, ch in rows]
+    return [(pid, "*" if ch in PLATFORM_CHANNELS else buyer_key(ext), qty) for pid, ext, ch, qty in rows]
 
 
 def gate_rebuild(listing_id: int) -> bool:
