@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
@@ -21,6 +22,7 @@ from apps.catalog.models import Listing
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
+from apps.orders import hooks
 
 from . import processing, services
 from .models import (
@@ -383,3 +385,16 @@ class InboxMessageAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def order_platform_panel(request: HttpRequest, order: Any) -> str:
+    """The order page's platform panel: which shop and platform order it is, its exception (short
+    units), its shipment sync. Empty for orders of our own channels."""
+    po = PlatformOrder.objects.filter(order_id=order.pk).select_related("shop").first()
+    if po is None:
+        return ""
+    return render_to_string("admin/platforms/order_platform_panel.html", {"po": po}, request=request)
+
+
+if order_platform_panel not in hooks.registry.order_page_panels:
+    hooks.registry.order_page_panels.append(order_platform_panel)

@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
+from django.test import Client
 
 from apps.inventory.models import Stock
 from apps.inventory.services import stock_adjust
+from apps.merchants.services import staff_create
 from apps.orders.errors import InvalidTransition
 from apps.orders.models import Order, OrderLine, OrderStatus
 from apps.orders.services.transitions import order_transition
@@ -229,6 +231,15 @@ def test_an_oversold_platform_order_is_accepted_flagged_and_holds_nothing_it_doe
     assert Stock.objects.get(sku=sku).reserved == reserved_units
     assert all(po.order.status == OrderStatus.PAID for po in pos)  # the platform's word: paid
     assert_consistent(listing.pk)
+    # the order page says where it came from and what is short
+    staff = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    staff.force_login(staff_create(merchant=merchant, username="op", password="pw-long-enough-1", role="operator"))
+    page = staff.get(f"/admin/orders/order/{oversold[0].order_id}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "销售平台" in html and oversold[0].external_id in html
+    assert "未被库存覆盖" in html and 'data-exception="oversold"' in html
+    queue = staff.get("/admin/platforms/platformorder/?exception__exact=oversold").content.decode()
+    assert all(po.external_id in queue for po in oversold)
     short_order = oversold[0].order
     order_transition(public_id=short_order.public_id, to=OrderStatus.CONFIRMED, actor="staff:1")
     with pytest.raises(InvalidTransition):
