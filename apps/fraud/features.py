@@ -69,10 +69,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "account_age_log",  # log10(1 + days from account creation to the order); -1 unknown
     "account_age_missing",
     "phone_missing",
-    "device_missing",  # a client described, without a device id (0 when no client at all)
+    "device_missing",
     "address_missing",
     # client
-    "client_missing",  # relayed without the buyer's IP, device or user agent (a tool, a platform)
     *(f"ua_{c}" for c in UA_CLASSES),
     # quantity
     "quantity",
@@ -240,14 +239,12 @@ def order_features(order: OrderFacts, nb: Neighbourhood) -> dict[str, float]:
     f["account_age_log"] = _log10p(age) if age is not None else MISSING
     f["account_age_missing"] = float(age is None)
     f["phone_missing"] = float(not order.phone_key)
-    no_client = not (order.ip or order.device or order.user_agent)
-    f["device_missing"] = float(not order.device and not no_client)
+    f["device_missing"] = float(not order.device)
     f["address_missing"] = float(not order.address_key)
     # client
-    f["client_missing"] = float(no_client)
     ua = classify_user_agent(order.user_agent)
     for c in UA_CLASSES:
-        f[f"ua_{c}"] = float(ua == c and not no_client)
+        f[f"ua_{c}"] = float(ua == c)
     # quantity
     limit = max(1, order.limit)
     f["quantity"] = float(order.quantity)
@@ -301,7 +298,7 @@ def order_features(order: OrderFacts, nb: Neighbourhood) -> dict[str, float]:
     # the network
     f["ip_buyers_log"] = _log2p(nb.ip_buyers)
     f["ip24_buyers_log"] = _log2p(nb.ip24_buyers)
-    f["ip_missing"] = float(not order.ip and not no_client)
+    f["ip_missing"] = float(not order.ip)
     return f
 
 

@@ -172,7 +172,11 @@ def score_order(order_id: int, *, relink: bool = True) -> RiskAssessment | None:
     reasons: list[dict[str, Any]] = [
         rule_reason(code, value) for code, value in rules.get("hits") or [] if code != "hoarding"
     ]
-    model = load_model() if policy.model_mode != RuleMode.OFF else None
+    # An order relayed with nothing of the buyer's client (a streamer tool sending no ``client``, a
+    # sales platform's order) is left to the rules: the model learnt from described clients and
+    # reads a missing one as a bot's (docs/fraud.md, "Orders relayed without a client").
+    described = bool(facts.ip or facts.device or facts.user_agent)
+    model = load_model() if policy.model_mode != RuleMode.OFF and described else None
     score = model.score(features) if model is not None else None
     threshold = policy.review_score if policy.review_score is not None else (model.threshold if model else None)
     flagged = score is not None and threshold is not None and score >= threshold
@@ -199,7 +203,13 @@ def score_order(order_id: int, *, relink: bool = True) -> RiskAssessment | None:
         "decision": decision,
         "score": None if score is None else round(score, 2),
         "reasons": reasons[:5],
-        "facts": {**asdict(facts), "rules": rules, "model_flagged": flagged, "model_mode": policy.model_mode},
+        "facts": {
+            **asdict(facts),
+            "rules": rules,
+            "model_flagged": flagged,
+            "model_mode": policy.model_mode,
+            "model_skipped": "" if described else "no_client",
+        },
         "features": features,
         "model_version": model.version if model is not None else "",
     }

@@ -224,14 +224,8 @@ def test_missing_signals_get_their_flags_and_sentinels() -> None:
     f = order_features(o, Neighbourhood(linked=()))  # the order itself is added when absent
     assert f["account_age_missing"] == 1.0 and f["account_age_log"] == -1.0
     assert f["since_open_missing"] == 1.0 and f["since_open_log"] == -1.0
-    assert f["phone_missing"] == f["address_missing"] == 1.0
-    # no IP, device or user agent at all: a relayed order (a tool, a platform), not a client that
-    # hid its device; the client's own missing-flags stay 0
-    assert f["client_missing"] == 1.0
-    assert f["device_missing"] == f["ip_missing"] == f["ua_missing"] == 0.0
-    described = order("y", "buyer", ip="1.2.3.4")  # a client without a device id or user agent
-    g = order_features(described, Neighbourhood(linked=()))
-    assert g["client_missing"] == 0.0 and g["device_missing"] == g["ua_missing"] == 1.0 and g["ip_missing"] == 0.0
+    assert f["phone_missing"] == f["device_missing"] == f["address_missing"] == f["ip_missing"] == 1.0
+    assert f["ua_missing"] == 1.0
     assert f["paid_known"] == 0.0 and f["paid_after_log"] == -1.0
     assert f["cluster_buyers"] == 1.0 and f["cluster_orders"] == 1.0
 

@@ -192,30 +192,3 @@ def test_the_shipped_default_model_on_a_show_it_has_not_seen() -> None:
     assert view.abuse.orders > 150 and view.genuine.orders > 1000
     assert view.abuse.rate >= 0.85, format_report(report)
     assert view.genuine.rate <= 0.02, format_report(report)
-
-
-def test_the_shipped_default_model_on_orders_relayed_without_a_client() -> None:
-    """A tool (or a platform) that describes nothing of the buyer's client and knows no account
-    age: genuine buyers are not held for the missing signals, and abuse is still caught by what
-    links it (phones, addresses, drop points, timing)."""
-    from dataclasses import replace
-
-    from apps.fraud.simulation import SimulationConfig
-
-    model = read_model(DEFAULT_MODEL_PATH)
-    config = replace(random_config(HELD_OUT_SEED, n_orders=2000), relayed_share=1.0)
-    assert isinstance(config, SimulationConfig)
-    pairs = show_facts(config)
-    assert all(not (f.ip or f.device or f.user_agent) and f.registered_ms is None for f, _ in pairs)
-    report = evaluate(
-        model, [HELD_OUT_SEED], 2000, views={"5s after placing": 5_000}, pairs_by_seed={HELD_OUT_SEED: pairs}
-    )
-    view = report.views["5s after placing"]
-    assert view.genuine.orders > 1000 and view.abuse.orders > 150
-    assert view.genuine.rate <= 0.01, format_report(report)
-    assert view.abuse.rate >= 0.6, format_report(report)
-    # one genuine buyer through a tool, alone on its phone and address, a few seconds after the
-    # opening: an ordinary score (the README's example order)
-    fan_pairs = [(f, lab) for f, lab in pairs if lab.kind == GENUINE]
-    rows = [r for r, _ in feature_rows(fan_pairs[:1], delay_ms=0)]
-    assert model.score(rows[0]) < model.threshold

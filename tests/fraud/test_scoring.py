@@ -229,3 +229,21 @@ def test_an_order_that_cannot_be_scored_gets_the_rules_verdict_and_stops_holding
     assert int(scoring.get_client().get(scoring.WATERMARK_KEY)) >= bad_pk  # it no longer holds the scan back
     assert scoring.score_pending() == 0
     assert not scoring.get_client().hexists(scoring.FAILURES_KEY, str(bad_pk))
+
+
+def test_an_order_relayed_without_a_client_is_left_to_the_rules(merchant, token, listing):
+    """A streamer tool that describes nothing of the buyer's client (and a sales platform's order)
+    is not scored by the model, which reads a missing client as a bot's: the rules decide, and
+    the assessment says why."""
+    b = body(listing, 1)
+    del b["client"]
+    del b["buyer"]["registered_at"]
+    status, order = post(token, b, "relayed")
+    assert status == 201, order
+    assert scoring.score_pending() == 1
+    a = RiskAssessment.objects.get(public_id=order["id"])
+    assert (a.decision, a.score, a.model_version) == (Decision.ALLOW, None, "")
+    assert a.facts["model_skipped"] == "no_client"
+    described = post(token, body(listing, 2), "described")[1]["id"]
+    scoring.score_pending()
+    assert RiskAssessment.objects.get(public_id=described).score is not None  # the model scores the rest
