@@ -95,7 +95,14 @@ def mark_on_commit(member: str, *, merchant_id: int | None) -> None:
 
 
 def queue_drain() -> None:
-    """Queue a drain; the caller holds the lease (released here if queueing fails)."""
+    """Queue a drain; the caller holds the lease (released here if queueing fails, or when
+    ``PLATFORM_STOCK_DRAIN_QUEUE`` is off: the tests drain explicitly, never inline in a request)."""
+    if not settings.PLATFORM_STOCK_DRAIN_QUEUE:
+        try:
+            get_client().delete(KEY_LEASE)
+        except Exception:  # noqa: BLE001
+            pass
+        return
     try:
         async_task("apps.platforms.tasks.stock_drain_task", q_options={"task_name": f"stock sync {token_hex(4)}"})
     except Exception:  # noqa: BLE001 - the sweep drains within a minute

@@ -454,3 +454,5 @@ EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))
 # Sales platforms (apps/platforms): inbox processing is kicked after each stored message (a worker
 # task; the minute schedule catches up).
 PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "1") == "1"
+# A marked stock change queues a drain task (apps/platforms/stock_sync.queue_drain).
+PLATFORM_STOCK_DRAIN_QUEUE = os.environ.get("PLATFORM_STOCK_DRAIN_QUEUE", "1") == "1"

@@ -43,3 +43,7 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the tests' receiver listens on 127.0.0.1
 FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "0") == "1"
 # Platform inbox processing is run explicitly by tests (processing.process_pending).
 PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "0") == "1"
+# Stock drains run when a test asks (stock_drain): with synchronous tasks a queued drain would run
+# inside the request that marked it, calling platforms (the tenancy world's shops point at the
+# real gateways, unreachable here) for up to its whole budget.
+PLATFORM_STOCK_DRAIN_QUEUE = os.environ.get("PLATFORM_STOCK_DRAIN_QUEUE", "0") == "1"
