@@ -252,10 +252,17 @@ def _record_import(po: PlatformOrder, imported: dict[str, Any]) -> None:
         return
     result = imported["result"]
     po.order = result.order
-    if result.short:
+    # From the order's lines, not from this call's result: a concurrent worker may have imported
+    # the order (this call then found it, with nothing short of its own to report).
+    short = list(
+        OrderLine.objects.filter(order_id=result.order.pk, reserved=False)
+        .order_by("pk")
+        .values_list("quantity", flat=True)
+    )
+    if short:
         po.exception = PlatformOrder.Problem.OVERSOLD
-        po.oversold_units = sum(imported["units"][i] for i in result.short)
-        po.exception_detail = {"short_lines": result.short}
+        po.oversold_units = sum(short)
+        po.exception_detail = {"short_lines": len(short)}
     elif po.exception == PlatformOrder.Problem.UNMAPPED:  # mapped since: resolved by the import
         po.exception, po.resolved_at = "", timezone.now()
 
