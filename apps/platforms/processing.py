@@ -194,8 +194,7 @@ def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
 
 
 def _import(shop: PlatformShop, detail: CanonicalOrder) -> dict[str, Any]:
-    """Map the lines and import the order: ``{"unmapped": [...]}`` or ``{"result": ImportResult,
-    "units": [...]}`` (each line's quantity, for the short units)."""
+    """Map the lines and import the order: ``{"unmapped": [...]}`` or ``{"result": ImportResult}``."""
     lines: list[ImportLine] = []
     unmapped: list[dict[str, Any]] = []
     session_id = None
@@ -242,7 +241,7 @@ def _import(shop: PlatformShop, detail: CanonicalOrder) -> dict[str, Any]:
             session_id=session_id,
         )
     )
-    return {"result": result, "units": [line.quantity for line in lines]}
+    return {"result": result}
 
 
 def _record_import(po: PlatformOrder, imported: dict[str, Any]) -> None:

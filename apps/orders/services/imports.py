@@ -70,14 +70,6 @@ class ImportResult:
     created: bool
     short: list[int] = field(default_factory=list)  # indexes of the lines that hold no stock
 
-    @property
-    def short_units(self) -> int:
-        return sum(self.order_lines[i].quantity for i in self.short) if self.short else 0
-
-    @property
-    def order_lines(self) -> list[OrderLine]:
-        return list(self.order.lines.order_by("pk"))
-
 
 class _Short(Exception):  # noqa: N818 - rolls back one line's savepoint
     pass
