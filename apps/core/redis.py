@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -99,15 +100,49 @@ class LuaScript:
         self._scripts: dict[int, Script] = {}
 
     def __call__(self, keys: list[str], args: list[Any], client: Any | None = None) -> Any:
+        self.check_keys(keys)
+        client = client or get_client()
+        # redis-py's Script handles NOSCRIPT by loading the source and retrying.
+        return self.script_for(client)(keys=keys, args=args, client=client)
+
+    def check_keys(self, keys: list[str]) -> None:
         if len(keys) not in self.numkeys:
             raise ValueError(f"{self.path.name} takes {' or '.join(map(str, self.numkeys))} keys, got {len(keys)}")
-        client = client or get_client()
+
+    def script_for(self, client: Any) -> Script:
         script = self._scripts.get(id(client))
         if script is None:
             script = client.register_script(_script_source(str(self.path)))
             self._scripts[id(client)] = script
-        # redis-py's Script handles NOSCRIPT by loading the source and retrying.
-        return script(keys=keys, args=args, client=client)
+        return script
+
+
+ScriptCall = tuple[LuaScript, list[str], list[Any]]
+"""A script, its keys and its arguments: one call of :func:`run_together`."""
+
+
+def run_together(calls: list[ScriptCall], client: Any | None = None) -> list[Any]:
+    """Run scripts in one round trip (a pipeline without MULTI: each script is atomic on its own,
+    they run in order, and their keys may lie in different slots). Returns each call's reply, or
+    the error it raised as an exception instance (a script's own error; a script Redis has
+    forgotten, after a restart, is loaded and run again alone). A connection failure raises for
+    all of them. Unlike redis-py's pipelined ``Script``, no ``SCRIPT EXISTS``
+    round trip precedes the calls."""
+    client = client or get_client()
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        script.check_keys(keys)
+        pipe.evalsha(script.script_for(client).sha, len(keys), *keys, *args)
+    replies = pipe.execute(raise_on_error=False)
+    out: list[Any] = []
+    for (script, keys, args), reply in zip(calls, replies, strict=True):
+        if isinstance(reply, NoScriptError):
+            try:
+                reply = script(keys, args, client=client)
+            except redis.RedisError as exc:
+                reply = exc
+        out.append(reply)
+    return out
 
 
 def is_redis_error(exc: BaseException) -> bool:

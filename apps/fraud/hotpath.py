@@ -1,14 +1,15 @@
 """Risk control on the hot path: the placement guard (``apps.orders.hooks.registry.guard``).
 
-One Redis call per attempt (``lua/check.lua``), before the stock gate, and nothing from the
-database: the script counts the attempt and returns the counters; the merchant's rules (from
-process memory, ``rules.merchant_rules``) are applied to them here, with the user agent's class
-and the account's age. The script remembers the counters it returned for the order's public id,
+One Redis script per attempt (``lua/check.lua``), sent in one round trip with the stock gate's
+reserve (``GuardCall``: the order service runs both), and nothing from the database: the script
+counts the attempt and returns the counters; the merchant's rules (from process memory,
+``rules.merchant_rules``) are applied to them here, with the user agent's class and the
+account's age. The script remembers the counters it returned for the order's public id,
 so a retry of the same Idempotency-Key gets the same verdict and counts nothing twice.
 
 - ``block``: raises ``RiskBlocked`` (403 ``risk_blocked``, ``extra.reasons``); the order service
-  has held nothing and writes nothing. The attempt is recorded as a ``RiskAssessment`` without an
-  order (once per public id).
+  gives back the units the gate held for the attempt and writes nothing. The attempt is recorded
+  as a ``RiskAssessment`` without an order (once per public id).
 - ``review``: the order is placed; the verdict is stored with its signals and the scorer holds it
   for review once paid.
 - a ``short_window`` rule (or a review verdict) places the order with the policy's short payment
@@ -35,7 +36,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from apps.core.redis import LuaScript, is_redis_error
-from apps.orders.hooks import GuardVerdict
+from apps.orders.hooks import GuardCall, GuardVerdict
 from apps.orders.placement.gate.keys import buyer_key
 
 from .errors import RiskBlocked
@@ -107,8 +108,8 @@ def _client_metrics(req: Any, limit: int, now: datetime) -> dict[str, int]:
     }
 
 
-def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
-    """One ``check.lua`` call: (replay, the counters the rules read)."""
+def check_call(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The ``check.lua`` call's keys and arguments for an attempt."""
     tag = risk_tag(info.session_id, info.id)
     set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
     device = next((value for dim, value in dims if dim == "dev"), "")
@@ -116,7 +117,12 @@ def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str
     args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device]
     for dim, value in dims:
         args += [dim, value]
-    numbers = _check(keys, args)
+    return keys, args
+
+
+def read_counters(numbers: list[Any], dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """``check.lua``'s reply: (replay, the counters the rules read)."""
+    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
     replay, values = bool(numbers[0]), iter(numbers[1:])
     if replay and len(numbers) - 1 != 2 * len(dims) + len(set_dims) + 1:
         # A retry of the key with other signals (a device id it lacked before...): the numbers
@@ -131,6 +137,12 @@ def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str
         metrics[f"{dim}.b"] = int(next(values))
     metrics["early"] = int(next(values))
     return replay, metrics
+
+
+def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
+    """One ``check.lua`` call on its own: (replay, the counters the rules read)."""
+    keys, args = check_call(info, req, public_id, dims)
+    return read_counters(_check(keys, args), dims)
 
 
 def apply_rules(rules: Any, metrics: dict[str, int]) -> tuple[str, list[list[Any]], list[list[Any]], bool]:
@@ -155,17 +167,39 @@ def apply_rules(rules: Any, metrics: dict[str, int]) -> tuple[str, list[list[Any
     return decision, hits, dry, short
 
 
-def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict:
-    """The placement guard: see the module docstring."""
-    rules = merchant_rules(info.merchant_id)
+def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardCall:
+    """The placement guard (see the module docstring): the attempt's ``check.lua`` call, which
+    the order service runs in one round trip with the gate's reserve, and its judge."""
     dims = attempt_dims(req)
+    keys, args = check_call(info, req, public_id, dims)
+
+    def judge(reply: Any) -> GuardVerdict:
+        return judge_attempt(info, req, public_id, dims, reply)
+
+    return GuardCall(script=_check, keys=keys, args=args, judge=judge)
+
+
+def risk_verdict(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict:
+    """The guard's verdict with its script call on its own (one round trip)."""
+    call = risk_guard(info=info, req=req, public_id=public_id, channel=channel)
     try:
-        replay, metrics = count_attempt(info, req, public_id, dims)
+        reply = call.script(call.keys, call.args)
     except Exception as exc:
         if not is_redis_error(exc):
             raise
+        reply = exc
+    return call.judge(reply)
+
+
+def judge_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]], reply: Any) -> GuardVerdict:
+    """The merchant's rules over ``check.lua``'s reply (or the Redis error its call raised)."""
+    if isinstance(reply, BaseException):
+        if not is_redis_error(reply):
+            raise reply
         log.warning("risk rules skipped: redis unavailable", extra={"listing": info.id})
         return GuardVerdict(rules={"decision": Decision.ALLOW, "unavailable": True})
+    replay, metrics = read_counters(reply, dims)
+    rules = merchant_rules(info.merchant_id)
     metrics.update(_client_metrics(req, info.per_buyer_limit, datetime.now(UTC)))
     decision, hits, dry, short = apply_rules(rules, metrics)
     stored: dict[str, Any] = {"decision": decision, "hits": hits, "dry": dry, "metrics": metrics}

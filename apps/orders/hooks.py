@@ -22,7 +22,20 @@ order_changed = Signal()
 
 # --- risk control (apps/fraud registers these in its AppConfig.ready) ---------------------------
 class PlacementGuard(Protocol):
-    def __call__(self, *, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict: ...
+    def __call__(self, *, info: Any, req: Any, public_id: str, channel: str) -> GuardCall: ...
+
+
+@dataclass(frozen=True)
+class GuardCall:
+    """The guard's one Redis script call for an attempt (``script``, an ``apps.core.redis.LuaScript``,
+    with its ``keys`` and ``args``), which ``order_place`` runs in the same round trip as the
+    gate's reserve, and ``judge``: given the script's reply, or the Redis error the call raised,
+    it returns the verdict or raises the refusal."""
+
+    script: Any
+    keys: list[str]
+    args: list[Any]
+    judge: Callable[[Any], GuardVerdict]
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,11 @@ class _Registry:
 
 
 registry = _Registry()
-"""- ``guard``: called by ``order_place`` before the stock gate with the listing's ``ListingInfo``,
-  the ``OrderRequest``, the order's public id and its channel; raises an ``ApplicationError`` to
-  refuse the order (nothing held, nothing written by orders), else returns a ``GuardVerdict``.
+"""- ``guard``: called by ``order_place`` with the listing's ``ListingInfo``, the ``OrderRequest``,
+  the order's public id and its channel; returns a ``GuardCall``: its script runs in one round
+  trip with the gate's reserve, then its ``judge`` raises an ``ApplicationError`` to refuse the
+  order (the units the gate held are given back; orders writes nothing), else returns a
+  ``GuardVerdict``.
 - ``closed(info=, req=, public_id=)``: told when the gate refused an attempt because the listing was not
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None

@@ -47,13 +47,14 @@ def _install() -> None:
 
     fastpath._handle = _timed("request handler (worker thread)", fastpath._handle)
     service.listing_info = _timed("listing_info", service.listing_info)
-    gate.gate_reserve = _timed("stock gate (reserve.lua call)", gate.gate_reserve)
+    gate.gate_reserve = _timed("stock gate alone (reserve.lua call)", gate.gate_reserve)
+    service.run_together = _timed("guard + stock gate (check.lua, reserve.lua: one trip)", service.run_together)
     if hooks.registry.guard is not None:
-        hooks.registry.guard = _timed("risk guard, all of it", hooks.registry.guard)
+        hooks.registry.guard = _timed("guard: its call prepared (attempt_dims inside)", hooks.registry.guard)
     hotpath.attempt_dims = _timed("guard: attempt_dims (normalisers)", hotpath.attempt_dims)
+    hotpath.judge_attempt = _timed("guard: judging the counters", hotpath.judge_attempt)
     hotpath._client_metrics = _timed("guard: user agent, account age", hotpath._client_metrics)
     hotpath.merchant_rules = _timed("guard: merchant_rules", hotpath.merchant_rules)
-    hotpath._check = _timed("guard: check.lua call", hotpath._check)  # type: ignore[assignment]  # a LuaScript's call
 
 
 def _dump(path: str) -> None:

@@ -96,9 +96,10 @@ def bodies_digest(bodies: list[dict[str, Any]]) -> str:
 
 
 def guard_cost(listing: int, first: int, n: int) -> dict[str, float]:
-    """Call the placement guard (``apps.fraud.hotpath.risk_guard``) for ``n`` new buyers on
-    ``listing``, one after another in this process, against the benchmark's Redis; the guard's
-    time per attempt and the part of it spent in its one script call (p50 / p99 / mean, µs)."""
+    """Call the placement guard on its own (``apps.fraud.hotpath.risk_verdict``: its script in a
+    round trip of its own, not with the gate's) for ``n`` new buyers on ``listing``, one after
+    another in this process, against the benchmark's Redis; the guard's time per attempt and the
+    part of it spent in its one script call (p50 / p99 / mean, µs)."""
     from apps.catalog.selectors import listing_info
     from apps.fraud import hotpath
     from apps.orders.placement.links import new_public_id
@@ -123,7 +124,7 @@ def guard_cost(listing: int, first: int, n: int) -> dict[str, float]:
         for i, req in enumerate(reqs):
             public_id = new_public_id(merchant_id=info.merchant_id, idempotency_key=f"guard-{first + i}")
             t0 = time.perf_counter()
-            verdict = hotpath.risk_guard(info=info, req=req, public_id=public_id, channel="api")
+            verdict = hotpath.risk_verdict(info=info, req=req, public_id=public_id, channel="api")
             total.append(time.perf_counter() - t0)
             if verdict.rules.get("hits"):
                 raise SystemExit(f"a rule fired on a benchmark buyer: {verdict.rules}")

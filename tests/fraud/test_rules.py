@@ -219,15 +219,53 @@ def test_counters_are_per_show(merchant, token):
 
 
 def test_redis_gone_lets_the_order_through_and_says_so(merchant, token, listing, monkeypatch):
-    from apps.fraud import hotpath
+    from apps.orders.placement import service
 
     def down(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("redis is gone")
 
-    monkeypatch.setattr(hotpath, "_check", down)
+    # The round trip of the guard and the gate fails: the rules cannot count (the order says so),
+    # and the gate is asked again on its own (here it answers; were it gone, the database decides).
+    monkeypatch.setattr(service, "run_together", down)
     status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "down-1")
     assert status == 201
     assert rules_of(order["id"]) == {"decision": "allow", "unavailable": True}
+    state = gate_state(listing.pk)
+    assert state is not None and state["left"] == 199 and list(state["holds"]) == [order["id"]]
+
+
+def test_the_guard_and_the_gate_take_one_round_trip_and_survive_a_redis_that_forgot_its_scripts(
+    merchant, token, listing, monkeypatch
+):
+    from redis.connection import Connection
+
+    from apps.catalog.selectors import listing_info
+    from apps.core.redis import get_client
+    from apps.orders.placement import service
+    from apps.orders.placement.request import parse_order_request
+
+    sent: list[int] = []
+    real_send = Connection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(1)
+        return real_send(self, command, check_health)
+
+    info = listing_info(listing.pk)
+    assert info is not None
+    assert post(token, body(listing, 1), "warm")[0] == 201  # scripts loaded, gate built, rules cached
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    req = parse_order_request(body(listing, 2))
+    verdict, first = service._guard_with_gate(info, req, "p-one-trip", "api", buyer="b:buyer-2", remember=True)
+    assert len(sent) == 1  # one write to Redis for both scripts (and one read of both replies)
+    assert verdict.rules["decision"] == "allow" and verdict.rules["metrics"]["dev.l"] == 1
+    assert first is not None and first.status == "ok" and not first.replay and first.left == 198
+    # A Redis that restarted knows no script: both are loaded again and the attempt goes through.
+    monkeypatch.setattr(Connection, "send_packed_command", real_send)
+    get_client().script_flush()
+    status, order = post(token, body(listing, 3), "after-flush")
+    assert status == 201 and rules_of(order["id"])["decision"] == "allow"
+    assert rules_of(order["id"])["metrics"]["dev.l"] == 1
 
 
 def test_the_storefront_sets_and_reads_the_device_cookie_and_its_buyer_sees_a_plain_refusal(merchant):

@@ -1,8 +1,9 @@
 """``order_place``: may this order be placed? The Redis gate decides first, the database last.
 
-0. Risk control's guard (``hooks.registry.guard``, one Redis script) may refuse the attempt
-   (403 ``risk_blocked``: nothing held, no order) or shorten its payment window. On a listing
-   this process saw sold out within ``SOLD_OUT_HINT_S``, the gate answers first and the guard
+0. Risk control's guard (``hooks.registry.guard``, one Redis script) runs in the same round trip
+   as the gate's reserve, and is judged first: it may refuse the attempt (403 ``risk_blocked``:
+   the units the gate held go back, no order) or shorten its payment window. On a listing this
+   process saw sold out within ``SOLD_OUT_HINT_S``, the gate answers alone first and the guard
    runs only when it held units (and its refusal gives them back).
 1. The gate (``gate/lua/reserve.lua``) holds units for the order's public id (derived from the
    Idempotency-Key); ``sold_out``, ``closed`` and ``over_limit`` answer at once without touching
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, IntegrityError
 
 from apps.catalog.selectors import ListingInfo, listing_info
-from apps.core.redis import get_client, is_redis_error
+from apps.core.redis import get_client, is_redis_error, run_together
 from apps.orders import events as notify
 from apps.orders import hooks
 from apps.orders.errors import (
@@ -78,12 +79,15 @@ def order_place(
     # A listing this process saw sold out a moment ago: ask the gate first, so the flood of
     # attempts on a sold-out listing is answered without the risk guard's work; the guard runs
     # when the gate holds units (stock came back), and its refusal gives them back.
-    guard_first = not _sold_out_lately(info.id)
-    verdict = _guard(info, req, public_id, channel) if guard_first else None
     bkey = buyer_key(req.buyer_external_id)
     remember = idempotency_key is not None
+    verdict, first = None, None
+    if not _sold_out_lately(info.id) and hooks.registry.guard is not None:
+        verdict, first = _guard_with_gate(info, req, public_id, channel, buyer=bkey, remember=remember)
     try:
-        gate_said = _gate_hold(info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember)
+        gate_said = _gate_hold(
+            info, public_id=public_id, buyer=bkey, quantity=req.quantity, remember=remember, first=first
+        )
     except ListingClosed:
         if hooks.registry.closed is not None:
             hooks.registry.closed(info=info, req=req, public_id=public_id)
@@ -172,11 +176,46 @@ def _sold_out_lately(listing_id: int) -> bool:
 
 
 def _guard(info: ListingInfo, req: OrderRequest, public_id: str, channel: str) -> hooks.GuardVerdict:
-    """Risk control's say before the gate: raises its refusal, else its verdict."""
+    """Risk control's say, its script on its own: raises its refusal, else its verdict."""
     guard = hooks.registry.guard
     if guard is None:
         return _NO_VERDICT
-    return guard(info=info, req=req, public_id=public_id, channel=channel)
+    call = guard(info=info, req=req, public_id=public_id, channel=channel)
+    try:
+        reply = call.script(call.keys, call.args)
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        reply = exc
+    return call.judge(reply)
+
+
+def _guard_with_gate(
+    info: ListingInfo, req: OrderRequest, public_id: str, channel: str, *, buyer: str, remember: bool
+) -> tuple[hooks.GuardVerdict, gate.GateResult | None]:
+    """Risk control's script and the gate's first reserve in one round trip; then the guard's
+    judgement, before the gate's answer is read, so its refusal comes first (as if it had run
+    alone before the gate) and gives back the units the gate held. Returns the verdict and the
+    gate's answer (None when Redis failed: ``_gate_hold`` asks again and decides)."""
+    assert hooks.registry.guard is not None
+    call = hooks.registry.guard(info=info, req=req, public_id=public_id, channel=channel)
+    now_ms = int(time.time() * 1000)
+    reserve = gate.reserve_call(
+        info.id, hold_id=public_id, buyer=buyer, quantity=req.quantity, now_ms=now_ms, remember=remember
+    )
+    try:
+        guard_reply, gate_reply = run_together([(call.script, call.keys, call.args), reserve])
+    except Exception as exc:
+        if not is_redis_error(exc):
+            raise
+        guard_reply, gate_reply = exc, exc
+    first = None if isinstance(gate_reply, BaseException) else gate.reserve_result(gate_reply)
+    try:
+        verdict = call.judge(guard_reply)
+    except BaseException:
+        _release(info.id, public_id, first is not None and first.status == gate.OK and not first.replay)
+        raise
+    return verdict, first
 
 
 def _signals(req: OrderRequest, verdict: hooks.GuardVerdict) -> dict:
@@ -212,18 +251,29 @@ def _hold_is_the_orders(existing: Order | None, info: ListingInfo) -> bool:
 _HELD, _REPLAY, _SEEN, _NO_GATE = "held", "replay", "seen", "no_gate"
 
 
-def _gate_hold(info: ListingInfo, *, public_id: str, buyer: str, quantity: int, remember: bool) -> str:
-    """Ask the gate for a hold; raises the gate's refusal."""
+def _gate_hold(
+    info: ListingInfo,
+    *,
+    public_id: str,
+    buyer: str,
+    quantity: int,
+    remember: bool,
+    first: gate.GateResult | None = None,
+) -> str:
+    """Ask the gate for a hold (``first``: its answer already had, from the guard's round trip);
+    raises the gate's refusal."""
     try:
-        for _attempt in range(3):
-            result = gate.gate_reserve(
-                info.id,
-                hold_id=public_id,
-                buyer=buyer,
-                quantity=quantity,
-                now_ms=int(time.time() * 1000),
-                remember=remember,
-            )
+        for attempt in range(3):
+            result = first if attempt == 0 and first is not None else None
+            if result is None:
+                result = gate.gate_reserve(
+                    info.id,
+                    hold_id=public_id,
+                    buyer=buyer,
+                    quantity=quantity,
+                    now_ms=int(time.time() * 1000),
+                    remember=remember,
+                )
             if result.status == gate.OK:
                 return _REPLAY if result.replay else _HELD
             if result.status == gate.SEEN:

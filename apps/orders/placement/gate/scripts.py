@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.catalog.window import NOT_OPEN_MS
-from apps.core.redis import LuaScript, get_client, is_redis_error
+from apps.core.redis import LuaScript, ScriptCall, get_client, is_redis_error
 
 from .keys import listing_keys
 
@@ -120,12 +120,26 @@ def gate_reserve(
     idempotent replay of an order that was since cancelled or expired.
     Raises ``ValueError`` for a non-positive quantity, a Redis error if Redis is unreachable.
     """
+    script, keys, args = reserve_call(
+        listing_id, hold_id=hold_id, buyer=buyer, quantity=quantity, now_ms=now_ms, remember=remember
+    )
+    return reserve_result(script(keys, args, client=client))
+
+
+def reserve_call(
+    listing_id: int, *, hold_id: str, buyer: str, quantity: int, now_ms: int, remember: bool = False
+) -> ScriptCall:
+    """``gate_reserve``'s script call, to run with others in one round trip (``run_together``);
+    ``reserve_result`` reads its reply."""
     _positive("quantity", quantity)
-    args = [hold_id, buyer, str(quantity), str(int(now_ms))]
     keys = _keys3(listing_id)
     if remember:
         keys.append(listing_keys(listing_id)["seen"])
-    status, left, held, replay = _reserve(keys, args, client=client)
+    return _reserve, keys, [hold_id, buyer, str(quantity), str(int(now_ms))]
+
+
+def reserve_result(reply: Any) -> GateResult:
+    status, left, held, replay = reply
     return GateResult(status=status, left=int(left), held=int(held), replay=bool(replay))
 
 
