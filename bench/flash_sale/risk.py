@@ -149,6 +149,67 @@ def guard_cost(listing: int, first: int, n: int) -> dict[str, float]:
     }
 
 
+def hold_cost(listing_off: int, listing_on: int, first: int, n: int) -> dict[str, float]:
+    """What the rules add to an accepted order's Redis step, in this process (no HTTP, no queue,
+    no database): for ``n`` new buyers one after another, the gate's reserve alone on
+    ``listing_off`` (the order path with the rules off) and the guard with the gate's reserve
+    in one round trip, judged (``service._guard_with_gate``, the rules on) on ``listing_on``,
+    alternating, so both arms see the same machine. Each call holds a unit (the listings need
+    ``n`` units). Returns p50 / p99 / mean µs of both arms and of the per-buyer difference."""
+    from apps.catalog.selectors import listing_info
+    from apps.orders.placement import service
+    from apps.orders.placement.gate import scripts as gate
+    from apps.orders.placement.gate.keys import buyer_key
+    from apps.orders.placement.gate.rebuild import gate_rebuild
+    from apps.orders.placement.links import new_public_id
+    from apps.orders.placement.request import parse_order_request
+
+    off, on = listing_info(listing_off), listing_info(listing_on)
+    assert off is not None and on is not None
+    gate_rebuild(off.id)
+    gate_rebuild(on.id)
+    reqs = [parse_order_request(buyer_body(listing_on, first + i, prefix="hold")) for i in range(n)]
+    t_off: list[float] = []
+    t_on: list[float] = []
+    for i, req in enumerate(reqs):
+        pid_off = new_public_id(merchant_id=off.merchant_id, idempotency_key=f"hold-off-{first + i}")
+        pid_on = new_public_id(merchant_id=on.merchant_id, idempotency_key=f"hold-on-{first + i}")
+        bkey = buyer_key(req.buyer_external_id)
+        arms = [("off", pid_off), ("on", pid_on)] if i % 2 == 0 else [("on", pid_on), ("off", pid_off)]
+        for arm, pid in arms:
+            t0 = time.perf_counter()
+            if arm == "off":
+                result = gate.gate_reserve(
+                    off.id, hold_id=pid, buyer=bkey, quantity=1, now_ms=int(time.time() * 1000), remember=True
+                )
+                t_off.append(time.perf_counter() - t0)
+            else:
+                verdict, first_result = service._guard_with_gate(on, req, pid, "api", buyer=bkey, remember=True)
+                t_on.append(time.perf_counter() - t0)
+                result = first_result  # type: ignore[assignment]
+                if verdict.rules.get("hits"):
+                    raise SystemExit(f"a rule fired on a benchmark buyer: {verdict.rules}")
+            if result is None or result.status != gate.OK:
+                raise SystemExit(f"the gate did not hold a unit for a benchmark buyer: {result}")
+    warm = slice(min(200, n // 10), None)
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        s = sorted(xs)
+        return {
+            "p50_us": statistics.median(s) * 1e6,
+            "p99_us": s[min(len(s) - 1, int(0.99 * len(s)))] * 1e6,
+            "mean_us": statistics.fmean(s) * 1e6,
+        }
+
+    a, b = stats(t_off[warm]), stats(t_on[warm])
+    return {
+        "calls": len(t_off[warm]),
+        **{f"off_{k}": v for k, v in a.items()},
+        **{f"on_{k}": v for k, v in b.items()},
+        **{f"added_{k}": b[k] - a[k] for k in a},
+    }
+
+
 def paired(on: list[dict], off: list[dict], key: str, *, diff: bool = False) -> list[float]:
     """Per round, the on sale against the off sale of the same round: on/off, or on - off."""
     return [(a[key] - b[key]) if diff else a[key] / max(b[key], 1e-9) for a, b in zip(on, off, strict=True)]
@@ -254,6 +315,16 @@ def render_risk(risk: list[dict], guard: dict | None, args: Any, command: str) -
             f"{guard['guard_p99_us']:.0f} µs, mean {guard['guard_mean_us']:.0f} µs per attempt, of which the "
             f"script call (one round trip) p50 {guard['script_p50_us']:.0f} µs, p99 {guard['script_p99_us']:.0f} µs, "
             f"mean {guard['script_mean_us']:.0f} µs; Python around it {guard['python_mean_us']:.0f} µs on average."
+        )
+    hold = guard.get("hold") if guard else None
+    if hold:
+        lines.append(
+            f"\nThe Redis step of an accepted order, in one process without HTTP (`risk.hold_cost`, {hold['calls']} "
+            "new buyers one after another, the two arms alternating): the gate's reserve alone (rules off) p50 "
+            f"{hold['off_p50_us']:.0f} µs, p99 {hold['off_p99_us']:.0f} µs; the guard's script and the gate's "
+            f"reserve in one round trip, judged (rules on) p50 {hold['on_p50_us']:.0f} µs, p99 "
+            f"{hold['on_p99_us']:.0f} µs. **The rules add p50 {hold['added_p50_us']:+.0f} µs, p99 "
+            f"{hold['added_p99_us']:+.0f} µs** (mean {hold['added_mean_us']:+.0f} µs)."
         )
     return "\n".join(lines)
 

@@ -448,10 +448,13 @@ def main() -> None:
                 )
     guard = None
     if results["risk"]:
-        from bench.flash_sale.risk import guard_cost, render_risk
+        from bench.flash_sale.risk import guard_cost, hold_cost, render_risk
 
         _token, listing, _m, _w = make_fixture(quota=10, limit=1)
         guard = guard_cost(listing, first=0, n=5000)
+        _token, hold_off, _m, _w = make_fixture(quota=5000, limit=1)
+        _token, hold_on, _m, _w = make_fixture(quota=5000, limit=1)
+        guard["hold"] = hold_cost(hold_off, hold_on, first=0, n=5000)  # type: ignore[assignment]
         risk_report = render_risk(results["risk"], guard, args, command)
         print(risk_report)
         if not args.no_docs:
