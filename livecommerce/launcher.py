@@ -237,12 +237,62 @@ def start_children(host: str, port: int, env: dict[str, str]) -> list[subprocess
     ]
 
 
+SIMULATED_PLATFORMS = ("douyin", "kuaishou", "taobao")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the simulator binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def simulator_command(platform: str, port: int, setup: dict[str, object]) -> list[str]:
+    """``manage.py platform_simulator`` for one demo platform: the demo shop's credentials (its
+    defaults), pushes to the shop's push URL, a round of show traffic every so often. ``setup``
+    is what ``load_demo_platforms`` printed for the platform."""
+    command = [sys.executable, str(ROOT / "manage.py"), "platform_simulator", platform, "--port", str(port)]
+    if setup.get("push_url"):
+        command += ["--push-url", str(setup["push_url"])]
+    if setup.get("traffic"):
+        command += ["--traffic", json.dumps(setup["traffic"], ensure_ascii=False)]
+        command += ["--traffic-every", str(setup.get("traffic_every") or 40)]
+    return command
+
+
+def demo_platforms(base: str) -> dict[str, dict[str, object]]:
+    """Connect the demo merchant's platform shops to three simulators on free local ports (a
+    management command, like the rest of the demo data); what to start each simulator with."""
+    ports = {platform: free_port() for platform in SIMULATED_PLATFORMS}
+    args = [f"--simulator={platform}=http://127.0.0.1:{port}" for platform, port in ports.items()]
+    setup = json.loads(manage("load_demo_platforms", "--base-url", base, *args, capture=True))
+    for platform, port in ports.items():
+        setup[platform]["port"] = port
+    return setup
+
+
+def start_simulators(setup: dict[str, dict[str, object]], env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    started = []
+    for platform, info in setup.items():
+        proc = supervised(f"{platform} simulator", simulator_command(platform, int(str(info["port"])), info), env)
+        proc.simulator = True  # type: ignore[attr-defined]  # stopped after the system (stop_children)
+        started.append(proc)
+    return started
+
+
 def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
     """Ask each supervisor to stop its command (which stops its own forks, in order), then SIGKILL
-    each child's process group if anything is left after the grace period.
+    each child's process group if anything is left after the grace period. The platform
+    simulators stop last, once nothing of ours calls them any more.
 
     Only the supervisor gets the SIGTERM: signalling the whole group at once would also kill
     qcluster's sentinel under its main process, which then hangs until the SIGKILL."""
+    ours = [c for c in children if not getattr(c, "simulator", False)]
+    _stop_together(ours)
+    _stop_together([c for c in children if c not in ours])
+
+
+def _stop_together(children: list[subprocess.Popen[bytes]]) -> None:
     for c in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(c.pid, signal.SIGTERM)
@@ -300,21 +350,30 @@ def _run(opts: argparse.Namespace) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", LOCAL_SETTINGS)
     os.environ.setdefault("DATABASE_URL", runtime.default_database_url(VAR))
     os.environ["PYTHONUNBUFFERED"] = "1"  # log lines as they happen, also through a pipe
+    # The expiry sweeper and, with a Taobao shop (the demo has one), the TMC pull each hold a
+    # worker for most of every minute: with two workers, inbox processing, stock sync and risk
+    # scoring would wait for the gaps (platform orders arriving a minute late).
+    os.environ.setdefault("Q_WORKERS", "4")
     warning = bind_warning(opts.host, os.environ["DJANGO_SETTINGS_MODULE"])
     if warning:
         print(warning, file=sys.stderr, flush=True)
     base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
     with services("run"), runtime.published(_runtime_info(opts, base), VAR):
         manage("migrate", "--noinput", "-v", "0")
+        simulators: dict[str, dict[str, object]] = {}
         if opts.no_demo:
             merchants = json.loads(manage("listmerchants", "--json", capture=True))
         else:
             manage("load_demo")
+            simulators = demo_platforms(base)
             merchants = [{"slug": "demo"}]
         children = start_children(opts.host, opts.port, dict(os.environ))
         try:
             _wait_for_http(base + "/healthz", children[0])
-            print(banner(base, merchants, demo=not opts.no_demo), flush=True)
+            # after the server answers: their first pushes must not meet a closed port
+            children += start_simulators(simulators, dict(os.environ))
+            sim_urls = {p: f"http://127.0.0.1:{info['port']}" for p, info in simulators.items()}
+            print(banner(base, merchants, demo=not opts.no_demo, simulators=sim_urls), flush=True)
             if warning:
                 print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         except BaseException:
@@ -348,9 +407,12 @@ def _manage_py() -> str:
     return f"{python} manage.py"
 
 
-def banner(base: str, merchants: list[dict[str, object]], *, demo: bool) -> str:
-    """What ./run prints once it answers: where things are and how to log in. With no merchant
-    yet (``--no-demo`` on an empty database), how to create the first one instead."""
+def banner(
+    base: str, merchants: list[dict[str, object]], *, demo: bool, simulators: dict[str, str] | None = None
+) -> str:
+    """What ./run prints once it answers: where things are and how to log in, and the demo's
+    platform simulators (platform -> base URL). With no merchant yet (``--no-demo`` on an empty
+    database), how to create the first one instead."""
     lines = ["", "livecommerce is running (Ctrl-C stops everything it started)"]
     slugs = [str(m["slug"]) for m in merchants]
     if "demo" in slugs:
@@ -369,6 +431,10 @@ def banner(base: str, merchants: list[dict[str, object]], *, demo: bool) -> str:
     ]
     if demo:
         lines.append(f"  demo API token      {VAR / 'demo-token.txt'}")
+    if simulators:
+        lines += ["", "Platform simulators (the demo show's Douyin, Kuaishou and Taobao orders; control API /_sim/):"]
+        for platform, url in simulators.items():
+            lines.append(f"  {platform + ' simulator':<19} {url}/_sim/orders")
     manage_py = _manage_py()
     password = "'choose-a-long-password'"
     if not slugs:

@@ -154,8 +154,32 @@ def session_summary(*, session_id: int) -> dict:
         # two decimals on every engine (SQLite's SUM drops trailing zeros)
         "gmv": f"{Decimal(agg['gmv'] or 0):.2f}",
         "placed_value": f"{Decimal(agg['placed_value'] or 0):.2f}",
+        "channels": session_channels(session_id=session_id),
         "version": seq,
     }
+
+
+def session_channels(*, session_id: int) -> list[dict]:
+    """A show's orders per channel (storefront, api, douyin, ...), busiest first: ``orders``
+    (all, as the show's order count), ``paid`` (paid and later) and ``units`` (in orders not
+    cancelled or refunded). One query."""
+
+    s = OrderStatus
+    paid_like = [s.PAID, s.ON_HOLD, s.CONFIRMED, s.SHIPPED, s.DELIVERED, s.COMPLETED]
+    rows = (
+        Order.objects.filter(session_id=session_id)
+        .values("channel")
+        .annotate(
+            orders=Count("id", distinct=True),
+            paid=Count("id", distinct=True, filter=Q(status__in=paid_like)),
+            units=Sum("lines__quantity", filter=Q(status__in=LIVE_STATUSES)),
+        )
+        .order_by()
+    )
+    channels = [
+        {"channel": r["channel"], "orders": r["orders"], "paid": r["paid"], "units": r["units"] or 0} for r in rows
+    ]
+    return sorted(channels, key=lambda c: (-c["orders"], c["channel"]))
 
 
 # --- realtime: snapshots for pages and websockets ------------------------------------------------
@@ -300,6 +324,7 @@ def session_snapshot(*, session) -> dict:
             "title": session.title,
             "streamer": session.streamer,
             "status": session.status,
+            "platforms": list(session.platforms or []),
             "started_at": session.started_at.isoformat() if session.started_at else None,
             "merchant": session.merchant_id,
         },

@@ -57,4 +57,9 @@ if not os.environ.get("REDIS_URL"):
 
 # ./run's daphne writes an access log line for every request with its status: Django's own
 # "Not Found: /x" / "Conflict: /api/..." warnings would say the same again. Errors (5xx) still log.
-LOGGING = {**LOGGING, "loggers": {**LOGGING["loggers"], "django.request": {"level": "ERROR"}}}
+# httpx logs every request at INFO: with the demo's platform simulators that is a line per push,
+# order detail and stock call, in the same terminal (failures are logged by apps.platforms).
+LOGGING = {
+    **LOGGING,
+    "loggers": {**LOGGING["loggers"], "django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"}},
+}

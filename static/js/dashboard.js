@@ -4,6 +4,8 @@
  *   session.stats    totals; version = the merchant ledger seq they include
  *   session.order    one order event; version = its ledger seq (per order: only newer events apply)
  *   session.listing  stock of one listing; version = that listing's version
+ * The totals carry the show's orders per channel (storefront, API, each sales platform): the
+ * channels table is drawn from them, with a row for every channel the show is sold on.
  * Bursts during a flash sale are drawn once per animation frame.
  */
 (function () {
@@ -25,6 +27,7 @@
     seqOf: {}, // order id -> last applied ledger seq
     counted: {}, // order ids already counted in the chart
     buckets: [], // [{t: ms, n}]
+    platforms: [], // the channels the show is sold on (a row each, orders or not)
     offset: 0,
   };
   var dirty = { stats: false, listings: false, feed: false, chart: false };
@@ -48,6 +51,7 @@
     st.offset = msg.server_time ? new Date(msg.server_time).getTime() - Date.now() : 0;
     st.stats = msg.stats;
     st.statsVersion = msg.stats.version;
+    st.platforms = (msg.session && msg.session.platforms) || [];
     st.listings = {};
     st.order = [];
     msg.listings.forEach(function (l) { st.listings[l.id] = l; st.order.push(l.id); });
@@ -202,6 +206,50 @@
       n.textContent = values[k];
       kpiPrev[k] = values[k];
     }
+    renderChannels();
+  }
+
+  var CHANNEL_ORDER = ["storefront", "douyin", "kuaishou", "taobao", "api"];
+  function renderChannels() {
+    var body = document.querySelector("[data-channels] tbody");
+    var s = st.stats;
+    if (!body || !s) return;
+    var rows = {};
+    (st.platforms || []).forEach(function (c) { rows[c] = { channel: c, orders: 0, paid: 0, units: 0 }; });
+    (s.channels || []).forEach(function (c) { rows[c.channel] = c; });
+    var names = Object.keys(rows).sort(function (a, b) {
+      var ia = CHANNEL_ORDER.indexOf(a), ib = CHANNEL_ORDER.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    var total = 0;
+    names.forEach(function (n) { total += rows[n].orders; });
+    body.textContent = "";
+    names.forEach(function (n) {
+      var c = rows[n];
+      var tr = L.el("tr");
+      tr.setAttribute("data-channel-row", n);
+      var name = L.el("td", "cell-strong");
+      name.appendChild(L.el("span", "channel-dot channel-" + n));
+      name.appendChild(document.createTextNode((text.channel || {})[n] || n));
+      tr.appendChild(name);
+      [["orders", c.orders], ["paid", c.paid], ["units", c.units]].forEach(function (kv) {
+        var td = L.el("td", "num", String(kv[1]));
+        td.setAttribute("data-channel-" + kv[0], String(kv[1]));
+        tr.appendChild(td);
+      });
+      var pct = total ? Math.round((100 * c.orders) / total) : 0;
+      var cell = L.el("td");
+      var share = L.el("div", "channel-share");
+      cell.appendChild(share);
+      var bar = L.el("div", "meter meter-channel channel-" + n);
+      var fill = L.el("span");
+      fill.style.width = pct + "%";
+      bar.appendChild(fill);
+      share.appendChild(bar);
+      share.appendChild(L.el("span", "muted small", pct + "%"));
+      tr.appendChild(cell);
+      body.appendChild(tr);
+    });
   }
 
   function renderListings() {

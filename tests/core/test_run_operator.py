@@ -272,6 +272,18 @@ def test_banner_shows_the_demo_login_only_when_the_demo_merchant_is_there() -> N
     assert "http://127.0.0.1:8000/live/tea-house/" in other
     empty = launcher.banner("http://127.0.0.1:8000", [], demo=False)
     assert "demo-pass-123" not in empty and "manage.py createmerchant my-shop" in empty
+    assert "simulator" not in demo + other + empty
+
+
+def test_banner_lists_the_demo_platform_simulators() -> None:
+    sims = {
+        "douyin": "http://127.0.0.1:41001",
+        "kuaishou": "http://127.0.0.1:41002",
+        "taobao": "http://127.0.0.1:41003",
+    }
+    text = launcher.banner("http://127.0.0.1:8000", [{"slug": "demo"}], demo=True, simulators=sims)
+    for platform, url in sims.items():
+        assert f"{platform} simulator" in text and f"{url}/_sim/orders" in text
 
 
 # --- the runtime file ---------------------------------------------------------------------------

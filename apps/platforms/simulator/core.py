@@ -20,7 +20,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -257,6 +257,22 @@ class PlatformSimulator(ABC):
             self.shows[run.show_id] = run
         self.spawn(self._emit_show, name=f"{self.platform}-sim-show-{run.show_id}", args=(run, spec.interval))
         return run
+
+    def run_traffic(self, spec: ShowSpec, every: float) -> threading.Thread:
+        """A steady stream of shows (the demo's): ``spec`` again every ``every`` seconds, from now
+        until the simulator stops, each round with the next seed (so new orders and buyers) and
+        its own start time. Returns the background thread."""
+        spec.validate()
+        if every <= 0:
+            raise ValueError("every must be > 0 seconds")
+
+        def rounds() -> None:
+            for n in itertools.count():
+                self.run_show(replace(spec, seed=spec.seed + n, start=0.0))
+                if self.stopping.wait(every):
+                    return
+
+        return self.spawn(rounds, name=f"{self.platform}-sim-traffic")
 
     def wait_show(self, run: ShowRun, timeout: float = 60.0) -> None:
         """Wait until the show's events are emitted and every push delivery has finished."""

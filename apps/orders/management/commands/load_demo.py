@@ -70,7 +70,7 @@ class Command(RedisCommand):
             merchant=merchant,
             title="双十二预热直播 · 年货节",
             streamer="小雅 Xiaoya",
-            platforms=["storefront", "douyin", "kuaishou"],
+            platforms=["storefront", "douyin", "kuaishou", "taobao"],
             scheduled_at=None,
         )
         catalog.session_start(session=show)
