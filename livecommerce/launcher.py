@@ -257,6 +257,8 @@ def simulator_command(platform: str, port: int, setup: dict[str, object]) -> lis
     if setup.get("traffic"):
         command += ["--traffic", json.dumps(setup["traffic"], ensure_ascii=False)]
         command += ["--traffic-every", str(setup.get("traffic_every") or 40)]
+        if setup.get("traffic_rounds"):
+            command += ["--traffic-rounds", str(setup["traffic_rounds"])]
     return command
 
 

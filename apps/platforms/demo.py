@@ -62,6 +62,9 @@ DEMO_TRAFFIC: dict[str, Any] = {
 """One round of a simulator's show traffic in the demo (``ShowSpec`` fields, SKUs added per shop):
 a few orders a minute, some paid, some cancelled, duplicates and out-of-order messages."""
 TRAFFIC_EVERY_S = 40.0
+TRAFFIC_ROUNDS = 30
+"""The demo's platform traffic stops after 20 minutes (about 60 orders per platform), well inside
+the show's quotas: past them every platform order would be an oversell in the exception queue."""
 
 
 def demo_show(merchant: Merchant) -> LiveSession | None:
@@ -116,6 +119,7 @@ def demo_platforms_connect(*, merchant: Merchant, simulators: dict[str, str], ba
             # (the same seed would replay the first run's order and message ids: all duplicates)
             "traffic": {**DEMO_TRAFFIC, "skus": skus, "seed": time.time_ns() % 2**31} if skus else None,
             "traffic_every": TRAFFIC_EVERY_S,
+            "traffic_rounds": TRAFFIC_ROUNDS,
         }
     if show is not None:
         wanted = [*(show.platforms or []), *(p for p in simulators if p not in (show.platforms or []))]

@@ -69,6 +69,7 @@ def test_demo_show_gets_orders_from_the_three_simulators(live_server, settings, 
             sims[platform] = sim.start()
             spec = traffic_spec(opts["traffic"])
             assert spec is not None and opts["traffic_every"] == setup[platform]["traffic_every"]
+            assert opts["traffic_rounds"] == setup[platform]["traffic_rounds"] == 30
             # three of the demo's rounds, back to back instead of spaced out
             runs = [sim.run_show(replace(spec, seed=n, interval=0.0)) for n in range(3)]
             for run in runs:

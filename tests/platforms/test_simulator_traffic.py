@@ -258,3 +258,16 @@ def test_show_over_the_control_api(receiver) -> None:  # type: ignore[no-untyped
         assert rec.posts == answer["events"]
         statuses = httpx.get(f"{sim.base_url}/_sim/orders").json()
         assert statuses == answer["final_status"]
+
+
+def test_traffic_rounds_stop_after_their_count_each_with_a_new_seed() -> None:
+    with TaobaoSimulator(app_key="1234", app_secret="tb", access_token="sess", shop_id="旗舰店") as sim:
+        with pytest.raises(ValueError, match="rounds"):
+            sim.run_traffic(ShowSpec(skus=SKUS, orders=2, seed=5), every=0.01, rounds=0)
+        thread = sim.run_traffic(ShowSpec(skus=SKUS, orders=2, seed=5, interval=0.0), every=0.01, rounds=3)
+        thread.join(timeout=10)
+        assert not thread.is_alive()  # it ended by itself, the simulator still running
+        time.sleep(0.05)
+        assert len(sim.shows) == 3
+        order_ids = {e.order_id for run in sim.shows.values() for e in run.plan.events}
+    assert len(order_ids) == 6  # three rounds of two orders, none repeated

@@ -258,21 +258,23 @@ class PlatformSimulator(ABC):
         self.spawn(self._emit_show, name=f"{self.platform}-sim-show-{run.show_id}", args=(run, spec.interval))
         return run
 
-    def run_traffic(self, spec: ShowSpec, every: float) -> threading.Thread:
+    def run_traffic(self, spec: ShowSpec, every: float, rounds: int | None = None) -> threading.Thread:
         """A steady stream of shows (the demo's): ``spec`` again every ``every`` seconds, from now
-        until the simulator stops, each round with the next seed (so new orders and buyers) and
-        its own start time. Returns the background thread."""
+        until the simulator stops or after ``rounds`` rounds (None: no end), each round with the
+        next seed (so new orders and buyers) and its own start time. Returns the background thread."""
         spec.validate()
         if every <= 0:
             raise ValueError("every must be > 0 seconds")
+        if rounds is not None and rounds < 1:
+            raise ValueError("rounds must be 1 or more")
 
-        def rounds() -> None:
-            for n in itertools.count():
+        def emit() -> None:
+            for n in itertools.count() if rounds is None else range(rounds):
                 self.run_show(replace(spec, seed=spec.seed + n, start=0.0))
                 if self.stopping.wait(every):
                     return
 
-        return self.spawn(rounds, name=f"{self.platform}-sim-traffic")
+        return self.spawn(emit, name=f"{self.platform}-sim-traffic")
 
     def wait_show(self, run: ShowRun, timeout: float = 60.0) -> None:
         """Wait until the show's events are emitted and every push delivery has finished."""

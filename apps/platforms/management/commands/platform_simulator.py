@@ -80,11 +80,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--traffic-every", type=float, default=60.0, help="repeat --traffic every this many seconds (next seed)"
         )
+        parser.add_argument(
+            "--traffic-rounds", type=int, default=None, help="stop --traffic after this many rounds (default: never)"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         platform = opts["platform"]
         try:
             spec = traffic_spec(opts["traffic"])
+            if opts.get("traffic_rounds") is not None and opts["traffic_rounds"] < 1:
+                raise ValueError("--traffic-rounds must be 1 or more")
             sim = build_simulator(**opts)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CommandError(f"cannot start the {platform} simulator: {exc}") from exc
@@ -92,7 +97,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         sim.start()
         if spec is not None:
-            sim.run_traffic(spec, opts["traffic_every"])
+            sim.run_traffic(spec, opts["traffic_every"], opts.get("traffic_rounds"))
         self.stdout.write(
             f"{platform} simulator on {sim.base_url} (app_key {sim.app_key}, shop {sim.shop_id})"
             + (f", {spec.orders} orders every {opts['traffic_every']:g} s" if spec is not None else "")
