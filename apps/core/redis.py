@@ -127,14 +127,25 @@ def run_together(calls: list[ScriptCall], client: Any | None = None) -> list[Any
     the error it raised as an exception instance (a script's own error; a script Redis has
     forgotten, after a restart, is loaded and run again alone). A connection failure raises for
     all of them. Unlike redis-py's pipelined ``Script``, no ``SCRIPT EXISTS``
-    round trip precedes the calls."""
+    round trip precedes the calls. On Redis Cluster the scripts run one after the other."""
     client = client or get_client()
+    for script, keys, _args in calls:
+        script.check_keys(keys)
+    if isinstance(client, RedisCluster):
+        # A cluster pipeline refuses EVALSHA, and keys in different slots are on different nodes
+        # anyway: one call after the other, each reply or error kept as in the pipeline.
+        out: list[Any] = []
+        for script, keys, args in calls:
+            try:
+                out.append(script(keys, args, client=client))
+            except redis.ResponseError as exc:
+                out.append(exc)
+        return out
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
-        script.check_keys(keys)
         pipe.evalsha(script.script_for(client).sha, len(keys), *keys, *args)
     replies = pipe.execute(raise_on_error=False)
-    out: list[Any] = []
+    out = []
     for (script, keys, args), reply in zip(calls, replies, strict=True):
         if isinstance(reply, NoScriptError):
             try:

@@ -8,8 +8,9 @@ account's age. The script remembers the counters it returned for the order's pub
 so a retry of the same Idempotency-Key gets the same verdict and counts nothing twice.
 
 - ``block``: raises ``RiskBlocked`` (403 ``risk_blocked``, ``extra.reasons``); the order service
-  gives back the units the gate held for the attempt and writes nothing. The attempt is recorded
-  as a ``RiskAssessment`` without an order (once per public id).
+  gives back the units the gate held for the attempt and writes nothing. Then (the refusal's
+  ``after_release``) the attempt is recorded as a ``RiskAssessment`` without an order (once per
+  public id): no unit stays held while that row is written.
 - ``review``: the order is placed; the verdict is stored with its signals and the scorer holds it
   for review once paid.
 - a ``short_window`` rule (or a review verdict) places the order with the policy's short payment
@@ -36,7 +37,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from apps.core.redis import LuaScript, is_redis_error
-from apps.orders.hooks import GuardCall, GuardVerdict
+from apps.orders.hooks import GuardCall, GuardVerdict, refusal_follow_up
 from apps.orders.placement.gate.keys import buyer_key
 
 from .errors import RiskBlocked
@@ -188,7 +189,11 @@ def risk_verdict(*, info: Any, req: Any, public_id: str, channel: str) -> GuardV
         if not is_redis_error(exc):
             raise
         reply = exc
-    return call.judge(reply)
+    try:
+        return call.judge(reply)
+    except RiskBlocked as refusal:
+        refusal_follow_up(refusal)
+        raise
 
 
 def judge_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]], reply: Any) -> GuardVerdict:
@@ -204,12 +209,17 @@ def judge_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str
     decision, hits, dry, short = apply_rules(rules, metrics)
     stored: dict[str, Any] = {"decision": decision, "hits": hits, "dry": dry, "metrics": metrics}
     if decision == Decision.BLOCK:
-        if not replay:
-            _record_block(info, req, public_id, hits, dry, stored)
-        raise RiskBlocked(
+        refusal = RiskBlocked(
             "this order was refused by the merchant's risk rules",
             extra={"listing": info.id, "reasons": [code for code, _value in hits]},
         )
+        if not replay:  # recorded once the order service has given back what the gate held
+
+            def record() -> None:
+                _record_block(info, req, public_id, hits, dry, stored)
+
+            refusal.after_release = record
+        raise refusal
     window = rules.short_window_seconds if short or decision == Decision.REVIEW else None
     if window is not None:
         stored["pay_window_seconds"] = window

@@ -9,13 +9,18 @@ to a higher one through a hook the higher app registers).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.dispatch import Signal
 
+from apps.core.redis import LuaScript
+
 from .models import PLATFORM_CHANNELS
+
+log = logging.getLogger(__name__)
 
 order_changed = Signal()
 
@@ -32,10 +37,23 @@ class GuardCall:
     gate's reserve, and ``judge``: given the script's reply, or the Redis error the call raised,
     it returns the verdict or raises the refusal."""
 
-    script: Any
+    script: LuaScript
     keys: list[str]
     args: list[Any]
     judge: Callable[[Any], GuardVerdict]
+
+
+def refusal_follow_up(exc: BaseException) -> None:
+    """Run what a guard's refusal asks to do once the units the gate held for the attempt are
+    back (its ``after_release``: risk control records the blocked attempt there, so no unit stays
+    held while it writes). Never raises: the refusal is the answer."""
+    follow_up = getattr(exc, "after_release", None)
+    if follow_up is None:
+        return
+    try:
+        follow_up()
+    except Exception:  # noqa: BLE001 - the refusal stands; the follow-up logs its own failures
+        log.warning("a guard refusal's follow-up failed", exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,8 @@ registry = _Registry()
 """- ``guard``: called by ``order_place`` with the listing's ``ListingInfo``, the ``OrderRequest``,
   the order's public id and its channel; returns a ``GuardCall``: its script runs in one round
   trip with the gate's reserve, then its ``judge`` raises an ``ApplicationError`` to refuse the
-  order (the units the gate held are given back; orders writes nothing), else returns a
-  ``GuardVerdict``.
+  order (the units the gate held are given back, then the refusal's ``after_release``, if it
+  has one, runs: ``refusal_follow_up``; orders writes nothing), else returns a ``GuardVerdict``.
 - ``closed(info=, req=, public_id=)``: told when the gate refused an attempt because the listing was not
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None

@@ -155,7 +155,8 @@ def hold_cost(listing_off: int, listing_on: int, first: int, n: int) -> dict[str
     ``listing_off`` (the order path with the rules off) and the guard with the gate's reserve
     in one round trip, judged (``service._guard_with_gate``, the rules on) on ``listing_on``,
     alternating, so both arms see the same machine. Each call holds a unit (the listings need
-    ``n`` units). Returns p50 / p99 / mean µs of both arms and of the per-buyer difference."""
+    ``n`` units). Returns p50 / p99 / mean µs of both arms and their differences (the rules-on
+    arm's quantile minus the rules-off arm's)."""
     from apps.catalog.selectors import listing_info
     from apps.orders.placement import service
     from apps.orders.placement.gate import scripts as gate
@@ -324,7 +325,7 @@ def render_risk(risk: list[dict], guard: dict | None, args: Any, command: str) -
             f"{hold['off_p50_us']:.0f} µs, p99 {hold['off_p99_us']:.0f} µs; the guard's script and the gate's "
             f"reserve in one round trip, judged (rules on) p50 {hold['on_p50_us']:.0f} µs, p99 "
             f"{hold['on_p99_us']:.0f} µs. **The rules add p50 {hold['added_p50_us']:+.0f} µs, p99 "
-            f"{hold['added_p99_us']:+.0f} µs** (mean {hold['added_mean_us']:+.0f} µs)."
+            f"{hold['added_p99_us']:+.0f} µs** (on - off, per quantile; mean {hold['added_mean_us']:+.0f} µs)."
         )
     return "\n".join(lines)
 

@@ -80,8 +80,22 @@ def test_a_clean_order_is_allowed_and_its_signals_are_stored_with_it(merchant, t
         ),
     ],
 )
-def test_script_and_headless_clients_are_blocked_with_nothing_held_or_written(merchant, token, listing, ua, code):
+def test_script_and_headless_clients_are_blocked_with_nothing_kept_or_written(
+    merchant, token, listing, ua, code, monkeypatch
+):
+    from apps.fraud import hotpath
+
+    record = hotpath._record_block
+    held_while_recording: list[dict] = []
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        state = gate_state(listing.pk)
+        held_while_recording.append(state["holds"] if state else {})
+        record(*args, **kwargs)
+
+    monkeypatch.setattr(hotpath, "_record_block", recording)
     status, answer = post(token, body(listing, 1, user_agent=ua), "bot-1")
+    assert held_while_recording == [{}]  # the gate's unit went back before the attempt was written
     assert status == 403 and answer["code"] == "risk_blocked", answer
     assert answer["extra"]["reasons"] == [code]
     assert Order.objects.count() == 0 and OrderSignals.objects.count() == 0
@@ -260,12 +274,54 @@ def test_the_guard_and_the_gate_take_one_round_trip_and_survive_a_redis_that_for
     assert len(sent) == 1  # one write to Redis for both scripts (and one read of both replies)
     assert verdict.rules["decision"] == "allow" and verdict.rules["metrics"]["dev.l"] == 1
     assert first is not None and first.status == "ok" and not first.replay and first.left == 198
-    # A Redis that restarted knows no script: both are loaded again and the attempt goes through.
+    # A Redis that restarted knows no script: both are loaded again, in that same trip's place.
     monkeypatch.setattr(Connection, "send_packed_command", real_send)
     get_client().script_flush()
+    gate_calls: list[str] = []
+    reserve = service.gate.reserve_call
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        gate_calls.append("reserve")
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(service.gate, "reserve_call", spying)
+    monkeypatch.setattr(service.gate, "gate_reserve", lambda *a, **k: pytest.fail("the gate was asked a second time"))
     status, order = post(token, body(listing, 3), "after-flush")
     assert status == 201 and rules_of(order["id"])["decision"] == "allow"
     assert rules_of(order["id"])["metrics"]["dev.l"] == 1
+    assert gate_calls == ["reserve"]
+    state = gate_state(listing.pk)
+    assert state is not None and state["left"] == 197 and order["id"] in state["holds"]
+
+
+def test_a_risk_script_error_lets_the_order_through_and_the_gate_still_holds(merchant, token, listing):
+    from apps.core.redis import get_client
+    from apps.fraud.hotpath import risk_tag
+
+    # A counters key of the wrong type: check.lua fails (WRONGTYPE) in the trip the gate's
+    # reserve shares; the rules say they could not count, the gate's answer stands.
+    get_client().set(f"{risk_tag(listing.session_id, listing.pk)}:v", "not a hash")
+    status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "wrongtype-1")
+    assert status == 201
+    assert rules_of(order["id"]) == {"decision": "allow", "unavailable": True}
+    state = gate_state(listing.pk)
+    assert state is not None and state["left"] == 199 and list(state["holds"]) == [order["id"]]
+
+
+def test_a_guard_that_fails_unexpectedly_gives_the_units_back(merchant, token, listing, monkeypatch):
+    from apps.fraud import hotpath
+    from apps.orders.placement.request import parse_order_request
+    from apps.orders.placement.service import order_place
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the rules")
+
+    monkeypatch.setattr(hotpath, "judge_attempt", broken)
+    with pytest.raises(RuntimeError):
+        order_place(req=parse_order_request(body(listing, 1)), merchant_id=merchant.pk, idempotency_key="bug-1")
+    state = gate_state(listing.pk)
+    assert state is not None and state["left"] == 200 and state["holds"] == {}
+    assert Order.objects.count() == 0
 
 
 def test_the_storefront_sets_and_reads_the_device_cookie_and_its_buyer_sees_a_plain_refusal(merchant):

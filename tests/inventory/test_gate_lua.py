@@ -839,3 +839,27 @@ def test_listings_spread_over_the_cluster_nodes(redis_cluster):
         assert sum(sizes) == 60 * 3 and sum(1 for n in sizes if n) > 1
     finally:
         redis_cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+
+
+def test_scripts_run_together_answer_each_on_its_own_standalone_and_on_a_cluster(gate_client):
+    """``run_together`` (the guard's script and the gate's reserve in one trip): two listings
+    (two slots on a cluster), a script error beside a success, and a script Redis forgot."""
+    from apps.core.redis import run_together
+
+    load(gate_client, listing=1, quota=2)
+    load(gate_client, listing=2, quota=2)
+    first = gate.reserve_call(1, hold_id="a", buyer="b1", quantity=1, now_ms=NOW)
+    second = gate.reserve_call(2, hold_id="b", buyer="b1", quantity=5, now_ms=NOW)
+    bad = gate.reserve_call(2, hold_id="c", buyer="b1", quantity=1, now_ms=NOW)
+    bad = (bad[0], bad[1], ["c", "b1", "1", "not-a-time"])  # reserve.lua refuses a bad now_ms
+    one, two, three = run_together([first, second, bad], client=gate_client)
+    assert gate.reserve_result(one) == GateResult("ok", 1, 1)
+    assert gate.reserve_result(two).status == "over_limit"  # 5 > the per-buyer limit
+    assert isinstance(three, redis.ResponseError) and "now_ms" in str(three)
+    script_flush(gate_client)  # a restarted Redis: both loaded again, each answering once
+    again = gate.reserve_call(1, hold_id="d", buyer="b2", quantity=1, now_ms=NOW)
+    four, five = run_together([again, gate.reserve_call(2, hold_id="e", buyer="b2", quantity=1, now_ms=NOW)],
+                              client=gate_client)  # fmt: skip
+    assert gate.reserve_result(four) == GateResult("ok", 0, 1)
+    assert gate.reserve_result(five) == GateResult("ok", 1, 1)
+    assert state(gate_client, 1)["left"] == 0 and state(gate_client, 2)["left"] == 1

@@ -105,8 +105,9 @@ def order_place(
     if verdict is None:
         try:
             verdict = _guard(info, req, public_id, channel)
-        except BaseException:
+        except BaseException as exc:
             _release(info.id, public_id, held)
+            hooks.refusal_follow_up(exc)
             raise
     new = NewOrder(
         public_id,
@@ -133,7 +134,8 @@ def order_place(
             if existing.request_hash != fingerprint:
                 raise IdempotencyConflict("this Idempotency-Key was used with a different request body") from None
             return Placement(existing, created=False)
-        _release(info.id, public_id, held)
+        if idempotency_key is None:  # with a key, the lookup's finally gave the hold back
+            _release(info.id, public_id, held)
         log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
         raise Unavailable(NOT_SAVED) from exc
     except batcher.BatchOutcomeUnknown as exc:
@@ -212,8 +214,9 @@ def _guard_with_gate(
     first = None if isinstance(gate_reply, BaseException) else gate.reserve_result(gate_reply)
     try:
         verdict = call.judge(guard_reply)
-    except BaseException:
+    except BaseException as exc:
         _release(info.id, public_id, first is not None and first.status == gate.OK and not first.replay)
+        hooks.refusal_follow_up(exc)
         raise
     return verdict, first
 
