@@ -80,12 +80,16 @@ def fixture(label: str, *, quota: int, platforms: tuple[str, ...], stack: ExitSt
     from apps.catalog import services as catalog
     from apps.catalog.models import Product
     from apps.merchants.models import Merchant
+    from apps.platforms.models import PlatformShop
     from apps.platforms.services import shop_create
     from apps.platforms.simulator import make_simulator
     from apps.platforms.stock_sync import sku_link_seen, stock_count_confirm
 
     stamp = f"{label}-{int(time.time() * 1000)}"
     merchant = Merchant.objects.create(name=f"bench {stamp}", slug=f"bench-{stamp}")
+    # when the scenario ends its shops are disconnected: left enabled with their simulators gone,
+    # every later scenario would run beside a worker retrying them
+    stack.callback(lambda: PlatformShop.objects.filter(merchant=merchant).update(enabled=False))
     product = Product.objects.create(merchant=merchant, name="bench tee")
     sku = catalog.sku_create(merchant=merchant, product=product, code=f"TEE-{stamp}", name="", price=Decimal("99"),
                              on_hand=quota)  # fmt: skip
@@ -191,6 +195,18 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def settle_worker(pid: int, *, idle: float = 0.15, limit: float = 60.0) -> float:
+    """Wait until the worker uses under ``idle`` of a core over half a second (what the previous
+    arm left it — risk scoring of its orders, drains — is done); returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < idle * 0.5:
+            break
+    return time.monotonic() - started
+
+
 class MarkTimer:
     """Times the stock sync's ``mark`` (the receivers call it through the module, after commit)
     and counts the drains it queued: what the order path does for the platforms."""
@@ -231,6 +247,7 @@ def storefront_arm(label: str, platforms: tuple[str, ...], fault: bool, orders: 
         for i in range(20):  # warm
             place(listing, f"{label}-{tag}-warm-{i}")
         time.sleep(1.0)  # the first drain (the shops' links) is under way in every arm with shops
+        settled = settle_worker(worker_pid)
         load = os.getloadavg()[0]
         times = []
         cpu0, wall0 = cpu_seconds(worker_pid), time.monotonic()
@@ -247,7 +264,7 @@ def storefront_arm(label: str, platforms: tuple[str, ...], fault: bool, orders: 
     return {"label": label, "p50": pct(times, 50), "p99": pct(times, 99), "mean": statistics.fmean(times),
             "orders": orders, "faults": faults, "pushes": pushes, "worker_cpu": worker_cpu * 100, "load": load,
             "mark_us": marks.seconds / max(1, marks.calls) * 1e6, "marks": marks.calls,
-            "queued": marks.queued}  # fmt: skip
+            "queued": marks.queued, "settled": settled}  # fmt: skip
 
 
 ARMS: list[tuple[str, tuple[str, ...], bool]] = [
@@ -271,6 +288,9 @@ def main() -> None:
         parser.error("a PostgreSQL database and a Redis db: --database-url and --redis-url (or the environment's)")
     os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url)
     setup()
+    from apps.platforms.models import PlatformShop
+
+    PlatformShop.objects.filter(enabled=True).update(enabled=False)  # left by an earlier run
     worker = start_worker()
     try:
         time.sleep(3)  # the cluster starts
@@ -294,7 +314,8 @@ def main() -> None:
                     for label, platforms, fault in order]  # fmt: skip
             for a in arms:
                 print(f"round {n + 1}: {a['label']}: p50 {a['p50']:.2f} p99 {a['p99']:.2f} mean {a['mean']:.2f} ms, "
-                      f"worker {a['worker_cpu']:.0f}% CPU, load {a['load']:.1f}", flush=True)  # fmt: skip
+                      f"mark {a['mark_us']:.0f} µs, worker {a['worker_cpu']:.0f}% CPU, load {a['load']:.1f}, "
+                      f"settled {a['settled']:.1f} s", flush=True)  # fmt: skip
             rounds.append(arms)
     finally:
         stop_worker(worker)
@@ -330,7 +351,9 @@ def storefront_report(when: str, rounds: list[list[dict]], args: argparse.Namesp
             f"{min(loads):.1f}–{max(loads):.1f}). Command: `python -m bench.platform_sync.run --orders {args.orders} "
             f"--rounds {args.rounds}` (PostgreSQL + Redis). `order_place` (the order API's path, after-commit hooks "
             "included), one client, sequential, each arm on a fresh listing after 20 warm-up orders; the django-q2 "
-            "worker drains stock pushes meanwhile; the simulators run in the bench process. Each round runs the "
+            "worker drains stock pushes meanwhile; the simulators run in the bench process. Before each arm the bench "
+            "waits until the worker is idle (under 15% of a core: the previous arm's risk scoring and drains done), "
+            "and an arm's shops are disconnected when it ends. Each round runs the "
             "three arms, in alternating order from round to round (forward, backward, ...). A figure is the median "
             "over the rounds.")  # fmt: skip
     rows = ["| arm | rounds × orders | p50 ms | p99 ms | mean ms | mark per order µs (mean) | drains queued by "
@@ -353,12 +376,13 @@ def storefront_report(when: str, rounds: list[list[dict]], args: argparse.Namesp
         f"{diffs(ok, base, 'p50')}; timing out − no shop {diffs(bad, base, 'p50')}; timing out − answering "
         f"{diffs(bad, ok, 'p50')}.",
         "",
-        "Each arm in the order run (p50 / p99 / mean ms, worker CPU %, load):",
+        "Each arm in the order run (p50 / p99 / mean ms, worker CPU %, load, seconds waited for an idle worker):",
         "",
     ]
     for n, arms in enumerate(rounds, start=1):
         lines.append(f"Round {n}: " + "; ".join(
-            f"{a['label']} {a['p50']:.1f} / {a['p99']:.1f} / {a['mean']:.1f}, {a['worker_cpu']:.0f}%, {a['load']:.1f}"
+            f"{a['label']} {a['p50']:.1f} / {a['p99']:.1f} / {a['mean']:.1f}, {a['worker_cpu']:.0f}%, {a['load']:.1f}, "
+            f"{a['settled']:.0f} s"
             for a in arms) + ".")  # fmt: skip
     return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(lines)
 
