@@ -195,6 +195,15 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def score_all() -> None:
+    """Risk-score the orders placed so far here, untimed: else the worker's minute schedule scores
+    an arm's orders in the middle of the next arm, on the same two cores."""
+    from apps.fraud.scoring import score_pending
+
+    while score_pending():
+        pass
+
+
 def settle_worker(pid: int, *, idle: float = 0.15, limit: float = 60.0) -> float:
     """Wait until the worker uses under ``idle`` of a core over half a second (what the previous
     arm left it — risk scoring of its orders, drains — is done); returns the seconds waited."""
@@ -258,6 +267,7 @@ def storefront_arm(label: str, platforms: tuple[str, ...], fault: bool, orders: 
                 times.append((time.perf_counter() - t) * 1000)
         worker_cpu = (cpu_seconds(worker_pid) - cpu0) / (time.monotonic() - wall0)
         time.sleep(2)  # the drain keeps working on the platforms a little longer
+        score_all()
     # counted once the simulators stopped: a hanging call is recorded when its hang ends
     faults = sum(len(s.calls("fault")) for s in sims.values())
     pushes = sum(len(s.calls("stock")) for s in sims.values())
@@ -296,17 +306,21 @@ def main() -> None:
         time.sleep(3)  # the cluster starts
         results = []
         with ExitStack() as stack:
+            settle_worker(worker.pid, limit=120)
             steady_n = int(args.steady_seconds * args.rate)
             _, listing, sims = fixture("steady", quota=steady_n + 10, platforms=("douyin",), stack=stack)
             time.sleep(1.5)
             buyers = [f"steady-{i}" for i in range(steady_n)]
             results.append(scenario(f"steady, {args.rate:g} orders/s", listing, sims["douyin"], buyers, rate=args.rate,
                                     threads=1))  # fmt: skip
+            score_all()
+            settle_worker(worker.pid, limit=120)
             _, listing, sims = fixture("burst", quota=args.burst, platforms=("douyin",), stack=stack)
             time.sleep(1.5)
             buyers = [f"burst-{i}" for i in range(args.burst)]
             results.append(scenario(f"burst, {args.burst} orders, 4 threads", listing, sims["douyin"], buyers,
                                     rate=None, threads=4))  # fmt: skip
+        score_all()
         rounds: list[list[dict]] = []
         for n in range(args.rounds):
             order = ARMS if n % 2 == 0 else ARMS[::-1]
@@ -353,7 +367,8 @@ def storefront_report(when: str, rounds: list[list[dict]], args: argparse.Namesp
             "included), one client, sequential, each arm on a fresh listing after 20 warm-up orders; the django-q2 "
             "worker drains stock pushes meanwhile; the simulators run in the bench process. Before each arm the bench "
             "waits until the worker is idle (under 15% of a core: the previous arm's risk scoring and drains done), "
-            "and an arm's shops are disconnected when it ends. Each round runs the "
+            "an arm's orders are risk-scored by the bench once it ends (untimed; else the worker's minute schedule "
+            "scores them during the next arm), and its shops are disconnected. Each round runs the "
             "three arms, in alternating order from round to round (forward, backward, ...). A figure is the median "
             "over the rounds.")  # fmt: skip
     rows = ["| arm | rounds × orders | p50 ms | p99 ms | mean ms | mark per order µs (mean) | drains queued by "
