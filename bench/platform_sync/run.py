@@ -390,7 +390,7 @@ def storefront_report(when: str, rounds: list[list[dict]], args: argparse.Namesp
     for n, arms in enumerate(rounds, start=1):
         lines.append(f"Round {n}: " + "; ".join(
             f"{a['label']} {a['p50']:.1f} / {a['p99']:.1f} / {a['mean']:.1f}, {a['worker_cpu']:.0f}%, {a['load']:.1f}, "
-            f"{a['settled']:.0f} s"
+            f"{a['settled']:.1f} s"
             for a in arms) + ".")  # fmt: skip
     return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(lines)
 
