@@ -9,8 +9,12 @@ the newest one applied changes nothing; the first detail of an order imports it
 move it along the state machine through ``order_transition`` (actor = the platform).
 
 Network calls happen outside any database transaction. A message that fails (the platform
-unreachable, an error answer) is retried by later passes with backoff until ``MAX_ATTEMPTS``; it
-stays visible in admin with its error.
+unreachable, an error answer) is retried by later passes with backoff (2^attempts seconds, at most
+5 minutes) for at least ``MAX_ATTEMPTS`` tries and as long as it is younger than ``RETRY_WINDOW``
+(a platform down for an hour loses nothing); it stays visible in admin with its error. When a
+shop's API times out or is unavailable (a retryable platform error), the pass leaves that shop's
+other messages for the same retry time, untouched (no attempt counted): one hanging platform
+costs a pass one timeout, not one per message, and never holds up the other shops' messages.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import deque
-from datetime import timedelta
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +50,8 @@ from .selectors import resolve_sku
 log = logging.getLogger(__name__)
 S = OrderStatus
 MAX_ATTEMPTS = 8
+RETRY_WINDOW = timedelta(days=1)
+BACKOFF_MAX_S = 300
 BATCH = 100
 LEASE_KEY = "lc:platforms:burst"
 BURST_SECONDS = 5.0
@@ -64,23 +70,30 @@ TARGETS: dict[str, str] = {
 
 def process_message(pk: int) -> str:
     """Process one stored message; returns its new state."""
+    return _process(pk)[0]
+
+
+def _process(pk: int) -> tuple[str, datetime | None]:
+    """Process one stored message: its new state, and when it is retried if it failed because
+    its shop's API timed out or was unavailable (a retryable platform error; else None)."""
     msg = InboxMessage.objects.select_related("shop").filter(pk=pk).first()
     if msg is None or msg.state not in (InboxMessage.State.PENDING, InboxMessage.State.FAILED) or msg.shop is None:
-        return msg.state if msg else "gone"
+        return (msg.state if msg else "gone"), None
     try:
         event = stored_event(msg)
         order_id = event.order_id
         if not order_id or event.kind in ("verification", "heartbeat"):
-            return _finish(msg, InboxMessage.State.IGNORED)
+            return _finish(msg, InboxMessage.State.IGNORED), None
         with client_for(msg.shop) as client:
             detail = client.order_detail(order_id)
         apply_detail(msg.shop, detail)
-    except PlatformError as exc:
-        return _fail(msg, exc)
+    except PlatformError as exc:  # retryable: a timeout, a 5xx, a busy code (the shop's API, not this message)
+        state, retry_at = _fail(msg, exc)
+        return state, (retry_at if exc.retryable else None)
     except Exception as exc:  # noqa: BLE001 - one message never stops the others; it is retried
         log.warning("platform message failed", extra={"message": msg.pk}, exc_info=True)
-        return _fail(msg, exc)
-    return _finish(msg, InboxMessage.State.PROCESSED)
+        return _fail(msg, exc)[0], None
+    return _finish(msg, InboxMessage.State.PROCESSED), None
 
 
 def _finish(msg: InboxMessage, state: str) -> str:
@@ -90,31 +103,53 @@ def _finish(msg: InboxMessage, state: str) -> str:
     return state
 
 
-def _fail(msg: InboxMessage, exc: Exception) -> str:
+def _fail(msg: InboxMessage, exc: Exception) -> tuple[str, datetime]:
+    """Record a failed attempt; returns the state and the retry time (2^attempts seconds on)."""
     attempts = msg.attempts + 1
+    retry_at = timezone.now() + timedelta(seconds=min(2**attempts, BACKOFF_MAX_S))
     InboxMessage.objects.filter(pk=msg.pk).update(
-        state=InboxMessage.State.FAILED,
-        attempts=attempts,
-        next_attempt_at=timezone.now() + timedelta(seconds=min(2**attempts, 300)),
+        state=InboxMessage.State.FAILED, attempts=attempts, next_attempt_at=retry_at,
         error=f"{type(exc).__name__}: {exc}"[:500],
-    )
+    )  # fmt: skip
     if msg.shop_id is not None:
         PlatformShop.objects.filter(pk=msg.shop_id).update(last_error=str(exc)[:500], last_error_at=timezone.now())
-    return InboxMessage.State.FAILED
+    return InboxMessage.State.FAILED, retry_at
 
 
 def _due(now: Any) -> Q:
-    """Pending messages, and failed ones whose backoff (2^attempts seconds, at most 5 minutes) is
-    over, until ``MAX_ATTEMPTS``."""
-    return Q(state=InboxMessage.State.PENDING) | Q(
-        state=InboxMessage.State.FAILED, attempts__lt=MAX_ATTEMPTS, next_attempt_at__lte=now
+    """Pending messages (unless left for later because their shop was failing), and failed ones
+    whose backoff is over, for ``MAX_ATTEMPTS`` tries or ``RETRY_WINDOW`` after arrival, whichever
+    is later."""
+    waited = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    retried = Q(attempts__lt=MAX_ATTEMPTS) | Q(received_at__gt=now - RETRY_WINDOW)
+    return (Q(state=InboxMessage.State.PENDING) & waited) | (Q(state=InboxMessage.State.FAILED) & waited & retried)
+
+
+def process_pending(limit: int = BATCH, *, now: Any = None) -> int:
+    """Process the messages due at ``now`` (default: now), oldest first. Returns how many were
+    processed. After a shop's API timed out or was unavailable, its other messages in the batch
+    are left until the failed one's retry time, untouched (see the module docstring)."""
+    rows = list(
+        InboxMessage.objects.filter(_due(now or timezone.now())).order_by("pk").values_list("pk", "shop_id")[:limit]
     )
-
-
-def process_pending(limit: int = BATCH) -> int:
-    """Process due messages, oldest first. Returns how many were processed."""
-    pks = list(InboxMessage.objects.filter(_due(timezone.now())).order_by("pk").values_list("pk", flat=True)[:limit])
-    return sum(process_message(pk) == InboxMessage.State.PROCESSED for pk in pks)
+    down: dict[int, Any] = {}  # shop id -> when its failed message is retried
+    left: dict[int, list[int]] = defaultdict(list)
+    done = 0
+    for pk, shop_id in rows:
+        if shop_id in down:
+            left[shop_id].append(pk)
+            continue
+        state, retry_at = _process(pk)
+        done += state == InboxMessage.State.PROCESSED
+        if retry_at is not None and shop_id is not None:
+            down[shop_id] = retry_at
+    for shop_id, pks in left.items():
+        InboxMessage.objects.filter(
+            pk__in=pks, state__in=(InboxMessage.State.PENDING, InboxMessage.State.FAILED)
+        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=down[shop_id])).update(
+            next_attempt_at=down[shop_id]
+        )
+    return done
 
 
 def process_burst(seconds: float = BURST_SECONDS) -> int:
@@ -132,7 +167,8 @@ def process_burst(seconds: float = BURST_SECONDS) -> int:
         while time.monotonic() < deadline:
             done = process_pending()
             total += done
-            if not InboxMessage.objects.filter(state=InboxMessage.State.PENDING).exists():
+            due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+            if not InboxMessage.objects.filter(due, state=InboxMessage.State.PENDING).exists():
                 break
     finally:
         close_old_connections()

@@ -1,7 +1,7 @@
 """Platform sync benchmark (issue 12) against PostgreSQL + Redis and a real django-q2 worker.
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://.../N .venv/bin/python -m bench.platform_sync.run
-        [--steady-seconds 20] [--rate 10] [--burst 500] [--orders 400]
+    .venv/bin/python -m bench.platform_sync.run [--database-url postgres://...] [--redis-url redis://.../N]
+        [--steady-seconds 20] [--rate 10] [--burst 500] [--orders 600] [--rounds 3]
 
 1. **Change → push latency**: a Douyin simulator (in this process, real sockets) sells one SKU;
    this process places orders (the real order path: gate, database, after-commit hooks) and the
@@ -10,13 +10,16 @@
    values). A steady stream (``--rate`` orders/s) and a burst (``--burst`` orders from 4 threads
    as fast as they go). Also the calls made, per second of sale.
 2. **Storefront order path with a faulty platform**: p50/p99 of ``order_place`` (what the order
-   API does, after-commit hooks included) in three arms on fresh listings — no platform shop, the
-   three platforms connected and answering, the three connected and timing out on every call
-   (the worker's drain retrying them meanwhile).
+   API does, after-commit hooks included) in three arms, each on a fresh listing — no platform
+   shop, the three platforms connected and answering, the three connected and timing out on
+   every call (the worker's drain retrying them meanwhile) — repeated ``--rounds`` times with the
+   arms in alternating order (forward, backward, ...). Per arm also: the time the order path
+   spent in the stock sync's mark (its only platform work), the drains it queued, and the
+   worker's CPU while the arm ran (the drain competes with the order path for this box's cores).
 
 Writes both tables into docs/performance.md (markers ``platform_sync`` and
-``platform_sync_storefront``). Uses the database and Redis of the environment (migrated first).
-Not part of the test suite.
+``platform_sync_storefront``). Uses ``--database-url`` / ``--redis-url`` (default: the
+environment's ``DATABASE_URL`` / ``REDIS_URL``), migrated first. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -77,12 +80,16 @@ def fixture(label: str, *, quota: int, platforms: tuple[str, ...], stack: ExitSt
     from apps.catalog import services as catalog
     from apps.catalog.models import Product
     from apps.merchants.models import Merchant
+    from apps.platforms.models import PlatformShop
     from apps.platforms.services import shop_create
     from apps.platforms.simulator import make_simulator
     from apps.platforms.stock_sync import sku_link_seen, stock_count_confirm
 
     stamp = f"{label}-{int(time.time() * 1000)}"
     merchant = Merchant.objects.create(name=f"bench {stamp}", slug=f"bench-{stamp}")
+    # when the scenario ends its shops are disconnected: left enabled with their simulators gone,
+    # every later scenario would run beside a worker retrying them
+    stack.callback(lambda: PlatformShop.objects.filter(merchant=merchant).update(enabled=False))
     product = Product.objects.create(merchant=merchant, name="bench tee")
     sku = catalog.sku_create(merchant=merchant, product=product, code=f"TEE-{stamp}", name="", price=Decimal("99"),
                              on_hand=quota)  # fmt: skip
@@ -176,26 +183,95 @@ def scenario(label: str, listing: Any, sim: Any, buyers: list[str], *, rate: flo
             "max": max(lat) * 1000 if lat else float("nan"), "measured": len(lat)}  # fmt: skip
 
 
-def storefront_arm(label: str, platforms: tuple[str, ...], fault: bool, orders: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and the processes of its group (the worker's cluster)."""
+    total = 0
+    for member in {pid, *(int(p) for p in os.popen(f"pgrep -g {pid}").read().split())}:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle_worker(pid: int, *, idle: float = 0.15, limit: float = 30.0) -> float:
+    """Wait until the worker uses under ``idle`` of a core over half a second (what the previous
+    arm left it, its drains, is done); returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < idle * 0.5:
+            break
+    return time.monotonic() - started
+
+
+class MarkTimer:
+    """Times the stock sync's ``mark`` (the receivers call it through the module, after commit)
+    and counts the drains it queued: what the order path does for the platforms."""
+
+    def __init__(self) -> None:
+        from apps.platforms import stock_sync
+
+        self.module, self.mark, self.queue = stock_sync, stock_sync.mark, stock_sync.queue_drain
+        self.seconds, self.calls, self.queued = 0.0, 0, 0
+
+    def __enter__(self) -> MarkTimer:
+        def mark(member: str, *, merchant_id: int | None) -> None:
+            started = time.perf_counter()
+            try:
+                self.mark(member, merchant_id=merchant_id)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        def queue() -> None:
+            self.queued += 1
+            self.queue()
+
+        self.module.mark, self.module.queue_drain = mark, queue  # type: ignore[assignment]  # timed stand-ins for the run
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.mark, self.module.queue_drain = self.mark, self.queue  # type: ignore[assignment]  # restored
+
+
+def storefront_arm(label: str, platforms: tuple[str, ...], fault: bool, orders: int, worker_pid: int,
+                   tag: str) -> dict:  # fmt: skip
     with ExitStack() as stack:
-        _, listing, sims = fixture(label, quota=orders + 50, platforms=platforms, stack=stack)
+        _, listing, sims = fixture(f"{label}-{tag}", quota=orders + 50, platforms=platforms, stack=stack)
         for sim in sims.values():
             if fault:
                 sim.set_fault("timeout", 3600, hang=30)
         for i in range(20):  # warm
-            place(listing, f"{label}-warm-{i}")
+            place(listing, f"{label}-{tag}-warm-{i}")
+        time.sleep(1.0)  # the first drain (the shops' links) is under way in every arm with shops
+        settled = settle_worker(worker_pid)
+        load = os.getloadavg()[0]
         times = []
-        for i in range(orders):
-            t = time.perf_counter()
-            place(listing, f"{label}-{i}")
-            times.append((time.perf_counter() - t) * 1000)
+        cpu0, wall0 = cpu_seconds(worker_pid), time.monotonic()
+        with MarkTimer() as marks:
+            for i in range(orders):
+                t = time.perf_counter()
+                place(listing, f"{label}-{tag}-{i}")
+                times.append((time.perf_counter() - t) * 1000)
+        worker_cpu = (cpu_seconds(worker_pid) - cpu0) / (time.monotonic() - wall0)
         time.sleep(2)  # the drain keeps working on the platforms a little longer
     # counted once the simulators stopped: a hanging call is recorded when its hang ends
-    time.sleep(0.5)
     faults = sum(len(s.calls("fault")) for s in sims.values())
     pushes = sum(len(s.calls("stock")) for s in sims.values())
     return {"label": label, "p50": pct(times, 50), "p99": pct(times, 99), "mean": statistics.fmean(times),
-            "orders": orders, "faults": faults, "pushes": pushes}  # fmt: skip
+            "orders": orders, "faults": faults, "pushes": pushes, "worker_cpu": worker_cpu * 100, "load": load,
+            "mark_us": marks.seconds / max(1, marks.calls) * 1e6, "marks": marks.calls,
+            "queued": marks.queued, "settled": settled}  # fmt: skip
+
+
+ARMS: list[tuple[str, tuple[str, ...], bool]] = [
+    ("no platform shop", (), False),
+    ("3 platforms answering", ("douyin", "kuaishou", "taobao"), False),
+    ("3 platforms timing out", ("douyin", "kuaishou", "taobao"), True),
+]
 
 
 def main() -> None:
@@ -203,36 +279,57 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--burst", type=int, default=500)
-    parser.add_argument("--orders", type=int, default=400)
+    parser.add_argument("--orders", type=int, default=600, help="timed orders per storefront arm")
+    parser.add_argument("--rounds", type=int, default=3, help="storefront rounds (arms in alternating order)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     args = parser.parse_args()
+    if not args.database_url or not args.redis_url:
+        parser.error("a PostgreSQL database and a Redis db: --database-url and --redis-url (or the environment's)")
+    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url)
     setup()
+    from django_q.models import Schedule
+
+    from apps.platforms.models import PlatformShop
+
+    PlatformShop.objects.filter(enabled=True).update(enabled=False)  # left by an earlier run
+    # No risk scoring in this bench's worker (its cost is bench/flash_sale's subject): the minute
+    # schedule would score an arm's orders at a random moment of a later arm, on the same two cores.
+    Schedule.objects.filter(func="apps.fraud.scoring.score_burst").delete()
     worker = start_worker()
     try:
         time.sleep(3)  # the cluster starts
         results = []
         with ExitStack() as stack:
+            settle_worker(worker.pid, limit=120)
             steady_n = int(args.steady_seconds * args.rate)
             _, listing, sims = fixture("steady", quota=steady_n + 10, platforms=("douyin",), stack=stack)
             time.sleep(1.5)
             buyers = [f"steady-{i}" for i in range(steady_n)]
             results.append(scenario(f"steady, {args.rate:g} orders/s", listing, sims["douyin"], buyers, rate=args.rate,
                                     threads=1))  # fmt: skip
+            settle_worker(worker.pid, limit=120)
             _, listing, sims = fixture("burst", quota=args.burst, platforms=("douyin",), stack=stack)
             time.sleep(1.5)
             buyers = [f"burst-{i}" for i in range(args.burst)]
             results.append(scenario(f"burst, {args.burst} orders, 4 threads", listing, sims["douyin"], buyers,
                                     rate=None, threads=4))  # fmt: skip
-        arms = [
-            storefront_arm("no platform shop", (), False, args.orders),
-            storefront_arm("3 platforms answering", ("douyin", "kuaishou", "taobao"), False, args.orders),
-            storefront_arm("3 platforms timing out", ("douyin", "kuaishou", "taobao"), True, args.orders),
-        ]
+        rounds: list[list[dict]] = []
+        for n in range(args.rounds):
+            order = ARMS if n % 2 == 0 else ARMS[::-1]
+            arms = [storefront_arm(label, platforms, fault, args.orders, worker.pid, f"r{n}")
+                    for label, platforms, fault in order]  # fmt: skip
+            for a in arms:
+                print(f"round {n + 1}: {a['label']}: p50 {a['p50']:.2f} p99 {a['p99']:.2f} mean {a['mean']:.2f} ms, "
+                      f"mark {a['mark_us']:.0f} µs, worker {a['worker_cpu']:.0f}% CPU, load {a['load']:.1f}, "
+                      f"settled {a['settled']:.1f} s, drains queued {a['queued']}", flush=True)  # fmt: skip
+            rounds.append(arms)
     finally:
         stop_worker(worker)
-    write(results, arms)
+    write(results, rounds, args)
 
 
-def write(results: list[dict], arms: list[dict]) -> None:
+def write(results: list[dict], rounds: list[list[dict]], args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     from bench.flash_sale.run import write_docs
 
@@ -248,17 +345,54 @@ def write(results: list[dict], arms: list[dict]) -> None:
                     f"{r['max']:.0f} |")  # fmt: skip
     report = head + "\n\nChange → push latency (order commit → the simulator receives that count or a later one):\n\n"
     write_docs(report + "\n".join(rows), marker="platform_sync", title="Platform stock sync (`bench/platform_sync`)")
-    head2 = (f"Run: {when}. `order_place` (the order API's path, after-commit hooks included), one client, "
-             "sequential, on a fresh listing per arm; the worker drains stock pushes meanwhile.")  # fmt: skip
-    rows2 = ["| arm | orders | p50 ms | p99 ms | mean ms | stock pushes accepted | platform calls that hit the fault |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for a in arms:
-        rows2.append(f"| {a['label']} | {a['orders']} | {a['p50']:.1f} | {a['p99']:.1f} | {a['mean']:.1f} | "
-                     f"{a['pushes']} | {a['faults']} |")  # fmt: skip
-    write_docs(head2 + "\n\n" + "\n".join(rows2), marker="platform_sync_storefront",
+    write_docs(storefront_report(when, rounds, args), marker="platform_sync_storefront",
                title="Storefront order path with a faulty platform (`bench/platform_sync`)")  # fmt: skip
     print("\n".join(rows))
-    print("\n".join(rows2))
+
+
+def storefront_report(when: str, rounds: list[list[dict]], args: argparse.Namespace) -> str:
+    med = statistics.median
+    by_arm = {label: [next(a for a in arms if a["label"] == label) for arms in rounds] for label, _, _ in ARMS}
+    loads = [a["load"] for arms in rounds for a in arms]
+    head = (f"Run: {when}, {os.cpu_count()} cores shared with other work (load average at the start of the arms "
+            f"{min(loads):.1f}–{max(loads):.1f}). Command: `python -m bench.platform_sync.run --orders {args.orders} "
+            f"--rounds {args.rounds}` (PostgreSQL + Redis). `order_place` (the order API's path, after-commit hooks "
+            "included), one client, sequential, each arm on a fresh listing after 20 warm-up orders; the django-q2 "
+            "worker drains stock pushes meanwhile; the simulators run in the bench process. Before each arm the bench "
+            "waits until the worker is idle (under 15% of a core: the previous arm's drains done), and an arm's shops "
+            "are disconnected when it ends; the worker runs without the risk-scoring schedule (else it scores an "
+            "arm's orders at a random moment of a later arm). Each round runs the "
+            "three arms, in alternating order from round to round (forward, backward, ...). A figure is the median "
+            "over the rounds.")  # fmt: skip
+    rows = ["| arm | rounds × orders | p50 ms | p99 ms | mean ms | mark per order µs (mean) | drains queued by "
+            "orders | worker CPU % | stock pushes accepted | platform calls that hit the fault |",
+            "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for label, arms in by_arm.items():
+        rows.append(f"| {label} | {len(arms)} × {args.orders} | {med(a['p50'] for a in arms):.1f} | "
+                    f"{med(a['p99'] for a in arms):.1f} | {med(a['mean'] for a in arms):.1f} | "
+                    f"{med(a['mark_us'] for a in arms):.0f} | {sum(a['queued'] for a in arms)} | "
+                    f"{med(a['worker_cpu'] for a in arms):.0f} | {med(a['pushes'] for a in arms):.0f} | "
+                    f"{med(a['faults'] for a in arms):.0f} |")  # fmt: skip
+    base, ok, bad = (by_arm[label] for label, _, _ in ARMS)
+
+    def diffs(xs: list[dict], ys: list[dict], key: str) -> str:
+        return ", ".join(f"{x[key] - y[key]:+.1f}" for x, y in zip(xs, ys, strict=True))
+
+    lines = [
+        f"Per round, p99 (ms): answering − no shop {diffs(ok, base, 'p99')}; timing out − no shop "
+        f"{diffs(bad, base, 'p99')}; timing out − answering {diffs(bad, ok, 'p99')}. p50: answering − no shop "
+        f"{diffs(ok, base, 'p50')}; timing out − no shop {diffs(bad, base, 'p50')}; timing out − answering "
+        f"{diffs(bad, ok, 'p50')}.",
+        "",
+        "Each arm in the order run (p50 / p99 / mean ms, worker CPU %, load, seconds waited for an idle worker):",
+        "",
+    ]
+    for n, arms in enumerate(rounds, start=1):
+        lines.append(f"Round {n}: " + "; ".join(
+            f"{a['label']} {a['p50']:.1f} / {a['p99']:.1f} / {a['mean']:.1f}, {a['worker_cpu']:.0f}%, {a['load']:.1f}, "
+            f"{a['settled']:.1f} s"
+            for a in arms) + ".")  # fmt: skip
+    return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":

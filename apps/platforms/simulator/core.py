@@ -400,11 +400,14 @@ def _handler_for(sim: PlatformSimulator) -> type[BaseHTTPRequestHandler]:
                 reply = sim.handle(request)
             except Exception as exc:  # noqa: BLE001 - a simulator bug answers 500, visibly
                 reply = Reply(500, sim.error_body(f"simulator error: {type(exc).__name__}: {exc}"))
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):  # the caller gave up (its timeout)
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 
