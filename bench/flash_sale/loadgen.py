@@ -131,17 +131,25 @@ async def run(
 
 
 async def run_paced(
-    host: str, port: int, requests: list[bytes], rate: float, connections: int = 64, *, classify: bool = True
+    host: str,
+    port: int,
+    requests: list[bytes],
+    rate: float,
+    connections: int = 64,
+    *,
+    classify: bool = True,
+    offset: float = 0.0,
 ) -> Result:
-    """Open loop: request ``i`` is due at ``start + i / rate`` whatever the answers before it,
-    on whichever of ``connections`` keep-alive connections is free. A latency runs from when the
-    request was due, so a request that waits for a free connection counts its wait (no
-    coordinated omission). Below the server's saturation this measures what one answer costs."""
+    """Open loop: request ``i`` is due at ``start + offset + i / rate`` whatever the answers
+    before it, on whichever of ``connections`` keep-alive connections is free. A latency runs
+    from when the request was due, so a request that waits for a free connection counts its wait
+    (no coordinated omission). Below the server's saturation this measures what one answer costs.
+    ``offset`` (seconds) staggers two such runs gathered side by side."""
     if rate <= 0:
         raise ValueError("rate must be positive")
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
     res = Result(started=time.perf_counter(), finished=0.0)
-    start = res.started + 0.2  # every connection is open by then
+    start = res.started + 0.2 + offset  # every connection is open by then
     for i, r in enumerate(requests):
         queue.put_nowait((start + i / rate, r))
 

@@ -317,6 +317,9 @@ def render_risk(risk: list[dict], guard: dict | None, args: Any, command: str) -
             f"script call (one round trip) p50 {guard['script_p50_us']:.0f} µs, p99 {guard['script_p99_us']:.0f} µs, "
             f"mean {guard['script_mean_us']:.0f} µs; Python around it {guard['python_mean_us']:.0f} µs on average."
         )
+    side = guard.get("side") if guard else None
+    if side:
+        lines += render_side_by_side(side, args)
     hold = guard.get("hold") if guard else None
     if hold:
         lines.append(
@@ -328,6 +331,48 @@ def render_risk(risk: list[dict], guard: dict | None, args: Any, command: str) -
             f"{hold['added_p99_us']:+.0f} µs** (on - off, per quantile; mean {hold['added_mean_us']:+.0f} µs)."
         )
     return "\n".join(lines)
+
+
+def render_side_by_side(side: list[dict], args: Any) -> list[str]:
+    """The side-by-side rounds (``run.side_by_side``) as a table and the per-round differences."""
+    acc_rate, so_rate = args.paced.split(",")
+
+    def med(arm: str, key: str) -> float:
+        return statistics.median(r[arm][key] for r in side)
+
+    def diffs(key: str) -> list[float]:
+        return [r["on"][key] - r["off"][key] for r in side]
+
+    def mdiff(key: str) -> float:
+        return statistics.median(diffs(key))
+
+    others = {k: v for r in side for arm in ("on", "off") for k, v in r[arm]["other"].items()}
+    loads = ", ".join(f"{r['load']:.1f}" for r in side)
+    counts = ", ".join(f"{r['on']['accepted']}/{r['off']['accepted']}" for r in side)
+    return [
+        "",
+        f"Side by side (`--side-by-side {len(side)}`): in each round a rules-on and a rules-off server are up at "
+        f"once, each warmed with {side[0]['warm']} orders, and one load generator sends both their paced requests "
+        f"interleaved (the off arm's half a period after the on arm's): {acc_rate} accepted orders/s to each for "
+        f"{args.paced_seconds:g} s, then {so_rate} sold-out requests/s to each. Both arms meet the same moments of "
+        "the machine. Median over the rounds.",
+        "",
+        "| rules | accepted p50 / p99 ms | sold-out p50 / p99 ms |",
+        "|---|---|---|",
+        f"| on | {med('on', 'accepted_p50_ms'):.1f} / {med('on', 'accepted_p99_ms'):.1f} | "
+        f"{med('on', 'sold_out_p50_ms'):.2f} / {med('on', 'sold_out_p99_ms'):.2f} |",
+        f"| off | {med('off', 'accepted_p50_ms'):.1f} / {med('off', 'accepted_p99_ms'):.1f} | "
+        f"{med('off', 'sold_out_p50_ms'):.2f} / {med('off', 'sold_out_p99_ms'):.2f} |",
+        f"| **on - off** (median of the rounds' differences) | **{mdiff('accepted_p50_ms'):+.1f} / "
+        f"{mdiff('accepted_p99_ms'):+.1f}** | **{mdiff('sold_out_p50_ms'):+.2f} / {mdiff('sold_out_p99_ms'):+.2f}** |",
+        "",
+        "Per round, p99 on - off: accepted "
+        + ", ".join(f"{x:+.1f}" for x in diffs("accepted_p99_ms"))
+        + " ms; sold out "
+        + ", ".join(f"{x:+.2f}" for x in diffs("sold_out_p99_ms"))
+        + f" ms (load at the end of each round: {loads}); accepted orders per round, on/off: {counts}; other "
+        f"answers: {_others(others)}.",
+    ]
 
 
 def cpu(m: dict) -> float:

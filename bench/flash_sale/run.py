@@ -30,6 +30,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/livecommerce_bench"
@@ -287,6 +288,62 @@ def paced(path: str, port: int, acc_rate: float, so_rate: float, seconds: float)
     }
 
 
+def side_by_side(env: dict[str, str], args: argparse.Namespace, rnd: int) -> dict:
+    """One round of the paced phase with both arms served at once: a server with the rules on and
+    one with them off, each warmed with ``WARM_ORDERS`` orders on a listing of its own merchant,
+    then ``acc_rate`` orders/s to each (interleaved: the off arm's requests half a period after
+    the on arm's) for ``paced_seconds``, then ``so_rate`` sold-out requests/s to each the same
+    way. One load generator, one machine, the same moments: noise from elsewhere falls on both
+    arms alike, which arms measured one after the other cannot promise."""
+    from bench.flash_sale import loadgen
+
+    acc_rate, so_rate = (float(x) for x in args.paced.split(","))
+    n_acc, n_so = int(acc_rate * args.paced_seconds), int(so_rate * args.paced_seconds)
+    first = 20_000_000 + rnd * 100_000  # buyers of their own in every round
+    with (
+        serving(env, "on", args.workers, args.server) as (port_on, _pid_on),
+        serving(env, "off", args.workers, args.server) as (port_off, _pid_off),
+    ):
+        arms: dict[str, dict[str, Any]] = {}
+        for arm, port in (("on", port_on), ("off", port_off)):
+            host = f"127.0.0.1:{port}"
+            token, listing, _m, warm_listing = make_fixture(n_acc, limit=1, warm_quota=WARM_ORDERS)
+            assert warm_listing is not None
+            warm = order_requests("/api/v1/orders", token, warm_listing, WARM_ORDERS, host, "sw", first)
+            asyncio.run(loadgen.run("127.0.0.1", port, warm, 32))
+            arms[arm] = {
+                "port": port,
+                "acc": order_requests("/api/v1/orders", token, listing, n_acc, host, "sa", first + WARM_ORDERS),
+                "so": order_requests("/api/v1/orders", token, listing, n_so, host, "ss", first + WARM_ORDERS + n_acc),
+            }
+        time.sleep(1.0)
+
+        async def both(kind: str, rate: float) -> tuple[loadgen.Result, loadgen.Result]:
+            on, off = await asyncio.gather(
+                loadgen.run_paced("127.0.0.1", arms["on"]["port"], arms["on"][kind], rate),
+                loadgen.run_paced("127.0.0.1", arms["off"]["port"], arms["off"][kind], rate, offset=0.5 / rate),
+            )
+            return on, off
+
+        acc_on, acc_off = asyncio.run(both("acc", acc_rate))
+        time.sleep(1.0)
+        so_on, so_off = asyncio.run(both("so", so_rate))
+    out: dict = {"round": rnd, "load": os.getloadavg()[0], "warm": WARM_ORDERS}
+    for arm, a, b in (("on", acc_on, so_on), ("off", acc_off, so_off)):
+        out[arm] = {
+            "accepted": a.codes.get("pending_payment", 0),
+            "accepted_p50_ms": a.code_pct("pending_payment", 50),
+            "accepted_p99_ms": a.code_pct("pending_payment", 99),
+            "sold_out": b.codes.get("sold_out", 0),
+            "sold_out_p50_ms": b.code_pct("sold_out", 50),
+            "sold_out_p99_ms": b.code_pct("sold_out", 99),
+            "other": {
+                k: v for k, v in [*a.codes.items(), *b.codes.items()] if k not in {"pending_payment", "sold_out"}
+            },
+        }
+    return out
+
+
 def cpu_seconds(server_pid: int | None) -> dict[str, float]:
     """CPU time used so far by the server (the process and its workers) and by Redis (the whole
     server: other users of the same Redis count too). A saturated box's throughput follows the
@@ -385,6 +442,13 @@ def main() -> None:
     )
     p.add_argument("--paced-seconds", type=float, default=15.0)
     p.add_argument(
+        "--side-by-side",
+        type=int,
+        default=3,
+        help="with --risk both: rounds of the paced phase with a rules-on and a rules-off server up at once, "
+        "their requests interleaved (0 skips)",
+    )
+    p.add_argument(
         "--risk",
         choices=["on", "off", "both"],
         default="both",
@@ -446,6 +510,11 @@ def main() -> None:
                 results["baseline"].append(
                     sale("/bench/baseline/orders", port, c, args.quota, args.extra, dbname, args.late, pid)
                 )
+    side: list[dict] = []
+    if results["risk"] and rates and args.side_by_side:
+        for rnd in range(args.side_by_side):
+            side.append(side_by_side(env, args, rnd))
+            print(f"side by side, round {rnd + 1}: {json.dumps(side[-1], default=str)}", flush=True)
     guard = None
     if results["risk"]:
         from bench.flash_sale.risk import guard_cost, hold_cost, render_risk
@@ -455,6 +524,7 @@ def main() -> None:
         _token, hold_off, _m, _w = make_fixture(quota=5000, limit=1)
         _token, hold_on, _m, _w = make_fixture(quota=5000, limit=1)
         guard["hold"] = hold_cost(hold_off, hold_on, first=0, n=5000)  # type: ignore[assignment]
+        guard["side"] = side  # type: ignore[assignment]
         risk_report = render_risk(results["risk"], guard, args, command)
         print(risk_report)
         if not args.no_docs:
