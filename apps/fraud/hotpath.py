@@ -182,15 +182,8 @@ def risk_guard(*, info: Any, req: Any, public_id: str, channel: str) -> GuardCal
 
 def risk_verdict(*, info: Any, req: Any, public_id: str, channel: str) -> GuardVerdict:
     """The guard's verdict with its script call on its own (one round trip)."""
-    call = risk_guard(info=info, req=req, public_id=public_id, channel=channel)
     try:
-        reply = call.script(call.keys, call.args)
-    except Exception as exc:
-        if not is_redis_error(exc):
-            raise
-        reply = exc
-    try:
-        return call.judge(reply)
+        return risk_guard(info=info, req=req, public_id=public_id, channel=channel).run_alone()
     except RiskBlocked as refusal:
         refusal_follow_up(refusal)
         raise

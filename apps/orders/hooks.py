@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from django.dispatch import Signal
 
-from apps.core.redis import LuaScript
+from apps.core.redis import LuaScript, is_redis_error
 
 from .models import PLATFORM_CHANNELS
 
@@ -41,6 +41,17 @@ class GuardCall:
     keys: list[str]
     args: list[Any]
     judge: Callable[[Any], GuardVerdict]
+
+    def run_alone(self) -> GuardVerdict:
+        """The script in a round trip of its own, then the judgement (a Redis error is judged,
+        not raised); raises the refusal, whose follow-up is the caller's."""
+        try:
+            reply = self.script(self.keys, self.args)
+        except Exception as exc:
+            if not is_redis_error(exc):
+                raise
+            reply = exc
+        return self.judge(reply)
 
 
 def refusal_follow_up(exc: BaseException) -> None:

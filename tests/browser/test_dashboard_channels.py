@@ -13,7 +13,7 @@ from apps.orders.services.imports import ImportedOrder, ImportLine, order_import
 
 from ..realtime.conftest import pay, place
 from .conftest import shot
-from .test_live_pages import expect_live, show_with
+from .test_live_pages import open_show_dashboard, show_with
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,12 +52,7 @@ def test_dashboard_shows_orders_and_units_per_channel_live(new_page, merchant): 
     merchants.staff_create(merchant=merchant, username="alice", password="pw-123456789")
 
     page = new_page(viewport={"width": 1366, "height": 900})
-    page.goto("/dashboard/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "pw-123456789")
-    page.click("input[type=submit]")
-    page.click(f'a.btn[href="/dashboard/sessions/{show.pk}/"]')
-    expect_live(page)
+    open_show_dashboard(page, show, "alice", "pw-123456789")
     rows = page.locator("[data-channels] tbody tr")
     expect(rows).to_have_count(4)  # every channel the show is sold on, Taobao with no order yet
     assert [r.get_attribute("data-channel-row") for r in rows.all()] == ["storefront", "douyin", "kuaishou", "taobao"]

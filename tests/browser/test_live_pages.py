@@ -76,6 +76,16 @@ def fill_buyer(page, detail: str = "文三路 100 号 3 幢 1202 室") -> None: 
     page.fill("#id_detail", detail)
 
 
+def open_show_dashboard(page, show, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """Log in on the dashboard, open the show's live page and wait until it is live."""
+    page.goto("/dashboard/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.click(f'a.btn[href="/dashboard/sessions/{show.pk}/"]')
+    expect_live(page)
+
+
 def expect_live(page) -> None:  # type: ignore[no-untyped-def]
     expect(page.locator("[data-live-state]")).to_have_attribute("data-live-state", "live")
 
@@ -241,12 +251,7 @@ def test_dashboard_counts_and_stock_move_when_orders_are_placed_elsewhere(new_pa
     merchants.staff_create(merchant=merchant, username="alice", password="pw-123456789")
     token = make_token(merchant)
     page = new_page(viewport={"width": 1440, "height": 900})
-    page.goto("/dashboard/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "pw-123456789")
-    page.click("input[type=submit]")
-    page.click(f'a.btn[href="/dashboard/sessions/{show.pk}/"]')
-    expect_live(page)
+    open_show_dashboard(page, show, "alice", "pw-123456789")
     expect(page.locator('[data-kpi="orders"]')).to_have_text("0")
     expect(page.locator(f'[data-listing-row="{tea.pk}"] [data-left]')).to_have_text("200")
 

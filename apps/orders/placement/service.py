@@ -182,14 +182,7 @@ def _guard(info: ListingInfo, req: OrderRequest, public_id: str, channel: str) -
     guard = hooks.registry.guard
     if guard is None:
         return _NO_VERDICT
-    call = guard(info=info, req=req, public_id=public_id, channel=channel)
-    try:
-        reply = call.script(call.keys, call.args)
-    except Exception as exc:
-        if not is_redis_error(exc):
-            raise
-        reply = exc
-    return call.judge(reply)
+    return guard(info=info, req=req, public_id=public_id, channel=channel).run_alone()
 
 
 def _guard_with_gate(
