@@ -1,0 +1,1 @@
+"""HTTP clients of the carriers, over the protocols in apps.fulfilment.carriers."""
