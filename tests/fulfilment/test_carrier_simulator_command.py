@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ from apps.fulfilment.clients.kdniao import KdniaoClient
 from apps.fulfilment.clients.kuaidi100 import Kuaidi100Client
 from apps.fulfilment.simulator import DEMO_ACCOUNTS
 
-from ..servers import free_port, stop
+from ..servers import free_port, stop, wait_for_http
 
 PARTY = Party(
     name="王五", mobile="13700001234", province="浙江省", city="杭州市", district="西湖区", detail="文三路 9 号"
@@ -42,14 +41,8 @@ def test_carrier_simulator_command_serves_until_terminated(carrier: str) -> None
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{base_url}/_sim/health", timeout=1).json()
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for_http(f"{base_url}/_sim/health", proc, timeout=30)
+        health = httpx.get(f"{base_url}/_sim/health", timeout=5).json()
         assert health["service"] == carrier and health["ok"] is True
         with client_for(carrier, base_url) as client:
             req = WaybillRequest(order_code="CMD-1", express="ZTO", sender=PARTY, receiver=PARTY, items=(("茶饼", 1),))
