@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.core.arrival import ArrivalStamp  # noqa: E402
 from apps.core.websocket import origin_checked  # noqa: E402
 
 from .routing import websocket_urlpatterns  # noqa: E402
@@ -26,7 +27,7 @@ from apps.orders.placement.fastpath import OrderFastPath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": OrderFastPath(http_app),
+        "http": ArrivalStamp(OrderFastPath(http_app)),
         "websocket": origin_checked(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

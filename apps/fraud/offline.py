@@ -30,11 +30,12 @@ placed until then. Training draws a delay per order from ``SCORING_DELAYS_MS``;
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from apps.core.client_ip import normal_ip
 
@@ -59,6 +60,7 @@ __all__ = [
     "EVALUATION_VIEWS",
     "SCORING_DELAYS_MS",
     "EvaluationReport",
+    "ServerLag",
     "evaluate",
     "facts_from_attempts",
     "feature_rows",
@@ -79,6 +81,57 @@ EVALUATION_VIEWS: Mapping[str, int | None] = {
 }
 
 
+@dataclass(frozen=True)
+class ServerLag:
+    """A busy server between the buyers and the clock the detector reads: requests (orders,
+    attempts before open, payments) are served one at a time in arrival order, each taking an
+    exponential time of mean ``1 / per_s`` seconds, so at an opening burst above ``per_s`` a
+    request waits for the ones before it. A replay against two uvicorn workers on a loaded
+    2-core box served about 40 requests a second: eager fans' orders were stamped 2-3 s late at
+    the median and up to 20 s late, and a model trained on exact timings held them as bots."""
+
+    per_s: float
+    seed: int = 0
+
+    # Per training show: 1 in 4 on a server that keeps up, the rest log-uniform in this range.
+    RANGE_PER_S: ClassVar[tuple[float, float]] = (25.0, 1_000.0)
+
+    @classmethod
+    def for_show(cls, seed: int) -> ServerLag | None:
+        """The server a simulated show ran on, drawn from its seed (None: no lag)."""
+        rng = random.Random(f"server-lag-{seed}")
+        if rng.random() < 0.25:
+            return None
+        lo, hi = cls.RANGE_PER_S
+        return cls(per_s=math.exp(rng.uniform(math.log(lo), math.log(hi))), seed=seed)
+
+    def delays(self, times_ms: Sequence[float]) -> list[float]:
+        """How long each request (by arrival time, ms) waited and was served, in input order."""
+        rng = random.Random(f"server-lag-queue-{self.seed}")
+        mean_ms = 1000.0 / self.per_s
+        out = [0.0] * len(times_ms)
+        free = -math.inf
+        for i in sorted(range(len(times_ms)), key=lambda j: times_ms[j]):
+            done = max(times_ms[i], free) + rng.expovariate(1.0 / mean_ms)
+            free = done
+            out[i] = done - times_ms[i]
+        return out
+
+
+def _lags(attempts: Sequence[SimulatedAttempt], lag: ServerLag | None) -> tuple[list[float], list[float]]:
+    """Per attempt (in order): its order request's delay, and its payment's (0 when no lag)."""
+    if lag is None:
+        return [0.0] * len(attempts), [0.0] * len(attempts)
+    pays = [i for i, a in enumerate(attempts) if a.pays and a.pay_after_ms is not None and a.t_ms >= 0]
+    times = [float(a.t_ms) for a in attempts]
+    times += [float(attempts[i].t_ms + (attempts[i].pay_after_ms or 0)) for i in pays]
+    d = lag.delays(times)
+    pay = [0.0] * len(attempts)
+    for k, i in enumerate(pays):
+        pay[i] = d[len(attempts) + k]
+    return d[: len(attempts)], pay
+
+
 def facts_from_attempts(
     attempts: Iterable[SimulatedAttempt],
     *,
@@ -87,13 +140,16 @@ def facts_from_attempts(
     limit: int | None = None,
     opens_at_ms: int = DEFAULT_OPENS_AT_MS,
     payment_window_ms: int | None = None,
+    lag: ServerLag | None = None,
 ) -> list[tuple[OrderFacts, Label]]:
     """The orders a server would record for ``attempts`` (see the module docstring), in time
     order, each with its attempt's label. ``limit``: the listing's per-buyer limit (default: the
     largest quantity any attempt asks for, which the simulator never exceeds).
     ``payment_window_ms``: when an unpaid order's units return to its buyer's limit (None:
-    never, within the show)."""
+    never, within the show). ``lag``: the server's queue, which moves the times the server
+    records (placing, since open, time to pay), not what the buyers did."""
     attempts = sorted(attempts, key=lambda a: a.t_ms)
+    order_lag, pay_lag = _lags(attempts, lag)
     if limit is None:
         limit = max((a.quantity for a in attempts), default=1)
     early: dict[tuple[str, str], int] = Counter()
@@ -101,7 +157,7 @@ def facts_from_attempts(
     held: dict[str, list[tuple[int, int]]] = defaultdict(list)  # buyer -> [(units, release at t_ms)]
     address_keys: dict[tuple[str, ...], str | None] = {}
     out: list[tuple[OrderFacts, Label]] = []
-    for a in attempts:
+    for n, a in enumerate(attempts):
         ip = normal_ip(a.client.ip) if a.client.ip else None
         device = a.client.device_id or None
         who = [("buyer", a.buyer.external_id)]
@@ -131,8 +187,8 @@ def facts_from_attempts(
             show=show,
             listing=listing,
             buyer=a.buyer.external_id,
-            placed_ms=opens_at_ms + a.t_ms,
-            since_open_ms=a.t_ms,
+            placed_ms=opens_at_ms + a.t_ms + round(order_lag[n]),
+            since_open_ms=a.t_ms + round(order_lag[n]),
             quantity=a.quantity,
             limit=limit,
             registered_ms=None if a.client.relayed else int(a.buyer.registered_at.timestamp() * 1000),
@@ -143,20 +199,28 @@ def facts_from_attempts(
             ip24=ip_prefix(ip),
             user_agent=a.client.user_agent or "",
             early_attempts=max(early[k] for k in who),
-            paid_after_ms=a.pay_after_ms if a.pays else None,
+            paid_after_ms=(
+                max(0, a.pay_after_ms + round(pay_lag[n] - order_lag[n]))
+                if a.pays and a.pay_after_ms is not None
+                else None
+            ),
         )
         out.append((facts, a.label))
     return out
 
 
-def show_facts(config: SimulationConfig, *, show: str | None = None) -> list[tuple[OrderFacts, Label]]:
-    """One simulated show's orders, with its listing's limit, opening and payment window."""
+def show_facts(
+    config: SimulationConfig, *, show: str | None = None, lagged: bool = False
+) -> list[tuple[OrderFacts, Label]]:
+    """One simulated show's orders, with its listing's limit, opening and payment window;
+    ``lagged``: as recorded by the server the show's seed draws (``ServerLag.for_show``)."""
     return facts_from_attempts(
         generate_attempts(config),
         show=show or f"sim-{config.seed}",
         limit=config.per_buyer_limit,
         opens_at_ms=int(config.opens_at.timestamp() * 1000),
         payment_window_ms=config.payment_window_ms,
+        lag=ServerLag.for_show(config.seed) if lagged else None,
     )
 
 
@@ -268,14 +332,16 @@ def evaluate(
     *,
     views: Mapping[str, int | None] = EVALUATION_VIEWS,
     pairs_by_seed: Mapping[int, Sequence[tuple[OrderFacts, Label]]] | None = None,
+    lagged: bool = False,
 ) -> EvaluationReport:
     """The model alone (no hot-path rules) on simulated shows ``random_config(seed, n_orders)``:
     per scoring view, recall per abuse kind and the share of genuine orders flagged per genuine
-    group, at the model's threshold. ``pairs_by_seed`` reuses shows already generated."""
+    group, at the model's threshold. ``pairs_by_seed`` reuses shows already generated;
+    ``lagged``: each show as its seed's server recorded it (``ServerLag.for_show``)."""
     seeds = tuple(seeds)
     report = EvaluationReport(seeds, n_orders, model.threshold, {name: ViewReport() for name in views})
     for seed in seeds:
-        pairs = (pairs_by_seed or {}).get(seed) or show_facts(random_config(seed, n_orders=n_orders))
+        pairs = (pairs_by_seed or {}).get(seed) or show_facts(random_config(seed, n_orders=n_orders), lagged=lagged)
         for name, delay in views.items():
             rows = list(feature_rows(pairs, delay_ms=delay))
             scores = model.score_many([f for f, _ in rows])

@@ -73,14 +73,17 @@ def order_facts(order: Order, signals: OrderSignals | None) -> OrderFacts:
     ip = signals.ip if signals else ""
     opens = listing.opens_at if listing is not None else None
     rules = signals.rules if signals else {}
-    paid_after = _ms(order.paid_at) - _ms(order.created_at) if order.paid_at and order.created_at else None  # type: ignore[operator]
+    # The buyer's moment: when the request reached the server (a flash-sale burst can queue it
+    # for seconds before the row is written), else when the order was written.
+    placed = (signals.received_at if signals else None) or order.created_at
+    paid_after = _ms(order.paid_at) - _ms(placed) if order.paid_at and placed else None  # type: ignore[operator]
     return OrderFacts(
         key=order.public_id,
         show=str(order.session_id or ""),
         listing=str(order.listing_id or ""),
         buyer=order.buyer.external_id,
-        placed_ms=_ms(order.created_at) or 0,
-        since_open_ms=(_ms(order.created_at) or 0) - (_ms(opens) or 0) if opens else None,
+        placed_ms=_ms(placed) or 0,
+        since_open_ms=(_ms(placed) or 0) - (_ms(opens) or 0) if opens else None,
         quantity=sum(line.quantity for line in order.lines.all()) or 1,
         limit=listing.per_buyer_limit if listing is not None else 1,
         registered_ms=_ms(signals.buyer_registered_at) if signals else None,

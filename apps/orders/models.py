@@ -231,8 +231,10 @@ class OrderEvent(models.Model):
 class OrderSignals(models.Model):
     """What the request said about the buyer when the order was placed (risk control reads it):
     the client's IP, device id and user agent, the account's creation time where the caller knew
-    it, and what the hot-path risk rules made of the attempt (``rules``: decision, reasons,
-    dry-run hits, the counters they saw). Written in the placement's own transaction, so an
+    it, when the request reached the server (``received_at``, stamped before it queued for a
+    thread: ``apps.core.arrival``; null where nothing stamped it), and what the hot-path risk
+    rules made of the attempt (``rules``: decision, reasons, dry-run hits, the counters they
+    saw). Written in the placement's own transaction, so an
     accepted order always has its signals; one row per order (the order's primary key)."""
 
     order = models.OneToOneField(
@@ -242,6 +244,7 @@ class OrderSignals(models.Model):
     device_id = models.CharField(_("device"), max_length=128, blank=True, default="")
     user_agent = models.CharField(_("user agent"), max_length=512, blank=True, default="")
     buyer_registered_at = models.DateTimeField(_("account created"), null=True, blank=True)
+    received_at = models.DateTimeField(_("request received"), null=True, blank=True)
     rules = models.JSONField(_("risk rules"), default=dict, blank=True)
 
     class Meta:

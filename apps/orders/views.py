@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +30,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.catalog import selectors as catalog_selectors
 from apps.catalog.models import Listing, LiveSession
+from apps.core.arrival import received_at
 from apps.core.errors import ApplicationError
 from apps.merchants import selectors as merchant_selectors
 
@@ -392,6 +394,7 @@ def _place(
     req = form.order_request(client=client_signals(request))
     if req is None:
         return None, {"code": "invalid", "message": _("Please check the highlighted fields.")}, 400
+    req = replace(req, received_at=received_at(request))
     info = catalog_selectors.listing_info(req.listing_id)
     if info is None or info.session_id != session.pk:
         return None, {"code": "listing_not_found", "message": _("This item is not part of this show.")}, 404

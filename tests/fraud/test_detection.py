@@ -67,7 +67,7 @@ def _replay(target: ReplayTarget, seed: int) -> tuple[ReplayResult, list, int]:
     async def run() -> ReplayResult:
         async with httpx.AsyncClient(base_url=target.base_url) as client:
             real_open = await schedule_open(client, target, opens_in_s=(opens_at - datetime.now(UTC)).total_seconds())
-        return await replay_async(attempts, target=target, opens_at=real_open, speed=1.0, concurrency=200)
+        return await replay_async(attempts, target=target, opens_at=real_open, speed=1.0, concurrency=1000)
 
     return asyncio.run(run()), attempts, int(opens_at.timestamp() * 1000)
 
@@ -90,6 +90,7 @@ def test_a_replayed_show_is_caught_without_stopping_genuine_buyers(server, merch
     report = detection(result.outcomes, decisions_for(o.order_id for o in result.accepted))
     print(f"\nseed {seed}: {len(result.outcomes)} attempts, {placed} orders\n{report.format()}")
     _print_stopped_genuine(result, attempts, opens_ms)
+    _print_lag(result, listing.pk)
     assert report.abuse.unscored == report.genuine.unscored == 0
     assert report.abuse.counted >= ORDERS * 0.1 and report.genuine.counted >= ORDERS * 0.5
     assert report.abuse.share >= 0.90, report.format()
@@ -120,3 +121,29 @@ def _print_stopped_genuine(result: ReplayResult, attempts: list, opens_ms: int) 
                 if abs(a.features.get(k, -9) - v) > 0.05
             }
             print(f"    online vs offline: {diff}")
+
+
+def _print_lag(result: ReplayResult, listing_id: int) -> None:
+    """How late the server saw the orders (median, p90, p99 ms after the buyer's moment): when the
+    request reached it (what the detector reads) and when the order row was written."""
+    from apps.orders.models import OrderSignals
+
+    opens = Order.objects.filter(listing_id=listing_id).first()
+    if opens is None or opens.listing is None or opens.listing.opens_at is None:
+        return
+    open_at = opens.listing.opens_at
+    t_of = {o.order_id: o.t_ms for o in result.accepted}
+    arrived, written = [], []
+    for s in OrderSignals.objects.filter(order__listing_id=listing_id).select_related("order"):
+        t = t_of.get(s.order.public_id)
+        if t is None:
+            continue
+        written.append((s.order.created_at - open_at).total_seconds() * 1000 - t)
+        if s.received_at is not None:
+            arrived.append((s.received_at - open_at).total_seconds() * 1000 - t)
+
+    def q(xs: list[float]) -> list[int]:
+        xs = sorted(xs)
+        return [round(xs[min(len(xs) - 1, int(p * len(xs)))]) for p in (0.5, 0.9, 0.99)] if xs else []
+
+    print(f"server lag ms (p50, p90, p99): request arrived {q(arrived)}, order written {q(written)}")

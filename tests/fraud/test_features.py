@@ -21,7 +21,7 @@ from apps.fraud.features import (
     order_features,
 )
 from apps.fraud.normalise import normalise_address
-from apps.fraud.offline import facts_from_attempts, scored_view, show_facts
+from apps.fraud.offline import ServerLag, facts_from_attempts, scored_view, show_facts
 from apps.fraud.reasons import REASONS, render_reason, render_reasons
 from apps.fraud.simulation import (
     Label,
@@ -395,3 +395,47 @@ def test_registration_and_timing_come_from_the_attempt() -> None:
         assert facts.registered_ms == int(a.buyer.registered_at.timestamp() * 1000)
         assert facts.limit == config.per_buyer_limit
         assert facts.registered_ms < facts.placed_ms + timedelta(days=1).total_seconds() * 1000
+
+
+# --- a busy server's lag (offline.ServerLag) -----------------------------------------------------
+def test_a_burst_above_the_servers_rate_queues_in_arrival_order() -> None:
+    slow = ServerLag(per_s=50, seed=7)
+    burst = [float(i) for i in range(200)]  # 200 requests in 0.2 s, a 50/s server: ~4 s to drain
+    waited = slow.delays(burst)
+    done = [t + d for t, d in zip(burst, waited, strict=True)]
+    assert done == sorted(done)  # first come, first served
+    assert all(d > 0 for d in waited)
+    assert 2_500 < waited[-1] < 6_000 and waited[0] < 200
+    fast = ServerLag(per_s=5_000, seed=7).delays([i * 100.0 for i in range(200)])  # 10/s to a 5000/s server
+    assert max(fast) < 5
+    assert slow.delays(list(reversed(burst))) == list(reversed(waited))  # each request keeps its own wait
+
+
+def test_a_lagged_show_moves_the_servers_clock_not_what_the_buyers_did() -> None:
+    config = random_config(31, n_orders=1500)
+    exact = show_facts(config)
+    lag = ServerLag.for_show(31)
+    lagged = facts_from_attempts(
+        generate_attempts(config),
+        show="sim-31",
+        limit=config.per_buyer_limit,
+        opens_at_ms=int(config.opens_at.timestamp() * 1000),
+        payment_window_ms=config.payment_window_ms,
+        lag=ServerLag(per_s=40, seed=31),
+    )
+    assert lag == ServerLag.for_show(31)  # drawn from the seed: the same server every time
+    assert [(f.key, lab) for f, lab in exact] == [(f.key, lab) for f, lab in lagged]  # the same orders
+    shifts = []
+    for (e, _), (g, _) in zip(exact, lagged, strict=True):
+        shift = g.since_open_ms - e.since_open_ms
+        assert shift >= 0 and g.placed_ms - e.placed_ms == shift
+        same = ("buyer", "device", "ip", "address_key", "quantity", "early_attempts")
+        assert [getattr(e, k) for k in same] == [getattr(g, k) for k in same]
+        assert (e.paid_after_ms is None) == (g.paid_after_ms is None) and (g.paid_after_ms or 0) >= 0
+        shifts.append(shift)
+    shifts.sort()
+    assert shifts[len(shifts) // 2] > 1_000  # the opening burst waited seconds on a 40/s server
+    draws = [ServerLag.for_show(seed) for seed in range(1000, 1200)]
+    assert 0.15 < sum(d is None for d in draws) / len(draws) < 0.35  # a quarter of shows keep up
+    lo, hi = ServerLag.RANGE_PER_S
+    assert all(lo <= d.per_s <= hi for d in draws if d is not None)

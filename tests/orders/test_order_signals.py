@@ -277,3 +277,94 @@ def test_storefront_post_without_a_device_cookie_has_no_device(merchant, placed)
     assert r.status_code == 303
     assert placed[0].client.device_id == ""
     assert DEVICE_COOKIE in r.cookies
+
+
+# --- arrival time --------------------------------------------------------------------------------
+def _asgi_post(app: Any, token: str, body: bytes, key: str) -> tuple[int, dict]:
+    async def go():  # type: ignore[no-untyped-def]
+        from asgiref.testing import ApplicationCommunicator
+
+        hdrs = {
+            "authorization": f"Token {token}",
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "idempotency-key": key,
+        }
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "path": "/api/v1/orders",
+            "raw_path": b"/api/v1/orders",
+            "root_path": "",
+            "headers": [(b"host", b"testserver")] + [(k.encode(), v.encode()) for k, v in hdrs.items()],
+            "scheme": "http",
+            "query_string": b"",
+            "client": ("127.0.0.1", 5000),
+            "server": ("testserver", 80),
+        }
+        comm = ApplicationCommunicator(app, scope)
+        await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+        start = await comm.receive_output(20)
+        chunks = []
+        while True:
+            msg = await comm.receive_output(20)
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        return start["status"], json.loads(b"".join(chunks))
+
+    import asyncio
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("entry", ["fast path", "django"])
+def test_an_order_keeps_when_its_request_arrived_not_when_a_busy_server_wrote_it(merchant, token, monkeypatch, entry):
+    """A request that waited for a thread keeps its arrival (stamped by the outermost ASGI app),
+    so risk control times the buyer, not the server's queue (apps.core.arrival)."""
+    import time as _time
+
+    from django.core.asgi import get_asgi_application
+
+    from apps.core.arrival import ArrivalStamp
+    from apps.fraud.scoring import order_facts
+    from apps.orders.models import OrderSignals
+    from apps.orders.placement.fastpath import OrderFastPath
+
+    listing = make_listing(merchant, quota=10, limit=5)
+    real = handler.order_place
+
+    def slow(*, req: OrderRequest, **kwargs: Any) -> Any:
+        _time.sleep(0.4)  # the queue for a worker thread (or SQLite's write lock) in a burst
+        return real(req=req, **kwargs)
+
+    monkeypatch.setattr(handler, "order_place", slow)
+    django_app = get_asgi_application()
+    app = ArrivalStamp(OrderFastPath(django_app, threads=1) if entry == "fast path" else django_app)
+    before = datetime.now(UTC)
+    raw = json.dumps(_with_signals(listing.pk)).encode()
+    status, body = _asgi_post(app, token, raw, f"arrive-{entry.replace(' ', '-')}")
+    assert status == 201, body
+    order = Order.objects.get(public_id=body["id"])
+    signals = OrderSignals.objects.get(order=order)
+    assert signals.received_at is not None
+    assert before <= signals.received_at <= order.created_at
+    assert (order.created_at - signals.received_at).total_seconds() >= 0.35
+    facts = order_facts(order, signals)  # the detector's clock is the arrival
+    assert facts.placed_ms == int(signals.received_at.timestamp() * 1000)
+    assert facts.since_open_ms == facts.placed_ms - int(order.listing.opens_at.timestamp() * 1000)
+
+
+def test_an_order_from_a_server_that_stamps_nothing_is_timed_by_its_row(merchant, token):
+    from apps.fraud.scoring import order_facts
+    from apps.orders.models import OrderSignals
+
+    listing = make_listing(merchant, quota=10, limit=5)
+    status, body, _ = _drf(token, json.dumps(_with_signals(listing.pk)).encode(), {"Idempotency-Key": "wsgi"})
+    assert status == 201, body
+    order = Order.objects.get(public_id=body["id"])
+    signals = OrderSignals.objects.get(order=order)
+    assert signals.received_at is None  # the test client is no ASGI server
+    assert order_facts(order, signals).placed_ms == int(order.created_at.timestamp() * 1000)

@@ -108,13 +108,14 @@ def test_the_api_answer_equals_the_serializer_on_the_stored_order(api, merchant)
     _same(again.json(), _serializer(stored, base_url="http://testserver"), base="http://testserver")
 
 
-SIGNALS = {"client", "buyer_registered_at"}
+SIGNALS = {"client", "buyer_registered_at", "received_at"}
 
 
 def test_the_request_fingerprint_is_the_one_stored_orders_carry():
     """Replays compare against ``request_hash`` of orders written by earlier versions, which hashed
     ``dataclasses.asdict`` of the request: the fingerprint must not drift. The risk signals
-    (``client``, ``buyer_registered_at``) are not the order's identity and stay out of it."""
+    (``client``, ``buyer_registered_at``) and the arrival time (``received_at``) are not the
+    order's identity and stay out of it."""
     import hashlib
     from dataclasses import asdict, fields
 

@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.arrival import received_at
 from apps.core.errors import ApplicationError
 from apps.core.phone import normalize_phone
 from apps.merchants import roles
@@ -180,6 +181,7 @@ class OrderViewSet(MerchantScopedViewSet):
             data=value,
             idempotency_key=request.headers.get("Idempotency-Key"),
             base_url=settings.PUBLIC_BASE_URL or request.build_absolute_uri("/"),
+            received_at=received_at(request),
         )
         return Response(body, status=code)
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.utils import translation
 from rest_framework import exceptions
 
 from apps.core.api_policy import api_language
+from apps.core.arrival import scope_received_at
 from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
 from apps.core.logging import request_id_from, request_id_var
 from apps.merchants import roles
@@ -40,7 +42,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"code": code, "message": message, "extra": {}}
 
 
-def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, dict[str, Any]]:
+def _handle(
+    headers: dict[str, str], body: bytes, base_url: str, received_at: datetime | None = None
+) -> tuple[int, dict[str, Any]]:
     close_old_connections()
     translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
     try:
@@ -67,6 +71,7 @@ def _handle(headers: dict[str, str], body: bytes, base_url: str) -> tuple[int, d
             data=data,
             idempotency_key=headers.get("idempotency-key"),
             base_url=base_url,
+            received_at=received_at,
         )
     except ApplicationError as exc:
         return exc.http_status, exc.as_dict()
@@ -126,7 +131,12 @@ class OrderFastPath:
         try:
             loop = asyncio.get_running_loop()
             status, body_out = await loop.run_in_executor(
-                self.pool, _handle, headers, b"".join(chunks), settings.PUBLIC_BASE_URL or f"{scheme}://{host}"
+                self.pool,
+                _handle,
+                headers,
+                b"".join(chunks),
+                settings.PUBLIC_BASE_URL or f"{scheme}://{host}",
+                scope_received_at(scope),
             )
         finally:
             request_id_var.reset(token)

@@ -4,6 +4,8 @@ every input identically (``tests/orders/test_order_entry_parity.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from apps.orders import selectors
@@ -14,11 +16,18 @@ from .service import order_place
 
 
 def order_create_response(
-    *, merchant_id: int, token_id: int, data: Any, idempotency_key: str | None, base_url: str
+    *,
+    merchant_id: int,
+    token_id: int,
+    data: Any,
+    idempotency_key: str | None,
+    base_url: str,
+    received_at: datetime | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Place an order and render the API answer (status, body). Raises ApplicationError for
-    refusals (the caller renders them)."""
-    req = parse_order_request(data)
+    refusals (the caller renders them). ``received_at``: when the request reached the server
+    (``apps.core.arrival``), kept among the order's risk signals."""
+    req = replace(parse_order_request(data), received_at=received_at)
     key = parse_idempotency_key(idempotency_key)
     placed = order_place(
         req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"

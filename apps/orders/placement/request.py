@@ -215,6 +215,8 @@ class OrderRequest:
     # relaying through another node) is the same order, not a 422 conflict.
     client: ClientSignals = field(default=NO_CLIENT)
     buyer_registered_at: datetime | None = None
+    # When the request reached the server (``apps.core.arrival``); None where nothing stamped it.
+    received_at: datetime | None = None
 
     def fingerprint(self) -> str:
         fields = {

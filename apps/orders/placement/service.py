@@ -221,6 +221,7 @@ def _signals(req: OrderRequest, verdict: hooks.GuardVerdict) -> dict:
         "device_id": req.client.device_id,
         "user_agent": req.client.user_agent,
         "buyer_registered_at": req.buyer_registered_at.isoformat() if req.buyer_registered_at else None,
+        "received_at": req.received_at.isoformat() if req.received_at else None,
         "rules": verdict.rules,
     }
 

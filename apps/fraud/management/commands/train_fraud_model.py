@@ -55,7 +55,7 @@ class Command(BaseCommand):
         history = [] if opts["no_history"] else self._history()
         pairs = []
         for i, seed in enumerate(train_seeds, 1):
-            pairs += show_facts(random_config(seed, n_orders=orders))
+            pairs += show_facts(random_config(seed, n_orders=orders), lagged=True)
             if i % 8 == 0 or i == shows:
                 self.stdout.write(f"simulated {i}/{shows} shows ({len(pairs)} orders)")
         model = train(pairs, history=history)
@@ -65,7 +65,7 @@ class Command(BaseCommand):
         )
         model.info.update(train_seeds=train_seeds, orders_per_show=orders)
         if held_seeds:
-            report = evaluate(model, held_seeds, orders)
+            report = evaluate(model, held_seeds, orders, lagged=True)
             model.metrics["held_out"] = report.as_dict()
             self.stdout.write(format_report(report))
         model.info["total_seconds"] = round(time.monotonic() - started, 1)

@@ -74,12 +74,14 @@ def _pay_window(new: NewOrder, listing_window: int) -> int:
 
 def _signals_create(order: Order, signals: dict) -> None:
     registered = signals.get("buyer_registered_at")
+    received = signals.get("received_at")
     OrderSignals.objects.create(
         order=order,
         ip=signals.get("ip") or "",
         device_id=signals.get("device_id") or "",
         user_agent=signals.get("user_agent") or "",
         buyer_registered_at=datetime.fromisoformat(registered) if registered else None,
+        received_at=datetime.fromisoformat(received) if received else None,
         rules=signals.get("rules") or {},
     )
 
