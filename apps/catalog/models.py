@@ -201,8 +201,8 @@ def _pool_terms() -> dict[str, Any]:
 
 
 def pool_aggregates() -> dict[str, Any]:
-    """``aggregate()`` arguments over a listing's pools (``PoolFigures`` fields)."""
-    return {name: Sum(term) for name, term in _pool_terms().items()}
+    """``aggregate()`` arguments over a listing's pools (``pool_`` + a ``PoolFigures`` field)."""
+    return {f"pool_{name}": Sum(term) for name, term in _pool_terms().items()}
 
 
 def with_pool_figures(qs: QuerySet[Listing]) -> QuerySet[Listing]:
@@ -319,7 +319,7 @@ class Listing(models.Model):
             figures = PoolFigures()
         else:
             row = Listing.objects.filter(parent_id=self.pk).aggregate(**pool_aggregates())
-            figures = PoolFigures(**{k: int(v or 0) for k, v in row.items()})
+            figures = PoolFigures(**{k.removeprefix("pool_"): int(v or 0) for k, v in row.items()})
         self._pool_figures = figures
         return figures
 
