@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 
+from apps.catalog import services as catalog
 from apps.catalog.events import listing_payload
 from apps.catalog.models import Listing, LiveSession, with_pool_figures
 from apps.core.errors import ApplicationError
@@ -243,7 +244,7 @@ def test_listing_reads_show_the_whole_listing_and_never_a_pool(merchant, api) ->
     assert (pool.status, pool.quota, listing.quota, listing.quota_total) == ("closed", 4, 56, 60)
 
 
-def test_a_stock_shrink_cuts_the_shared_part_before_a_pool(merchant) -> None:  # type: ignore[no-untyped-def]
+def test_a_stock_shrink_cuts_the_shared_part_before_a_pool(merchant, api) -> None:  # type: ignore[no-untyped-def]
     listing = on_air(merchant, quota=30, on_hand=30)
     allocate(listing, douyin=10)
     stock_adjust(sku=listing.sku, delta=-15, reason="damaged")
@@ -253,6 +254,21 @@ def test_a_stock_shrink_cuts_the_shared_part_before_a_pool(merchant) -> None:  #
     listing.refresh_from_db()
     assert (listing.quota, pool_of(listing).quota) == (0, 5)
     assert Stock.objects.get(sku=listing.sku).on_hand == 5
+    # the channel read says what Douyin holds now
+    body = api.get(f"/api/v1/listings/{listing.pk}/channels").json()
+    assert (body["quota"], body["channels"][0]) == (5, {"platform": "douyin", "mode": "allocated", "units": 5})
+
+
+def test_ending_the_show_closes_the_listing_and_its_pools(merchant) -> None:  # type: ignore[no-untyped-def]
+    listing = on_air(merchant, quota=12)
+    allocate(listing, douyin=5, taobao=4)
+    import_on(listing, "d1", channel="douyin", quantity=2)
+    catalog.session_end(session=listing.session)
+    listing.refresh_from_db()
+    pools = list(Listing.objects.filter(parent=listing).order_by("channel").values_list("channel", "status", "quota"))
+    assert listing.status == "closed" and pools == [("douyin", "closed", 2), ("taobao", "closed", 0)]
+    assert (listing.quota, listing.quota_total, listing.sold_total) == (10, 12, 2)
+    assert processing.channel_pool(listing, "douyin") is None
 
 
 def test_the_listing_admin_shows_totals_and_allocates_through_the_inline(merchant) -> None:  # type: ignore[no-untyped-def]
