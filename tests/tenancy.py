@@ -60,6 +60,15 @@ def pks(model: type[models.Model], merchant: Merchant) -> set:
     return set(of(model, merchant).values_list("pk", flat=True))
 
 
+def listed_pks(model: type[models.Model], merchant: Merchant) -> set:
+    """The rows a list or the admin shows: a platform's channel pool (a ``Listing`` with a
+    ``parent``) is part of its listing, not a listing of its own."""
+    rows = of(model, merchant)
+    if model._meta.label == "catalog.Listing":
+        rows = rows.filter(parent__isnull=True)
+    return set(rows.values_list("pk", flat=True))
+
+
 def tenant_models() -> list[type[models.Model]]:
     return sorted((m for m in apps.get_models() if merchant_lookup(m)), key=label)
 

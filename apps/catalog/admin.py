@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -17,8 +18,8 @@ from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 
 from . import hooks, services
-from .errors import ListingStateError
-from .models import SKU, Listing, LiveSession, Platform, Product, ProductImage
+from .errors import InvalidInput, ListingStateError
+from .models import SKU, Listing, LiveSession, Platform, Product, ProductImage, with_pool_figures
 
 
 def yuan(value: Any) -> str:
@@ -298,6 +299,23 @@ def minutes(seconds: int) -> Decimal:
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
+class ListingFigures:
+    """A listing's figures with its platforms' channel pools (the rows come from
+    ``with_pool_figures``, so a list costs no query per row)."""
+
+    @admin.display(description=_("quota"))
+    def quota_total(self, obj: Listing) -> int:
+        return obj.quota_total
+
+    @admin.display(description=_("sold"))
+    def sold_total(self, obj: Listing) -> int:
+        return obj.sold_total
+
+    @admin.display(description=_("left"))
+    def left(self, obj: Listing) -> int:
+        return obj.available_total
+
+
 class ListingForm(forms.ModelForm):
     payment_window_minutes = forms.DecimalField(
         label=_("payment window (minutes)"),
@@ -318,8 +336,12 @@ class ListingForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pools_quota = 0
         if self.instance.pk:
             self.fields["payment_window_minutes"].initial = minutes(self.instance.payment_window_seconds)
+            # The whole quota, platforms' channel pools included (listing_update takes it so).
+            self.pools_quota = services.pools_quota(list(Listing.objects.filter(parent_id=self.instance.pk)))
+            self.initial["quota"] = self.instance.quota + self.pools_quota
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -340,20 +362,31 @@ class ListingForm(forms.ModelForm):
         try:
             if listing.pk and listing.status == Listing.Status.CLOSED:
                 raise ListingStateError(gettext("a closed listing cannot be changed"))
-            services.listing_validate(listing)
+            shared = copy.copy(listing)  # the form's quota is the whole; the row's is the shared part
+            shared.quota = listing.quota - self.pools_quota
+            if shared.quota < 0:
+                raise InvalidInput(
+                    gettext("quota cannot go below the %(least)d units sold or allocated to platforms")
+                    % {"least": listing.sold + self.pools_quota},
+                    extra={"field": "quota"},
+                )
+            services.listing_validate(shared, pools_quota=self.pools_quota)
         except ApplicationError as exc:
             if exc.extra.get("field") == "payment_window_seconds":
                 exc.extra["field"] = "payment_window_minutes"
             add_service_error(self, exc)
 
 
-class ListingInline(MerchantScopedInline, admin.TabularInline):
+class ListingInline(ListingFigures, MerchantScopedInline, admin.TabularInline):
     model = Listing
     extra = 0
-    fields = ["sku", "price_yuan", "quota", "sold", "per_buyer_limit", "status"]
-    readonly_fields = ["sku", "price_yuan", "quota", "sold", "per_buyer_limit", "status"]
+    fields = ["sku", "price_yuan", "quota_total", "sold_total", "per_buyer_limit", "status"]
+    readonly_fields = ["sku", "price_yuan", "quota_total", "sold_total", "per_buyer_limit", "status"]
     show_change_link = True
     can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Listing]:
+        return with_pool_figures(super().get_queryset(request).filter(parent__isnull=True))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -451,7 +484,7 @@ class LiveSessionAdmin(ServiceAdmin):
 
 
 @admin.register(Listing)
-class ListingAdmin(ServiceAdmin):
+class ListingAdmin(ListingFigures, ServiceAdmin):
     role_area = roles.SHOWS
     form = ListingForm
     list_display = [
@@ -459,8 +492,8 @@ class ListingAdmin(ServiceAdmin):
         "sku",
         "session",
         "price_yuan",
-        "quota",
-        "sold",
+        "quota_total",
+        "sold_total",
         "left",
         "per_buyer_limit",
         "live_status",
@@ -474,7 +507,9 @@ class ListingAdmin(ServiceAdmin):
     Media = CatalogMedia
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Listing]:
-        return super().get_queryset(request).prefetch_related("sku__product__images")
+        # A platform's channel pool is part of its listing (its figures), not a listing to edit.
+        qs = super().get_queryset(request).filter(parent__isnull=True)
+        return with_pool_figures(qs).prefetch_related("sku__product__images")
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
@@ -505,10 +540,6 @@ class ListingAdmin(ServiceAdmin):
     @admin.display(description=_("flash price"), ordering="price")
     def price_yuan(self, obj: Listing) -> str:
         return yuan(obj.price)
-
-    @admin.display(description=_("left"))
-    def left(self, obj: Listing) -> int:
-        return obj.available
 
     @admin.display(description=_("status"))
     def live_status(self, obj: Listing) -> str:

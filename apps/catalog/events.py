@@ -15,24 +15,27 @@ from django.db import connection
 
 from apps.core import events
 
-from .models import Listing
+from .models import Listing, with_pool_figures
 
 log = logging.getLogger(__name__)
 COALESCE_MS = 250
 
 
 def listing_payload(listing: Any, kind: str = "listing.updated") -> dict[str, Any]:
+    """A listing with its channel pools: quota and sold of every channel, ``available`` what the
+    storefront can still buy (the shared part), versioned by ``version_total``."""
+    status = listing.effective_status()
     return {
         "type": kind,
-        "version": listing.version,
+        "version": listing.version_total,
         "listing": {
             "id": listing.pk,
             "session": listing.session_id,
-            "status": listing.effective_status(),
+            "status": status,
             "price": str(listing.price),
-            "quota": listing.quota,
-            "sold": listing.sold,
-            "available": listing.available if listing.effective_status() == "open" else 0,
+            "quota": listing.quota_total,
+            "sold": listing.sold_total,
+            "available": listing.available if status == "open" else 0,
             "per_buyer_limit": listing.per_buyer_limit,
         },
     }
@@ -40,7 +43,10 @@ def listing_payload(listing: Any, kind: str = "listing.updated") -> dict[str, An
 
 def _push_now(listing_id: int) -> None:
     try:
-        listing = Listing.objects.filter(pk=listing_id).first()
+        listing = with_pool_figures(Listing.objects.filter(pk=listing_id)).first()
+        if listing is not None and listing.parent_id is not None:  # a channel pool: its listing's figures moved
+            listing_id = listing.parent_id
+            listing = with_pool_figures(Listing.objects.filter(pk=listing_id)).first()
         if listing is not None:
             payload = listing_payload(listing)
             events.publish(f"listing.{listing_id}", payload)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -179,6 +181,46 @@ class LiveSession(models.Model):
         return self.title
 
 
+@dataclass(frozen=True)
+class PoolFigures:
+    quota: int = 0
+    sold: int = 0
+    available: int = 0
+    version: int = 0
+
+
+def _pool_terms() -> dict[str, Any]:
+    closed = Q(status="closed")
+    return {
+        # A closed pool keeps what it sold; its unsold units went back to the parent or the SKU.
+        "quota": Case(When(closed, then=F("sold")), default=F("quota")),
+        "sold": F("sold"),
+        "available": Case(When(closed | Q(sold__gte=F("quota")), then=Value(0)), default=F("quota") - F("sold")),
+        "version": F("version"),
+    }
+
+
+def pool_aggregates() -> dict[str, Any]:
+    """``aggregate()`` arguments over a listing's pools (``pool_`` + a ``PoolFigures`` field)."""
+    return {f"pool_{name}": Sum(term) for name, term in _pool_terms().items()}
+
+
+def with_pool_figures(qs: QuerySet[Listing]) -> QuerySet[Listing]:
+    """Annotate each listing with its pools' figures (``Listing.quota_total`` etc. read them, so a
+    list of listings costs no query per row): one correlated subquery per figure."""
+    annotations = {}
+    for name, term in _pool_terms().items():
+        sub = (
+            Listing.objects.filter(parent_id=OuterRef("pk"))
+            .order_by()
+            .values("parent_id")
+            .annotate(n=Sum(term))
+            .values("n")
+        )
+        annotations[f"pool_{name}"] = Coalesce(Subquery(sub, output_field=models.BigIntegerField()), Value(0))
+    return qs.annotate(**annotations)
+
+
 class Listing(models.Model):
     """A SKU on air in a show: flash price, quota carved out of the SKU's stock, buyer limit."""
 
@@ -205,6 +247,20 @@ class Listing(models.Model):
     closes_at = models.DateTimeField(_("closes at"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     version = models.PositiveBigIntegerField(default=0, editable=False)
+    # A channel pool: the units of the parent listing allocated to one sales platform (its
+    # ``quota``), sold only by that platform's orders; the parent's ``quota`` is the shared part.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="pools",
+        editable=False,
+        verbose_name=_("pool of listing"),
+    )
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Platform.choices, blank=True, default="", editable=False
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -220,6 +276,13 @@ class Listing(models.Model):
                 condition=Q(opens_at__isnull=True) | Q(closes_at__isnull=True) | Q(closes_at__gt=models.F("opens_at")),
                 name="listing_window_ordered",
             ),
+            models.CheckConstraint(
+                condition=Q(parent__isnull=True, channel="") | (Q(parent__isnull=False) & ~Q(channel="")),
+                name="listing_pool_has_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["parent", "channel"], condition=Q(parent__isnull=False), name="listing_pool_once_per_channel"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -227,7 +290,56 @@ class Listing(models.Model):
 
     @property
     def available(self) -> int:
+        """Units of this row left to sell: for a listing with channel pools, the shared part
+        (what the storefront and the sharing platforms can buy)."""
         return max(self.quota - self.sold, 0)
+
+    # --- a listing with its channel pools, as merchants and buyers read it --------------------
+    # Figures of the pools, from ``with_pool_figures`` (annotations, no query) or else read once
+    # (``pool_figures``). A closed pool counts what it sold (its unsold units went back).
+
+    @property
+    def is_pool(self) -> bool:
+        return self.parent_id is not None
+
+    def pool_figures(self) -> PoolFigures:
+        """The pools' quota, sold, unsold-and-open and version sums (zeros for a pool itself)."""
+        cached = getattr(self, "_pool_figures", None)
+        if cached is not None:
+            return cached
+        annotated = getattr(self, "pool_quota", None)
+        if annotated is not None:
+            figures = PoolFigures(
+                quota=int(annotated),
+                sold=int(getattr(self, "pool_sold", 0) or 0),
+                available=int(getattr(self, "pool_available", 0) or 0),
+                version=int(getattr(self, "pool_version", 0) or 0),
+            )
+        elif self.pk is None or self.parent_id is not None:
+            figures = PoolFigures()
+        else:
+            row = Listing.objects.filter(parent_id=self.pk).aggregate(**pool_aggregates())
+            figures = PoolFigures(**{k.removeprefix("pool_"): int(v or 0) for k, v in row.items()})
+        self._pool_figures = figures
+        return figures
+
+    @property
+    def quota_total(self) -> int:
+        return self.quota + self.pool_figures().quota
+
+    @property
+    def sold_total(self) -> int:
+        return self.sold + self.pool_figures().sold
+
+    @property
+    def available_total(self) -> int:
+        """Units left on every channel: the shared part and the open pools' unsold units."""
+        return self.available + self.pool_figures().available
+
+    @property
+    def version_total(self) -> int:
+        """Moves with every change of the listing or of one of its pools (a push's version)."""
+        return self.version + self.pool_figures().version
 
     def effective_status(self, now: datetime | None = None) -> str:
         """``open`` only inside the window; ``scheduled`` before it; ``closed`` after it (``window``)."""

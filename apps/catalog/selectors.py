@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from .models import SKU, Listing, LiveSession, Product
+from .models import SKU, Listing, LiveSession, Product, with_pool_figures
 
 
 def product_list(*, merchant_id: int) -> QuerySet[Product]:
@@ -30,7 +30,12 @@ def session_list(*, merchant_id: int) -> QuerySet[LiveSession]:
 
 
 def listing_list(*, merchant_id: int) -> QuerySet[Listing]:
-    return Listing.objects.filter(merchant_id=merchant_id).select_related("sku", "sku__product", "session")
+    """The merchant's listings (channel pools are part of their listing's figures, not rows)."""
+    return with_pool_figures(
+        Listing.objects.filter(merchant_id=merchant_id, parent__isnull=True).select_related(
+            "sku", "sku__product", "session"
+        )
+    )
 
 
 # --- listing facts the hot path needs, cached so a sold-out answer touches no database -------
@@ -90,7 +95,7 @@ def _listing_info_shared(listing_id: int) -> ListingInfo | None:
     if hit:
         return ListingInfo(**hit)
     row = (
-        Listing.objects.filter(pk=listing_id)
+        Listing.objects.filter(pk=listing_id, parent__isnull=True)  # a channel pool is no storefront's to buy
         .values("id", "merchant_id", "session_id", "sku_id", "price", "payment_window_seconds", "per_buyer_limit")
         .annotate(
             sku_code=F("sku__code"),
@@ -134,13 +139,23 @@ def listing_info_forget(listing_id: int) -> None:
 
 # --- pages and websockets -----------------------------------------------------------------------
 def listing_public(*, listing_id: int) -> Listing | None:
-    """A listing as the public storefront shows it (stock left is public)."""
-    return Listing.objects.filter(pk=listing_id).select_related("sku", "sku__product", "session").first()
+    """A listing as the public storefront shows it (stock left is public): its figures with its
+    channel pools', ``available`` the shared part."""
+    return (
+        with_pool_figures(Listing.objects.filter(pk=listing_id, parent__isnull=True))
+        .select_related("sku", "sku__product", "session")
+        .first()
+    )
 
 
 def session_listings(*, session_id: int) -> QuerySet[Listing]:
-    """Every listing of a show, closed ones too (the dashboard keeps their final numbers)."""
-    return Listing.objects.filter(session_id=session_id).select_related("sku", "sku__product").order_by("id")
+    """Every listing of a show, closed ones too (the dashboard keeps their final numbers); channel
+    pools are counted in their listing's figures."""
+    return with_pool_figures(
+        Listing.objects.filter(session_id=session_id, parent__isnull=True)
+        .select_related("sku", "sku__product")
+        .order_by("id")
+    )
 
 
 def session_for_storefront(*, merchant_slug: str, session_id: int | None = None) -> LiveSession | None:

@@ -291,8 +291,17 @@ def session_end(*, session: LiveSession) -> LiveSession:
     if session.started_at is None:
         session.started_at = session.ended_at
     session.save(update_fields=["status", "ended_at", "started_at"])
-    for listing in Listing.objects.filter(session=session, status__in=ACTIVE_LISTING):
-        listing_close(listing=listing)
+    # The show's active listings and channel pools locked by pk (a pool after its parent, as
+    # ``allocations_set`` and the stock locks take them), then closed parent by parent (a
+    # parent's close closes its pools).
+    active = list(
+        Listing.objects.filter(session=session, status__in=ACTIVE_LISTING)
+        .order_by("pk")
+        .select_for_update(of=("self",))
+    )
+    for listing in active:
+        if listing.parent_id is None:
+            listing_close(listing=listing)
     return session
 
 
@@ -313,18 +322,26 @@ def listing_supply(*, sku: SKU, exclude_listing_id: int | None = None) -> int:
     return available - committed
 
 
-def listing_validate(listing: Listing) -> None:
-    """Raise an ApplicationError unless the listing fits its SKU's stock and its own rules."""
+def listing_validate(listing: Listing, *, pools_quota: int = 0) -> None:
+    """Raise an ApplicationError unless the listing fits its SKU's stock and its own rules.
+    ``listing.quota`` is the shared part; ``pools_quota`` what its channel pools hold (the whole
+    quota, at least 1, is their sum)."""
     _check_price(listing.price)
     if listing.per_buyer_limit < 1:
         raise InvalidInput(_("per_buyer_limit must be at least 1"), extra={"field": "per_buyer_limit"})
-    if listing.quota < 1:
+    if listing.quota + pools_quota < 1:
         raise InvalidInput(_("quota must be at least 1"), extra={"field": "quota"})
     if listing.payment_window_seconds < 30:
         raise InvalidInput(_("payment_window_seconds must be at least 30"), extra={"field": "payment_window_seconds"})
     if listing.opens_at and listing.closes_at and listing.closes_at <= listing.opens_at:
         raise InvalidInput(_("closes_at must be after opens_at"), extra={"field": "closes_at"})
     if listing.quota < listing.sold:
+        if pools_quota:
+            raise InvalidInput(
+                _("quota cannot go below the %(least)d units sold or allocated to platforms")
+                % {"least": listing.sold + pools_quota},
+                extra={"field": "quota", "least": listing.sold + pools_quota},
+            )
         raise InvalidInput(
             _("quota cannot go below the %(sold)d units already sold") % {"sold": listing.sold},
             extra={"field": "quota"},
@@ -336,10 +353,11 @@ def listing_validate(listing: Listing) -> None:
         supply = listing_supply(sku=listing.sku, exclude_listing_id=listing.pk)
         unsold = listing.quota - listing.sold
         if unsold > supply:
+            whole = listing.quota + pools_quota
             raise QuotaExceedsSupply(
                 _("quota %(quota)d exceeds what the SKU can supply (%(supply)d)")
-                % {"quota": listing.quota, "supply": supply + listing.sold},
-                extra={"field": "quota", "supply": supply + listing.sold},
+                % {"quota": whole, "supply": supply + listing.sold + pools_quota},
+                extra={"field": "quota", "supply": supply + listing.sold + pools_quota},
             )
 
 
@@ -375,18 +393,68 @@ def listing_create(
     return listing
 
 
+# --- channel pools (apps/platforms.services.allocations_set makes them) --------------------------
+POOL_FOLLOWS = ("price", "per_buyer_limit", "payment_window_seconds", "opens_at", "closes_at", "status")
+
+
+def pools_lock(listing_id: int) -> list[Listing]:
+    """Lock a listing's channel pools by pk (after the listing's own row: the lock order)."""
+    return list(Listing.objects.filter(parent_id=listing_id).order_by("pk").select_for_update(of=("self",)))
+
+
+def pools_quota(pools: list[Listing]) -> int:
+    """What the pools hold of the whole quota (a closed pool: what it sold)."""
+    return sum(p.sold if p.status == Listing.Status.CLOSED else p.quota for p in pools)
+
+
+def _pools_follow(parent: Listing, pools: list[Listing]) -> None:
+    """The open pools (locked) take the parent's price, limit, window and status; a parent that
+    closed closes them, and their unsold units go back to it (its quota_total stays)."""
+    back = 0
+    for pool in pools:
+        if pool.status == Listing.Status.CLOSED:
+            continue
+        changes = {f: getattr(parent, f) for f in POOL_FOLLOWS if getattr(pool, f) != getattr(parent, f)}
+        if parent.status == Listing.Status.CLOSED:
+            back += pool.quota - pool.sold
+            changes["quota"] = pool.sold
+        if not changes:
+            continue
+        Listing.objects.filter(pk=pool.pk).update(**changes, version=F("version") + 1)
+        hooks.listing_changed.send(sender=Listing, listing_id=pool.pk)
+    if back:
+        Listing.objects.filter(pk=parent.pk).update(quota=F("quota") + back, version=F("version") + 1)
+        parent.refresh_from_db(fields=["quota", "version"])
+
+
 @transaction.atomic
 def listing_update(*, listing: Listing, data: dict[str, Any]) -> Listing:
+    """Change a listing. A ``quota`` is the whole quota: with channel pools, the shared part
+    becomes the whole minus what the pools hold (it may not go below what the shared part sold).
+    Locks the listing, then its pools, which follow its price, limit and window."""
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
+    if listing.parent_id is not None:
+        raise ListingStateError(_("a platform's channel pool follows its listing; change the listing"))
     if listing.status == Listing.Status.CLOSED:
         raise ListingStateError(_("a closed listing cannot be changed"))
+    pools = pools_lock(listing.pk)
+    held = pools_quota(pools)
     for field in ("price", "quota", "per_buyer_limit", "payment_window_seconds", "opens_at", "closes_at"):
         if field in data:
             setattr(listing, field, data[field])
-    listing_validate(listing)
+    if "quota" in data:
+        listing.quota = data["quota"] - held
+        if listing.quota < 0:
+            raise InvalidInput(
+                _("quota cannot go below the %(least)d units sold or allocated to platforms")
+                % {"least": listing.sold + held},
+                extra={"field": "quota", "least": listing.sold + held},
+            )
+    listing_validate(listing, pools_quota=held)
     listing.version = F("version") + 1
     listing.save()
     listing.refresh_from_db()
+    _pools_follow(listing, pools)
     hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing
 
@@ -399,6 +467,8 @@ def listing_open(*, listing: Listing) -> Listing:
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
     if session.status == LiveSession.Status.ENDED:
         raise SessionEnded(_("a listing of an ended show cannot open"))
+    if listing.parent_id is not None:
+        raise ListingStateError(_("a platform's channel pool follows its listing; change the listing"))
     if listing.status == Listing.Status.CLOSED:
         raise ListingStateError(_("a closed listing cannot reopen; create a new listing"))
     now = timezone.now()
@@ -411,6 +481,7 @@ def listing_open(*, listing: Listing) -> Listing:
         listing.version = F("version") + 1
         listing.save(update_fields=["status", "opens_at", "version"])
         listing.refresh_from_db()
+        _pools_follow(listing, pools_lock(listing.pk))
         if session.status == LiveSession.Status.SCHEDULED:
             session_start(session=session)
         hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
@@ -419,6 +490,8 @@ def listing_open(*, listing: Listing) -> Listing:
 
 @transaction.atomic
 def listing_close(*, listing: Listing) -> Listing:
+    """Close now; its channel pools close with it (their unsold units back to it). Locks the
+    listing, then its pools."""
     listing = Listing.objects.select_for_update(of=("self",)).select_related("sku", "session").get(pk=listing.pk)
     if listing.status != Listing.Status.CLOSED:
         listing.status = Listing.Status.CLOSED
@@ -430,5 +503,7 @@ def listing_close(*, listing: Listing) -> Listing:
         listing.version = F("version") + 1
         listing.save(update_fields=["status", "closes_at", "opens_at", "version"])
         listing.refresh_from_db()
+        if listing.parent_id is None:
+            _pools_follow(listing, pools_lock(listing.pk))
         hooks.listing_changed.send(sender=Listing, listing_id=listing.pk)
     return listing

@@ -232,6 +232,14 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_listing_state": ErrorCode(
         409, "the listing is closed and cannot change or reopen", "a closed listing cannot be changed"
     ),
+    "allocation_conflict": ErrorCode(
+        409,
+        "a platform's allocated units cannot be set so: units sold cannot move back, and units moved to a "
+        "platform must be unsold in the listing's shared part; `least` and `most` bound what `platform` may get now",
+        "douyin can be allocated 12 to 40 units now (sold units stay; the shared part has 28 unsold)",
+        {"field": "units", "platform": "douyin", "least": 12, "most": 40},
+        ("field", "platform", "least", "most"),
+    ),
     "transaction_id_reused": ErrorCode(
         409,
         "a payment transaction id already used for another order",
@@ -451,7 +459,12 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "POST /platform-shops/{id}/sku-mappings": _PATCH,
     "DELETE /platform-shops/{id}/sku-mappings": ("not_found", "invalid"),
     "GET /listings/{id}/channels": ("not_found",),
-    "PUT /listings/{id}/channels": (*_PATCH, "allocation_exceeds_quota", "invalid_listing_state"),
+    "PUT /listings/{id}/channels": (
+        *_PATCH,
+        "allocation_exceeds_quota",
+        "allocation_conflict",
+        "invalid_listing_state",
+    ),
     "POST /stock/sync": (*_BODY, "idempotency_key_reused"),
     "POST /payments/notify": (
         "signature_invalid",

@@ -222,20 +222,23 @@ def _set_on_hand_locked(stocks: list[Stock], now: datetime) -> None:
 
 
 def _shrink_quotas_to_fit(stock: Stock, listings: list[Listing]) -> None:
-    """Cut the unsold quota of the newest active listings (locked by the caller) until they fit
-    in available stock (a listing cut down to what it already sold is simply sold out)."""
+    """Cut the unsold quota of active listings (locked by the caller) until they fit in available
+    stock (a listing cut down to what it already sold is simply sold out): the shared parts
+    first, newest first, then the platforms' channel pools, newest first. The excess is
+    recomputed from the rows before each cut."""
     for listing in listings:
         listing.refresh_from_db(fields=["quota", "sold"])
-    excess = sum(x.quota - x.sold for x in listings) - (stock.on_hand - stock.reserved)
-    for listing in sorted(listings, key=lambda x: -x.pk):
+    room = stock.on_hand - stock.reserved
+    for listing in sorted(listings, key=lambda x: (x.parent_id is not None, -x.pk)):
+        excess = sum(max(x.quota - x.sold, 0) for x in listings) - room
         if excess <= 0:
             break
         cut = min(excess, listing.quota - listing.sold)
         if cut <= 0:
             continue
         Listing.objects.filter(pk=listing.pk).update(quota=F("quota") - cut, version=F("version") + 1)
+        listing.quota -= cut
         log.info("listing quota cut to fit stock", extra={"listing": listing.pk, "cut": cut})
-        excess -= cut
         listing_changed.send(sender=Listing, listing_id=listing.pk)
 
 

@@ -24,7 +24,7 @@ from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
 from apps.orders import hooks
 
-from . import processing, services
+from . import processing, selectors, services
 from .models import (
     ChannelMode,
     InboxMessage,
@@ -219,7 +219,18 @@ class ChannelAllocationForm(forms.ModelForm):
 
 class ChannelAllocationFormSet(BaseInlineFormSet):
     """The rows together: each platform once, allocated units within the listing's quota (the
-    quota as the listing form is about to save it)."""
+    quota as the listing form is about to save it). An allocated row shows the units its channel
+    pool holds now (a stock shrink may have cut them since they were set)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            pools = selectors.open_pools(listing=self.instance)
+            for form in self.forms:
+                row = form.instance
+                pool = pools.get(row.platform) if row.pk and row.mode == ChannelMode.ALLOCATED else None
+                if pool is not None and pool.quota != row.units:
+                    form.initial["units"] = pool.quota
 
     def clean(self) -> None:
         super().clean()

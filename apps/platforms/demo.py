@@ -99,7 +99,11 @@ def demo_platforms_connect(*, merchant: Merchant, simulators: dict[str, str], ba
     show's SKUs as the platform knows them; None without a show on air) and ``traffic_every``.
     Raises what ``services.shop_create`` raises."""
     show = demo_show(merchant)
-    listings = list(Listing.objects.filter(session=show).select_related("sku").order_by("pk")) if show else []
+    listings = (
+        list(Listing.objects.filter(session=show, parent__isnull=True).select_related("sku").order_by("pk"))
+        if show
+        else []
+    )
     result: dict[str, Any] = {}
     for platform, api_base_url in simulators.items():
         shop = _shop_connect(merchant=merchant, platform=platform, api_base_url=api_base_url)

@@ -16,3 +16,11 @@ class InvalidMsgSecret(ApplicationError):
 
 class AllocationExceedsQuota(ApplicationError):
     code = "allocation_exceeds_quota"
+
+
+class AllocationConflict(ApplicationError):
+    """Allocated units that cannot move: sold units stay where they were sold, and the shared
+    part gives only unsold units (``extra``: ``platform``, ``least``, ``most``)."""
+
+    code = "allocation_conflict"
+    http_status = 409

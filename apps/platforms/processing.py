@@ -185,16 +185,23 @@ def process_burst(seconds: float = BURST_SECONDS) -> int:
 
 
 def live_listing(*, merchant_id: int, sku_id: int, platform: str) -> Listing | None:
-    """The listing of the SKU on air now in a show sold on ``platform``, if any."""
+    """The listing of the SKU on air now in a show sold on ``platform``, if any (never a channel
+    pool: see :func:`channel_pool`)."""
     now = timezone.now()
     for listing in (
-        Listing.objects.filter(window.open_q(now), merchant_id=merchant_id, sku_id=sku_id)
+        Listing.objects.filter(window.open_q(now), merchant_id=merchant_id, sku_id=sku_id, parent__isnull=True)
         .select_related("session")
         .order_by("-id")
     ):
         if platform in (listing.session.platforms or []):
             return listing
     return None
+
+
+def channel_pool(listing: Listing, platform: str) -> Listing | None:
+    """The listing's open channel pool for ``platform`` (its allocated units), if it has one:
+    that platform's orders draw on it, not on the shared quota. One query, platform intake only."""
+    return Listing.objects.filter(window.open_q(timezone.now()), parent_id=listing.pk, channel=platform).first()
 
 
 def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
@@ -249,13 +256,17 @@ def _import(shop: PlatformShop, detail: CanonicalOrder) -> dict[str, Any]:
             merchant_sku_code=line.merchant_sku_code or "",
         )
         listing = live_listing(merchant_id=shop.merchant_id, sku_id=sku.pk, platform=shop.platform)
+        pool = channel_pool(listing, shop.platform) if listing is not None else None
         session_id = session_id or (listing.session_id if listing else None)
         lines.append(
             ImportLine(
                 sku_id=sku.pk,
                 quantity=line.quantity,
                 unit_price=line.unit_price,
-                listing_id=listing.pk if listing else None,
+                # The line holds units of the listing it draws on (the platform's pool, if it
+                # has one); the order is filed under the listing merchants see.
+                listing_id=(pool or listing).pk if listing else None,
+                listed_as=listing.pk if listing else None,
             )
         )
     if unmapped or not lines:

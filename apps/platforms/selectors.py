@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.catalog.models import SKU, Listing
+from apps.catalog.models import SKU, Listing, with_pool_figures
 
 from .models import ListingChannelAllocation, PlatformShop, PlatformSkuMapping
 
@@ -70,6 +70,12 @@ def allocation_list(*, listing: Listing) -> QuerySet[ListingChannelAllocation]:
     return ListingChannelAllocation.objects.filter(listing=listing).order_by("platform")
 
 
+def open_pools(*, listing: Listing) -> dict[str, Listing]:
+    """The listing's channel pools not closed, by platform."""
+    return {p.channel: p for p in Listing.objects.filter(parent_id=listing.pk).exclude(status=Listing.Status.CLOSED)}
+
+
 def listing_list(*, merchant_id: int) -> QuerySet[Listing]:
-    """The merchant's listings (the channel allocations' parents)."""
-    return Listing.objects.filter(merchant_id=merchant_id).order_by("pk")
+    """The merchant's listings (the channel allocations' parents; channel pools are not listings
+    of their own here), with their pools' figures."""
+    return with_pool_figures(Listing.objects.filter(merchant_id=merchant_id, parent__isnull=True)).order_by("pk")

@@ -15,16 +15,18 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.catalog import hooks
+from apps.catalog import services as catalog
 from apps.catalog.errors import InvalidInput, ListingStateError
 from apps.catalog.models import SKU, Listing
 from apps.core.errors import ApplicationError, NotFound
 from apps.merchants.models import Merchant
 
-from .errors import AllocationExceedsQuota, InvalidMsgSecret, ShopExists
+from .errors import AllocationConflict, AllocationExceedsQuota, InvalidMsgSecret, ShopExists
 from .models import ChannelMode, ListingChannelAllocation, PlatformShop, PlatformSkuMapping, ShopPlatform
 
 AES_KEY_BYTES = (16, 24, 32)
@@ -263,14 +265,87 @@ def allocations_check(*, quota: int, allocations: Iterable[dict[str, Any]]) -> l
     return sorted(cleaned, key=lambda r: r["platform"])
 
 
+def _conflict(platform: str, least: int, most: int) -> AllocationConflict:
+    return AllocationConflict(
+        _(
+            "%(platform)s can be allocated %(least)d to %(most)d units now "
+            "(sold units stay; only the shared part's unsold units can move)"
+        )
+        % {"platform": platform, "least": least, "most": max(most, 0)},
+        extra={"field": "units", "platform": platform, "least": least, "most": max(most, 0)},
+    )
+
+
 @transaction.atomic
 def allocations_set(*, listing: Listing, allocations: Iterable[dict[str, Any]]) -> list[ListingChannelAllocation]:
     """Replace a listing's channel rows with ``allocations`` (a platform left out shares the
-    quota). Locks the listing row, so a quota change and this cannot interleave."""
+    quota) and make them real: an allocated platform's units are a channel pool (a child
+    listing, ``Listing.pools``, that only that platform's orders draw on), the parent's quota the
+    shared part. Only unsold units move: a pool keeps what it sold, and takes units from the
+    shared part's unsold ones; a platform back to shared closes its pool (its quota becomes what
+    it sold, its unsold units return to the parent).
+
+    Locks the listing row, then its pools' rows by pk (the order ``listing_update``,
+    ``listing_close`` and the stock locks take them), then decides on the locked figures.
+    Raises InvalidInput, AllocationExceedsQuota (more than the whole quota), AllocationConflict
+    (409: sold units would move, or the shared part has too few unsold units), ListingStateError
+    (a closed listing) — all before any write."""
     locked = Listing.objects.select_for_update(of=("self",)).get(pk=listing.pk)
+    if locked.parent_id is not None:
+        raise ListingStateError(_("a platform's channel pool follows its listing; change the listing"))
     if locked.status == Listing.Status.CLOSED:
         raise ListingStateError(_("a closed listing cannot be changed"))
-    cleaned = allocations_check(quota=locked.quota, allocations=allocations)
+    pools = {p.channel: p for p in catalog.pools_lock(locked.pk)}
+    whole = locked.quota + catalog.pools_quota(list(pools.values()))
+    cleaned = allocations_check(quota=whole, allocations=allocations)
+    wanted = {r["platform"]: r["units"] for r in cleaned if r["mode"] == ChannelMode.ALLOCATED}
+
+    def held(pool: Listing) -> int:
+        return pool.sold if pool.status == Listing.Status.CLOSED else pool.quota
+
+    targets: dict[str, int] = {}  # platform -> its pool's new quota
+    for platform, pool in pools.items():
+        if platform in wanted:
+            targets[platform] = wanted[platform]
+        elif pool.status != Listing.Status.CLOSED:
+            targets[platform] = pool.sold  # back to shared: the pool closes on what it sold
+    for platform, units in wanted.items():
+        targets.setdefault(platform, units)
+    deltas = {p: t - (held(pools[p]) if p in pools else 0) for p, t in targets.items()}
+    need, unsold = sum(deltas.values()), locked.quota - locked.sold
+    for platform, units in sorted(wanted.items()):
+        least = pools[platform].sold if platform in pools else 0
+        if units < least:
+            raise _conflict(platform, least, units + unsold - need)
+    if need > unsold:
+        platform = max(sorted(wanted), key=lambda p: deltas[p])
+        raise _conflict(platform, pools[platform].sold if platform in pools else 0, wanted[platform] + unsold - need)
+
+    now = timezone.now()
+    for platform, target in sorted(targets.items()):
+        existing = pools.get(platform)
+        if platform not in wanted:
+            assert existing is not None
+            _pool_close(existing, now)
+        elif existing is None:
+            created = Listing.objects.create(
+                merchant_id=locked.merchant_id,
+                session_id=locked.session_id,
+                sku_id=locked.sku_id,
+                parent=locked,
+                channel=platform,
+                quota=target,
+                **{f: getattr(locked, f) for f in catalog.POOL_FOLLOWS},
+            )
+            hooks.listing_changed.send(sender=Listing, listing_id=created.pk)
+        elif deltas[platform] or existing.status == Listing.Status.CLOSED:
+            follow = {f: getattr(locked, f) for f in catalog.POOL_FOLLOWS}  # a closed pool reopens with it
+            Listing.objects.filter(pk=existing.pk).update(quota=target, version=F("version") + 1, **follow)
+            hooks.listing_changed.send(sender=Listing, listing_id=existing.pk)
+    if need:
+        Listing.objects.filter(pk=locked.pk).update(quota=F("quota") - need, version=F("version") + 1)
+        hooks.listing_changed.send(sender=Listing, listing_id=locked.pk)
+
     keep = [r["platform"] for r in cleaned]
     ListingChannelAllocation.objects.filter(listing=locked).exclude(platform__in=keep).delete()
     rows = []
@@ -280,3 +355,18 @@ def allocations_set(*, listing: Listing, allocations: Iterable[dict[str, Any]]) 
         )
         rows.append(row)
     return rows
+
+
+def _pool_close(pool: Listing, now: datetime) -> None:
+    """Close a locked channel pool: its quota becomes what it sold (the caller gives the unsold
+    units back to the parent), its window ends now."""
+    closes_at = pool.closes_at if pool.closes_at is not None and pool.closes_at <= now else now
+    opens_at = pool.opens_at if pool.opens_at is not None and pool.opens_at < closes_at else None
+    Listing.objects.filter(pk=pool.pk).update(
+        status=Listing.Status.CLOSED,
+        quota=pool.sold,
+        closes_at=closes_at,
+        opens_at=opens_at,
+        version=F("version") + 1,
+    )
+    hooks.listing_changed.send(sender=Listing, listing_id=pool.pk)

@@ -21,8 +21,8 @@ platform SKUs seen in its imported orders (:func:`sku_link_seen`, called by the 
 
 The value pushed (:func:`desired_values`): the SKU's ``on_hand - reserved``; while a listing of
 the SKU is on air for the shop's platform (open, its show lists the platform), no more than the
-listing can still sell on that platform: in ``allocated`` mode its units minus the units of live
-orders of that platform on the listing, in ``shared`` mode the listing's unsold quota.
+listing can still sell on that platform: in ``allocated`` mode what its channel pool has left (the
+pool's unsold units), in ``shared`` mode the listing's unsold shared quota.
 
 Idempotent: Douyin and Taobao get the full count (a Douyin ``idempotent_id`` per link, mark
 generation and value); Kuaishou is incremental: the difference from ``pushed_value``, the count it
@@ -45,16 +45,16 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Sum, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from apps.catalog.models import SKU, Listing
 from apps.core.redis import LuaScript, get_client
 from apps.inventory.models import Stock
-from apps.orders.models import LIVE_STATUSES, OrderLine
+from apps.orders.models import OrderLine
 
-from .models import ChannelMode, ListingChannelAllocation, PlatformShop, PlatformSkuLink, PlatformSkuMapping
+from .models import PlatformShop, PlatformSkuLink, PlatformSkuMapping
 from .protocol.base import PlatformError, PlatformTimeout, PlatformUnavailable, StockTarget
 
 log = logging.getLogger(__name__)
@@ -234,15 +234,18 @@ def desired_values(links: Iterable[PlatformSkuLink], now: datetime | None = None
     available = {s: max(0, on_hand - reserved) for s, on_hand, reserved in rows}
     on_air: dict[tuple[int, str], Listing] = {}
     for listing in (
-        Listing.objects.filter(sku_id__in=sku_ids).exclude(status=Listing.Status.CLOSED).select_related("session")
+        Listing.objects.filter(sku_id__in=sku_ids, parent__isnull=True)
+        .exclude(status=Listing.Status.CLOSED)
+        .select_related("session")
     ):
         if listing.is_open(now):
             for platform in listing.session.platforms or []:
                 on_air.setdefault((listing.sku_id, platform), listing)
-    allocations = {
-        (a.listing_id, a.platform): a.units
-        for a in ListingChannelAllocation.objects.filter(
-            listing_id__in={x.pk for x in on_air.values()}, mode=ChannelMode.ALLOCATED
+    # An allocated platform sells its channel pool (the units set aside for it), not the shared part.
+    pools = {
+        (pool.parent_id, pool.channel): pool
+        for pool in Listing.objects.filter(parent_id__in={x.pk for x in on_air.values()}).exclude(
+            status=Listing.Status.CLOSED
         )
     }
     values: dict[int, int] = {}
@@ -250,20 +253,10 @@ def desired_values(links: Iterable[PlatformSkuLink], now: datetime | None = None
         value = available.get(link.sku_id, 0)
         air = on_air.get((link.sku_id, link.shop.platform))
         if air is not None:
-            units = allocations.get((air.pk, link.shop.platform))
-            if units is None:
-                value = min(value, air.available)
-            else:
-                value = min(value, max(0, units - _sold_on(air.pk, link.shop.platform)))
+            pool = pools.get((air.pk, link.shop.platform))
+            value = min(value, (pool or air).available)
         values[link.pk] = value
     return values
-
-
-def _sold_on(listing_id: int, platform: str) -> int:
-    sold = OrderLine.objects.filter(
-        listing_id=listing_id, order__channel=platform, order__status__in=LIVE_STATUSES
-    ).aggregate(n=Sum("quantity"))["n"]
-    return int(sold or 0)
 
 
 # --- pushing one shop's due links ----------------------------------------------------------------

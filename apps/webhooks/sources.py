@@ -10,10 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.catalog.api.serializers import ListingSerializer
-from apps.catalog.models import Listing
+from apps.catalog.models import Listing, with_pool_figures
 from apps.inventory.models import Stock
 from apps.orders.api.serializers import order_representation
 from apps.orders.models import Order, OrderEvent, OrderLine, OrderStatus
@@ -116,14 +117,19 @@ def levels_check(*, merchant_id: int, sku_ids: set[int], listing_ids: set[int], 
                 merchant_id, f"stock.low:sku:{stock.sku_id}", stock.available <= threshold, EventType.STOCK_LOW, data
             )
     if EventType.LISTING_SOLD_OUT in types and listing_ids:
-        for listing in Listing.objects.filter(pk__in=listing_ids, merchant_id=merchant_id).select_related(
-            "sku__product"
+        # A platform's channel pool is part of its listing: the listing (with its pools'
+        # figures) is the one checked, sold out when no channel has a unit left.
+        pooled = Listing.objects.filter(pk__in=listing_ids, parent__isnull=False).values("parent_id")
+        for listing in with_pool_figures(
+            Listing.objects.filter(Q(pk__in=listing_ids) | Q(pk__in=pooled), merchant_id=merchant_id)
+            .filter(parent__isnull=True)
+            .select_related("sku__product")
         ):
             data = {"object": ListingSerializer(listing).data}
             _level(
                 merchant_id,
                 f"listing.sold_out:listing:{listing.pk}",
-                listing.sold >= listing.quota,
+                listing.sold_total >= listing.quota_total,
                 EventType.LISTING_SOLD_OUT,
                 data,
             )

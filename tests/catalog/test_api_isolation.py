@@ -174,7 +174,10 @@ def test_lists_show_only_own_rows(world: World, endpoint: Endpoint) -> None:
     r = world.a.api.get(endpoint.path(), {"page_size": 500})
     assert r.status_code == 200, r.content
     got = {str(row["id"]) for row in r.json()["results"]}
-    mine = {key(endpoint.view, o) for o in of(endpoint.model, world.a.merchant)}
+    rows = of(endpoint.model, world.a.merchant)
+    if endpoint.model is Listing:  # a platform's channel pool is part of its listing, not a row of the list
+        rows = rows.filter(parent__isnull=True)
+    mine = {key(endpoint.view, o) for o in rows}
     assert mine and got == mine
 
 

@@ -30,7 +30,7 @@ from apps.merchants.models import ApiToken, Membership, Merchant
 from apps.merchants.services import staff_create
 
 from ..factories import MerchantFactory
-from ..tenancy import Tenant, build_tenant, label, merchant_lookup, of, pks, snapshot
+from ..tenancy import Tenant, build_tenant, label, listed_pks, merchant_lookup, of, pks, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -131,16 +131,18 @@ def test_staff_changelist_shows_exactly_own_merchants_objects(world: World, mode
     if r.status_code == 403:  # superuser-only admin (memberships)
         return
     assert r.status_code == 200
-    assert changelist_pks(r) == pks(model, world.a.merchant)
+    assert changelist_pks(r) == listed_pks(model, world.a.merchant)
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=label)
 def test_superuser_changelist_shows_every_merchants_objects(world: World, model: type[models.Model]) -> None:
     r = world.root.get(url(model, "changelist"))
     assert r.status_code == 200
-    assert changelist_pks(r) >= pks(model, world.a.merchant) | pks(model, world.b.merchant)
+    assert changelist_pks(r) >= listed_pks(model, world.a.merchant) | listed_pks(model, world.b.merchant)
+    listed = listed_pks(model, world.b.merchant)
     for obj in b_objects(model, world):
-        assert world.root.get(url(model, "change", obj.pk)).status_code == 200
+        if obj.pk in listed:  # (a channel pool has no page: its listing's shows it)
+            assert world.root.get(url(model, "change", obj.pk)).status_code == 200
 
 
 @pytest.mark.parametrize("model", TENANT_MODELS, ids=label)
@@ -266,7 +268,7 @@ def test_autocomplete_never_returns_other_merchants_objects(
     seen_by_root = {
         row["id"] for row in world.root.get("/admin/autocomplete/", {**params, "term": ""}).json()["results"]
     }
-    assert b_ids <= seen_by_root
+    assert {str(pk) for pk in listed_pks(target, world.b.merchant)} <= seen_by_root
 
 
 def test_autocomplete_for_own_objects_works_for_staff(world: World) -> None:

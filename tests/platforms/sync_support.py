@@ -74,6 +74,38 @@ def place(listing: Any, buyer: str, *, channel: str = "api", quantity: int = 1) 
     return order_place(req=req, merchant_id=listing.merchant_id, idempotency_key=f"k-{buyer}", channel=channel).order
 
 
+def import_on(listing: Any, buyer: str, *, channel: str, quantity: int = 1) -> Any:
+    """A platform's order of ``quantity`` units on ``listing`` as the intake imports it: drawn on
+    the platform's channel pool when it has one, filed under the listing."""
+    from decimal import Decimal
+
+    from apps.orders.services.imports import ImportedOrder, ImportLine, order_import
+    from apps.platforms.processing import channel_pool
+
+    pool = channel_pool(listing, channel)
+    line = ImportLine(
+        sku_id=listing.sku_id,
+        quantity=quantity,
+        unit_price=Decimal("10.00"),
+        listing_id=(pool or listing).pk,
+        listed_as=listing.pk,
+    )
+    return order_import(
+        imported=ImportedOrder(
+            merchant_id=listing.merchant_id,
+            channel=channel,
+            key=f"{channel}·test·{buyer}",
+            buyer_external_id=f"{channel}:{buyer}",
+            buyer_name="",
+            buyer_phone="",
+            shipping_address={},
+            lines=(line,),
+            total=Decimal("10.00") * quantity,
+            session_id=listing.session_id,
+        )
+    ).order
+
+
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -30,7 +30,7 @@ from apps.platforms.stock_drain import stock_drain, stock_sweep
 from apps.platforms.stock_sync import KEY_DIRTY, KEY_LEASE, links_from_mappings, sku_link_seen, stock_count_confirm
 
 from ..factories import make_listing, make_session, make_sku
-from .sync_support import FAST, Platforms, place, running_platforms, wait_for
+from .sync_support import FAST, Platforms, import_on, place, running_platforms, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -199,12 +199,12 @@ def test_an_allocated_channel_pushes_what_its_allocation_has_left(
     allocations_set(listing=listing, allocations=[{"platform": "douyin", "mode": "allocated", "units": 6}])
     assert ListingChannelAllocation.objects.filter(listing=listing).count() == 1
     link_all(platforms, sku, kuaishou_count=50)
-    place(listing, "d1", channel="douyin")
-    place(listing, "d2", channel="douyin", quantity=1)
+    import_on(listing, "d1", channel="douyin")
+    import_on(listing, "d2", channel="douyin", quantity=1)
     place(listing, "s1")
-    # douyin: 6 allocated - 2 sold there; taobao (shared, on air): the listing's 17 unsold;
-    # kuaishou (not in the show): the SKU's 47 available.
-    settle(platforms, sku, expected={"douyin": 4, "taobao": 17, "kuaishou": 47})
+    # douyin: its pool's 6 units - 2 sold there; taobao (shared, on air): the shared part's 14
+    # units - 1 sold; kuaishou (not in the show): the SKU's 47 available.
+    settle(platforms, sku, expected={"douyin": 4, "taobao": 13, "kuaishou": 47})
 
 
 def test_the_order_path_costs_one_redis_call_and_nothing_without_a_shop(

@@ -117,7 +117,12 @@ class ListingSerializer(serializers.ModelSerializer):
     opens_at = DateTimeField(required=False, allow_null=True)
     closes_at = DateTimeField(required=False, allow_null=True)
     status = serializers.SerializerMethodField()
-    available = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField(
+        help_text="Units the storefront can still buy (with channel pools: the shared part)."
+    )
+    available_total = serializers.SerializerMethodField(
+        help_text="Units left on every channel: the shared part and the platforms' allocated units not sold."
+    )
     sku_code = serializers.CharField(source="sku.code", read_only=True)
     sku_name = serializers.CharField(source="sku.name", read_only=True)
     product_name = serializers.CharField(source="sku.product.name", read_only=True)
@@ -135,6 +140,7 @@ class ListingSerializer(serializers.ModelSerializer):
             "quota",
             "sold",
             "available",
+            "available_total",
             "per_buyer_limit",
             "payment_window_seconds",
             "opens_at",
@@ -150,6 +156,16 @@ class ListingSerializer(serializers.ModelSerializer):
 
     def get_available(self, obj: Listing) -> int:
         return obj.available
+
+    def get_available_total(self, obj: Listing) -> int:
+        return obj.available_total
+
+    def to_representation(self, instance: Listing) -> dict:
+        """Quota, sold and version of the whole listing, its channel pools included (a quota
+        sent back is the whole quota: ``listing_update``)."""
+        data = super().to_representation(instance)
+        data.update(quota=instance.quota_total, sold=instance.sold_total, version=instance.version_total)
+        return data
 
     def validate(self, attrs: dict) -> dict:
         opens = attrs.get("opens_at", getattr(self.instance, "opens_at", None))

@@ -39,6 +39,7 @@ LISTING = {
     "quota": 300,
     "sold": 212,
     "available": 88,
+    "available_total": 88,
     "per_buyer_limit": 2,
     "payment_window_seconds": 900,
     "opens_at": "2026-06-18T20:00:00+08:00",

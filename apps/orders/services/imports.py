@@ -48,6 +48,9 @@ class ImportLine:
     quantity: int
     unit_price: Decimal
     listing_id: int | None = None  # a listing on air for the platform: its quota; None: the SKU's stock
+    # The listing the order is filed under, when ``listing_id`` is a platform's channel pool (its
+    # parent, the listing merchants see); None: ``listing_id`` itself.
+    listed_as: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,9 @@ def _write(
         buyer = buyer_upsert(
             imported.merchant_id, imported.buyer_external_id, imported.buyer_name[:100], imported.buyer_phone[:32]
         )
-        first_listing = next((ln.listing_id for ln in imported.lines if ln.listing_id is not None), None)
+        first_listing = next(
+            (ln.listed_as or ln.listing_id for ln in imported.lines if ln.listing_id is not None), None
+        )
         # A listing that closed since (the gate says so): the platform sold it all the same, so
         # its lines draw on the SKU's stock, like a line sold with no listing on air.
         lines = [

@@ -17,7 +17,7 @@ from apps.catalog.models import Listing
 from apps.merchants import roles
 from apps.merchants.viewsets import MerchantScopedViewSet
 from apps.platforms import selectors, services
-from apps.platforms.models import PlatformShop, ShopPlatform
+from apps.platforms.models import ChannelMode, PlatformShop, ShopPlatform
 
 from .serializers import (
     ListingChannelsInputSerializer,
@@ -212,18 +212,22 @@ class PlatformShopViewSet(MerchantScopedViewSet):
 
 
 def channels_body(listing: Listing) -> dict[str, Any]:
-    """Every platform's channel on the listing: its own row, else shared."""
+    """Every platform's channel on the listing: its own row, else shared. An allocated channel's
+    units are its channel pool's quota (the truth: a stock shrink may have cut it since)."""
     rows = {r.platform: r for r in selectors.allocation_list(listing=listing)}
+    pools = selectors.open_pools(listing=listing)
     channels: list[dict[str, Any]] = []
     for platform in sorted(ShopPlatform.values):
         row = rows.get(platform)
-        channels.append(
-            {"platform": platform, "mode": row.mode, "units": row.units}
-            if row is not None
-            else {"platform": platform, "mode": "shared", "units": 0}
-        )
+        if row is None or row.mode != ChannelMode.ALLOCATED:
+            channels.append({"platform": platform, "mode": "shared", "units": 0})
+        else:
+            pool = pools.get(platform)
+            channels.append(
+                {"platform": platform, "mode": row.mode, "units": pool.quota if pool is not None else row.units}
+            )
     allocated = sum(int(c["units"]) for c in channels)
-    return {"listing": listing.pk, "quota": listing.quota, "allocated": allocated, "channels": channels}
+    return {"listing": listing.pk, "quota": listing.quota_total, "allocated": allocated, "channels": channels}
 
 
 class ListingChannelsViewSet(MerchantScopedViewSet):
@@ -261,9 +265,13 @@ class ListingChannelsViewSet(MerchantScopedViewSet):
             ),
             OpenApiExample("Channels", value=CHANNELS, response_only=True),
         ],
-        description="Replace the listing's channels (a platform left out shares the quota). Allocated units "
-        "of all platforms may not exceed the quota: 400 `allocation_exceeds_quota`; 409 `invalid_listing_state` "
-        "for a closed listing.",
+        description="Replace the listing's channels (a platform left out shares the quota). An allocated "
+        "platform's orders draw only on its units, and the storefront and the sharing platforms no longer sell "
+        "them. Only unsold units move: 400 `allocation_exceeds_quota` when the platforms ask for more than the "
+        "whole quota; 409 `allocation_conflict` (with `platform`, `least`, `most`) when a platform would get "
+        "fewer units than it sold or more than the shared part has unsold; 409 `invalid_listing_state` for a "
+        "closed listing. Back to shared, a platform's unsold units return to the shared part. Nothing changes "
+        "on an error.",
         operation_id="listings_channels_update",
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The listing's id.")],
     )
@@ -272,5 +280,4 @@ class ListingChannelsViewSet(MerchantScopedViewSet):
         s = ListingChannelsInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         services.allocations_set(listing=listing, allocations=s.validated_data["channels"])
-        listing.refresh_from_db()
-        return Response(channels_body(listing))
+        return Response(channels_body(self.get_queryset().get(pk=listing.pk)))
