@@ -5,12 +5,16 @@ carrier simulators."""
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from apps.core import encryption
@@ -130,6 +134,20 @@ def test_secrets_are_encrypted_at_rest(api) -> None:  # type: ignore[no-untyped-
     assert "MONTH-CODE-secret-6" not in raw_column("month_code", pk2)
     assert encryption.decrypt(raw_column("month_code", pk2)) == "MONTH-CODE-secret-6"
     assert raw_column("app_id", pk) == "C4E3F2A1B0D9"  # ids are not secrets
+
+
+def test_rotate_secrets_re_encrypts_the_accounts_secrets(merchant) -> None:  # type: ignore[no-untyped-def]
+    key_a, key_b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[key_a]):
+        pk = services.carrier_account_create(merchant=merchant, **kdniao_body()).pk
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[key_b, key_a]):
+        out = io.StringIO()
+        call_command("rotate_secrets", stdout=out, stderr=io.StringIO())
+        assert "fulfilment.CarrierAccount.app_key: 1 re-encrypted" in out.getvalue()
+        assert "fulfilment.CarrierAccount.month_code: 1 re-encrypted" in out.getvalue()
+    with override_settings(SECRETS_ENCRYPTION_KEYS=[key_b]):  # the old key dropped
+        account = CarrierAccount.objects.get(pk=pk)
+        assert (account.app_key, account.month_code) == ("KDN-APPKEY-secret-5", "MONTH-CODE-secret-6")
 
 
 def test_a_kuaidi100_account_without_a_push_salt_gets_one(api) -> None:  # type: ignore[no-untyped-def]
