@@ -8,4 +8,4 @@ from apps.merchants.models import Merchant
 def lock_merchant_accounts(merchant_id: int) -> None:
     """Serialise changes to a merchant's carrier accounts (which one is the default) by locking
     the merchant's row: an account being added has no row of its own to lock yet."""
-    list(Merchant.objects.filter(pk=merchant_id).select_for_update(of=("self",)).values_list("pk", flat=True))
+    list(Merchant.objects.select_for_update(of=("self",)).filter(pk=merchant_id).only("pk"))
