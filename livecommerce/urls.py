@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.inventory.api.urls")),
     path("", include("apps.orders.api.urls")),
     path("", include("apps.platforms.api.urls")),
+    path("", include("apps.fulfilment.api.urls")),
     path("", include("apps.webhooks.api.urls")),
 ]
 

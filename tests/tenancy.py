@@ -21,6 +21,8 @@ from rest_framework.test import APIClient
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.catalog.services import product_image_add, sku_create
 from apps.fraud.models import Decision, RiskAssessment
+from apps.fulfilment.models import CarrierAccount
+from apps.fulfilment.services import carrier_account_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
 from apps.orders.models import Order
@@ -94,6 +96,7 @@ class Tenant:
     orders: list[dict]  # as the API answered them: [paid, pending (flagged for risk review)]
     endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
     shop: PlatformShop  # a Douyin shop with one SKU mapping; the open listing allocates to it
+    carrier_account: CarrierAccount  # a Kuaidi100 account, the merchant's default
 
 
 def pay(order: dict) -> None:
@@ -173,6 +176,38 @@ def build_tenant(merchant: Merchant) -> Tenant:
         shop=shop, platform="douyin", message_id=f"m-{slug}", external_order_id=f"49-{slug}", body="{}"
     )
     sku_link_seen(shop=shop, sku=sku, platform_item_id=f"36-{slug}", platform_sku_id=f"175-{slug}")
+    carrier_account = carrier_account_create(
+        merchant=merchant,
+        carrier="kuaidi100",
+        name=f"ZTO-{slug}",
+        app_id=f"customer-{slug}",
+        app_key=f"key-{slug}",
+        app_secret=f"secret-{slug}",
+        express="ZTO",
+        sender={
+            "name": f"Warehouse-{slug}",
+            "mobile": "13800000001",
+            "province": "浙江省",
+            "city": "杭州市",
+            "district": "余杭区",
+            "detail": "文一西路1号",
+        },  # fmt: skip
+        is_default=True,
+    )
     return Tenant(
-        merchant, staff, client, api, token, raw, product, sku, session, listing, scheduled, orders, endpoint, shop
+        merchant,
+        staff,
+        client,
+        api,
+        token,
+        raw,
+        product,
+        sku,
+        session,
+        listing,
+        scheduled,
+        orders,
+        endpoint,
+        shop,
+        carrier_account,
     )

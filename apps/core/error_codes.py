@@ -55,7 +55,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "invalid_url": ErrorCode(
         400,
         "a webhook endpoint's URL is not https, is malformed or points at a private address; a platform shop's "
-        "`api_base_url` is not an http(s) URL (`field` names it)",
+        "or a carrier account's `api_base_url` is not an http(s) URL (`field` names it)",
         "url: must use https://",
         extra_keys=("field",),
     ),
@@ -458,6 +458,11 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /platform-shops/{id}/sku-mappings": ("not_found",),
     "POST /platform-shops/{id}/sku-mappings": _PATCH,
     "DELETE /platform-shops/{id}/sku-mappings": ("not_found", "invalid"),
+    "GET /carrier-accounts": _LIST,
+    "POST /carrier-accounts": (*_BODY, "invalid_url"),
+    "GET /carrier-accounts/{id}": ("not_found",),
+    "PATCH /carrier-accounts/{id}": (*_PATCH, "invalid_url"),
+    "DELETE /carrier-accounts/{id}": ("not_found",),
     "GET /listings/{id}/channels": ("not_found",),
     "PUT /listings/{id}/channels": (
         *_PATCH,
@@ -488,9 +493,12 @@ OWNER_READS = (
     "GET /platform-shops",
     "GET /platform-shops/{id}",
     "GET /platform-shops/{id}/sku-mappings",
+    "GET /carrier-accounts",
+    "GET /carrier-accounts/{id}",
 )
-"""Token reads that not every role may make (``apps.merchants.roles``: the integrations area is the
-owner's); every token write is checked against the token's role (``insufficient_role``)."""
+"""Token reads that not every role may make (``apps.merchants.roles``: the integrations area, with
+webhooks, platform shops and carrier accounts, is the owner's); every token write is checked
+against the token's role (``insufficient_role``)."""
 
 
 def endpoint_codes(endpoint: str, *, takes_token: bool) -> list[str]:

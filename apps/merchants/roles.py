@@ -44,7 +44,7 @@ REPORTS = "reports"  # analytics and exports
 MERCHANT = "merchant"  # the merchant's own settings (name)
 MEMBERS = "members"  # who may use the back office, with which role
 TOKENS = "tokens"  # API tokens for streamer tools and ERPs
-INTEGRATIONS = "integrations"  # outbound webhooks, platform shops: secrets and endpoints
+INTEGRATIONS = "integrations"  # outbound webhooks, platform shops, carrier accounts: secrets and endpoints
 RISK = "risk"  # risk control: rules, policy, assessments; "change" also approves or rejects held orders
 AREAS = (ORDERS, BUYERS, PAYMENTS, CATALOG, SHOWS, STOCK, REPORTS, MERCHANT, MEMBERS, TOKENS, INTEGRATIONS, RISK)
 

@@ -105,6 +105,20 @@ def valid_body(name: str, t: Tenant) -> dict[str, Any]:
         "listing-list": {"session": t.session.pk, "sku": t.sku.pk, "price": "9.90", "quota": 1},
         "order-list": order_body(t.listing.pk, buyer="new-buyer"),
         "webhook-endpoint-list": {"url": "https://erp.example.com/new", "events": ["order.paid"]},
+        "carrier-account-list": {
+            "carrier": "kdniao",
+            "app_id": "1700001",
+            "app_key": "k",
+            "express": "SF",
+            "sender": {
+                "name": "W",
+                "mobile": "13800000001",
+                "province": "P",
+                "city": "C",
+                "district": "D",
+                "detail": "1",
+            },  # fmt: skip
+        },
         "platform-shop-list": {
             "platform": "taobao",
             "shop_id": f"new-{t.merchant.slug}",
@@ -203,7 +217,13 @@ def test_create_rejects_other_merchants_objects_as_references(world: World, endp
     a, b = world.a, world.b
     body = valid_body(endpoint.name, a)
     refs = [f for f in body if f in REFERENCES]
-    assert refs or endpoint.name in ("product-list", "session-list", "webhook-endpoint-list", "platform-shop-list")
+    assert refs or endpoint.name in (
+        "product-list",
+        "session-list",
+        "webhook-endpoint-list",
+        "platform-shop-list",
+        "carrier-account-list",
+    )
     count = endpoint.model._default_manager.count()
     before = snapshot(b.merchant)
     for field in refs:

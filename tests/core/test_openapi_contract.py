@@ -33,6 +33,7 @@ from apps.catalog import services as catalog
 from apps.catalog.models import Listing
 from apps.core import api_policy, exception_handler
 from apps.core.error_codes import ENDPOINT_ERRORS, ERROR_CODES, REQUEST_LEVEL, markdown_table
+from apps.fulfilment.services import carrier_account_create
 from apps.orders.models import Order, Payment
 from apps.orders.services.transitions import order_cancel
 
@@ -273,6 +274,21 @@ def world(merchant, token):  # type: ignore[no-untyped-def]
         "cancelled": cancelled["id"],
         "paid_txn": paid_txn,
         "product": ProductFactory(merchant=merchant),
+        "carrier_account": carrier_account_create(
+            merchant=merchant,
+            carrier="kdniao",
+            app_id="1700001",
+            app_key="k",
+            express="SF",
+            sender={
+                "name": "仓",
+                "mobile": "13800000001",
+                "province": "浙江省",
+                "city": "杭州市",
+                "district": "余杭区",
+                "detail": "文一西路1号",
+            },  # fmt: skip
+        ),
     }
 
 
@@ -461,6 +477,24 @@ CASES: list[tuple[str, str, Send, str]] = [
         "POST /orders/{id}/cancel",
         lambda w: w["api"].post(f"/api/v1/orders/{w['cancelled']}/cancel", {}, format="json"),
         "invalid_transition",
+    ),
+    (
+        "carrier account with no sender",
+        "POST /carrier-accounts",
+        lambda w: w["api"].post(
+            "/api/v1/carrier-accounts",
+            {"carrier": "kdniao", "app_id": "1700001", "app_key": "k", "express": "SF"},
+            format="json",
+        ),
+        "invalid",
+    ),
+    (
+        "carrier account on an ftp gateway",
+        "PATCH /carrier-accounts/{id}",
+        lambda w: w["api"].patch(
+            f"/api/v1/carrier-accounts/{w['carrier_account'].pk}", {"api_base_url": "ftp://x"}, format="json"
+        ),
+        "invalid_url",
     ),
     (
         "unsigned notification",

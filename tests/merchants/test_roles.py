@@ -62,6 +62,7 @@ VIEW = {
     "platforms.PlatformOrder": ALL,
     "platforms.InboxMessage": frozenset({OWNER}),
     "platforms.PlatformSkuLink": frozenset({OWNER}),
+    "fulfilment.CarrierAccount": frozenset({OWNER}),
     "fraud.RiskRule": ALL,
     "fraud.RiskPolicy": ALL,
     "fraud.RiskAssessment": ALL,
@@ -86,6 +87,7 @@ ADD = {
     "platforms.PlatformOrder": frozenset(),  # the platforms send them
     "platforms.InboxMessage": frozenset(),
     "platforms.PlatformSkuLink": frozenset(),  # links come from mappings and orders
+    "fulfilment.CarrierAccount": frozenset({OWNER}),
     "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
     "fraud.RiskPolicy": frozenset(),
     "fraud.RiskAssessment": frozenset(),  # risk control writes them
@@ -508,6 +510,35 @@ def _api_cases(t: Tenant) -> list[tuple[str, str, Any, frozenset[str], int]]:
             {"sync_id": "erp-role", "items": [{"sku": t.sku.code, "delta": 1}]},
             WRITERS,
             200,
+        ),
+        ("get", "/api/v1/carrier-accounts", None, frozenset({OWNER}), 200),
+        ("get", f"/api/v1/carrier-accounts/{t.carrier_account.pk}", None, frozenset({OWNER}), 200),
+        (
+            "patch",
+            f"/api/v1/carrier-accounts/{t.carrier_account.pk}",
+            {"name": "Renamed", "is_default": True},
+            frozenset({OWNER}),
+            200,
+        ),
+        (
+            "post",
+            "/api/v1/carrier-accounts",
+            {
+                "carrier": "kdniao",
+                "app_id": "1700001",
+                "app_key": "k",
+                "express": "SF",
+                "sender": {
+                    "name": "W",
+                    "mobile": "13800000001",
+                    "province": "P",
+                    "city": "C",
+                    "district": "D",
+                    "detail": "1",
+                },  # fmt: skip
+            },
+            frozenset({OWNER}),
+            201,
         ),
         ("get", "/api/v1/webhook-endpoints", None, frozenset({OWNER}), 200),
         ("get", "/api/v1/webhook-deliveries", None, frozenset({OWNER}), 200),

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.fulfilment.carriers.base import EXPRESS
+from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice
+from apps.fulfilment.selectors import account_push_url
+from apps.fulfilment.services import SENDER_FIELDS
+
+SECRET_HELP = "Write-only: never returned (reads say has_{name}). Stored encrypted."
+
+
+class SenderSerializer(serializers.Serializer):
+    """The ship-from party printed on the account's waybills."""
+
+    name = serializers.CharField(max_length=64)
+    mobile = serializers.CharField(max_length=32, help_text="A mobile or landline number.")
+    province = serializers.CharField(max_length=32)
+    city = serializers.CharField(max_length=32)
+    district = serializers.CharField(max_length=32)
+    detail = serializers.CharField(max_length=200, help_text="The street address below the district.")
+
+
+class SenderPatchSerializer(SenderSerializer):
+    """Only the parts sent change."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
+class CarrierAccountSerializer(serializers.ModelSerializer):
+    """A carrier account as read: never its secrets, only whether each is set."""
+
+    has_app_key = serializers.SerializerMethodField()
+    has_app_secret = serializers.SerializerMethodField()
+    has_push_salt = serializers.SerializerMethodField()
+    has_partner_key = serializers.SerializerMethodField()
+    has_month_code = serializers.SerializerMethodField()
+    sender = serializers.SerializerMethodField()
+    api_base_url = serializers.CharField(
+        read_only=True, help_text="The gateway set for this account (a sandbox, a simulator), or empty: production."
+    )
+    push_url = serializers.SerializerMethodField(
+        help_text="The absolute URL tracking pushes of this account go to (Kdniao: set it in its console; "
+        "Kuaidi100: each subscription names it)."
+    )
+
+    class Meta:
+        model = CarrierAccount
+        fields = [
+            "id",
+            "carrier",
+            "name",
+            "app_id",
+            "has_app_key",
+            "has_app_secret",
+            "has_push_salt",
+            "partner_id",
+            "has_partner_key",
+            "has_month_code",
+            "express",
+            "sender",
+            "api_base_url",
+            "push_url",
+            "enabled",
+            "is_default",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_has_app_key(self, obj: CarrierAccount) -> bool:
+        return bool(obj.app_key)
+
+    def get_has_app_secret(self, obj: CarrierAccount) -> bool:
+        return bool(obj.app_secret)
+
+    def get_has_push_salt(self, obj: CarrierAccount) -> bool:
+        return bool(obj.push_salt)
+
+    def get_has_partner_key(self, obj: CarrierAccount) -> bool:
+        return bool(obj.partner_key)
+
+    def get_has_month_code(self, obj: CarrierAccount) -> bool:
+        return bool(obj.month_code)
+
+    def get_push_url(self, obj: CarrierAccount) -> str:
+        return account_push_url(obj, self.context.get("request"))
+
+    @extend_schema_field(SenderSerializer)
+    def get_sender(self, obj: CarrierAccount) -> dict[str, str]:
+        return {part: getattr(obj, f"sender_{part}") for part in SENDER_FIELDS}
+
+
+def _secret(name: str, *, required: bool = False, max_length: int = 512) -> serializers.CharField:
+    return serializers.CharField(
+        write_only=True,
+        required=required,
+        allow_blank=not required,
+        max_length=max_length,
+        trim_whitespace=True,
+        style={"input_type": "password"},
+        help_text=SECRET_HELP.format(name=name),
+    )
+
+
+EXPRESS_HELP = "The express company waybills are drawn from by default (our code): " + ", ".join(
+    f"{code} {names['name']}" for code, names in EXPRESS.items()
+)
+
+
+class CarrierAccountInputSerializer(serializers.Serializer):
+    carrier = serializers.ChoiceField(choices=CarrierChoice.choices)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    app_id = serializers.CharField(max_length=64, help_text="Kuaidi100: the customer id. Kdniao: the EBusinessID.")
+    app_key = _secret("app_key", required=True)
+    app_secret = _secret("app_secret")
+    push_salt = _secret("push_salt", max_length=128)
+    partner_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    partner_key = _secret("partner_key")
+    month_code = _secret("month_code", max_length=128)
+    express = serializers.ChoiceField(choices=EXPRESS_CHOICES, help_text=EXPRESS_HELP)
+    sender = SenderSerializer()
+    api_base_url = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="http(s) URL; empty = the carrier's production gateway (a sandbox or simulator is set here).",
+    )
+    enabled = serializers.BooleanField(required=False, default=True)
+    is_default = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Make it the merchant's default (the previous default stops being one).",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        for name in ("app_secret", "push_salt", "partner_key", "month_code"):
+            attrs.setdefault(name, "")
+        return attrs
+
+
+class CarrierAccountPatchSerializer(serializers.Serializer):
+    """Only the fields sent change; a secret left out is kept."""
+
+    carrier = serializers.ChoiceField(choices=CarrierChoice.choices, required=False)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    app_id = serializers.CharField(max_length=64, required=False)
+    app_key = _secret("app_key")
+    app_secret = _secret("app_secret")
+    push_salt = _secret("push_salt", max_length=128)
+    partner_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    partner_key = _secret("partner_key")
+    month_code = _secret("month_code", max_length=128)
+    express = serializers.ChoiceField(choices=EXPRESS_CHOICES, required=False, help_text=EXPRESS_HELP)
+    sender = SenderPatchSerializer(required=False)
+    api_base_url = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    enabled = serializers.BooleanField(required=False, help_text="Disabling the default account leaves no default.")
+    is_default = serializers.BooleanField(required=False)

@@ -1,0 +1,47 @@
+"""Reads of fulfilment's configuration: a merchant's carrier accounts and the tracking push URL
+each one gives the carrier."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import CarrierAccount
+
+PUSH_URL_NAME = "fulfilment:carrier-push"
+"""The URL name reserved for the tracking push receiver (``/hooks/carriers/<carrier>/<push_token>``).
+The push view registers under it when it comes; until then :func:`account_push_url` builds the
+same path."""
+PUSH_PATH = "/hooks/carriers/{carrier}/{push_token}"
+
+
+def account_list(*, merchant_id: int) -> QuerySet[CarrierAccount]:
+    return CarrierAccount.objects.filter(merchant_id=merchant_id).order_by("carrier", "name", "id")
+
+
+def account_default(*, merchant_id: int) -> CarrierAccount | None:
+    """The merchant's default account (enabled), or None."""
+    return CarrierAccount.objects.filter(merchant_id=merchant_id, is_default=True, enabled=True).first()
+
+
+def account_by_push_token(*, carrier: str, push_token: str) -> CarrierAccount | None:
+    """The enabled account a push URL names, or None (an unknown or disabled account's pushes are
+    refused)."""
+    return CarrierAccount.objects.filter(carrier=carrier, push_token=push_token, enabled=True).first()
+
+
+def _base_url(request: HttpRequest | None) -> str:
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL.rstrip("/")
+    if request is not None:
+        return request.build_absolute_uri("/").rstrip("/")
+    return ""
+
+
+def account_push_url(account: CarrierAccount, request: HttpRequest | None = None) -> str:
+    """The absolute URL tracking pushes of this account go to: ``PUBLIC_BASE_URL`` (else the
+    request's scheme and host) + ``/hooks/carriers/<carrier>/<push_token>``. Kdniao: set it as the
+    push URL in its console; Kuaidi100: every subscription names it as its callback URL. Without
+    either base, the path alone."""
+    return _base_url(request) + PUSH_PATH.format(carrier=account.carrier, push_token=account.push_token)
