@@ -4,10 +4,14 @@ Every operation of ``/api/schema/`` is called with generated (valid and invalid)
 token of a merchant that owns a product, a SKU, a show and an open listing; then the stateful
 phase chains operations through the links schemathesis infers (create -> read/patch/actions).
 No response may be a 5xx or break the schema.
+
+Examples per operation: ``FUZZ_EXAMPLES`` (default 20, which keeps CI's two suites inside their
+time budget; raise it for a deeper search, e.g. ``FUZZ_EXAMPLES=200 ./test tests/core/test_schema_fuzz.py``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,7 +27,7 @@ from apps.core.redis import get_client
 
 from ..factories import make_listing
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 STATEFUL_SETTINGS = settings(
     max_examples=80,
     stateful_step_count=6,

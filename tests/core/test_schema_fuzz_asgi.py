@@ -6,9 +6,14 @@ through the WSGI stack (``test_schema_fuzz.py``). No response may be a 5xx or br
 The application runs its own threads (the fast path's pool, Django's sync thread), so the test
 uses a real, committed database (``transaction=True``) and examples build on each other's state,
 as requests do in production.
+
+Examples per operation: ``FUZZ_EXAMPLES`` (default 30 here, 20 through WSGI: the fast path is the
+production route of the hot endpoint); raise it for a deeper search.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import schemathesis
@@ -30,7 +35,7 @@ def asgi_schema(merchant, token):  # type: ignore[no-untyped-def]
             # Declared as the schema's security scheme (not a plain header), so the auth checks
             # know these credentials are real and probe without them and with invalid ones.
             "auth": {"openapi": {"MerchantToken": {"bearer": token}}},
-            "generation": {"max-examples": 60},
+            "generation": {"max-examples": int(os.environ.get("FUZZ_EXAMPLES", "30"))},
             "checks": {
                 # As in test_schema_fuzz.py: leniency and database-dependent validity are not 5xx.
                 "negative_data_rejection": {"enabled": False},
