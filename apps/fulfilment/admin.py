@@ -7,12 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin_forms import WriteOnlySecretsForm, add_application_error, secret_field
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin
@@ -39,17 +39,14 @@ SECRET_HINTS = {
 }
 
 
-def _field_error(form: forms.BaseForm, exc: ApplicationError) -> None:
-    field = str(exc.extra.get("field") or "").replace("sender.", "sender_")
-    form.add_error(field if field in form.fields else None, ValidationError(exc.message, code=exc.code))
-
-
-class CarrierAccountForm(forms.ModelForm):
-    app_key = forms.CharField(label=SECRET_LABELS["app_key"], required=False, widget=forms.PasswordInput())
-    app_secret = forms.CharField(label=SECRET_LABELS["app_secret"], required=False, widget=forms.PasswordInput())
-    push_salt = forms.CharField(label=SECRET_LABELS["push_salt"], required=False, widget=forms.PasswordInput())
-    partner_key = forms.CharField(label=SECRET_LABELS["partner_key"], required=False, widget=forms.PasswordInput())
-    month_code = forms.CharField(label=SECRET_LABELS["month_code"], required=False, widget=forms.PasswordInput())
+class CarrierAccountForm(WriteOnlySecretsForm):
+    secret_fields = SECRETS
+    secret_hints = SECRET_HINTS
+    app_key = secret_field(SECRET_LABELS["app_key"])
+    app_secret = secret_field(SECRET_LABELS["app_secret"])
+    push_salt = secret_field(SECRET_LABELS["push_salt"])
+    partner_key = secret_field(SECRET_LABELS["partner_key"])
+    month_code = secret_field(SECRET_LABELS["month_code"])
     api_base_url = forms.URLField(
         label=_("API base URL"),
         required=False,
@@ -75,33 +72,8 @@ class CarrierAccountForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in SECRETS:
-            stored = bool(self.instance.pk and getattr(self.instance, name))
-            keep = _("A value is stored (not shown): leave blank to keep it.") if stored else _("Not set.")
-            self.fields[name].help_text = format_html("{} {}", SECRET_HINTS[name], keep)
         if self.instance.pk:
             self.fields["carrier"].disabled = True  # an account keeps its carrier
-
-    def _clean_secret(self, name: str) -> str:
-        value = (self.cleaned_data.get(name) or "").strip()
-        if not value and self.instance.pk:
-            return str(getattr(self.instance, name) or "")  # blank keeps the stored value
-        return value
-
-    def clean_app_key(self) -> str:
-        return self._clean_secret("app_key")
-
-    def clean_app_secret(self) -> str:
-        return self._clean_secret("app_secret")
-
-    def clean_push_salt(self) -> str:
-        return self._clean_secret("push_salt")
-
-    def clean_partner_key(self) -> str:
-        return self._clean_secret("partner_key")
-
-    def clean_month_code(self) -> str:
-        return self._clean_secret("month_code")
 
     def _get_validation_exclusions(self) -> set[str]:
         # The one-default constraint is kept by the service (the previous default stops being
@@ -115,7 +87,8 @@ class CarrierAccountForm(forms.ModelForm):
         try:
             services.carrier_account_validate(self.instance)
         except ApplicationError as exc:
-            _field_error(self, exc)
+            field = str(exc.extra.get("field") or "").replace("sender.", "sender_")
+            add_application_error(self, exc, field=field)
 
 
 @admin.register(CarrierAccount)

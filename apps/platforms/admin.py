@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.admin import ListingAdmin
 from apps.catalog.models import Listing
+from apps.core.admin_forms import WriteOnlySecretsForm, add_application_error, secret_field
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
@@ -38,18 +39,19 @@ from .selectors import shop_push_url
 SECRETS = services.SECRET_FIELDS
 
 
-def _field_error(form: forms.BaseForm, exc: ApplicationError) -> None:
-    field = exc.extra.get("field")
-    form.add_error(field if field in form.fields else None, ValidationError(exc.message, code=exc.code))
-
-
-class PlatformShopForm(forms.ModelForm):
+class PlatformShopForm(WriteOnlySecretsForm):
     """Secrets are password inputs that never show the stored value; left blank, the stored
     value is kept."""
 
-    app_secret = forms.CharField(label=_("app secret"), required=False, widget=forms.PasswordInput())
-    access_token = forms.CharField(label=_("access token"), required=False, widget=forms.PasswordInput())
-    msg_secret = forms.CharField(label=_("message secret"), required=False, widget=forms.PasswordInput())
+    secret_fields = SECRETS
+    secret_hints = {
+        "app_secret": _("Kuaishou: the sign secret. Required."),
+        "access_token": _("The shop's authorised token (Taobao: session)."),
+        "msg_secret": _("Kuaishou only: the key that decrypts pushed messages. Required for Kuaishou."),
+    }
+    app_secret = secret_field(_("app secret"))
+    access_token = secret_field(_("access token"))
+    msg_secret = secret_field(_("message secret"))
     api_base_url = forms.URLField(
         label=_("API base URL"),
         required=False,
@@ -64,32 +66,8 @@ class PlatformShopForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        hints = {
-            "app_secret": _("Kuaishou: the sign secret. Required."),
-            "access_token": _("The shop's authorised token (Taobao: session)."),
-            "msg_secret": _("Kuaishou only: the key that decrypts pushed messages. Required for Kuaishou."),
-        }
-        for name in SECRETS:
-            stored = bool(self.instance.pk and getattr(self.instance, name))
-            keep = _("A value is stored (not shown): leave blank to keep it.") if stored else _("Not set.")
-            self.fields[name].help_text = format_html("{} {}", hints[name], keep)
         if self.instance.pk:
             self.fields["platform"].disabled = True  # a connected shop keeps its platform
-
-    def _clean_secret(self, name: str) -> str:
-        value = (self.cleaned_data.get(name) or "").strip()
-        if not value and self.instance.pk:
-            return str(getattr(self.instance, name) or "")  # blank keeps the stored value
-        return value
-
-    def clean_app_secret(self) -> str:
-        return self._clean_secret("app_secret")
-
-    def clean_access_token(self) -> str:
-        return self._clean_secret("access_token")
-
-    def clean_msg_secret(self) -> str:
-        return self._clean_secret("msg_secret")
 
     def _get_validation_exclusions(self) -> set[str]:
         # The shop's constraints are checked by ``shop_validate``, with a message that names the
@@ -103,7 +81,7 @@ class PlatformShopForm(forms.ModelForm):
         try:
             services.shop_validate(self.instance)
         except ApplicationError as exc:
-            _field_error(self, exc)
+            add_application_error(self, exc)
 
 
 class SkuMappingForm(forms.ModelForm):
