@@ -67,6 +67,7 @@ Not merged on purpose: different rooms, buildings, units, street numbers, roads,
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Any, NamedTuple
@@ -225,24 +226,42 @@ def _cn_number(numeral: str) -> str:
     return str(total + current)
 
 
+_CN_NUMERAL_CHAR = re.compile("[零〇一二两三四五六七八九十百]")
+_ASCII_LETTER = re.compile("[a-z]")
+_ROOM_SUFFIX_LAST = frozenset("号房室间户")
+
+
 def _street_round(s: str) -> str:
-    s = _CN_NUMBER.sub(lambda m: _cn_number(m.group(1)), s)
-    s = _ORDINAL.sub(r"\1", s)
-    s = _ROOM_WORD.sub("", s)
-    s = _NO_WORD.sub(r"\1号", s)
-    s = _BUILDING_WORD.sub(r"\1栋", s)
-    s = _UNIT_WORD.sub(r"\1单元", s)
-    s = _FLOOR_WORD.sub(r"\1层", s)
-    s = _FLOOR_F.sub(r"\1层", s)
-    s = _BUILDING_HAO.sub("栋", s)
-    s = _BUILDING_ALT.sub("栋", s)
-    s = _BUILDING_LETTER_LOU.sub("栋", s)
-    s = _FLOOR_LOU.sub("层", s)
-    s = _FLOOR_REPEATS_ROOM.sub(r"\2", s)
-    s = _FLOOR_ROOM.sub(r"\1\2", s)
-    s = _BUILDING_UNIT_ROOM.sub(r"\1栋\2单元\3", s)
-    s = _FLOOR_DASH_ROOM.sub(r"\1\2", s)
-    s = _ROOM_SUFFIX.sub("", s)
+    """One round of steps 5-9. Each substitution runs only when the characters it needs are in the
+    street: most streets need few of them (this runs for every order on the hot path), and a
+    substitution whose characters are absent changes nothing. The checks are made in order, on
+    the street as the substitutions before have left it."""
+    if _CN_NUMERAL_CHAR.search(s):
+        s = _CN_NUMBER.sub(lambda m: _cn_number(m.group(1)), s)
+    if "第" in s:
+        s = _ORDINAL.sub(r"\1", s)
+    if _ASCII_LETTER.search(s):
+        s = _ROOM_WORD.sub("", s)
+        s = _NO_WORD.sub(r"\1号", s)
+        s = _BUILDING_WORD.sub(r"\1栋", s)
+        s = _UNIT_WORD.sub(r"\1单元", s)
+        s = _FLOOR_WORD.sub(r"\1层", s)
+        s = _FLOOR_F.sub(r"\1层", s)
+    if "号" in s:
+        s = _BUILDING_HAO.sub("栋", s)
+    if "幢" in s or "座" in s:
+        s = _BUILDING_ALT.sub("栋", s)
+    if "楼" in s:
+        s = _BUILDING_LETTER_LOU.sub("栋", s)
+        s = _FLOOR_LOU.sub("层", s)
+    if "层" in s:
+        s = _FLOOR_REPEATS_ROOM.sub(r"\2", s)
+        s = _FLOOR_ROOM.sub(r"\1\2", s)
+    if "-" in s:
+        s = _BUILDING_UNIT_ROOM.sub(r"\1栋\2单元\3", s)
+        s = _FLOOR_DASH_ROOM.sub(r"\1\2", s)
+    if s and s[-1] in _ROOM_SUFFIX_LAST:
+        s = _ROOM_SUFFIX.sub("", s)
     return s.replace("小区", "")
 
 
@@ -280,14 +299,22 @@ def _text(value: Any) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=8192)
+def _region(province: str, city: str, district: str) -> str:
+    """The region stems of an address's three fields. Cached: China has about 3,000 districts, so
+    the same three fields come back order after order."""
+    return _join_region(
+        _field_stem(_fold(province), _PROVINCE_FIELD),
+        _field_stem(_fold(city), _CITY_FIELD),
+        _field_stem(_fold(district), _DISTRICT_FIELD),
+    )
+
+
 def address_key_parts(addr: dict[str, Any] | str) -> AddressKey:
     """The canonical (region, street) of an address dict (province, city, district, detail) or of a
     one-line string. See the module docstring for the canonical form."""
     if isinstance(addr, dict):
-        province = _field_stem(_fold(_text(addr.get("province"))), _PROVINCE_FIELD)
-        city = _field_stem(_fold(_text(addr.get("city"))), _CITY_FIELD)
-        district = _field_stem(_fold(_text(addr.get("district"))), _DISTRICT_FIELD)
-        region = _join_region(province, city, district)
+        region = _region(_text(addr.get("province")), _text(addr.get("city")), _text(addr.get("district")))
         street = _fold(_text(addr.get("detail")))
     else:
         text = _fold(_text(addr), keep_bar=True)

@@ -341,3 +341,57 @@ def test_normalise_address_ignores_inserted_spaces(address, data):
     else:
         spaced = with_spaces(address, data)
     assert normalise_address(spaced) == normalise_address(address)
+
+
+def _every_substitution(s: str) -> str:
+    """``_street_round`` without its character checks: every substitution, every time."""
+    from apps.fraud import normalise as n
+
+    s = n._CN_NUMBER.sub(lambda m: n._cn_number(m.group(1)), s)
+    s = n._ORDINAL.sub(r"\1", s)
+    s = n._ROOM_WORD.sub("", s)
+    s = n._NO_WORD.sub(r"\1号", s)
+    s = n._BUILDING_WORD.sub(r"\1栋", s)
+    s = n._UNIT_WORD.sub(r"\1单元", s)
+    s = n._FLOOR_WORD.sub(r"\1层", s)
+    s = n._FLOOR_F.sub(r"\1层", s)
+    s = n._BUILDING_HAO.sub("栋", s)
+    s = n._BUILDING_ALT.sub("栋", s)
+    s = n._BUILDING_LETTER_LOU.sub("栋", s)
+    s = n._FLOOR_LOU.sub("层", s)
+    s = n._FLOOR_REPEATS_ROOM.sub(r"\2", s)
+    s = n._FLOOR_ROOM.sub(r"\1\2", s)
+    s = n._BUILDING_UNIT_ROOM.sub(r"\1栋\2单元\3", s)
+    s = n._FLOOR_DASH_ROOM.sub(r"\1\2", s)
+    s = n._ROOM_SUFFIX.sub("", s)
+    return s.replace("小区", "")
+
+
+_STREET_PIECES = st.sampled_from(
+    [
+        *"0123456789-号楼栋幢座层室房间户单元第一二两三十百零〇小区路街abflmnortu",
+        "room",
+        "rm",
+        "no",
+        "bldg",
+        "building",
+        "block",
+        "unit",
+        "floor",
+        "fl",
+        "号楼",
+        "号房",
+        "房间",
+        "小区",
+        "文三路",
+        "西湖区",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_STREET_PIECES, max_size=14).map("".join))
+def test_the_street_rounds_character_checks_skip_only_substitutions_that_change_nothing(street: str) -> None:
+    from apps.fraud.normalise import _street_round
+
+    assert _street_round(street) == _every_substitution(street)
