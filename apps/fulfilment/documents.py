@@ -199,36 +199,42 @@ def render_labels(labels: Sequence[LabelData]) -> bytes:
 # --- labels: text fitting ------------------------------------------------------------------
 
 NO_LINE_START: Final = frozenset("，。；：、！？）》」』】…,.;:!?)")  # punctuation that never begins a line
-_TOKENS = re.compile(r"[!-~]+|\s+|.", re.DOTALL)  # a run of printable ASCII stays together
+_TOKENS = re.compile(r"[!-~×]+|\s+|.", re.DOTALL)  # a run of printable ASCII (and ×) stays together
 
 
 def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     """``text`` broken into lines no wider than ``width`` points: CJK may break between any two
-    characters, a run of Latin letters, digits and punctuation only where it is itself too wide."""
+    characters, a run of Latin letters, digits and punctuation (a phone number, "×2") only where it
+    is itself too wide, and no line starts with closing punctuation (the word before it comes along)."""
     lines: list[str] = []
     current = ""
+    last = 0  # where the last word of the current line starts
     for token in _TOKENS.findall(text.replace("\r", "")):
         if token.isspace():
             if "\n" in token:
                 lines.append(current.rstrip())
-                current = ""
+                current, last = "", 0
             elif current and pdfmetrics.stringWidth(current + " ", font, size) <= width:
                 current += " "
             continue
         if pdfmetrics.stringWidth(current + token, font, size) <= width:
-            current += token
+            current, last = current + token, len(current)
             continue
         carried = ""
-        if token in NO_LINE_START and len(current.rstrip()) > 1:  # 禁则: take a character along
-            current, carried = current.rstrip()[:-1], current.rstrip()[-1]
+        if token in NO_LINE_START and current[:last].strip():  # 禁则
+            current, carried = current[:last], current[last:]
         if current.strip():
             lines.append(current.rstrip())
-        current = carried
-        for ch in token:  # alone it may still be too wide: break it by character
+        current, last = carried, 0
+        if pdfmetrics.stringWidth(current + token, font, size) <= width:
+            current, last = current + token, len(current)
+            continue
+        for ch in token:  # alone it is still too wide: break it by character
             if current and pdfmetrics.stringWidth(current + ch, font, size) > width:
                 lines.append(current)
                 current = ""
             current += ch
+        last = 0
     if current.strip():
         lines.append(current.rstrip())
     return lines

@@ -348,6 +348,7 @@ def test_long_address_name_goods_and_orders_wrap_inside_the_margins() -> None:
 
     # no line starts with closing punctuation (the goods list is joined with "；")
     assert not any(line.strip()[0] in "，。；：、）" for line in lines)
+    assert not any(line.strip()[-1] == "×" for line in lines)  # "×2" stays whole
 
     # goods and orders too long for their boxes are cut with "…", the orders with their count
     goods_line = next(line for line in lines if line.startswith("物品"))
