@@ -149,22 +149,30 @@ def manage(*args: str, capture: bool = False) -> str:
 
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+# The shipping labels' font (apps.fulfilment.documents.FONT_FILE): TrueType outlines, which
+# reportlab can embed (it cannot read Noto CJK's CFF outlines).
+LABEL_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 
 def ensure_chromium() -> None:
     """Browser tests need Debian's chromium, and a CJK font so pages in Chinese render as text,
-    not boxes (``fonts-noto-cjk``); install what is missing when we may (root)."""
+    not boxes (``fonts-noto-cjk``); the shipping-label tests need the font the labels embed
+    (``fonts-wqy-zenhei``). Install what is missing when we may (root)."""
     missing = [
         pkg
-        for path, pkg in ((Path("/usr/bin/chromium"), "chromium"), (CJK_FONT, "fonts-noto-cjk"))
+        for path, pkg in (
+            (Path("/usr/bin/chromium"), "chromium"),
+            (CJK_FONT, "fonts-noto-cjk"),
+            (LABEL_FONT, "fonts-wqy-zenhei"),
+        )
         if not path.exists()
     ]
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        print(f"warning: {' and '.join(missing)} missing; browser tests will fail", file=sys.stderr)
+        print(f"warning: {' and '.join(missing)} missing; browser and label tests will fail", file=sys.stderr)
         return
-    print(f"==> installing {' and '.join(missing)} (Debian packages) for the browser tests")
+    print(f"==> installing {' and '.join(missing)} (Debian packages) for the browser and label tests")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for attempt in range(30):  # the startup apt may hold the dpkg lock for a while
         if attempt == 0:

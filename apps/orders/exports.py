@@ -27,17 +27,11 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from apps.core.spreadsheets import safe_cell
+
 from .models import ExportJob, Order, OrderLine
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 500  # orders fetched (with their lines) per round trip, and the progress step of a job
-
-
-def safe_cell(value: Any) -> Any:
-    """A cell a spreadsheet shows as text, never runs: ``'`` before a leading ``= + - @``."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def postal_line(address: dict | None) -> str:
