@@ -30,6 +30,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("apps.orders.urls")),
     path("", include("apps.platforms.urls")),
+    path("", include("apps.fulfilment.urls")),
 ]
 
 if settings.SERVE_MEDIA:

@@ -21,7 +21,17 @@ from rest_framework.test import APIClient
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.catalog.services import product_image_add, sku_create
 from apps.fraud.models import Decision, RiskAssessment
-from apps.fulfilment.models import CarrierAccount
+from apps.fulfilment.models import (
+    CarrierAccount,
+    CarrierPush,
+    FulfilmentException,
+    FulfilmentSettings,
+    Parcel,
+    ParcelOrder,
+    ShipBatch,
+    ShipBatchItem,
+    TrackingEvent,
+)
 from apps.fulfilment.services import carrier_account_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
@@ -194,6 +204,31 @@ def build_tenant(merchant: Merchant) -> Tenant:
         },  # fmt: skip
         is_default=True,
     )
+    # shipping: a parcel of the paid order with its trace, the batch that made it, a push, an
+    # exception of the pending order and the merchant's fulfilment settings
+    parcel = Parcel.objects.create(
+        merchant=merchant,
+        code=f"P-{slug}",
+        account=carrier_account,
+        express="ZTO",
+        channel="own",
+        address_key=f"浙江杭州西湖|{slug}",
+        receiver={"name": "Buyer", "phone": "13800000000"},
+        waybill_no=f"ZT-{slug}",
+        status=Parcel.Status.SHIPPED,
+    )
+    paid_order = Order.objects.get(public_id=orders[0]["id"])
+    ParcelOrder.objects.create(parcel=parcel, order=paid_order)
+    TrackingEvent.objects.create(parcel=parcel, at=paid_order.created_at, text=f"已揽收 {slug}")
+    batch = ShipBatch.objects.create(
+        merchant=merchant, account=carrier_account, selection={"orders": [paid_order.public_id]}, total=1
+    )
+    ShipBatchItem.objects.create(batch=batch, order=paid_order, parcel=parcel, result=ShipBatchItem.Result.SHIPPED)
+    CarrierPush.objects.create(account=carrier_account, body=f"param={slug}")
+    FulfilmentException.objects.create(
+        merchant=merchant, order=Order.objects.get(public_id=orders[1]["id"]), kind="bad_address"
+    )
+    FulfilmentSettings.objects.create(merchant=merchant)
     return Tenant(
         merchant,
         staff,

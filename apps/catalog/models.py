@@ -106,6 +106,13 @@ class SKU(models.Model):
     name = models.CharField(_("variant name"), max_length=200, blank=True, default="")
     color = models.CharField(pgettext_lazy("variant", "colour"), max_length=VARIANT_MAX_LENGTH, blank=True, default="")
     size = models.CharField(pgettext_lazy("variant", "size"), max_length=VARIANT_MAX_LENGTH, blank=True, default="")
+    location = models.CharField(
+        _("bin location"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("Where it is kept in the warehouse (库位), printed on picking lists."),
+    )
     price = models.DecimalField(_("price"), **MONEY, validators=[MinValueValidator(Decimal("0.01"))])
     image = models.ImageField(
         _("image"),

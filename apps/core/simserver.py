@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-FaultMode = Literal["timeout", "error"]
+FaultMode = Literal["timeout", "error", "reject"]
 
 
 @dataclass
@@ -169,9 +169,10 @@ class SimServer(ABC):
     ) -> None:
         """For ``seconds``: ``timeout`` holds each API call ``hang`` seconds (capped at the window's
         end) and then answers 504 without applying it; ``error`` answers HTTP 500 with the
-        service's error envelope."""
-        if mode not in ("timeout", "error") or seconds <= 0 or hang < 0:
-            raise ValueError("mode must be timeout or error, seconds > 0, hang >= 0")
+        service's error envelope; ``reject`` answers the service's own refusal of the call
+        (:meth:`reject_reply`: a carrier that will not take the parcel)."""
+        if mode not in ("timeout", "error", "reject") or seconds <= 0 or hang < 0:
+            raise ValueError("mode must be timeout, error or reject, seconds > 0, hang >= 0")
         with self.lock:
             self.fault = Fault(mode, time.time() + seconds, hang, frozenset(methods) if methods else None)
 
@@ -189,8 +190,15 @@ class SimServer(ABC):
             self.stopping.wait(min(fault.hang, max(0.0, fault.until - now)))
             self.record("fault", api_method, {}, accepted=False, error="timeout")
             return Reply.of({"fault": "timeout"}, 504)
+        if fault.mode == "reject":
+            self.record("fault", api_method, {}, accepted=False, error="reject")
+            return self.reject_reply(api_method)
         self.record("fault", api_method, {}, accepted=False, error="error")
         return Reply(500, self.error_body(f"simulated {self.service} error"))
+
+    def reject_reply(self, api_method: str) -> Reply:
+        """The service's refusal of a call, for the ``reject`` fault (a subclass answers in its format)."""
+        return Reply(400, self.error_body(f"simulated {self.service} refusal"))
 
     # --- what each simulator provides ---------------------------------------------------------
 

@@ -37,6 +37,7 @@ class FraudConfig(AppConfig):
             hooks.registry.guard = risk_guard
             hooks.registry.closed = note_closed
         hooks.registry.risk_of = receivers.risk_of
+        hooks.registry.confirm_filter = receivers.confirm_filter
         hooks.registry.read_prefetch += ("risk_assessment",)
         hooks.order_changed.connect(receivers.on_order_changed, dispatch_uid="fraud.order_changed")
         post_save.connect(receivers.on_merchant_saved, sender=Merchant, dispatch_uid="fraud.merchant_saved")

@@ -19,7 +19,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .normalise import normalise_phone
+from apps.core.normalise import normalise_phone
 
 
 @dataclass(frozen=True)

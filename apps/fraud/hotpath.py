@@ -36,6 +36,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from apps.core.normalise import normalise_address
 from apps.core.redis import LuaScript, is_redis_error
 from apps.orders.hooks import GuardCall, GuardVerdict, refusal_follow_up
 from apps.orders.placement.gate.keys import buyer_key
@@ -43,7 +44,6 @@ from apps.orders.placement.gate.keys import buyer_key
 from .errors import RiskBlocked
 from .facts import OrderFacts, buyer_phone_key, drop_point_key, ip_prefix
 from .models import Decision, RiskAssessment, RuleAction, RuleMode
-from .normalise import normalise_address
 from .rules import CATALOGUE, YOUNG_DAYS, merchant_rules
 from .useragent import classify_user_agent, names_a_library
 

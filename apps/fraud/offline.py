@@ -38,10 +38,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from apps.core.client_ip import normal_ip
+from apps.core.normalise import normalise_address
 
 from .facts import OrderFacts, buyer_phone_key, ip_prefix
 from .features import ShowIndex, order_features
-from .normalise import normalise_address
 from .simulation import (
     ABUSE_KINDS,
     GENUINE,

@@ -6,13 +6,14 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from apps.orders.models import OrderStatus
 
 from . import rules
 from .holds import hold_if_flagged
 from .kick import kick
-from .models import RiskAssessment, RiskPolicy, RiskRule
+from .models import Decision, ReviewOutcome, RiskAssessment, RiskPolicy, RiskRule
 from .reasons import render_reason
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ def risk_of(order: Any) -> dict[str, Any] | None:
     except RiskAssessment.DoesNotExist:
         return None
     return risk_payload(assessment) if assessment is not None else None
+
+
+def confirm_filter(orders: Any) -> Any:
+    """``hooks.confirm_filter``: the paid orders risk control lets be confirmed without a person:
+    assessed, and allowed or approved by a reviewer. An order not assessed yet waits (its scoring
+    may still flag it); one flagged for review waits for its review."""
+    return orders.filter(
+        Q(risk_assessment__decision=Decision.ALLOW) | Q(risk_assessment__review_outcome=ReviewOutcome.APPROVED)
+    )
 
 
 def on_order_changed(sender: Any = None, *, order: Any, from_status: str | None = None, **kwargs: Any) -> None:

@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import events
+from apps.core.normalise import normalise_address
 from apps.core.redis import get_client
 from apps.orders.models import Order, OrderSignals
 
@@ -45,7 +46,6 @@ from .hotpath import rule_reason
 from .kick import kick
 from .model import load_model
 from .models import Decision, RiskAssessment, RuleMode
-from .normalise import normalise_address
 from .receivers import risk_payload
 from .rules import merchant_rules
 

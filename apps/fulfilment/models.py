@@ -156,3 +156,280 @@ class CarrierAccount(models.Model):
             CarrierChoice.KDNIAO: KdniaoClient,
         }
         return classes[self.carrier](self.credentials(), base_url=self.api_base_url or None, **options)
+
+
+# --- shipping: settings, parcels, batches, tracking, exceptions -------------------------------
+
+
+class FulfilmentSettings(models.Model):
+    """A merchant's automation: the cooling window before a paid order is confirmed, how orders
+    merge into parcels, when a parcel with no movement is an exception, and when a delivered
+    order completes. One row per merchant, made with the defaults when first read."""
+
+    merchant = models.OneToOneField(
+        Merchant, on_delete=models.CASCADE, related_name="fulfilment_settings", verbose_name=_("merchant")
+    )
+    auto_confirm = models.BooleanField(
+        _("confirm paid orders automatically"),
+        default=True,
+        help_text=_("Paid orders that risk control lets through are confirmed after the cooling window."),
+    )
+    confirm_after_minutes = models.PositiveIntegerField(
+        _("cooling window (minutes)"),
+        default=30,
+        help_text=_("Buyers in a live show often cancel in the first minutes: wait this long after payment."),
+    )
+    merge_within_hours = models.PositiveIntegerField(
+        _("merge window (hours)"),
+        default=0,
+        help_text=_(
+            "Orders of one buyer to one address merge into one parcel when they are from one show, or "
+            "paid within this many hours of each other (0: one show only)."
+        ),
+    )
+    stale_after_days = models.PositiveIntegerField(
+        _("no movement after (days)"),
+        default=3,
+        help_text=_("A shipped parcel with no tracking movement for this long goes to the exception queue."),
+    )
+    complete_after_days = models.PositiveIntegerField(
+        _("complete after delivery (days)"),
+        default=7,
+        help_text=_("A delivered order completes this many days after delivery."),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("fulfilment settings")
+        verbose_name_plural = _("fulfilment settings")
+
+    def __str__(self) -> str:
+        return str(self.merchant)
+
+
+class Parcel(models.Model):
+    """One box to one address with one waybill: one order, or several of one buyer merged (合单).
+
+    ``code`` is our parcel number, the carrier's idempotency key (the same code twice is one
+    waybill), so a waybill call retried after a timeout never draws a second number."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a waybill")
+        WAYBILL = "waybill", _("Waybill allocated")
+        SHIPPED = "shipped", _("Shipped")
+        DELIVERED = "delivered", _("Delivered")
+        PROBLEM = "problem", _("Problem")
+        RETURNED = "returned", _("Returned")
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="parcels", verbose_name=_("merchant"))
+    code = models.CharField(_("parcel no."), max_length=32)
+    account = models.ForeignKey(
+        CarrierAccount, on_delete=models.PROTECT, related_name="parcels", verbose_name=_("carrier account")
+    )
+    express = models.CharField(_("express company"), max_length=8, choices=EXPRESS_CHOICES)
+    channel = models.CharField(_("channel"), max_length=16)
+    address_key = models.CharField(_("address key"), max_length=300)
+    receiver = models.JSONField(_("receiver"), default=dict)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    waybill_no = models.CharField(_("waybill no."), max_length=64, blank=True, default="")
+    routing_code = models.CharField(_("routing code"), max_length=64, blank=True, default="")
+    dest_code = models.CharField(_("destination code"), max_length=64, blank=True, default="")
+    track_state = models.CharField(_("tracking state"), max_length=16, default="none")
+    last_event_at = models.DateTimeField(_("last movement"), null=True, blank=True)
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    subscribed = models.BooleanField(_("tracking subscribed"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("parcel")
+        verbose_name_plural = _("parcels")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code"], name="parcel_code_per_merchant"),
+            models.UniqueConstraint(
+                fields=["account", "waybill_no"], condition=~Q(waybill_no=""), name="parcel_waybill_per_account"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "status"]),
+            models.Index(fields=["account", "waybill_no"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.waybill_no or self.code
+
+
+class ParcelOrder(models.Model):
+    """An order in a parcel. An order is in at most one parcel that has not been taken apart."""
+
+    merchant_path = "parcel__merchant"
+
+    parcel = models.ForeignKey(Parcel, on_delete=models.CASCADE, related_name="members", verbose_name=_("parcel"))
+    order = models.OneToOneField(
+        "orders.Order", on_delete=models.PROTECT, related_name="parcel_member", verbose_name=_("order")
+    )
+
+    class Meta:
+        verbose_name = _("order in a parcel")
+        verbose_name_plural = _("orders in parcels")
+
+
+class TrackingEvent(models.Model):
+    """One line of a parcel's trace as the carrier told it. A push delivered twice or out of order
+    adds each line once (unique per parcel, time and text)."""
+
+    merchant_path = "parcel__merchant"
+
+    parcel = models.ForeignKey(Parcel, on_delete=models.CASCADE, related_name="events", verbose_name=_("parcel"))
+    at = models.DateTimeField(_("time"))
+    text = models.CharField(_("event"), max_length=500)
+    location = models.CharField(_("location"), max_length=200, blank=True, default="")
+    code = models.CharField(_("carrier code"), max_length=32, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["parcel", "at", "text"], name="tracking_event_once")]
+
+
+class CarrierPush(models.Model):
+    """A tracking push as it arrived, stored before anything reads it (nothing a carrier said is
+    lost, whatever its processing does). ``outcome`` says what became of it."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        APPLIED = "applied", _("Applied")
+        UNKNOWN_WAYBILL = "unknown_waybill", _("No parcel with this waybill")
+        REFUSED = "refused", _("Refused (bad signature or format)")
+        FAILED = "failed", _("Failed")
+
+    merchant_path = "account__merchant"
+
+    account = models.ForeignKey(
+        CarrierAccount, on_delete=models.CASCADE, related_name="pushes", verbose_name=_("carrier account")
+    )
+    content_type = models.CharField(_("content type"), max_length=200, blank=True, default="")
+    body = models.TextField(_("body"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, default=Outcome.RECEIVED)
+    waybills = models.CharField(_("waybills"), max_length=500, blank=True, default="")
+    error = models.CharField(_("error"), max_length=300, blank=True, default="")
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("tracking push")
+        verbose_name_plural = _("tracking pushes")
+        ordering = ["-id"]
+
+
+class ShipBatch(models.Model):
+    """One batch-ship action (批量发货): the orders chosen, the parcels and waybills they got, the
+    labels and the picking list. Run by a django-q2 task; run twice, it does nothing twice."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        RETRYING = "retrying", _("Waiting to retry")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="ship_batches", verbose_name=_("merchant")
+    )
+    account = models.ForeignKey(
+        CarrierAccount, on_delete=models.PROTECT, related_name="batches", verbose_name=_("carrier account")
+    )
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, default="")
+    selection = models.JSONField(_("selection"), default=dict)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(_("orders"), default=0)
+    shipped = models.PositiveIntegerField(_("shipped"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    attempts = models.PositiveIntegerField(_("runs"), default=0)
+    labels_file = models.CharField(_("labels"), max_length=255, blank=True, default="")
+    picking_xlsx = models.CharField(_("picking list (XLSX)"), max_length=255, blank=True, default="")
+    picking_csv = models.CharField(_("picking list (CSV)"), max_length=255, blank=True, default="")
+    error = models.CharField(_("error"), max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("shipping batch")
+        verbose_name_plural = _("shipping batches")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk}"
+
+
+class ShipBatchItem(models.Model):
+    """An order of a batch and what became of it."""
+
+    class Result(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RETRY = "retry", _("Waiting to retry")
+        SHIPPED = "shipped", _("Shipped")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    merchant_path = "batch__merchant"
+
+    batch = models.ForeignKey(ShipBatch, on_delete=models.CASCADE, related_name="items", verbose_name=_("batch"))
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="+", verbose_name=_("order"))
+    parcel = models.ForeignKey(
+        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("parcel")
+    )
+    result = models.CharField(_("result"), max_length=16, choices=Result.choices, default=Result.PENDING)
+    code = models.CharField(_("code"), max_length=64, blank=True, default="")
+    message = models.CharField(_("message"), max_length=300, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("batch order")
+        verbose_name_plural = _("batch orders")
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "order"], name="ship_batch_order_once")]
+
+
+class ExceptionKind(models.TextChoices):
+    BAD_ADDRESS = "bad_address", _("Bad or incomplete address")
+    STOCK_SHORT = "stock_short", _("Stock short at ship time")
+    PLATFORM_CONFLICT = "platform_conflict", _("Cancelled on the platform, paid here")
+    REFUND_OWED = "refund_owed", _("Payment after cancellation: refund owed")
+    CARRIER_REJECTED = "carrier_rejected", _("Carrier rejected the parcel")
+    NO_MOVEMENT = "no_movement", _("No tracking movement")
+    RISK_HOLD = "risk_hold", _("Held by risk control")
+
+
+class FulfilmentException(models.Model):
+    """One order that needs a person (异常订单), and why. At most one open exception per order and
+    kind; resolving it records who and how."""
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="fulfilment_exceptions", verbose_name=_("merchant")
+    )
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="+", verbose_name=_("order"))
+    parcel = models.ForeignKey(
+        Parcel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("parcel")
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=ExceptionKind.choices)
+    detail = models.CharField(_("detail"), max_length=300, blank=True, default="")
+    opened_at = models.DateTimeField(_("opened at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.CharField(_("resolved by"), max_length=150, blank=True, default="")
+    resolution = models.CharField(_("resolution"), max_length=300, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("order exception")
+        verbose_name_plural = _("order exceptions")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind"], condition=Q(resolved_at__isnull=True), name="one_open_exception_per_kind"
+            )
+        ]
+        indexes = [models.Index(fields=["merchant", "kind", "resolved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.order_id}"

@@ -4,15 +4,14 @@ each one gives the carrier."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from .models import CarrierAccount
+from .models import CarrierAccount, ShipBatch, ShipBatchItem
 
 PUSH_URL_NAME = "fulfilment:carrier-push"
-"""The URL name reserved for the tracking push receiver (``/hooks/carriers/<carrier>/<push_token>``).
-The push view registers under it when it comes; until then :func:`account_push_url` builds the
-same path."""
+"""The URL name of the tracking push receiver (``views.carrier_push``); :func:`account_push_url`
+builds its path without a URL lookup (a test holds the two equal)."""
 PUSH_PATH = "/hooks/carriers/{carrier}/{push_token}"
 
 
@@ -45,3 +44,24 @@ def account_push_url(account: CarrierAccount, request: HttpRequest | None = None
     push URL in its console; Kuaidi100: every subscription names it as its callback URL. Without
     either base, the path alone."""
     return _base_url(request) + PUSH_PATH.format(carrier=account.carrier, push_token=account.push_token)
+
+
+def batch_list(*, merchant_id: int) -> QuerySet[ShipBatch]:
+    return ShipBatch.objects.filter(merchant_id=merchant_id).order_by("-id")
+
+
+def batch_open_items(batches: list[ShipBatch]) -> dict[int, int]:
+    """Per batch, how many of its orders have no outcome yet (pending or waiting to retry)."""
+    rows = (
+        ShipBatchItem.objects.filter(
+            batch__in=batches, result__in=(ShipBatchItem.Result.PENDING, ShipBatchItem.Result.RETRY)
+        )
+        .values("batch_id")
+        .annotate(n=Count("pk"))
+        .values_list("batch_id", "n")
+    )
+    return dict(rows)
+
+
+def batch_items(batch: ShipBatch) -> QuerySet[ShipBatchItem]:
+    return ShipBatchItem.objects.filter(batch=batch).select_related("order", "parcel").order_by("pk")

@@ -84,6 +84,7 @@ class _Registry:
     platform_of: Callable[[Any], dict[str, Any] | None] | None = None
     read_prefetch: tuple[str, ...] = ()
     order_page_panels: list[Callable[[Any, Any], str]] = field(default_factory=list)
+    confirm_filter: Callable[[Any], Any] | None = None
 
 
 registry = _Registry()
@@ -100,7 +101,10 @@ registry = _Registry()
   ``platform`` for reads (``{name, shop_id, order_id}``); never asked for other orders.
 - ``read_prefetch``: relations of Order that ``risk_of`` and ``platform_of`` read, prefetched by
   order lists (each app adds its own).
-- ``order_page_panels``: ``panel(request, order) -> html`` drawn on the admin's order page."""
+- ``order_page_panels``: ``panel(request, order) -> html`` drawn on the admin's order page.
+- ``confirm_filter(orders) -> orders``: narrows a queryset of paid orders to those risk control
+  lets be confirmed without a person (assessed and not flagged); the automatic confirmation
+  (``apps.fulfilment.automation``) confirms no other."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

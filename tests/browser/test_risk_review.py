@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 from rest_framework.test import APIClient
 
 from apps.catalog import services as catalog
+from apps.core.normalise import normalise_address, normalise_phone
 from apps.fraud.models import Decision, RiskAssessment
-from apps.fraud.normalise import normalise_address, normalise_phone
 from apps.merchants import services as merchants
 from apps.orders.models import Order, OrderSignals, OrderStatus
 from apps.orders.services import payments

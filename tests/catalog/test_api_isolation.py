@@ -35,7 +35,11 @@ pytestmark = pytest.mark.django_db
 # Routes under /api/v1/ that do not take a merchant token (they carry their own signature).
 NOT_TOKEN_ROUTES = {"payment-notify"}
 # Token endpoints that are not viewsets over one model; each has its own tenant-wall tests.
-OWN_WALL_TESTS = {"stock-sync": "tests/inventory/test_stock_sync.py (a code of another merchant is unknown_sku)"}
+OWN_WALL_TESTS = {
+    "stock-sync": "tests/inventory/test_stock_sync.py (a code of another merchant is unknown_sku)",
+    "ship-batch-list": "tests/fulfilment/test_shipping.py (another merchant's orders are unknown_orders)",
+    "ship-batch-download": "tests/fulfilment/test_shipping.py (another merchant's batch file is a 404)",
+}
 
 
 @dataclass(frozen=True)

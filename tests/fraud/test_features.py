@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import translation
 
+from apps.core.normalise import normalise_address
 from apps.fraud.facts import OrderFacts, drop_point_key, ip_prefix
 from apps.fraud.features import (
     FEATURE_NAMES,
@@ -20,7 +21,6 @@ from apps.fraud.features import (
     explain,
     order_features,
 )
-from apps.fraud.normalise import normalise_address
 from apps.fraud.offline import ServerLag, facts_from_attempts, scored_view, show_facts
 from apps.fraud.reasons import REASONS, render_reason, render_reasons
 from apps.fraud.simulation import (

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.fulfilment.carriers.base import EXPRESS
-from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice
+from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice, ShipBatch
 from apps.fulfilment.selectors import account_push_url
 from apps.fulfilment.services import SENDER_FIELDS
 
@@ -163,3 +163,84 @@ class CarrierAccountPatchSerializer(serializers.Serializer):
     api_base_url = serializers.CharField(max_length=300, required=False, allow_blank=True)
     enabled = serializers.BooleanField(required=False, help_text="Disabling the default account leaves no default.")
     is_default = serializers.BooleanField(required=False)
+
+
+class ShipBatchInputSerializer(serializers.Serializer):
+    """Either ``orders`` (order numbers) or ``session`` with ``status`` (``confirmed``)."""
+
+    orders = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=20_000
+    )
+    session = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=["confirmed"], required=False, default="confirmed")
+    account = serializers.IntegerField(
+        required=False, min_value=1, help_text="A carrier account id (default: the merchant's default account)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("orders" in attrs) == ("session" in attrs):
+            raise serializers.ValidationError("give either orders or session")
+        return attrs
+
+
+class ShipBatchItemSerializer(serializers.Serializer):
+    order = serializers.CharField(source="order.public_id")
+    result = serializers.CharField()
+    parcel = serializers.CharField(source="parcel.code", default=None, allow_null=True)
+    waybill_no = serializers.CharField(source="parcel.waybill_no", default=None, allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ShipBatchSerializer(serializers.ModelSerializer):
+    account = serializers.IntegerField(source="account_id")
+    progress = serializers.SerializerMethodField()
+    items = serializers.SerializerMethodField()
+    downloads = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ShipBatch
+        fields = [
+            "id",
+            "status",
+            "account",
+            "selection",
+            "total",
+            "shipped",
+            "failed",
+            "progress",
+            "attempts",
+            "error",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "downloads",
+            "items",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, obj: ShipBatch) -> float:
+        """The share of the batch's orders with an outcome (shipped, failed or skipped), 0..1."""
+        open_items = self.context.get("open_items", {}).get(obj.pk, 0)
+        return round((obj.total - open_items) / obj.total, 4) if obj.total else 1.0
+
+    def get_items(self, obj: ShipBatch) -> list[dict[str, Any]]:
+        items = self.context.get("items")
+        if items is None:
+            return []
+        return list(ShipBatchItemSerializer(items, many=True).data)
+
+    def get_downloads(self, obj: ShipBatch) -> dict[str, str | None]:
+        request = self.context.get("request")
+        base = f"/api/v1/shipments/batches/{obj.pk}"
+
+        def url(field: str, suffix: str) -> str | None:
+            if not getattr(obj, field):
+                return None
+            return request.build_absolute_uri(f"{base}/{suffix}") if request else f"{base}/{suffix}"
+
+        return {
+            "labels": url("labels_file", "labels"),
+            "picking_xlsx": url("picking_xlsx", "picking.xlsx"),
+            "picking_csv": url("picking_csv", "picking.csv"),
+        }

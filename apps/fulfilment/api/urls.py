@@ -1,7 +1,8 @@
 from rest_framework.routers import SimpleRouter
 
-from .views import CarrierAccountViewSet
+from .views import CarrierAccountViewSet, ShipBatchViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("carrier-accounts", CarrierAccountViewSet, basename="carrier-account")
+router.register("shipments/batches", ShipBatchViewSet, basename="ship-batch")
 urlpatterns = [*router.urls]

@@ -310,6 +310,10 @@ class KdniaoSimulator(PushingSimServer):
     def error_body(self, message: str) -> bytes:
         return Reply.of(self._failure("105", message)).body
 
+    def reject_reply(self, api_method: str) -> Reply:
+        """Kdniao's refusal of a parcel it cannot carry (the ``reject`` fault): ResultCode 102, a refusal."""
+        return Reply.of(self._failure("102", "收件地址超出派送范围"))
+
     def _failure(self, code: str, reason: str) -> dict[str, Any]:
         return {"EBusinessID": self.ebusiness_id, "UpdateTime": _now_text(), "Success": False, "ResultCode": code,
                 "Reason": reason}  # fmt: skip

@@ -245,6 +245,10 @@ class Kuaidi100Simulator(PushingSimServer):
 
     # --- label/order ----------------------------------------------------------------------------
 
+    def reject_reply(self, api_method: str) -> Reply:
+        """Kuaidi100's refusal of a parcel it cannot carry (the ``reject`` fault): code 30005."""
+        return self._label_answer(30005, "收件地址超出派送范围", None, time.monotonic())
+
     def _label_answer(self, code: int, message: str, data: dict[str, Any] | None, started: float) -> Reply:
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return Reply.of({"code": code, "message": message, "time": elapsed_ms, "data": data})

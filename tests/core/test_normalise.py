@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apps.core.normalise import _TRAD, address_key_parts, normalise_address, normalise_phone
 from apps.core.phone import normalize_phone
-from apps.fraud.normalise import _TRAD, address_key_parts, normalise_address, normalise_phone
 
 
 def addr(province: str, city: str, district: str, detail: str) -> dict[str, str]:
@@ -345,7 +345,7 @@ def test_normalise_address_ignores_inserted_spaces(address, data):
 
 def _every_substitution(s: str) -> str:
     """``_street_round`` without its character checks: every substitution, every time."""
-    from apps.fraud import normalise as n
+    from apps.core import normalise as n
 
     s = n._CN_NUMBER.sub(lambda m: n._cn_number(m.group(1)), s)
     s = n._ORDINAL.sub(r"\1", s)
@@ -392,6 +392,6 @@ _STREET_PIECES = st.sampled_from(
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(_STREET_PIECES, max_size=14).map("".join))
 def test_the_street_rounds_character_checks_skip_only_substitutions_that_change_nothing(street: str) -> None:
-    from apps.fraud.normalise import _street_round
+    from apps.core.normalise import _street_round
 
     assert _street_round(street) == _every_substitution(street)

@@ -1,6 +1,6 @@
 """Identity normalisers: one phone, one drop point, however they are written.
 
-Risk control links buyers who share a phone or a shipping address (and fulfilment will later merge
+Risk control links buyers who share a phone or a shipping address (and fulfilment merges
 orders going to one address). A scalper jigs one drop point into many spellings (地址变形):
 ``文三路100号3幢1202室``, ``文三路 100 号 3 号楼 Rm 1202``, ``文三路１００號３棟12-02``... These
 functions map every such spelling to one key, and keep genuinely different drop points apart.
