@@ -32,6 +32,7 @@ def _redis_is_there() -> None:
 def _clean_redis() -> None:
     from apps.catalog import selectors
     from apps.merchants import tokens
+    from apps.notifications import enabled as sms_enabled
     from apps.webhooks import subscriptions
 
     client = get_client()
@@ -39,6 +40,7 @@ def _clean_redis() -> None:
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
     tokens.local_tokens.clear()
     subscriptions.clear_local()
+    sms_enabled.clear_local()
     yield
 
 

@@ -35,6 +35,7 @@ from apps.fulfilment.models import (
 from apps.fulfilment.services import carrier_account_create
 from apps.merchants.models import ApiToken, Merchant
 from apps.merchants.services import api_token_create, staff_create
+from apps.notifications.models import SmsAccount, SmsMessage, SmsOptOut, SmsTemplate
 from apps.orders.models import Order
 from apps.orders.services.payments import sign
 from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop
@@ -107,6 +108,7 @@ class Tenant:
     endpoint: WebhookEndpoint  # with one (pending) delivery of an order.paid event
     shop: PlatformShop  # a Douyin shop with one SKU mapping; the open listing allocates to it
     carrier_account: CarrierAccount  # a Kuaidi100 account, the merchant's default
+    sms_account: SmsAccount  # with a "paid" template, an opt-out and a sent message of the paid order
 
 
 def pay(order: dict) -> None:
@@ -229,6 +231,27 @@ def build_tenant(merchant: Merchant) -> Tenant:
         merchant=merchant, order=Order.objects.get(public_id=orders[1]["id"]), kind="bad_address"
     )
     FulfilmentSettings.objects.create(merchant=merchant)
+    # made after the orders, so nothing is sent; the message is written as the outbox leaves it
+    sms_account = SmsAccount.objects.create(
+        merchant=merchant,
+        access_key_id=f"LTAI-{slug}",
+        access_key_secret=f"sms-secret-{slug}",
+        sign_name=f"签名{slug}",
+        api_base_url="http://127.0.0.1:9",
+    )
+    SmsTemplate.objects.create(merchant=merchant, event="paid", template_code=f"SMS_{slug}")
+    SmsOptOut.objects.create(merchant=merchant, phone=f"1390000{len(slug):04d}", note=f"opt-out-{slug}")
+    SmsMessage.objects.create(
+        merchant=merchant,
+        order=Order.objects.get(public_id=orders[0]["id"]),
+        event="paid",
+        phone="13800000000",
+        template_code=f"SMS_{slug}",
+        params={"order_no": orders[0]["id"]},
+        status="sent",
+        attempts=1,
+        biz_id=f"biz-{slug}",
+    )
     return Tenant(
         merchant,
         staff,
@@ -245,4 +268,5 @@ def build_tenant(merchant: Merchant) -> Tenant:
         endpoint,
         shop,
         carrier_account,
+        sms_account,
     )

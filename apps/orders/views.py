@@ -219,6 +219,15 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
                 "live": _("Live"),
                 "reconnecting": _("Reconnecting…"),
                 "offline": _("Updates stopped: this link is no longer valid. Reload the page."),
+                # browser notifications (shown when the buyer allowed them)
+                "notify_titles": {
+                    S.PAID: _("Payment received"),
+                    S.SHIPPED: _("Order shipped"),
+                    S.DELIVERED: _("Order delivered"),
+                },
+                "notify_body": _("Order %(number)s") % {"number": order.public_id},
+                "notify_on": _("Notifications on: this page tells you when your order is paid, shipped or delivered."),
+                "notify_blocked": _("Notifications are blocked for this page in your browser's settings."),
             },
         },
     }

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "apps.fulfilment",
     "apps.reports",
     "apps.webhooks",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [

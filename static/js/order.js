@@ -36,9 +36,39 @@
     for (var k in msg.order) if (Object.prototype.hasOwnProperty.call(msg.order, k)) state.order[k] = msg.order[k];
     if (msg.order.status !== before) {
       state.timeline.push({ status: msg.order.status, from: before, at: msg.order.updated_at || new Date().toISOString() });
+      notify(msg.order.status);
     }
     render();
   }
+
+  // Browser notifications: only when the buyer allowed them, and only asked for on a click.
+  var titles = text.notify_titles || {};
+  var canNotify = "Notification" in window;
+  function notify(status) {
+    if (!canNotify || window.Notification.permission !== "granted" || !titles[status]) return;
+    try {
+      new window.Notification(titles[status], { body: text.notify_body || "", tag: "order-" + status, lang: document.documentElement.lang });
+    } catch (e) {
+      // Some mobile browsers only notify through a service worker: the page itself still shows it.
+    }
+  }
+  function renderNotify() {
+    var box = q("[data-section=notify]");
+    if (!box || !canNotify) return;
+    var permission = window.Notification.permission;
+    box.hidden = false;
+    var button = q("[data-action=notify]");
+    if (button) button.hidden = permission !== "default";
+    setText("[data-field=notify-state]", permission === "granted" ? text.notify_on || "" : permission === "denied" ? text.notify_blocked || "" : "");
+  }
+  var notifyButton = q("[data-action=notify]");
+  if (notifyButton && canNotify) {
+    notifyButton.addEventListener("click", function () {
+      var asked = window.Notification.requestPermission(renderNotify); // older browsers: a callback
+      if (asked && typeof asked.then === "function") asked.then(renderNotify);
+    });
+  }
+  renderNotify();
 
   function render() {
     var o = state.order;

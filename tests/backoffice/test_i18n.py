@@ -33,6 +33,7 @@ SAME_IN_BOTH = set(
     """livecommerce sku skus api csv xlsx pdf gmv id url ip json en token tokens http https utc cst pm am ok
     iso hmac cny rmb pc ios app erp wms logo vip jpeg png webp gif mb kb webhook webhooks""".split()
 )
+SAME_IN_BOTH |= {"accesskey"}  # Aliyun's own term, written so in its Chinese console (AccessKey ID)
 SAME_IN_BOTH |= {"ems"}  # the express company (中国邮政速递) is called EMS in Chinese too
 # Django's boolean icons carry alt="True"/"False"/"None", which Django does not translate.
 SAME_IN_BOTH |= {"true", "false", "none"}

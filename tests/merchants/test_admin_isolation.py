@@ -399,6 +399,20 @@ ADD_FORMS = {
         "sender_detail": "1",
         "enabled": "on",
     },
+    # one account per merchant: the tenant's own goes first (the form refuses a second one)
+    "notifications.SmsAccount": lambda t: (
+        t.sms_account.delete(),
+        {
+            "provider": "aliyun",
+            "access_key_id": "LTAI-new",
+            "access_key_secret": "s",
+            "sign_name": "新签名",
+            "api_base_url": "",
+            "enabled": "on",
+        },  # fmt: skip
+    )[1],
+    "notifications.SmsTemplate": lambda t: {"event": "shipped", "template_code": "SMS_NEW", "enabled": "on"},
+    "notifications.SmsOptOut": lambda t: {"phone": "+86 137 0000 1234", "note": "asked by phone"},
     "platforms.PlatformShop": lambda t: {
         "platform": "taobao",
         "shop_id": f"new-{t.merchant.slug}",

@@ -63,6 +63,10 @@ VIEW = {
     "platforms.InboxMessage": frozenset({OWNER}),
     "platforms.PlatformSkuLink": frozenset({OWNER}),
     "fulfilment.CarrierAccount": frozenset({OWNER}),
+    "notifications.SmsAccount": frozenset({OWNER}),  # an AccessKey secret
+    "notifications.SmsTemplate": frozenset({OWNER}),
+    "notifications.SmsOptOut": ALL,  # beside the buyers
+    "notifications.SmsMessage": ALL,  # what a buyer was told about their order
     "fraud.RiskRule": ALL,
     "fraud.RiskPolicy": ALL,
     "fraud.RiskAssessment": ALL,
@@ -88,6 +92,10 @@ ADD = {
     "platforms.InboxMessage": frozenset(),
     "platforms.PlatformSkuLink": frozenset(),  # links come from mappings and orders
     "fulfilment.CarrierAccount": frozenset({OWNER}),
+    "notifications.SmsAccount": frozenset({OWNER}),
+    "notifications.SmsTemplate": frozenset({OWNER}),
+    "notifications.SmsOptOut": frozenset({OWNER}),  # buyers' records: only the owner adds
+    "notifications.SmsMessage": frozenset(),  # messages come from order changes
     "fraud.RiskRule": frozenset(),  # the catalogue's rules, one row each, made with the merchant
     "fraud.RiskPolicy": frozenset(),
     "fraud.RiskAssessment": frozenset(),  # risk control writes them
