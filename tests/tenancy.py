@@ -226,7 +226,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
         merchant=merchant, account=carrier_account, selection={"orders": [paid_order.public_id]}, total=1
     )
     ShipBatchItem.objects.create(batch=batch, order=paid_order, parcel=parcel, result=ShipBatchItem.Result.SHIPPED)
-    CarrierPush.objects.create(account=carrier_account, body=f"param={slug}")
+    CarrierPush.objects.create(account=carrier_account, body=f"param={slug}", waybills=f"ZT-{slug}")
     FulfilmentException.objects.create(
         merchant=merchant, order=Order.objects.get(public_id=orders[1]["id"]), kind="bad_address"
     )

@@ -7,7 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
+from django.core.files.storage import storages
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -15,10 +19,20 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.admin_forms import WriteOnlySecretsForm, add_application_error, secret_field
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
-from apps.merchants.admin_scoping import MerchantScopedAdmin
+from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
+from apps.orders.models import Order
 
-from . import services
-from .models import CarrierAccount
+from . import selectors, services, shipping
+from .models import (
+    CarrierAccount,
+    CarrierPush,
+    FulfilmentException,
+    FulfilmentSettings,
+    Parcel,
+    ShipBatch,
+    ShipBatchItem,
+    TrackingEvent,
+)
 from .selectors import account_push_url
 
 SECRETS = services.SECRET_FIELDS
@@ -149,3 +163,296 @@ class CarrierAccountAdmin(MerchantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: CarrierAccount, form: Any, change: bool) -> None:
         self.assign_merchant(request, obj)
         services.carrier_account_save(account=obj)
+
+
+# --- shipping: batches, parcels, the exception queue, tracking pushes, settings ----------------
+
+
+def _batch_state(batch: ShipBatch) -> dict[str, Any]:
+    open_items = selectors.batch_open_items([batch]).get(batch.pk, 0)
+    done = batch.total - open_items
+    finished = batch.status in (ShipBatch.Status.DONE, ShipBatch.Status.FAILED)
+    return {
+        "id": batch.pk,
+        "status": batch.status,
+        "status_label": str(batch.get_status_display()),
+        "done": done,
+        "total": batch.total,
+        "shipped": ShipBatchItem.objects.filter(batch=batch, result=ShipBatchItem.Result.SHIPPED).count(),
+        "failed": ShipBatchItem.objects.filter(batch=batch, result=ShipBatchItem.Result.FAILED).count(),
+        "percent": 100 if finished else (int(done * 100 / batch.total) if batch.total else 0),
+        "finished": finished,
+    }
+
+
+@admin.register(ShipBatch)
+class ShipBatchAdmin(MerchantScopedAdmin):
+    """Batches: a progress bar while one runs, then per-order results and the documents."""
+
+    role_area = roles.ORDERS
+    list_display = ["__str__", "status", "progress_cell", "total", "shipped", "failed", "account", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["account"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a batch is made by the order list's action or the API
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress_cell(self, obj: ShipBatch) -> str:
+        state = _batch_state(obj)
+        return format_html(
+            '<progress class="lc-progress" max="100" value="{}">{}%</progress>', state["percent"], state["percent"]
+        )
+
+    def _batch_or_404(self, request: HttpRequest, batch_id: int) -> ShipBatch:
+        batch = self.get_queryset(request).select_related("account", "merchant").filter(pk=batch_id).first()
+        if batch is None:
+            raise Http404(gettext("No such batch."))
+        return batch
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:batch_id>/progress/", wrap(self.progress_view), name="fulfilment_shipbatch_progress"),
+            path("<int:batch_id>/download/<str:file>/", wrap(self.download_view), name="fulfilment_shipbatch_download"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        if not str(object_id).isdigit():
+            raise Http404(gettext("No such batch."))
+        batch = self._batch_or_404(request, int(object_id))
+        items = list(selectors.batch_items(batch)[:1000])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Shipping batch #%(id)s") % {"id": batch.pk},
+            "subtitle": None,
+            "opts": self.model._meta,
+            "app_label": self.model._meta.app_label,
+            "batch": batch,
+            "state": _batch_state(batch),
+            "items": items,
+            "more": batch.total > len(items),
+            "progress_url": reverse("admin:fulfilment_shipbatch_progress", args=[batch.pk]),
+            "downloads": [
+                (reverse("admin:fulfilment_shipbatch_download", args=[batch.pk, key]), label)
+                for key, field, label in BATCH_FILES
+                if getattr(batch, field)
+            ],
+            "list_url": reverse("admin:fulfilment_shipbatch_changelist"),
+        }
+        return TemplateResponse(request, "admin/fulfilment/shipbatch/batch.html", context)
+
+    def progress_view(self, request: HttpRequest, batch_id: int) -> JsonResponse:
+        response = JsonResponse(_batch_state(self._batch_or_404(request, batch_id)))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def download_view(self, request: HttpRequest, batch_id: int, file: str) -> FileResponse:
+        batch = self._batch_or_404(request, batch_id)
+        found = {key: field for key, field, _label in BATCH_FILES}.get(file)
+        name = getattr(batch, found) if found else ""
+        if not name:
+            raise Http404(gettext("This file is not ready."))
+        return FileResponse(
+            storages["exports"].open(name, "rb"), as_attachment=True, filename=f"batch-{batch.pk}-{file}"
+        )
+
+
+BATCH_FILES = (
+    ("labels.pdf", "labels_file", _("Labels (PDF)")),
+    ("picking.xlsx", "picking_xlsx", _("Picking list (XLSX)")),
+    ("picking.csv", "picking_csv", _("Picking list (CSV)")),
+)
+
+
+def ship_orders(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+    """The order list's action: one batch of the selected confirmed orders, then its progress page."""
+    merchants = set(queryset.values_list("merchant_id", flat=True).distinct())
+    if len(merchants) != 1:
+        messages.error(request, gettext("Select orders of one merchant to ship them together."))
+        return None
+    try:
+        batch = shipping.batch_create(
+            merchant_id=merchants.pop(),
+            actor=f"staff:{request.user.pk}",
+            orders=list(queryset.values_list("public_id", flat=True)),
+        )
+    except ApplicationError as exc:
+        orders = exc.extra.get("orders")
+        detail = f" ({', '.join(orders[:10])})" if orders else ""
+        messages.error(request, f"{exc.message}{detail}")
+        return None
+    return HttpResponseRedirect(reverse("admin:fulfilment_shipbatch_change", args=[batch.pk]))
+
+
+ship_orders.short_description = _("Ship selected confirmed orders (waybills, labels, picking list)")  # type: ignore[attr-defined]
+ship_orders.allowed_permissions = ("confirm",)  # type: ignore[attr-defined]
+
+
+class TrackingEventInline(MerchantScopedInline, admin.TabularInline):
+    model = TrackingEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "text", "location", "code"]
+    readonly_fields = ["at", "text", "location", "code"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Parcel)
+class ParcelAdmin(MerchantScopedAdmin):
+    role_area = roles.ORDERS
+    list_display = ["code", "waybill_no", "express", "status", "track_state", "last_event_at", "shipped_at"]
+    list_filter = ["status", "express", "channel"]
+    search_fields = ["code", "waybill_no"]
+    inlines = [TrackingEventInline]
+    readonly_fields = [
+        "code",
+        "account",
+        "express",
+        "channel",
+        "waybill_no",
+        "routing_code",
+        "dest_code",
+        "status",
+        "track_state",
+        "last_event_at",
+        "shipped_at",
+        "delivered_at",
+        "subscribed",
+        "receiver",
+        "orders_cell",
+    ]
+    exclude = ["address_key"]
+
+    @admin.display(description=_("orders"))
+    def orders_cell(self, obj: Parcel) -> str:
+        return ", ".join(obj.members.values_list("order__public_id", flat=True))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [("resolved", _("Resolved")), ("all", _("All"))]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("Open"),
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(resolved_at__isnull=self.value() != "resolved")
+
+
+@admin.register(FulfilmentException)
+class FulfilmentExceptionAdmin(MerchantScopedAdmin):
+    """The exception queue (异常订单): open by default, with the actions that resolve it."""
+
+    role_area = roles.ORDERS
+    list_display = ["order", "kind", "detail", "order_status", "opened_at", "resolved_at", "resolved_by"]
+    list_filter = [OpenFilter, "kind"]
+    search_fields = ["order__public_id", "detail"]
+    list_select_related = ["order"]
+    readonly_fields = ["order", "parcel", "kind", "detail", "opened_at", "resolved_at", "resolved_by", "resolution"]
+    actions = ["ship_again", "mark_resolved"]
+
+    @admin.display(description=_("order status"))
+    def order_status(self, obj: FulfilmentException) -> str:
+        return str(obj.order.get_status_display())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Ship these orders again (a new batch of the confirmed ones)"), permissions=["confirm"])
+    def ship_again(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> HttpResponse | None:
+        open_ones = queryset.filter(resolved_at__isnull=True, order__status="confirmed")
+        orders = Order.objects.filter(pk__in=open_ones.values("order_id"))
+        response = ship_orders(self, request, orders)
+        if response is not None:
+            shipping.exception_resolve(
+                exceptions=open_ones, actor=f"staff:{request.user.pk}", resolution=gettext("shipped again")
+            )
+        return response
+
+    @admin.action(description=_("Mark as resolved"), permissions=["change"])
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> None:
+        n = shipping.exception_resolve(
+            exceptions=queryset, actor=f"staff:{request.user.pk}", resolution=gettext("resolved by hand")
+        )
+        messages.success(request, gettext("%(n)d resolved.") % {"n": n})
+
+    def has_confirm_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "confirm", obj)
+
+
+@admin.register(CarrierPush)
+class CarrierPushAdmin(MerchantScopedAdmin):
+    """Tracking pushes as they came (read-only)."""
+
+    role_area = roles.INTEGRATIONS
+    list_display = ["received_at", "account", "outcome", "waybills", "error"]
+    list_filter = ["outcome"]
+    search_fields = ["waybills"]
+    readonly_fields = ["account", "content_type", "body", "received_at", "outcome", "waybills", "error", "processed_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FulfilmentSettings)
+class FulfilmentSettingsAdmin(MerchantScopedAdmin):
+    """The merchant's automation settings (made with the defaults when first used)."""
+
+    role_area = roles.ORDERS
+    list_display = [
+        "merchant",
+        "auto_confirm",
+        "confirm_after_minutes",
+        "merge_within_hours",
+        "stale_after_days",
+        "complete_after_days",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

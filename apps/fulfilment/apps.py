@@ -26,4 +26,12 @@ class FulfilmentConfig(AppConfig):
     verbose_name = _("Fulfilment")
 
     def ready(self) -> None:
+        from apps.orders import hooks
+
+        from .admin import ship_orders
+        from .tracking import order_trace
+
+        if ship_orders not in hooks.registry.order_admin_actions:
+            hooks.registry.order_admin_actions.append(ship_orders)
+        hooks.registry.order_trace_of = order_trace
         post_migrate.connect(ensure_schedules, sender=self)

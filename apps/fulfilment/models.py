@@ -348,6 +348,7 @@ class ShipBatch(models.Model):
     shipped = models.PositiveIntegerField(_("shipped"), default=0)
     failed = models.PositiveIntegerField(_("failed"), default=0)
     attempts = models.PositiveIntegerField(_("runs"), default=0)
+    running_since = models.DateTimeField(_("running since"), null=True, blank=True, editable=False)
     labels_file = models.CharField(_("labels"), max_length=255, blank=True, default="")
     picking_xlsx = models.CharField(_("picking list (XLSX)"), max_length=255, blank=True, default="")
     picking_csv = models.CharField(_("picking list (CSV)"), max_length=255, blank=True, default="")

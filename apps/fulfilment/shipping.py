@@ -64,6 +64,8 @@ Item = ShipBatchItem.Result
 RETRY_DELAYS = (30, 120, 600)  # seconds before the 2nd, 3rd and 4th run of a batch with retries
 WAYBILL_THREADS = 8  # waybill calls in flight at once (the carrier's answer time dominates)
 MAX_BATCH = 20_000
+RUN_LEASE = timedelta(minutes=15)  # a run older than this is a worker that died: the next run takes over
+PROGRESS_EVERY = 100  # parcels shipped between two updates of the batch's counts
 
 
 def fulfilment_settings(merchant_id: int) -> FulfilmentSettings:
@@ -216,9 +218,13 @@ def batch_run(batch_id: int, *, enqueue_retry: bool = True) -> ShipBatch:
         batch = ShipBatch.objects.select_for_update().select_related("account").get(pk=batch_id)
         if batch.status in (ShipBatch.Status.DONE, ShipBatch.Status.FAILED):
             return batch
+        now = timezone.now()
+        if batch.status == ShipBatch.Status.RUNNING and batch.running_since and now - batch.running_since < RUN_LEASE:
+            return batch  # another worker runs it (a task delivered twice): one run at a time
         batch.status = ShipBatch.Status.RUNNING
         batch.attempts += 1
-        batch.save(update_fields=["status", "attempts"])
+        batch.running_since = now
+        batch.save(update_fields=["status", "attempts", "running_since"])
     try:
         _run(batch)
     except Exception as exc:
@@ -247,9 +253,21 @@ def _run(batch: ShipBatch) -> None:
     account = batch.account
     conf = fulfilment_settings(batch.merchant_id)
     shippable = _screen(batch, work)
+    _count(batch)
     parcels = _parcels_for(batch, account, conf, shippable)
     _allocate_waybills(batch, account, parcels)
+    _count(batch)
     _ship(batch, parcels)
+
+
+def _count(batch: ShipBatch) -> dict[str, int]:
+    """Write the batch's shipped and failed counts as its items say now (the progress its page and
+    the API show while it runs)."""
+    counts = dict(
+        ShipBatchItem.objects.filter(batch=batch).values("result").annotate(n=Count("pk")).values_list("result", "n")
+    )
+    ShipBatch.objects.filter(pk=batch.pk).update(shipped=counts.get(Item.SHIPPED, 0), failed=counts.get(Item.FAILED, 0))
+    return counts
 
 
 def _fail(batch: ShipBatch, works: Iterable[_Work], *, outcome: str, message: str, kind: str | None) -> None:
@@ -357,6 +375,10 @@ def _parcels_for(
         if parcel is None:
             fresh.append(w)
         else:
+            if not parcel.waybill_no and parcel.pk not in by_parcel:
+                # no waybill yet (the carrier refused or was down): the address may have been fixed since
+                parcel.receiver = _receiver(w.order.shipping_address)
+                Parcel.objects.filter(pk=parcel.pk).update(receiver=parcel.receiver)
             by_parcel.setdefault(parcel.pk, _Parcel(parcel, [])).works.append(w)
     window = timedelta(hours=conf.merge_within_hours)
     groups: dict[tuple[str, int, str], list[list[_Work]]] = defaultdict(list)
@@ -482,7 +504,9 @@ def _ship(batch: ShipBatch, parcels: list[_Parcel]) -> None:
     """``confirmed -> shipped`` for every order of every parcel that has its waybill, one parcel
     per transaction (a parcel ships whole or not at all)."""
     actor = f"ship batch #{batch.pk}"
-    for p in parcels:
+    for n, p in enumerate(parcels, start=1):
+        if n % PROGRESS_EVERY == 0:
+            _count(batch)
         if not p.works or not p.parcel.waybill_no:
             continue
         express = EXPRESS.get(p.parcel.express, {}).get("name", p.parcel.express)
@@ -517,9 +541,7 @@ def _ship(batch: ShipBatch, parcels: list[_Parcel]) -> None:
 
 
 def _finish(batch: ShipBatch, *, enqueue_retry: bool) -> ShipBatch:
-    counts = dict(
-        ShipBatchItem.objects.filter(batch=batch).values("result").annotate(n=Count("pk")).values_list("result", "n")
-    )
+    counts = _count(batch)
     retry = counts.get(Item.RETRY, 0) + counts.get(Item.PENDING, 0)
     update: dict[str, Any] = {
         "shipped": counts.get(Item.SHIPPED, 0),
@@ -527,6 +549,7 @@ def _finish(batch: ShipBatch, *, enqueue_retry: bool) -> ShipBatch:
     }
     if retry and batch.attempts <= len(RETRY_DELAYS):
         update["status"] = ShipBatch.Status.RETRYING
+        update["running_since"] = None
         ShipBatch.objects.filter(pk=batch.pk).update(**update)
         if enqueue_retry:
             delay = RETRY_DELAYS[batch.attempts - 1]
@@ -545,10 +568,11 @@ def _finish(batch: ShipBatch, *, enqueue_retry: bool) -> ShipBatch:
                 )
             stuck.update(result=Item.FAILED)
             update["failed"] = update["failed"] + retry
+        _documents(batch)  # before "done": a batch page that sees "done" finds its files
         update["status"] = ShipBatch.Status.DONE
         update["finished_at"] = timezone.now()
+        update["running_since"] = None
         ShipBatch.objects.filter(pk=batch.pk).update(**update)
-        _documents(batch)
     batch.refresh_from_db()
     return batch
 

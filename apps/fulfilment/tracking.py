@@ -184,21 +184,31 @@ def tracking_apply(account: CarrierAccount, tracking: Tracking) -> bool:
     return True
 
 
-def trace_payload(parcel: Parcel, order: Order) -> dict[str, Any]:
-    """The parcel's trace as the buyer's status page gets it (``order.trace``, newest line first)."""
+def trace_of(parcel: Parcel) -> dict[str, Any]:
+    """A parcel's trace as the buyer's status page shows it (newest line first)."""
     lines = TrackingEvent.objects.filter(parcel=parcel).order_by("-at", "-id")[:50]
     return {
-        "type": "order.trace",
-        "version": order.version,
-        "order": order.public_id,
         "parcel": {
-            "express": parcel.get_express_display(),
+            "express": str(parcel.get_express_display()),
             "waybill_no": parcel.waybill_no,
             "state": parcel.track_state,
             "delivered_at": parcel.delivered_at.isoformat() if parcel.delivered_at else None,
         },
         "events": [{"at": e.at.isoformat(), "text": e.text, "location": e.location} for e in lines],
     }
+
+
+def order_trace(order: Order) -> dict[str, Any] | None:
+    """``hooks.registry.order_trace_of``: the trace of the order's parcel, None before it has a waybill."""
+    member = ParcelOrder.objects.filter(order_id=order.pk).select_related("parcel").first()
+    if member is None or not member.parcel.waybill_no:
+        return None
+    return trace_of(member.parcel)
+
+
+def trace_payload(parcel: Parcel, order: Order) -> dict[str, Any]:
+    """The ``order.trace`` push to the order's status page."""
+    return {"type": "order.trace", "version": order.version, "order": order.public_id, **trace_of(parcel)}
 
 
 def _tell_buyers(parcel: Parcel, orders: list[Order]) -> None:

@@ -259,7 +259,12 @@ class OrderAdmin(MerchantScopedAdmin):
     search_help_text = gettext_lazy("Order no., buyer name or id, phone (written any way) or address.")
     list_select_related = ["buyer", "session", "flag"]
     list_per_page = 50
-    actions = ["cancel_orders", "confirm_orders"]
+    own_actions = ["cancel_orders", "confirm_orders"]
+
+    @property
+    def actions(self) -> list[Any]:  # type: ignore[override]  # Django reads it per request
+        """Its own actions and those the apps above register (``hooks.registry.order_admin_actions``)."""
+        return [*self.own_actions, *hooks.registry.order_admin_actions]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders come from buyers (storefront, API, platforms)

@@ -85,6 +85,8 @@ class _Registry:
     read_prefetch: tuple[str, ...] = ()
     order_page_panels: list[Callable[[Any, Any], str]] = field(default_factory=list)
     confirm_filter: Callable[[Any], Any] | None = None
+    order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
+    order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
 
 
 registry = _Registry()
@@ -104,7 +106,12 @@ registry = _Registry()
 - ``order_page_panels``: ``panel(request, order) -> html`` drawn on the admin's order page.
 - ``confirm_filter(orders) -> orders``: narrows a queryset of paid orders to those risk control
   lets be confirmed without a person (assessed and not flagged); the automatic confirmation
-  (``apps.fulfilment.automation``) confirms no other."""
+  (``apps.fulfilment.automation``) confirms no other.
+- ``order_admin_actions``: admin actions ``(modeladmin, request, queryset)`` offered on the order
+  list besides its own (their ``allowed_permissions`` name role verbs of the orders area).
+- ``order_trace_of(order)``: the order's parcel trace for the buyer's status page
+  (``{parcel: {express, waybill_no, state, delivered_at}, events: [{at, text, location}]}``,
+  newest first), or None before it ships; later lines come as ``order.trace`` pushes."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

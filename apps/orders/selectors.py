@@ -241,6 +241,7 @@ def order_snapshot(*, order: Order) -> dict:
             "updated_at": order.updated_at.isoformat(),
             "items": items,
             "timeline": timeline,
+            "trace": hooks.registry.order_trace_of(order) if hooks.registry.order_trace_of else None,
         }
     )
     payload["server_time"] = timezone.now().isoformat()

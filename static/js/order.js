@@ -13,6 +13,7 @@
     version: 0,
     order: null,
     timeline: [],
+    trace: null,
     offset: 0, // server clock minus ours, so the countdown is right on a wrong phone clock
   };
 
@@ -25,8 +26,10 @@
     state.version = msg.version;
     state.order = msg.order;
     state.timeline = (msg.order.timeline || []).slice();
+    if (msg.order.trace) state.trace = msg.order.trace;
     if (msg.server_time) state.offset = new Date(msg.server_time).getTime() - Date.now();
     render();
+    renderTrace();
   }
 
   function applyUpdate(msg) {
@@ -39,6 +42,29 @@
       notify(msg.order.status);
     }
     render();
+  }
+
+  // The parcel's trace: each push carries the whole trace (newest first), whatever the order's version.
+  function applyTrace(msg) {
+    if (!msg.events || (state.trace && state.trace.events && msg.events.length < state.trace.events.length)) return;
+    state.trace = { parcel: msg.parcel, events: msg.events };
+    renderTrace();
+  }
+  function renderTrace() {
+    var list = q("[data-list=trace]");
+    if (!list || !state.trace) return;
+    list.textContent = "";
+    state.trace.events.forEach(function (line, i) {
+      var li = L.el("li", "trace-line" + (i === 0 ? " is-latest" : ""));
+      li.appendChild(L.el("span", "trace-text", line.text));
+      li.appendChild(document.createTextNode(" "));
+      var t = L.el("time", "trace-time", L.time(line.at, data.tz, true));
+      t.setAttribute("datetime", line.at);
+      li.appendChild(t);
+      list.appendChild(li);
+    });
+    list.hidden = state.trace.events.length === 0;
+    showIf("[data-section=shipping]", true);
   }
 
   // Browser notifications: only when the buyer allowed them, and only asked for on a click.
@@ -148,6 +174,7 @@
     onMessage: function (msg) {
       if (msg.type === "order.snapshot") applySnapshot(msg);
       else if (msg.type === "order.updated") applyUpdate(msg);
+      else if (msg.type === "order.trace") applyTrace(msg);
     },
     onState: function (s) {
       L.showState(s, { live: text.live, offline: text.offline, reconnecting: text.reconnecting }[s]);

@@ -231,8 +231,11 @@ def test_a_batch_run_twice_ships_nothing_twice(confirmed, sim) -> None:  # type:
     assert batch.status == ShipBatch.Status.DONE and batch.shipped == 3
     calls = len(sim.calls())
     events = OrderEvent.objects.count()
-    ShipBatch.objects.filter(pk=batch.pk).update(status=ShipBatch.Status.RUNNING)  # as if the worker died at the end
+    # as if the worker died at the end, before writing any outcome: the next run takes over
+    ShipBatch.objects.filter(pk=batch.pk).update(status=ShipBatch.Status.RUNNING, running_since=timezone.now())
     ShipBatchItem.objects.filter(batch=batch).update(result=ShipBatchItem.Result.PENDING)
+    assert shipping.batch_run(batch.pk).status == ShipBatch.Status.RUNNING  # its lease holds: no second run
+    ShipBatch.objects.filter(pk=batch.pk).update(running_since=timezone.now() - timedelta(minutes=20))
     again = shipping.batch_run(batch.pk)
     assert (again.status, again.shipped) == (ShipBatch.Status.DONE, 3)
     assert len(sim.calls()) == calls  # no waybill asked for again

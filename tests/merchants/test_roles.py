@@ -63,6 +63,11 @@ VIEW = {
     "platforms.InboxMessage": frozenset({OWNER}),
     "platforms.PlatformSkuLink": frozenset({OWNER}),
     "fulfilment.CarrierAccount": frozenset({OWNER}),
+    "fulfilment.ShipBatch": ALL,
+    "fulfilment.Parcel": ALL,
+    "fulfilment.FulfilmentException": ALL,  # the exception queue, beside the orders
+    "fulfilment.FulfilmentSettings": ALL,
+    "fulfilment.CarrierPush": frozenset({OWNER}),  # with the carrier account it came to
     "notifications.SmsAccount": frozenset({OWNER}),  # an AccessKey secret
     "notifications.SmsTemplate": frozenset({OWNER}),
     "notifications.SmsOptOut": ALL,  # beside the buyers
@@ -92,6 +97,11 @@ ADD = {
     "platforms.InboxMessage": frozenset(),
     "platforms.PlatformSkuLink": frozenset(),  # links come from mappings and orders
     "fulfilment.CarrierAccount": frozenset({OWNER}),
+    "fulfilment.ShipBatch": frozenset(),  # made by the order list's action or the API
+    "fulfilment.Parcel": frozenset(),  # made by batches
+    "fulfilment.FulfilmentException": frozenset(),  # opened by fulfilment
+    "fulfilment.FulfilmentSettings": frozenset(),  # made with the defaults when first used
+    "fulfilment.CarrierPush": frozenset(),  # carriers send them
     "notifications.SmsAccount": frozenset({OWNER}),
     "notifications.SmsTemplate": frozenset({OWNER}),
     "notifications.SmsOptOut": frozenset({OWNER}),  # buyers' records: only the owner adds
