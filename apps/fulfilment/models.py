@@ -10,6 +10,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.core.encryption import EncryptedTextField
 from apps.merchants.models import Merchant
@@ -283,7 +284,7 @@ class TrackingEvent(models.Model):
 
     parcel = models.ForeignKey(Parcel, on_delete=models.CASCADE, related_name="events", verbose_name=_("parcel"))
     at = models.DateTimeField(_("time"))
-    text = models.CharField(_("event"), max_length=500)
+    text = models.CharField(pgettext_lazy("tracking", "event"), max_length=500)
     location = models.CharField(_("location"), max_length=200, blank=True, default="")
     code = models.CharField(_("carrier code"), max_length=32, blank=True, default="")
 
@@ -303,7 +304,7 @@ class CarrierPush(models.Model):
         APPLIED = "applied", _("Applied")
         UNKNOWN_WAYBILL = "unknown_waybill", _("No parcel with this waybill")
         REFUSED = "refused", _("Refused (bad signature or format)")
-        FAILED = "failed", _("Failed")
+        FAILED = "failed", pgettext_lazy("fulfilment", "Failed")
 
     merchant_path = "account__merchant"
 
@@ -315,7 +316,7 @@ class CarrierPush(models.Model):
     received_at = models.DateTimeField(_("received at"), auto_now_add=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, default=Outcome.RECEIVED)
     waybills = models.CharField(_("waybills"), max_length=500, blank=True, default="")
-    error = models.CharField(_("error"), max_length=300, blank=True, default="")
+    error = models.CharField(pgettext_lazy("fulfilment", "error"), max_length=300, blank=True, default="")
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
 
     class Meta:
@@ -329,11 +330,11 @@ class ShipBatch(models.Model):
     labels and the picking list. Run by a django-q2 task; run twice, it does nothing twice."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
+        QUEUED = "queued", pgettext_lazy("fulfilment", "Queued")
         RUNNING = "running", _("Running")
         RETRYING = "retrying", _("Waiting to retry")
         DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+        FAILED = "failed", pgettext_lazy("fulfilment", "Failed")
 
     merchant = models.ForeignKey(
         Merchant, on_delete=models.PROTECT, related_name="ship_batches", verbose_name=_("merchant")
@@ -352,7 +353,7 @@ class ShipBatch(models.Model):
     labels_file = models.CharField(_("labels"), max_length=255, blank=True, default="")
     picking_xlsx = models.CharField(_("picking list (XLSX)"), max_length=255, blank=True, default="")
     picking_csv = models.CharField(_("picking list (CSV)"), max_length=255, blank=True, default="")
-    error = models.CharField(_("error"), max_length=300, blank=True, default="")
+    error = models.CharField(pgettext_lazy("fulfilment", "error"), max_length=300, blank=True, default="")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
@@ -369,11 +370,11 @@ class ShipBatchItem(models.Model):
     """An order of a batch and what became of it."""
 
     class Result(models.TextChoices):
-        PENDING = "pending", _("Pending")
+        PENDING = "pending", pgettext_lazy("fulfilment", "Pending")
         RETRY = "retry", _("Waiting to retry")
         SHIPPED = "shipped", _("Shipped")
-        FAILED = "failed", _("Failed")
-        SKIPPED = "skipped", _("Skipped")
+        FAILED = "failed", pgettext_lazy("fulfilment", "Failed")
+        SKIPPED = "skipped", pgettext_lazy("fulfilment", "Skipped")
 
     merchant_path = "batch__merchant"
 
