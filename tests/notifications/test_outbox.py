@@ -14,6 +14,7 @@ from django.utils import timezone
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from apps.core import merchant_cache
 from apps.core.redis import get_client
 from apps.notifications import enabled, ratelimit, services
 from apps.notifications.models import SmsAccount, SmsMessage, SmsTemplate
@@ -207,7 +208,7 @@ def test_with_redis_gone_the_database_decides_and_messages_still_go(sms_merchant
     real_script, real_release = ratelimit._script, ratelimit._release
     monkeypatch.setattr(ratelimit, "_script", lambda keys, args: real_script(keys, args, client=dead))
     monkeypatch.setattr(ratelimit, "_release", lambda keys, args: real_release(keys, args, client=dead))
-    monkeypatch.setattr(enabled, "get_client", lambda: dead)
+    monkeypatch.setattr(merchant_cache, "get_client", lambda: dead)  # the settings cache reads Redis there
     enabled.clear_local()
 
     second = SmsMessage.objects.get(order=paid_order(sms_merchant, buyer="b2"))  # the same phone, a second later
