@@ -109,15 +109,18 @@ def batch_create(
                 code="batch_too_large",
                 extra={"max": MAX_BATCH},
             )
-        found = dict(
-            Order.objects.filter(merchant_id=merchant_id, public_id__in=wanted).values_list("public_id", "status")
-        )
+        found = {
+            public_id: (pk, status)
+            for public_id, pk, status in Order.objects.filter(
+                merchant_id=merchant_id, public_id__in=wanted
+            ).values_list("public_id", "pk", "status")
+        }
         unknown = [p for p in wanted if p not in found]
         if unknown:
             raise ApplicationError(
                 _("Some orders do not exist."), code="unknown_orders", extra={"orders": unknown[:100]}
             )
-        not_confirmed = [p for p in wanted if found[p] != OrderStatus.CONFIRMED]
+        not_confirmed = [p for p in wanted if found[p][1] != OrderStatus.CONFIRMED]
         if not_confirmed:
             raise Conflict(
                 _("Only confirmed orders can be shipped."),
@@ -125,7 +128,7 @@ def batch_create(
                 extra={"orders": not_confirmed[:100]},
             )
         selection: dict[str, Any] = {"orders": wanted}
-        ids = list(Order.objects.filter(merchant_id=merchant_id, public_id__in=wanted).values_list("pk", flat=True))
+        ids = [found[p][0] for p in wanted]
     else:
         ids = list(
             Order.objects.filter(merchant_id=merchant_id, session_id=session_id, status=status)
