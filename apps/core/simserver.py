@@ -320,6 +320,11 @@ class PushingSimServer(SimServer):
     def push_acknowledged(self, response: httpx.Response) -> tuple[bool, str | None]:
         """Whether the receiver's answer acknowledges the push, and if not, the error to record."""
 
+    def push_headers(self, push: Push) -> Mapping[str, str]:
+        """Headers of one attempt besides ``Content-Type`` (none by default). Called at each attempt,
+        so a signature over a timestamp is fresh on a retry sent minutes later."""
+        return {}
+
     def push_delay(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2, 3, ...): ``push_backoff`` × the attempts so far."""
         return self.push_backoff * (attempt - 1)
@@ -379,7 +384,8 @@ class PushingSimServer(SimServer):
             status: int | None = None
             error: str | None
             try:
-                response = client.post(push.url, content=push.body, headers={"Content-Type": push.content_type})
+                headers = {"Content-Type": push.content_type, **self.push_headers(push)}
+                response = client.post(push.url, content=push.body, headers=headers)
             except httpx.HTTPError as exc:
                 accepted, error = False, f"{type(exc).__name__}: {exc}"
             else:

@@ -35,6 +35,8 @@ DEV_SECRET_KEY = "dev-only-insecure-key-livecommerce-do-not-use-in-production"
 TEST_SECRET_KEY = "test-secret-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
 DEV_PAYMENT_WEBHOOK_SECRET = "sandbox-payment-secret"
 TEST_PAYMENT_WEBHOOK_SECRET = "test-payment-secret"
+DEV_PAYMENT_API_SECRET = "sandbox-refund-secret"
+TEST_PAYMENT_API_SECRET = "test-refund-secret"
 DEV_LEDGER_KEY = "dev-only-ledger-key-livecommerce-do-not-use-in-production"
 TEST_LEDGER_KEY = "test-ledger-key-livecommerce-0123456789-abcdefghijklmnopqrstuvwxyz"
 PUBLISHED_SECRETS = frozenset(
@@ -43,6 +45,8 @@ PUBLISHED_SECRETS = frozenset(
         TEST_SECRET_KEY,
         DEV_PAYMENT_WEBHOOK_SECRET,
         TEST_PAYMENT_WEBHOOK_SECRET,
+        DEV_PAYMENT_API_SECRET,
+        TEST_PAYMENT_API_SECRET,
         DEV_LEDGER_KEY,
         TEST_LEDGER_KEY,
     }
@@ -363,6 +367,13 @@ PAYMENT_WEBHOOK_SECRET = os.environ.get("PAYMENT_WEBHOOK_SECRET", "")
 PAYMENT_MAX_SKEW_SECONDS = 300
 # The demo "pay" button on the buyer status page (signs a notification with the secret above).
 PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", False)
+# The provider's refund API (apps/fulfilment/payments, docs/payment-provider.md): our calls are
+# signed with PAYMENT_API_SECRET, its refund callbacks with PAYMENT_WEBHOOK_SECRET (above). Empty:
+# refunds are not sent (they wait; ProviderNotConfigured). PAYMENT_PROVIDER_TIMEOUT: seconds per call.
+PAYMENT_PROVIDER_URL = os.environ.get("PAYMENT_PROVIDER_URL", "")
+PAYMENT_APP_ID = os.environ.get("PAYMENT_APP_ID", "")
+PAYMENT_API_SECRET = os.environ.get("PAYMENT_API_SECRET", "")
+PAYMENT_PROVIDER_TIMEOUT = float(os.environ.get("PAYMENT_PROVIDER_TIMEOUT", "5"))
 # The order ledger (apps/orders/services/ledger.py). LEDGER_KEY keys every event's content digest
 # and signs the checkpoints; it is never written to the database, so whoever can write the
 # database cannot recompute the chain. Rotating it makes every existing chain fail verification.

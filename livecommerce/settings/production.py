@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import (
     LEDGER_KEY,
+    PAYMENT_API_SECRET,
     PAYMENT_WEBHOOK_SECRET,
     PUBLISHED_SECRETS,
     PUBLISHED_SECRETS_KEYS,
@@ -45,7 +46,7 @@ def _secrets_keys_problems(keys: list[str]) -> list[str]:
     return problems
 
 
-def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> list[str]:
+def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str, refund_secret: str) -> list[str]:
     """What is wrong with the secrets for production. Checked when the settings load, so the
     web server, the worker and ``manage.py check --deploy`` all refuse to start, not only the
     deployment checklist."""
@@ -68,6 +69,12 @@ def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> l
             "PAYMENT_WEBHOOK_SECRET is the sandbox/test secret published in this repository (anyone could mark "
             "orders paid): set it to the secret your payment provider signs its notifications with"
         )
+    if refund_secret in PUBLISHED_SECRETS:
+        problems.append(
+            "PAYMENT_API_SECRET is the sandbox/test secret published in this repository (anyone could sign "
+            "refund calls as this shop): set it to the API secret your payment provider issued, or leave it "
+            "empty while refunds are not sent"
+        )
     new_ledger_key = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
     if ledger_key in PUBLISHED_SECRETS:
         problems.append(
@@ -84,7 +91,7 @@ def _secret_problems(secret_key: str, payment_secret: str, ledger_key: str) -> l
 
 
 if _problems := [
-    *_secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY),
+    *_secret_problems(SECRET_KEY, PAYMENT_WEBHOOK_SECRET, LEDGER_KEY, PAYMENT_API_SECRET),
     *_secrets_keys_problems(SECRETS_ENCRYPTION_KEYS),
 ]:
     raise ImproperlyConfigured("refusing to start with the production settings:\n  - " + "\n  - ".join(_problems))

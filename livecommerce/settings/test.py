@@ -8,6 +8,7 @@ from .base import (
     DATABASES,
     IS_SQLITE,
     TEST_LEDGER_KEY,
+    TEST_PAYMENT_API_SECRET,
     TEST_PAYMENT_WEBHOOK_SECRET,
     TEST_SECRET_KEY,
     VAR_DIR,
@@ -17,6 +18,9 @@ from .base import (
 DEBUG = False
 SECRET_KEY = TEST_SECRET_KEY
 PAYMENT_WEBHOOK_SECRET = TEST_PAYMENT_WEBHOOK_SECRET
+# A test that sends refunds starts a simulator and points PAYMENT_PROVIDER_URL at it.
+PAYMENT_APP_ID = "lc-test-app"
+PAYMENT_API_SECRET = TEST_PAYMENT_API_SECRET
 LEDGER_KEY = TEST_LEDGER_KEY
 SECRETS_ENCRYPTION_KEYS = SECRETS_ENCRYPTION_KEYS or [fernet_key_from(TEST_SECRET_KEY)]  # noqa: F405
 # Pictures uploaded by the tests go to a folder of this test process, shared (through the

@@ -209,6 +209,13 @@ def test_a_page_500_is_still_html() -> None:
     assert r["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.parametrize("refund_secret", [base_settings.DEV_PAYMENT_API_SECRET, base_settings.TEST_PAYMENT_API_SECRET])
+def test_production_settings_refuse_a_published_refund_api_secret(refund_secret: str) -> None:
+    r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "PAYMENT_API_SECRET": refund_secret})
+    assert r.returncode != 0
+    assert "PAYMENT_API_SECRET is the sandbox/test secret published in this repository" in r.stderr
+
+
 @pytest.mark.parametrize("ledger_key", ["", "short", base_settings.DEV_LEDGER_KEY, base_settings.TEST_LEDGER_KEY])
 def test_production_settings_refuse_a_missing_weak_or_published_ledger_key(ledger_key: str) -> None:
     r = _manage("check", "--deploy", env={**PRODUCTION, **_production_secrets(), "LEDGER_KEY": ledger_key})
