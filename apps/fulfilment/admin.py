@@ -456,3 +456,6 @@ class FulfilmentSettingsAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from . import admin_refunds  # noqa: E402,F401 - after-sales admin (registers its models)

@@ -29,9 +29,11 @@ class FulfilmentConfig(AppConfig):
         from apps.orders import hooks
 
         from .admin import ship_orders
+        from .refunds import buyer_panel
         from .tracking import order_trace
 
         if ship_orders not in hooks.registry.order_admin_actions:
             hooks.registry.order_admin_actions.append(ship_orders)
         hooks.registry.order_trace_of = order_trace
+        hooks.registry.order_aftersales_of = buyer_panel
         post_migrate.connect(ensure_schedules, sender=self)

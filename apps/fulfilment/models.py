@@ -198,6 +198,14 @@ class FulfilmentSettings(models.Model):
         default=7,
         help_text=_("A delivered order completes this many days after delivery."),
     )
+    auto_approve_unshipped_refunds = models.BooleanField(
+        _("approve refunds of unshipped orders automatically"),
+        default=True,
+        help_text=_(
+            "A refund request for an order that has not shipped is approved at once (nothing has left the "
+            "warehouse); returns and refunds after shipping always wait for a person."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
@@ -435,3 +443,146 @@ class FulfilmentException(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.order_id}"
+
+
+def new_refund_public_id() -> str:
+    """A refund's number, also its ``refund_no`` at the payment provider (idempotency key)."""
+    return "RF" + secrets.token_hex(8).upper()
+
+
+class RefundRequest(models.Model):
+    """One after-sales request (售后): money back alone (仅退款) or goods back, then money (退货退款),
+    for the whole order or part of it. Requested by the buyer (status page), the merchant's tools
+    (API), a platform, a person in admin or the system (money owed after a cancellation or a second
+    payment). An order has at most one open request at a time.
+
+    ``requested -> awaiting_return -> refunding -> refunded``, or ``requested -> refunding`` (no
+    goods to wait for); ``rejected`` and ``withdrawn`` end a request that was not approved;
+    ``failed``: the provider refused the refund (a person decides: send again or settle by hand)."""
+
+    class Kind(models.TextChoices):
+        REFUND = "refund", _("Refund only")
+        RETURN = "return", _("Return and refund")
+
+    class Source(models.TextChoices):
+        BUYER = "buyer", _("Buyer (status page)")
+        API = "api", _("API")
+        PLATFORM = "platform", _("Platform")
+        MERCHANT = "merchant", _("Merchant (admin)")
+        SYSTEM = "system", _("System (refund owed)")
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Awaiting decision")
+        AWAITING_RETURN = "awaiting_return", _("Awaiting returned goods")
+        REFUNDING = "refunding", _("Refunding")
+        REFUNDED = "refunded", _("Refunded")
+        REJECTED = "rejected", _("Rejected")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        FAILED = "failed", _("Refund failed")
+
+    OPEN = (Status.REQUESTED, Status.AWAITING_RETURN, Status.REFUNDING)
+    OWED = (Status.REFUNDING, Status.REFUNDED, Status.FAILED)  # committed: added to the order's refund due
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("merchant")
+    )
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="refund_requests", verbose_name=_("order")
+    )
+    public_id = models.CharField(_("refund number"), max_length=24, unique=True, default=new_refund_public_id)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    reason = models.CharField(_("reason"), max_length=300, blank=True, default="")
+    decision_note = models.CharField(_("decision note"), max_length=300, blank=True, default="")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=100, null=True, blank=True)
+    # The payment it refunds (our own payments; a platform's order is refunded by the platform).
+    transaction_id = models.CharField(_("payment transaction"), max_length=100, blank=True, default="")
+    # The number the provider knows the refund by (its idempotency key): the refund number, and a
+    # new one each time a refund the provider failed is sent again ("RF…-2", "RF…-3").
+    refund_no = models.CharField(_("provider refund number"), max_length=40, blank=True, default="", db_index=True)
+    provider_refund_id = models.CharField(_("provider refund id"), max_length=100, blank=True, default="")
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    last_error = models.CharField(pgettext_lazy("fulfilment", "error"), max_length=300, blank=True, default="")
+    requested_by = models.CharField(_("requested by"), max_length=150, blank=True, default="")
+    decided_by = models.CharField(_("decided by"), max_length=150, blank=True, default="")
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    received_at = models.DateTimeField(_("goods received at"), null=True, blank=True)
+    refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund request")
+        verbose_name_plural = _("refund requests")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(status__in=["requested", "awaiting_return", "refunding"]),
+                name="one_open_refund_per_order",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="refund_idempotency_key_unique",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "status", "id"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class RefundLine(models.Model):
+    """Units of one order line the buyer sends back (a return), restocked on receipt."""
+
+    merchant_path = "refund__merchant"
+
+    refund = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="lines", verbose_name=_("refund"))
+    order_line = models.ForeignKey(
+        "orders.OrderLine", on_delete=models.PROTECT, related_name="+", verbose_name=_("order line")
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+
+    class Meta:
+        verbose_name = _("returned line")
+        verbose_name_plural = _("returned lines")
+        constraints = [
+            models.UniqueConstraint(fields=["refund", "order_line"], name="one_refund_line_per_order_line"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="refund_line_quantity_positive"),
+        ]
+
+
+class RefundNotice(models.Model):
+    """A refund callback from the payment provider as it arrived, stored before anything reads it;
+    ``outcome`` says what became of it."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        APPLIED = "applied", _("Applied")
+        ALREADY = "already", _("Already applied")
+        UNKNOWN = "unknown", _("No such refund")
+        REFUSED = "refused", _("Refused (bad signature or format)")
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("merchant")
+    )
+    body = models.TextField(_("body"))
+    timestamp = models.CharField(_("timestamp"), max_length=40, blank=True, default="")
+    signature = models.CharField(_("signature"), max_length=200, blank=True, default="")
+    refund_no = models.CharField(_("refund number"), max_length=64, blank=True, default="")
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, default=Outcome.RECEIVED)
+    error = models.CharField(pgettext_lazy("fulfilment", "error"), max_length=300, blank=True, default="")
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund notice")
+        verbose_name_plural = _("refund notices")
+        ordering = ["-id"]

@@ -51,6 +51,7 @@ class StockMovement(models.Model):
         RELEASE = "release", _("Release")
         SHIP = "ship", _("Ship")
         ADJUST = "adjust", _("Adjust")
+        RETURN = "return", _("Return (restocked)")
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+", verbose_name=_("merchant"))
     sku = models.ForeignKey(

@@ -72,6 +72,18 @@ def stock_adjust(*, sku: SKU, delta: int, reason: str, reference: str = "", kind
 
 
 @transaction.atomic
+def stock_return(*, sku: SKU, quantity: int, reason: str, reference: str) -> Stock:
+    """Returned goods back on the shelf (after-sales, on receipt): on hand grows by ``quantity``
+    with a ``return`` movement naming the refund, under the same locks as a receipt."""
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 < quantity <= MAX_DELTA:
+        raise StockError(f"quantity must be a positive integer up to {MAX_DELTA}", extra={"field": "quantity"})
+    listings, stock = stock_change_lock(sku.pk)
+    return stock_adjust_locked(
+        sku, listings, stock, delta=quantity, reason=reason, reference=reference, kind=StockMovement.Kind.RETURN
+    )
+
+
+@transaction.atomic
 def stock_set(*, sku: SKU, on_hand: int, reason: str, reference: str = "") -> Stock:
     """Set on hand to an absolute count (a stocktake, an ERP's figure). The difference is taken
     from the row as it is once locked, so two concurrent "set to 100" end at 100 and an order

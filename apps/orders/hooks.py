@@ -87,6 +87,7 @@ class _Registry:
     confirm_filter: Callable[[Any], Any] | None = None
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
+    order_aftersales_of: Callable[[Any], dict[str, Any] | None] | None = None
 
 
 registry = _Registry()
@@ -111,7 +112,9 @@ registry = _Registry()
   list besides its own (their ``allowed_permissions`` name role verbs of the orders area).
 - ``order_trace_of(order)``: the order's parcel trace for the buyer's status page
   (``{parcel: {express, waybill_no, state, delivered_at}, events: [{at, text, location}]}``,
-  newest first), or None before it ships; later lines come as ``order.trace`` pushes."""
+  newest first), or None before it ships; later lines come as ``order.trace`` pushes.
+- ``order_aftersales_of(order)``: the buyer's after-sales panel on the status page (``{requests:
+  [...], can_request, can_return, refundable, action}``), or None when there is nothing to show."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import MONEY, SKU, Listing, LiveSession
@@ -119,6 +119,8 @@ class Order(models.Model):
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     cancel_reason = models.CharField(_("cancel reason"), max_length=200, blank=True, default="", editable=False)
     refund_due = models.DecimalField(_("refund due"), **MONEY, default=0, editable=False)
+    # What the payment provider (or the platform) confirmed it paid back of ``refund_due``.
+    refunded = models.DecimalField(_("refunded"), **MONEY, default=0, editable=False)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, editable=False)
     carrier = models.CharField(_("carrier"), max_length=50, blank=True, default="")
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True, default="")
@@ -134,6 +136,8 @@ class Order(models.Model):
             models.Index(fields=["merchant", "status"]),
             models.Index(fields=["session", "status"]),
             models.Index(fields=["listing", "status"]),
+            # The few orders that owe money back (the refund sweep reads them each minute).
+            models.Index(fields=["id"], condition=Q(refund_due__gt=F("refunded")), name="order_refund_owed"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["public_id"], name="uniq_order_public_id"),

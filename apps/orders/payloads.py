@@ -19,6 +19,7 @@ def order_payload(order: Any, kind: str = "order.updated") -> dict[str, Any]:
             "carrier": order.carrier,
             "tracking_number": order.tracking_number,
             "refund_due": str(order.refund_due),
+            "refunded": str(order.refunded),
             "updated_at": order.updated_at.isoformat() if order.updated_at else None,
         },
     }

@@ -34,7 +34,7 @@ from apps.core.arrival import received_at
 from apps.core.errors import ApplicationError
 from apps.merchants import selectors as merchant_selectors
 
-from . import selectors
+from . import hooks, selectors
 from .errors import IdempotencyConflict, InvalidTransition, LedgerUnverifiable, ListingClosed, OverBuyerLimit, SoldOut
 from .forms import BuyForm, idempotency_key_from, new_form_token
 from .models import Order, OrderStatus
@@ -158,6 +158,11 @@ def _back_to_status(public_id: str, token: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(f"/o/{public_id}/?{urlencode({'t': token})}", status=303)
 
 
+# For the buyer's actions other apps serve on the status page (after-sales: ``apps.fulfilment``).
+order_for_link = _order_for_link
+back_to_status = _back_to_status
+
+
 # --- buyer: order status page ------------------------------------------------------------------------
 @never_cache
 @require_http_methods(["GET", "HEAD"])
@@ -200,6 +205,7 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
         },
         "hint": status_hints().get(order.status, ""),
         "cancel_reason": reason_texts().get(order.cancel_reason, order.cancel_reason),
+        "aftersales": hooks.registry.order_aftersales_of(order) if hooks.registry.order_aftersales_of else None,
         "can_cancel": can_transition(order.status, S.CANCELLED) and order.status == S.PENDING_PAYMENT,
         "can_pay": sandbox_enabled() and order.status == S.PENDING_PAYMENT,
         "sandbox": sandbox_enabled(),

@@ -113,6 +113,7 @@
     showIf("[data-section=cancel-reason]", !!o.cancel_reason);
     var refund = Number(o.refund_due || 0);
     setText("[data-field=refund-due]", refund.toFixed(2));
+    setText("[data-field=refunded]", Number(o.refunded || 0).toFixed(2));
     showIf("[data-section=refund]", refund > 0);
     setText("[data-field=carrier]", o.carrier || "—");
     setText("[data-field=tracking]", o.tracking_number || "—");

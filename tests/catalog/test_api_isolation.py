@@ -123,6 +123,7 @@ def valid_body(name: str, t: Tenant) -> dict[str, Any]:
                 "detail": "1",
             },  # fmt: skip
         },
+        "refund-list": {"order": t.orders[0]["id"], "kind": "refund", "amount": "0.01"},
         "platform-shop-list": {
             "platform": "taobao",
             "shop_id": f"new-{t.merchant.slug}",
@@ -227,6 +228,7 @@ def test_create_rejects_other_merchants_objects_as_references(world: World, endp
         "webhook-endpoint-list",
         "platform-shop-list",
         "carrier-account-list",
+        "refund-list",  # names its order by id: another merchant's is a 404 (tests/fulfilment/test_refunds.py)
     )
     count = endpoint.model._default_manager.count()
     before = snapshot(b.merchant)

@@ -68,6 +68,8 @@ VIEW = {
     "fulfilment.FulfilmentException": ALL,  # the exception queue, beside the orders
     "fulfilment.FulfilmentSettings": ALL,
     "fulfilment.CarrierPush": frozenset({OWNER}),  # with the carrier account it came to
+    "fulfilment.RefundRequest": ALL,  # after-sales, beside the orders
+    "fulfilment.RefundNotice": ALL,  # the provider's callbacks, as its payment notifications
     "notifications.SmsAccount": frozenset({OWNER}),  # an AccessKey secret
     "notifications.SmsTemplate": frozenset({OWNER}),
     "notifications.SmsOptOut": ALL,  # beside the buyers
@@ -102,6 +104,8 @@ ADD = {
     "fulfilment.FulfilmentException": frozenset(),  # opened by fulfilment
     "fulfilment.FulfilmentSettings": frozenset(),  # made with the defaults when first used
     "fulfilment.CarrierPush": frozenset(),  # carriers send them
+    "fulfilment.RefundRequest": frozenset(),  # asked by buyers, the API and the system
+    "fulfilment.RefundNotice": frozenset(),  # the payment provider sends them
     "notifications.SmsAccount": frozenset({OWNER}),
     "notifications.SmsTemplate": frozenset({OWNER}),
     "notifications.SmsOptOut": frozenset({OWNER}),  # buyers' records: only the owner adds

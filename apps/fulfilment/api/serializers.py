@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.fulfilment.carriers.base import EXPRESS
-from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice, ShipBatch
+from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice, RefundRequest, ShipBatch
 from apps.fulfilment.selectors import account_push_url
 from apps.fulfilment.services import SENDER_FIELDS
 
@@ -244,3 +245,75 @@ class ShipBatchSerializer(serializers.ModelSerializer):
             "picking_xlsx": url("picking_xlsx", "picking.xlsx"),
             "picking_csv": url("picking_csv", "picking.csv"),
         }
+
+
+# --- after-sales ---------------------------------------------------------------------------------
+
+
+class RefundLineInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64, help_text="The SKU code of a line of the order.")
+    quantity = serializers.IntegerField(min_value=1, max_value=100000)
+
+
+class RefundInputSerializer(serializers.Serializer):
+    order = serializers.CharField(max_length=32, help_text="The order's id.")
+    kind = serializers.ChoiceField(
+        choices=["refund", "return"],
+        help_text="`refund`: money back alone (仅退款); `return`: the goods come back, then the money (退货退款; "
+        "only once the order has shipped).",
+    )
+    amount = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        coerce_to_string=True,
+        help_text="Yuan. Omitted: the whole amount still refundable (or, for a return naming lines, those "
+        "units' price).",
+    )
+    lines = serializers.ListField(
+        child=RefundLineInputSerializer(),
+        required=False,
+        max_length=200,
+        help_text="A return's units (omitted: every unit not yet returned).",
+    )
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class RefundDecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="Required to reject: the buyer sees it."
+    )
+
+
+class RefundLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(source="order_line.sku.code")
+    quantity = serializers.IntegerField()
+
+
+class RefundSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    order = serializers.CharField(source="order.public_id")
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
+    lines = RefundLineSerializer(many=True)
+
+    class Meta:
+        model = RefundRequest
+        fields = [
+            "id",
+            "order",
+            "kind",
+            "source",
+            "status",
+            "amount",
+            "reason",
+            "lines",
+            "decision_note",
+            "provider_refund_id",
+            "last_error",
+            "requested_at",
+            "decided_at",
+            "received_at",
+            "refunded_at",
+        ]
+        read_only_fields = fields

@@ -7,25 +7,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from django.core.files.storage import storages
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.errors import NotFound
-from apps.fulfilment import selectors, services, shipping
-from apps.fulfilment.models import CarrierAccount, ShipBatch
+from apps.core.errors import ApplicationError, NotFound
+from apps.fulfilment import refunds, selectors, services, shipping
+from apps.fulfilment.models import CarrierAccount, RefundRequest, ShipBatch
 from apps.merchants import roles
 from apps.merchants.viewsets import MerchantScopedViewSet
+from apps.orders.models import Order
 
 from .serializers import (
     CarrierAccountInputSerializer,
     CarrierAccountPatchSerializer,
     CarrierAccountSerializer,
+    RefundDecisionSerializer,
+    RefundInputSerializer,
+    RefundSerializer,
     ShipBatchInputSerializer,
     ShipBatchSerializer,
 )
@@ -297,3 +302,162 @@ class ShipBatchViewSet(MerchantScopedViewSet):
         response = FileResponse(storages["exports"].open(name, "rb"), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-{filename}"'
         return response
+
+
+# --- after-sales ---------------------------------------------------------------------------------
+
+REFUND = {
+    "id": "RF3C9A0E1B77D24F10",
+    "order": "LC8F3K2M9Q",
+    "kind": "return",
+    "source": "api",
+    "status": "awaiting_return",
+    "amount": "59.00",
+    "reason": "尺码不合适",
+    "lines": [{"sku": "TEE-WHITE-L", "quantity": 1}],
+    "decision_note": "",
+    "provider_refund_id": "",
+    "last_error": "",
+    "requested_at": "2026-06-20T10:00:00.000000+08:00",
+    "decided_at": "2026-06-20T10:05:00.000000+08:00",
+    "received_at": None,
+    "refunded_at": None,
+}  # fmt: skip
+
+
+class RefundFilter(django_filters.FilterSet):
+    order = django_filters.CharFilter(field_name="order__public_id", help_text="An order's id.")
+    status = django_filters.ChoiceFilter(choices=RefundRequest.Status.choices)
+    kind = django_filters.ChoiceFilter(choices=RefundRequest.Kind.choices)
+
+    class Meta:
+        model = RefundRequest
+        fields = ["order", "status", "kind"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="The merchant's refund requests (售后), newest first; filter by order, status, kind."
+    ),
+    retrieve=extend_schema(
+        description="One refund request.", examples=[OpenApiExample("Awaiting goods", value=REFUND, response_only=True)]
+    ),
+)
+class RefundViewSet(MerchantScopedViewSet):
+    """After-sales: refund requests, their decisions, returned goods, and the money back."""
+
+    queryset = RefundRequest.objects.none()
+    role_area = roles.ORDERS
+    role_actions = {action: (roles.ORDERS, "cancel") for action in ("approve", "reject", "receive", "withdraw")}
+    selector = staticmethod(refunds.refunds_of)
+    serializer_class = RefundSerializer
+    filterset_class = RefundFilter
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[0-9A-Za-z_-]{1,32}"
+
+    def get_object(self) -> RefundRequest:
+        return refunds.refund_get(merchant_id=self.merchant_id, public_id=self.kwargs["id"])
+
+    def _actor(self) -> str:
+        principal = self.request.auth
+        return f"token:{getattr(principal, 'name', '') or getattr(principal, 'token_id', '')}"
+
+    @extend_schema(
+        request=RefundInputSerializer,
+        responses={201: RefundSerializer, 200: RefundSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Your id for this request (1-100 printable ASCII characters): the same key again answers "
+                "200 with the request it made.",
+            )
+        ],
+        examples=[
+            OpenApiExample(
+                "Return one unit",
+                value={
+                    "order": "LC8F3K2M9Q",
+                    "kind": "return",
+                    "lines": [{"sku": "TEE-WHITE-L", "quantity": 1}],
+                    "reason": "尺码不合适",
+                },
+                request_only=True,
+            ),  # fmt: skip
+            OpenApiExample(
+                "Part of the money",
+                value={"order": "LC8F3K2M9Q", "kind": "refund", "amount": "10.00", "reason": "价保"},
+                request_only=True,
+            ),  # fmt: skip
+        ],
+        description="Ask for money back on an order, for the buyer: `refund` (money alone, any time after payment) "
+        "or `return` (goods back, then money; once shipped). A refund of an unshipped order is approved at once "
+        "when the merchant's fulfilment settings say so (a whole one takes the order to `refund_pending` and its "
+        "units back on sale); everything else waits for `approve`. One request per order at a time. A platform's "
+        "order is refunded on its platform (409 `refund_on_platform`).",
+    )
+    def create(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 100 and key.isascii() and key.isprintable()):
+            raise ApplicationError(
+                "Idempotency-Key must be 1-100 printable ASCII characters", code="invalid_idempotency_key"
+            )
+        s = RefundInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        data = s.validated_data
+        order = Order.objects.filter(merchant_id=self.merchant_id, public_id=data["order"]).first()
+        if order is None:
+            raise NotFound("No order with this id.", extra={"field": "order"})
+        refund, created = refunds.refund_request(
+            order=order,
+            kind=data["kind"],
+            source=RefundRequest.Source.API,
+            actor=self._actor(),
+            amount=data.get("amount"),
+            lines=[refunds.LineAsk(sku=line["sku"], quantity=line["quantity"]) for line in data.get("lines", [])],
+            reason=data.get("reason", ""),
+            idempotency_key=key,
+        )
+        return Response(self._read(refund), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def _read(self, refund: RefundRequest) -> dict[str, Any]:
+        return dict(RefundSerializer(refunds.refund_get(merchant_id=self.merchant_id, public_id=refund.public_id)).data)
+
+    def _step(self, step: Any, **kwargs: Any) -> Response:
+        refund = step(refund=self.get_object(), actor=self._actor(), **kwargs)
+        return Response(self._read(refund))
+
+    @extend_schema(request=RefundDecisionSerializer, responses={200: RefundSerializer},
+                   description="Agree: a return now waits for the goods; a refund alone is owed and sent to the "
+                   "payment provider.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, id: str) -> Response:
+        s = RefundDecisionSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return self._step(refunds.refund_approve, note=s.validated_data["note"])
+
+    @extend_schema(request=RefundDecisionSerializer, responses={200: RefundSerializer},
+                   description="Refuse a request (or a return whose goods never came); `note` says why.")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, id: str) -> Response:
+        s = RefundDecisionSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return self._step(refunds.refund_reject, note=s.validated_data["note"])
+
+    @extend_schema(
+        request=None,
+        responses={200: RefundSerializer},
+        description="The returned goods arrived: restocked now, and the money is owed and sent.",
+    )
+    @action(detail=True, methods=["post"])
+    def receive(self, request: Request, id: str) -> Response:
+        return self._step(refunds.refund_receive)
+
+    @extend_schema(request=None, responses={200: RefundSerializer},
+                   description="The buyer takes the request back (before the money is owed).")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, id: str) -> Response:
+        return self._step(refunds.refund_withdraw)

@@ -62,6 +62,7 @@ ORDER: dict[str, Any] = {
     "shipping_address": ORDER_CREATE_BODY["shipping_address"],
     "cancel_reason": "",
     "refund_due": "0.00",
+    "refunded": "0.00",
     "carrier": "",
     "tracking_number": "",
     "risk": None,

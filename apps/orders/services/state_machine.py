@@ -14,9 +14,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.PAID: frozenset({S.CONFIRMED, S.ON_HOLD, S.REFUND_PENDING}),
     S.ON_HOLD: frozenset({S.CONFIRMED, S.CANCELLED}),
     S.CONFIRMED: frozenset({S.SHIPPED, S.REFUND_PENDING}),
-    S.SHIPPED: frozenset({S.DELIVERED}),
-    S.DELIVERED: frozenset({S.COMPLETED}),
-    S.COMPLETED: frozenset(),
+    # After-sales: a full refund after shipping (the goods came back, or never arrived).
+    S.SHIPPED: frozenset({S.DELIVERED, S.REFUND_PENDING}),
+    S.DELIVERED: frozenset({S.COMPLETED, S.REFUND_PENDING}),
+    S.COMPLETED: frozenset({S.REFUND_PENDING}),
     S.CANCELLED: frozenset({S.REFUND_PENDING}),  # a payment that arrived after cancellation
     S.REFUND_PENDING: frozenset({S.REFUNDED}),
     S.REFUNDED: frozenset(),

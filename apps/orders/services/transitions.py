@@ -21,7 +21,7 @@ from apps.core.errors import is_database_unavailable
 from apps.inventory import services as inventory
 from apps.orders import events as notify
 from apps.orders.errors import InvalidTransition, OrderNotFound
-from apps.orders.models import LIVE_STATUSES, ListingBuyer, Order, OrderLine, OrderStatus
+from apps.orders.models import LIVE_STATUSES, RESERVING_STATUSES, ListingBuyer, Order, OrderLine, OrderStatus
 from apps.orders.placement.gate import scripts as gate
 
 from .ledger import ledger_append
@@ -46,22 +46,25 @@ def order_lock(*, public_id: str | None = None, pk: int | None = None, merchant_
     return order
 
 
-def _release_units(order: Order, reason: str) -> None:
+def _release_units(order: Order, reason: str, *, stock: bool = True) -> None:
     """Give the order's units back: buyer limit, listing quota, stock; the gate after commit. A
-    line that holds nothing (``reserved`` False: a platform's oversold line) gives nothing back."""
+    line that holds nothing (``reserved`` False: a platform's oversold line) gives nothing back.
+    ``stock`` False (a shipped order refunded): the units left the warehouse, so only the listing's
+    counters and the gate give them back; returned goods are restocked when they arrive."""
     for line in OrderLine.objects.filter(order=order, reserved=True):
         if line.listing_id:
             ListingBuyer.objects.filter(listing_id=line.listing_id, buyer_id=order.buyer_id).update(
                 units=F("units") - line.quantity
             )
             Listing.objects.filter(pk=line.listing_id).update(sold=F("sold") - line.quantity, version=F("version") + 1)
-        inventory.stock_release(
-            sku_id=line.sku_id,
-            merchant_id=order.merchant_id,
-            quantity=line.quantity,
-            reference=order.public_id,
-            reason=reason,
-        )
+        if stock:
+            inventory.stock_release(
+                sku_id=line.sku_id,
+                merchant_id=order.merchant_id,
+                quantity=line.quantity,
+                reference=order.public_id,
+                reason=reason,
+            )
         if line.listing_id:
             listing_id, public_id = line.listing_id, order.public_id
             transaction.on_commit(functools.partial(_gate_release, listing_id, public_id))
@@ -109,7 +112,7 @@ def order_transition(
         )
     fields = ["status", "version", "updated_at"]
     if current in LIVE_STATUSES and to not in LIVE_STATUSES:
-        _release_units(locked, reason or to)
+        _release_units(locked, reason or to, stock=current in RESERVING_STATUSES)
     if to == S.SHIPPED:
         _ship_units(locked)
         locked.carrier, locked.tracking_number = carrier[:50], tracking_number[:64]
@@ -153,6 +156,24 @@ def order_record_refund_due(*, order: Order, amount: Decimal, actor: str, reason
     locked.version += 1
     locked.save(update_fields=["refund_due", "version", "updated_at"])
     event = ledger_append(order=locked, from_status=current, to_status=current, actor=actor, reason=reason)
+    notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq, from_status=current)
+    return locked
+
+
+@transaction.atomic
+def order_record_refunded(*, order: Order, amount: Decimal, actor: str, reason: str) -> Order:
+    """The provider (or the platform) paid ``amount`` back. Adds it to ``refunded`` under the row
+    lock with a ledger event, and an order whose whole refund due is now paid back goes on from
+    ``refund_pending`` to ``refunded`` through ``order_transition`` (in the same transaction).
+    Raises OrderNotFound."""
+    locked = order_lock(pk=order.pk)
+    current = locked.status
+    locked.refunded = (locked.refunded or Decimal("0")) + amount
+    locked.version += 1
+    locked.save(update_fields=["refunded", "version", "updated_at"])
+    event = ledger_append(order=locked, from_status=current, to_status=current, actor=actor, reason=reason)
+    if current == S.REFUND_PENDING and locked.refunded >= locked.refund_due:
+        return order_transition(order=locked, to=S.REFUNDED, actor=actor, reason="refund paid in full")
     notify.order_changed_on_commit(locked, listing_id=locked.listing_id, seq=event.seq, from_status=current)
     return locked
 
