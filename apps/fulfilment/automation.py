@@ -27,7 +27,7 @@ from apps.orders.errors import InvalidTransition
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services.transitions import order_transition
 
-from .models import ExceptionKind, FulfilmentException, FulfilmentSettings, Parcel, ParcelOrder
+from .models import ExceptionKind, FulfilmentException, FulfilmentSettings, Parcel, ParcelOrder, RefundRequest
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def auto_confirm(*, now: datetime | None = None, limit: int = 5000) -> int:
 
 
 def auto_complete(*, now: datetime | None = None, limit: int = 5000) -> int:
-    """Complete the delivered orders whose parcel was delivered long enough ago."""
+    """Complete the delivered orders whose parcel was delivered long enough ago (not while an
+    after-sales request of the order is open: it completes once that is settled)."""
     now = now or timezone.now()
     delivered = Order.objects.filter(status=OrderStatus.DELIVERED)
     merchants = set(delivered.values_list("merchant_id", flat=True).distinct())
@@ -86,7 +87,7 @@ def auto_complete(*, now: datetime | None = None, limit: int = 5000) -> int:
         )
         due = delivered.filter(
             merchant_id=merchant_id, pk__in=ParcelOrder.objects.filter(parcel__in=parcels).values("order_id")
-        )
+        ).exclude(refund_requests__status__in=RefundRequest.OPEN)  # 售后中: not while a request is open
         for order in due.order_by("pk")[: limit - done]:
             done += _move(
                 order,

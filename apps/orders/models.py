@@ -120,7 +120,7 @@ class Order(models.Model):
     cancel_reason = models.CharField(_("cancel reason"), max_length=200, blank=True, default="", editable=False)
     refund_due = models.DecimalField(_("refund due"), **MONEY, default=0, editable=False)
     # What the payment provider (or the platform) confirmed it paid back of ``refund_due``.
-    refunded = models.DecimalField(_("refunded"), **MONEY, default=0, editable=False)
+    refunded = models.DecimalField(_("refunded"), **MONEY, default=0, db_default=0, editable=False)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True, editable=False)
     carrier = models.CharField(_("carrier"), max_length=50, blank=True, default="")
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True, default="")

@@ -428,3 +428,39 @@ def test_the_buyer_asks_and_withdraws_from_the_status_page(client, shop, provide
     r = client.post(f"/o/{order.public_id}/refund/", {"t": "forged", "kind": "refund"})
     assert r.status_code in (403, 404)
     assert RefundRequest.objects.filter(order=order).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_delivered_order_with_an_open_request_does_not_complete_until_it_is_settled(shop, provider) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.fulfilment import automation
+    from apps.fulfilment.models import CarrierAccount, Parcel, ParcelOrder
+
+    api, listing = shop
+    order = place(api, listing, "fan-12")
+    pay(order, provider)
+    ship(order)
+    order_transition(order=order, to=S.DELIVERED, actor="carrier", reason="delivered")
+    account = CarrierAccount.objects.create(merchant=order.merchant, carrier="kuaidi100", name="k", express="ZTO")
+    parcel = Parcel.objects.create(
+        merchant=order.merchant,
+        code="P-DELIVERED",
+        account=account,
+        express="ZTO",
+        channel="own",
+        address_key="k",
+        receiver={},
+        waybill_no="ZT9",
+        status=Parcel.Status.DELIVERED,
+        delivered_at=timezone.now() - timedelta(days=30),
+    )
+    ParcelOrder.objects.create(parcel=parcel, order=order)
+    refund, _ = refunds.refund_request(order=order, kind="return", source="api", actor="buyer")
+    assert automation.auto_complete() == 0  # 售后中
+    refunds.refund_reject(refund=refund, actor="staff", note="超过退货期")
+    assert automation.auto_complete() == 1
+    order.refresh_from_db()
+    assert order.status == S.COMPLETED

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='refunded',
-            field=models.DecimalField(decimal_places=2, default=0, editable=False, max_digits=12, verbose_name='refunded'),
+            field=models.DecimalField(db_default=0, decimal_places=2, default=0, editable=False, max_digits=12, verbose_name='refunded'),
         ),
         migrations.AddIndex(
             model_name='order',
