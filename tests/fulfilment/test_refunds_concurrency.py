@@ -102,7 +102,7 @@ def test_a_full_refund_racing_the_shipment_leaves_stock_and_ledger_exact(merchan
         _api, order = paid_order(merchant)
         order_transition(order=order, to=S.CONFIRMED, actor="test", reason="confirmed")
 
-        def race(i: int) -> Any:
+        def race(i: int, order: Order = order) -> Any:
             if i == 0:
                 return order_transition(
                     order=order, to=S.SHIPPED, actor="batch", reason="shipped", allowed_from=(S.CONFIRMED,)
