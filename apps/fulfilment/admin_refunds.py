@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
 from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
+from apps.orders import hooks
 
 from . import refunds
 from .models import RefundLine, RefundNotice, RefundRequest
@@ -183,3 +185,18 @@ class RefundNoticeAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def order_refunds_panel(request: HttpRequest, order: Any) -> str:
+    """The order page's after-sales panel: what the order owes and paid back, and its requests.
+    Empty for an order without any."""
+    rows = list(RefundRequest.objects.filter(order_id=order.pk).order_by("-id")[:20])
+    if not rows:
+        return ""
+    return render_to_string(
+        "admin/fulfilment/order_refunds_panel.html", {"order": order, "refunds": rows}, request=request
+    )
+
+
+if order_refunds_panel not in hooks.registry.order_page_panels:
+    hooks.registry.order_page_panels.append(order_refunds_panel)

@@ -464,3 +464,38 @@ def test_a_delivered_order_with_an_open_request_does_not_complete_until_it_is_se
     assert automation.auto_complete() == 1
     order.refresh_from_db()
     assert order.status == S.COMPLETED
+
+
+@pytest.mark.django_db
+def test_the_admin_order_page_shows_the_after_sales_panel_and_the_queue_acts_in_bulk(  # type: ignore[no-untyped-def]
+    admin_client, shop, provider
+) -> None:
+    api, listing = shop
+    orders = [place(api, listing, f"fan-q{i}") for i in range(3)]
+    for order in orders:
+        pay(order, provider)
+        ship(order)
+    asked = [
+        refunds.refund_request(order=o, kind="refund", source="api", actor="buyer", reason="丢件")[0] for o in orders
+    ]
+    page = admin_client.get(f"/admin/orders/order/{orders[0].pk}/change/").content.decode()
+    assert asked[0].public_id in page and "lc-refunds-panel" in page
+    queue = admin_client.get("/admin/fulfilment/refundrequest/").content.decode()
+    assert all(r.public_id in queue for r in asked)  # open ones by default
+    changelist = "/admin/fulfilment/refundrequest/"
+    r = admin_client.post(changelist, {"action": "approve", "_selected_action": [asked[0].pk, asked[1].pk]})
+    assert r.status_code == 302
+    r = admin_client.post(changelist, {"action": "reject", "_selected_action": [asked[2].pk]})
+    assert r.status_code == 200 and "note" in r.content.decode()  # the page that asks why
+    r = admin_client.post(changelist, {"action": "reject", "_selected_action": [asked[2].pk], "apply": "1", "note": ""})
+    assert r.status_code == 200  # a note is required: asked again
+    r = admin_client.post(
+        changelist, {"action": "reject", "_selected_action": [asked[2].pk], "apply": "1", "note": "物流显示已签收"}
+    )
+    assert r.status_code == 302
+    statuses = dict(RefundRequest.objects.values_list("public_id", "status"))
+    assert [statuses[r.public_id] for r in asked] == [R.REFUNDING, R.REFUNDING, R.REJECTED]
+    for order in orders[:2]:  # a whole refund after shipping (a lost parcel): refund_pending, no restock
+        order.refresh_from_db()
+        assert order.status == S.REFUND_PENDING
+    assert Stock.objects.get(sku_id=listing.sku_id).on_hand == 7
