@@ -5,6 +5,12 @@ to a higher one through a hook the higher app registers).
   in the thread that made it, with kwargs ``order`` (the order as changed), ``from_status`` (None for
   a new order or when not known) and ``created``. Receivers must be cheap when they have nothing to
   do (placement calls it for every order) and must not raise (it is sent with ``send_robust``).
+- ``order_attention``: sent by an app above orders when an order needs a person for a reason only
+  that app sees and no status change tells (a platform cancelled an order that shipped here), with
+  kwargs ``order`` (an Order: ``pk`` and ``merchant_id`` are read), ``kind`` (one of
+  ``ATTENTION_KINDS``) and ``detail`` (a sentence in the active language). Sent inside the sender's
+  transaction, so what a receiver records commits or rolls back with its cause: a receiver writes
+  in a savepoint of its own, and must not raise (``send_robust``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ from .models import PLATFORM_CHANNELS
 log = logging.getLogger(__name__)
 
 order_changed = Signal()
+order_attention = Signal()
+
+ATTENTION_PLATFORM_CONFLICT = "platform_conflict"
+"""A sales platform says the order is cancelled or refunded; here it is not, and cannot follow."""
+ATTENTION_KINDS = (ATTENTION_PLATFORM_CONFLICT,)
 
 
 # --- risk control (apps/fraud registers these in its AppConfig.ready) ---------------------------
@@ -87,6 +98,7 @@ class _Registry:
     confirm_filter: Callable[[Any], Any] | None = None
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
+    risk_review: Callable[..., list[Any]] | None = None
 
 
 registry = _Registry()
@@ -111,7 +123,12 @@ registry = _Registry()
   list besides its own (their ``allowed_permissions`` name role verbs of the orders area).
 - ``order_trace_of(order)``: the order's parcel trace for the buyer's status page
   (``{parcel: {express, waybill_no, state, delivered_at}, events: [{at, text, location}]}``,
-  newest first), or None before it ships; later lines come as ``order.trace`` pushes."""
+  newest first), or None before it ships; later lines come as ``order.trace`` pushes.
+- ``risk_review(order_ids=, merchant_id=, approve=, user=)``: risk control's review decision
+  (approve: ``on_hold -> confirmed``; reject: ``on_hold -> cancelled``, a refund owed) for these
+  orders of ``merchant_id``, each on its own; returns one result per order with ``public_id``,
+  ``outcome`` (``approved``, ``rejected``, ``already_reviewed`` or ``not_reviewable``) and
+  ``status`` (the order's status after it). Registered by ``apps.fraud``."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:
