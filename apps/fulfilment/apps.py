@@ -35,6 +35,7 @@ class FulfilmentConfig(AppConfig):
         if ship_orders not in hooks.registry.order_admin_actions:
             hooks.registry.order_admin_actions.append(ship_orders)
         hooks.registry.order_trace_of = order_trace
+        hooks.registry.exception_counts = exception_queue.exception_counts
         hooks.order_changed.connect(exception_queue.on_order_changed, dispatch_uid="fulfilment.order_changed")
         hooks.order_attention.connect(exception_queue.on_order_attention, dispatch_uid="fulfilment.order_attention")
         post_migrate.connect(ensure_schedules, sender=self)

@@ -1,5 +1,5 @@
-"""The exception queue's kinds that other apps cause (异常订单): what opens and resolves them, and
-the queue's actions that hand them back to those apps.
+"""The exception queue's kinds that other apps cause (异常订单): what opens and resolves them, the
+queue's actions that hand them back to those apps, and the queue's counts for the dashboards.
 
 The batch opens ``bad_address``, ``stock_short`` and ``carrier_rejected``, the automation
 ``no_movement`` (``shipping``, ``automation``). The kinds here follow the order's changes
@@ -24,8 +24,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils.translation import gettext
 
 from apps.core.errors import ApplicationError
@@ -34,6 +36,7 @@ from apps.orders.models import PLATFORM_CHANNELS, Order, OrderEvent, OrderStatus
 from apps.orders.services.transitions import order_cancel
 
 from .models import ExceptionKind, FulfilmentException
+from .selectors import exception_open_counts
 from .shipping import exception_open, exception_resolve
 
 log = logging.getLogger(__name__)
@@ -208,3 +211,27 @@ def platform_conflicts_cancel(*, exceptions: QuerySet[FulfilmentException], acto
         )
         report.done.append(order.public_id)
     return report
+
+
+# --- counts for the dashboards ---------------------------------------------------------------------
+
+
+def exception_counts(*, merchant_ids: list[int] | None, merchant_id: int | None = None) -> list[dict[str, Any]]:
+    """``hooks.registry.exception_counts``: every kind with its open count (one query) and the link
+    to the queue filtered by it (open ones are the queue's default; ``merchant`` narrows a
+    multi-merchant login's queue to one)."""
+    ids = merchant_ids
+    if merchant_id is not None:
+        ids = [merchant_id] if merchant_ids is None or merchant_id in merchant_ids else []
+    counts = exception_open_counts(merchant_ids=ids)
+    base = reverse("admin:fulfilment_fulfilmentexception_changelist")
+    extra = {"merchant": str(merchant_id)} if merchant_id is not None else {}
+    return [
+        {
+            "kind": kind.value,
+            "label": kind.label,
+            "count": counts.get(kind.value, 0),
+            "url": f"{base}?{urlencode({'kind__exact': kind.value, **extra})}",
+        }
+        for kind in ExceptionKind
+    ]

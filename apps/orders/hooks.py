@@ -99,6 +99,7 @@ class _Registry:
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
     risk_review: Callable[..., list[Any]] | None = None
+    exception_counts: Callable[..., list[dict[str, Any]]] | None = None
 
 
 registry = _Registry()
@@ -128,7 +129,11 @@ registry = _Registry()
   (approve: ``on_hold -> confirmed``; reject: ``on_hold -> cancelled``, a refund owed) for these
   orders of ``merchant_id``, each on its own; returns one result per order with ``public_id``,
   ``outcome`` (``approved``, ``rejected``, ``already_reviewed`` or ``not_reviewable``) and
-  ``status`` (the order's status after it). Registered by ``apps.fraud``."""
+  ``status`` (the order's status after it). Registered by ``apps.fraud``.
+- ``exception_counts(merchant_ids=, merchant_id=None)``: the open order exceptions (异常订单) of
+  these merchants (None: every merchant) by kind, in one query: ``[{kind, label, count, url}]``
+  for every kind, ``url`` the exception queue filtered by that kind (and by ``merchant_id`` when
+  given). Registered by ``apps.fulfilment``; read through :func:`order_exception_counts`."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:
@@ -140,3 +145,11 @@ def order_platform(order: Any) -> dict[str, Any] | None:
     if order.channel not in PLATFORM_CHANNELS or registry.platform_of is None:
         return None
     return registry.platform_of(order)
+
+
+def order_exception_counts(*, merchant_ids: list[int] | None, merchant_id: int | None = None) -> list[dict[str, Any]]:
+    """The exception queue's open counts by kind for the dashboards (``registry.exception_counts``),
+    or an empty list when no app keeps a queue."""
+    if registry.exception_counts is None:
+        return []
+    return registry.exception_counts(merchant_ids=merchant_ids, merchant_id=merchant_id)

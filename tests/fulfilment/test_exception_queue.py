@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -413,3 +414,84 @@ def test_a_platform_cancel_that_ours_follows_opens_nothing(douyin) -> None:  # t
     fetch_and_apply(shop, po.external_id)
     assert Order.objects.get(pk=po.order_id).status == S.REFUNDED  # the platform refunded the buyer
     assert not FulfilmentException.objects.exists()
+
+
+# --- the counts on the dashboards -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def queues(merchant, other_merchant):  # type: ignore[no-untyped-def]
+    """Merchant A: 2 risk holds, 1 bad address, 1 platform conflict open, 1 bad address resolved.
+    Merchant B: 1 stock short open."""
+    a_listing = make_listing(merchant, quota=10, limit=5)
+    a_orders = [place(token_api(merchant), a_listing, f"a-{i}") for i in range(5)]
+    for order, kind in zip(
+        a_orders, [K.RISK_HOLD, K.RISK_HOLD, K.BAD_ADDRESS, K.PLATFORM_CONFLICT, K.BAD_ADDRESS], strict=True
+    ):
+        shipping.exception_open(order=order, kind=kind, detail="test")
+    shipping.exception_resolve(
+        exceptions=FulfilmentException.objects.filter(order=a_orders[4]), actor="test", resolution="fixed"
+    )
+    b_order = place(token_api(other_merchant), make_listing(other_merchant, quota=3), "b-0")
+    shipping.exception_open(order=b_order, kind=K.STOCK_SHORT, detail="test")
+    return a_listing.session, b_order
+
+
+def counts_of(items: list[dict[str, Any]]) -> dict[str, int]:
+    assert [i["kind"] for i in items] == list(K.values)  # every kind, in the queue's order
+    return {i["kind"]: i["count"] for i in items if i["count"]}
+
+
+A_COUNTS = {K.RISK_HOLD: 2, K.BAD_ADDRESS: 1, K.PLATFORM_CONFLICT: 1}
+
+
+def test_the_counts_are_one_query_per_merchant_scope(  # type: ignore[no-untyped-def]
+    queues, merchant, other_merchant, django_assert_num_queries
+) -> None:
+    with django_assert_num_queries(1):
+        items = exception_queue.exception_counts(merchant_ids=[merchant.pk])
+    assert counts_of(items) == A_COUNTS
+    assert counts_of(exception_queue.exception_counts(merchant_ids=[other_merchant.pk])) == {K.STOCK_SHORT: 1}
+    assert counts_of(exception_queue.exception_counts(merchant_ids=None)) == {**A_COUNTS, K.STOCK_SHORT: 1}
+    assert counts_of(exception_queue.exception_counts(merchant_ids=[], merchant_id=merchant.pk)) == {}
+    url = items[list(K.values).index(K.RISK_HOLD)]["url"]
+    assert url == f"{QUEUE}?kind__exact=risk_hold"
+
+
+def test_the_dashboards_show_each_merchant_its_own_counts_linked_to_the_queue(queues, merchant, other_merchant) -> None:  # type: ignore[no-untyped-def]
+    session, _b_order = queues
+    a_staff, _user = staff(merchant, "a-staff", "customer_service")
+    b_staff, _user = staff(other_merchant, "b-staff")
+
+    r = a_staff.get(reverse("dashboard"))
+    assert r.status_code == 200 and counts_of(r.context["exceptions"]) == A_COUNTS
+    html = r.content.decode()
+    assert f'href="{QUEUE}?kind__exact=risk_hold"' in html and 'data-exception-kind="risk_hold"><strong>2<' in html
+    r = a_staff.get(reverse("dashboard-session", args=[session.pk]))
+    assert r.status_code == 200 and counts_of(r.context["exceptions"]) == A_COUNTS
+    link = f"{QUEUE}?kind__exact=bad_address&amp;merchant={merchant.pk}"
+    assert link in r.content.decode()
+
+    r = b_staff.get(reverse("dashboard"))
+    assert counts_of(r.context["exceptions"]) == {K.STOCK_SHORT: 1}
+    assert b_staff.get(reverse("dashboard-session", args=[session.pk])).status_code == 404
+
+    # the admin's home page
+    r = a_staff.get(reverse("admin:index"))
+    assert r.status_code == 200 and counts_of(r.context["exceptions"]) == A_COUNTS
+    assert 'data-exception-kind="platform_conflict"' in r.content.decode()
+    assert counts_of(b_staff.get(reverse("admin:index")).context["exceptions"]) == {K.STOCK_SHORT: 1}
+    root = Client(HTTP_ACCEPT_LANGUAGE="en")
+    root.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    assert counts_of(root.get(reverse("admin:index")).context["exceptions"]) == {**A_COUNTS, K.STOCK_SHORT: 1}
+
+    # each link opens the queue on exactly what it counted
+    for client, items in ((a_staff, A_COUNTS), (b_staff, {K.STOCK_SHORT: 1})):
+        for kind, n in items.items():
+            r = client.get(QUEUE, {"kind__exact": kind})
+            assert r.status_code == 200 and r.context["cl"].result_count == n, kind
+    r = root.get(QUEUE, {"kind__exact": "bad_address", "merchant": merchant.pk})
+    assert r.context["cl"].result_count == 1
+    assert root.get(QUEUE, {"merchant": "not-a-number"}).context["cl"].result_count == 0
+    r = b_staff.get(QUEUE, {"kind__exact": "risk_hold", "merchant": merchant.pk})  # A's id: still walled
+    assert r.status_code == 200 and r.context["cl"].result_count == 0
