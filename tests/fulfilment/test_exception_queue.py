@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
@@ -31,8 +33,8 @@ from rest_framework.test import APIClient
 from apps.fraud import rules as risk_rules
 from apps.fraud import scoring
 from apps.fraud.models import Decision, ReviewOutcome, RiskAssessment, RiskPolicy
-from apps.fulfilment import exception_queue, shipping
-from apps.fulfilment.models import ExceptionKind, FulfilmentException
+from apps.fulfilment import exception_queue, services, shipping
+from apps.fulfilment.models import ExceptionKind, FulfilmentException, ShipBatch, ShipBatchItem
 from apps.merchants.services import staff_create
 from apps.orders.models import Order, OrderStatus
 from apps.orders.services import payments
@@ -495,3 +497,42 @@ def test_the_dashboards_show_each_merchant_its_own_counts_linked_to_the_queue(qu
     assert root.get(QUEUE, {"merchant": "not-a-number"}).context["cl"].result_count == 0
     r = b_staff.get(QUEUE, {"kind__exact": "risk_hold", "merchant": merchant.pk})  # A's id: still walled
     assert r.status_code == 200 and r.context["cl"].result_count == 0
+
+
+# --- the batch list ----------------------------------------------------------------------------------------
+
+
+def test_the_batch_list_reads_its_counts_in_constant_queries(merchant) -> None:  # type: ignore[no-untyped-def]
+    account = services.carrier_account_create(
+        merchant=merchant, carrier="kuaidi100", app_id="c1", app_key="k", app_secret="s", express="ZTO",
+        sender={"name": "仓", "mobile": "13800000001", "province": "浙江省", "city": "杭州市", "district": "余杭区",
+                "detail": "文一西路1号"},
+        api_base_url="http://127.0.0.1:9", is_default=True,
+    )  # fmt: skip
+    api = token_api(merchant)
+    listing = make_listing(merchant, quota=40, limit=40)
+    orders = [place(api, listing, f"batch-{i}") for i in range(24)]
+    results = [ShipBatchItem.Result.SHIPPED, ShipBatchItem.Result.FAILED, ShipBatchItem.Result.PENDING]
+    owner, _user = staff(merchant, "boss")
+
+    def add_batch(n: int) -> ShipBatch:
+        batch = ShipBatch.objects.create(merchant=merchant, account_id=account.pk, total=3, status="running")
+        for order, result in zip(orders[n * 3 : n * 3 + 3], results, strict=True):
+            ShipBatchItem.objects.create(batch=batch, order=order, result=result)
+        return batch
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            r = owner.get(BATCHES)
+        assert r.status_code == 200
+        bar = '<progress class="lc-progress" max="100" value="66">'
+        assert r.content.decode().count(bar) == ShipBatch.objects.count()
+        return len(ctx.captured_queries)
+
+    first = add_batch(0)
+    one = queries()
+    for n in range(1, 8):
+        add_batch(n)
+    assert queries() == one  # 8 batches: the same queries as 1
+    state = owner.get(reverse("admin:fulfilment_shipbatch_progress", args=[first.pk])).json()
+    assert (state["done"], state["shipped"], state["failed"], state["percent"]) == (2, 1, 1, 66)
