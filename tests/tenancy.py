@@ -234,17 +234,18 @@ def build_tenant(merchant: Merchant) -> Tenant:
         merchant=merchant, order=Order.objects.get(public_id=orders[1]["id"]), kind="bad_address"
     )
     FulfilmentSettings.objects.create(merchant=merchant)
-    # after-sales: a return asked on the paid order, and a refund callback that named it
+    # after-sales: a return asked on the pending order (open: the admin queue shows open ones by
+    # default; the paid order stays free for the API's create), and a refund callback that named it
+    pending_order = Order.objects.get(public_id=orders[1]["id"])
     refund = RefundRequest.objects.create(
         merchant=merchant,
-        order=paid_order,
+        order=pending_order,
         kind="return",
         source="api",
-        status="rejected",
-        amount=paid_order.total,
+        amount=pending_order.total,
         reason=f"尺码 {slug}",
     )
-    RefundLine.objects.create(refund=refund, order_line=paid_order.lines.first(), quantity=1)
+    RefundLine.objects.create(refund=refund, order_line=pending_order.lines.first(), quantity=1)
     RefundNotice.objects.create(merchant=merchant, body=f"{{}} {slug}", refund_no=refund.public_id)
     # made after the orders, so nothing is sent; the message is written as the outbox leaves it
     sms_account = SmsAccount.objects.create(

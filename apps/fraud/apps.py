@@ -30,7 +30,7 @@ class FraudConfig(AppConfig):
         from apps.merchants.models import Merchant
         from apps.orders import hooks
 
-        from . import receivers
+        from . import receivers, review
         from .hotpath import note_closed, risk_guard
 
         if settings.FRAUD_RULES:
@@ -38,6 +38,7 @@ class FraudConfig(AppConfig):
             hooks.registry.closed = note_closed
         hooks.registry.risk_of = receivers.risk_of
         hooks.registry.confirm_filter = receivers.confirm_filter
+        hooks.registry.risk_review = review.review_orders
         hooks.registry.read_prefetch += ("risk_assessment",)
         hooks.order_changed.connect(receivers.on_order_changed, dispatch_uid="fraud.order_changed")
         post_save.connect(receivers.on_merchant_saved, sender=Merchant, dispatch_uid="fraud.merchant_saved")

@@ -91,3 +91,23 @@ def review_bulk(*, assessment_ids: list[int], merchant_id: int, approve: bool, u
     return [
         review_decide(assessment_id=pk, merchant_id=merchant_id, approve=approve, user=user) for pk in assessment_ids
     ]
+
+
+def review_orders(*, order_ids: list[int], merchant_id: int, approve: bool, user=None) -> list[ReviewResult]:  # noqa: ANN001
+    """``hooks.registry.risk_review``: the review decision for orders of ``merchant_id`` named by
+    their primary keys (the exception queue's approve / reject): each order's assessment decided
+    by :func:`review_decide`, on its own. An order with no assessment (or another merchant's) is
+    ``not_reviewable``."""
+    assessments = dict(
+        RiskAssessment.objects.filter(merchant_id=merchant_id, order_id__in=order_ids).values_list("order_id", "pk")
+    )
+    results = []
+    for order_id in sorted(set(order_ids)):
+        pk = assessments.get(order_id)
+        if pk is not None:
+            results.append(review_decide(assessment_id=pk, merchant_id=merchant_id, approve=approve, user=user))
+            continue
+        row = Order.objects.filter(pk=order_id, merchant_id=merchant_id).values_list("public_id", "status").first()
+        if row is not None:
+            results.append(ReviewResult(row[0], "not_reviewable", row[1]))
+    return results

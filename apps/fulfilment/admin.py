@@ -8,24 +8,33 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.files.storage import storages
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_forms import WriteOnlySecretsForm, add_application_error, secret_field
 from apps.core.errors import ApplicationError
 from apps.merchants import roles
-from apps.merchants.admin_scoping import MerchantScopedAdmin, MerchantScopedInline
+from apps.merchants.admin_scoping import (
+    MerchantScopedAdmin,
+    MerchantScopedInline,
+    is_superuser,
+    role_allows,
+    user_merchant_ids,
+)
+from apps.merchants.models import Merchant
+from apps.orders import hooks
 from apps.orders.models import Order
 
-from . import selectors, services, shipping
+from . import exception_queue, selectors, services, shipping
 from .models import (
     CarrierAccount,
     CarrierPush,
+    ExceptionKind,
     FulfilmentException,
     FulfilmentSettings,
     Parcel,
@@ -168,9 +177,20 @@ class CarrierAccountAdmin(MerchantScopedAdmin):
 # --- shipping: batches, parcels, the exception queue, tracking pushes, settings ----------------
 
 
+ITEM_COUNTS = {
+    "items_open": Count(
+        "items", filter=Q(items__result__in=(ShipBatchItem.Result.PENDING, ShipBatchItem.Result.RETRY))
+    ),
+    "items_shipped": Count("items", filter=Q(items__result=ShipBatchItem.Result.SHIPPED)),
+    "items_failed": Count("items", filter=Q(items__result=ShipBatchItem.Result.FAILED)),
+}
+"""A batch's item outcomes, annotated on the admin's batch queryset (the list reads them with its
+rows: no query per row)."""
+
+
 def _batch_state(batch: ShipBatch) -> dict[str, Any]:
-    open_items = selectors.batch_open_items([batch]).get(batch.pk, 0)
-    done = batch.total - open_items
+    """The batch's progress, from the counts annotated on it (``ITEM_COUNTS``)."""
+    done = batch.total - batch.items_open  # type: ignore[attr-defined]  # annotated (ITEM_COUNTS)
     finished = batch.status in (ShipBatch.Status.DONE, ShipBatch.Status.FAILED)
     return {
         "id": batch.pk,
@@ -178,8 +198,8 @@ def _batch_state(batch: ShipBatch) -> dict[str, Any]:
         "status_label": str(batch.get_status_display()),
         "done": done,
         "total": batch.total,
-        "shipped": ShipBatchItem.objects.filter(batch=batch, result=ShipBatchItem.Result.SHIPPED).count(),
-        "failed": ShipBatchItem.objects.filter(batch=batch, result=ShipBatchItem.Result.FAILED).count(),
+        "shipped": batch.items_shipped,  # type: ignore[attr-defined]  # annotated (ITEM_COUNTS)
+        "failed": batch.items_failed,  # type: ignore[attr-defined]  # annotated (ITEM_COUNTS)
         "percent": 100 if finished else (int(done * 100 / batch.total) if batch.total else 0),
         "finished": finished,
     }
@@ -193,6 +213,9 @@ class ShipBatchAdmin(MerchantScopedAdmin):
     list_display = ["__str__", "status", "progress_cell", "total", "shipped", "failed", "account", "created_at"]
     list_filter = ["status"]
     list_select_related = ["account"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ShipBatch]:
+        return super().get_queryset(request).annotate(**ITEM_COUNTS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a batch is made by the order list's action or the API
@@ -373,9 +396,34 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset.filter(resolved_at__isnull=self.value() != "resolved")
 
 
+class MerchantFilter(admin.SimpleListFilter):
+    """The queue of one of the merchants the login sees (``?merchant=<id>``: the dashboards' counts
+    link to it), shown when it sees more than one; never lists another merchant."""
+
+    title = _("merchant")
+    parameter_name = "merchant"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        merchants = Merchant.objects.order_by("name", "pk")
+        if not is_superuser(request):
+            merchants = merchants.filter(pk__in=user_merchant_ids(request, roles.ORDERS, "view"))
+        return [(str(pk), name) for pk, name in merchants.values_list("pk", "name")]
+
+    def has_output(self) -> bool:
+        return len(self.lookup_choices) > 1
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(merchant_id=int(value)) if str(value).isdigit() else queryset.none()
+
+
 @admin.register(FulfilmentException)
 class FulfilmentExceptionAdmin(MerchantScopedAdmin):
-    """The exception queue (异常订单): open by default, with the actions that resolve it."""
+    """The exception queue (异常订单): open by default, by kind, with the actions that resolve it:
+    ship again (bad address, stock short, carrier), approve / reject held orders (risk control's
+    review), cancel here (a platform's conflict), mark resolved."""
 
     role_area = roles.ORDERS
     list_display = ["order", "kind", "detail", "order_status", "opened_at", "resolved_at", "resolved_by"]
@@ -383,7 +431,18 @@ class FulfilmentExceptionAdmin(MerchantScopedAdmin):
     search_fields = ["order__public_id", "detail"]
     list_select_related = ["order"]
     readonly_fields = ["order", "parcel", "kind", "detail", "opened_at", "resolved_at", "resolved_by", "resolution"]
-    actions = ["ship_again", "mark_resolved"]
+    actions = ["ship_again", "approve_held", "reject_held", "cancel_here", "mark_resolved"]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # Our merchant filter (the login's merchants only) instead of the superuser's plain one.
+        return [MerchantFilter, *(f for f in super().get_list_filter(request) if f != "merchant")]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if hooks.registry.risk_review is None:  # no risk control installed: nothing to review with
+            actions.pop("approve_held", None)
+            actions.pop("reject_held", None)
+        return actions
 
     @admin.display(description=_("order status"))
     def order_status(self, obj: FulfilmentException) -> str:
@@ -406,6 +465,55 @@ class FulfilmentExceptionAdmin(MerchantScopedAdmin):
             )
         return response
 
+    @admin.action(description=_("Approve the held orders (risk review)"), permissions=["review"])
+    def approve_held(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> None:
+        self._review(request, queryset, approve=True)
+
+    @admin.action(
+        description=_("Reject the held orders (risk review; paid ones are owed a refund)"), permissions=["review"]
+    )
+    def reject_held(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> None:
+        self._review(request, queryset, approve=False)
+
+    # Risk control decides held orders: the capability is risk "change", not the queue's own.
+    approve_held.role = reject_held.role = (roles.RISK, "change")  # type: ignore[attr-defined]
+
+    def _review(self, request: HttpRequest, queryset: QuerySet[FulfilmentException], *, approve: bool) -> None:
+        report = exception_queue.risk_holds_review(exceptions=queryset, approve=approve, user=request.user)
+        if report.done:
+            n = len(report.done)
+            text = (
+                ngettext(
+                    "%(n)d held order approved: it is confirmed.", "%(n)d held orders approved: they are confirmed.", n
+                )
+                if approve
+                else ngettext(
+                    "%(n)d held order rejected: it is cancelled and owed a refund.",
+                    "%(n)d held orders rejected: they are cancelled and owed a refund.",
+                    n,
+                )
+            )
+            messages.success(request, text % {"n": n})
+        _report_refused(request, report.refused)
+        _report_skipped(request, report.skipped, ExceptionKind.RISK_HOLD.label)
+
+    @admin.action(description=_("Cancel here (refund): the platform cancelled these orders"), permissions=["cancel"])
+    def cancel_here(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> None:
+        report = exception_queue.platform_conflicts_cancel(exceptions=queryset, actor=f"staff:{request.user.pk}")
+        if report.done:
+            n = len(report.done)
+            messages.success(
+                request,
+                ngettext(
+                    "%(n)d order cancelled here (a paid one is owed a refund).",
+                    "%(n)d orders cancelled here (paid ones are owed a refund).",
+                    n,
+                )
+                % {"n": n},
+            )
+        _report_refused(request, report.refused)
+        _report_skipped(request, report.skipped, ExceptionKind.PLATFORM_CONFLICT.label)
+
     @admin.action(description=_("Mark as resolved"), permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[FulfilmentException]) -> None:
         n = shipping.exception_resolve(
@@ -415,6 +523,43 @@ class FulfilmentExceptionAdmin(MerchantScopedAdmin):
 
     def has_confirm_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_role_permission(request, "confirm", obj)
+
+    def has_cancel_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_role_permission(request, "cancel", obj)
+
+    def has_review_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return role_allows(request, roles.RISK, "change", obj)
+
+
+def _report_refused(request: HttpRequest, refused: list[tuple[str, str]]) -> None:
+    """The orders an action could not move (their status says why), by number: they stay in the queue."""
+    if not refused:
+        return
+    labels = dict(Order._meta.get_field("status").flatchoices)
+    listed = ", ".join(f"{public_id} ({labels.get(status, status)})" for public_id, status in refused[:10])
+    more = len(refused) - 10
+    messages.error(
+        request,
+        ngettext(
+            "%(n)d order could not be changed here and stays in the queue: %(orders)s",
+            "%(n)d orders could not be changed here and stay in the queue: %(orders)s",
+            len(refused),
+        )
+        % {"n": len(refused), "orders": listed + (f" … (+{more})" if more > 0 else "")},
+    )
+
+
+def _report_skipped(request: HttpRequest, skipped: int, kind_label: Any) -> None:
+    if skipped:
+        messages.warning(
+            request,
+            ngettext(
+                "%(n)d selected row is not an open “%(kind)s” exception and was left alone.",
+                "%(n)d selected rows are not open “%(kind)s” exceptions and were left alone.",
+                skipped,
+            )
+            % {"n": skipped, "kind": kind_label},
+        )
 
 
 @admin.register(CarrierPush)

@@ -28,6 +28,7 @@ class FulfilmentConfig(AppConfig):
     def ready(self) -> None:
         from apps.orders import hooks
 
+        from . import exception_queue
         from .admin import ship_orders
         from .refunds import buyer_panel
         from .tracking import order_trace
@@ -36,4 +37,7 @@ class FulfilmentConfig(AppConfig):
             hooks.registry.order_admin_actions.append(ship_orders)
         hooks.registry.order_trace_of = order_trace
         hooks.registry.order_aftersales_of = buyer_panel
+        hooks.registry.exception_counts = exception_queue.exception_counts
+        hooks.order_changed.connect(exception_queue.on_order_changed, dispatch_uid="fulfilment.order_changed")
+        hooks.order_attention.connect(exception_queue.on_order_attention, dispatch_uid="fulfilment.order_attention")
         post_migrate.connect(ensure_schedules, sender=self)

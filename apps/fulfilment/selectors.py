@@ -1,5 +1,5 @@
-"""Reads of fulfilment's configuration: a merchant's carrier accounts and the tracking push URL
-each one gives the carrier."""
+"""Reads of fulfilment: a merchant's carrier accounts and the tracking push URL each one gives
+the carrier, batches, and the exception queue's open counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from .models import CarrierAccount, ShipBatch, ShipBatchItem
+from .models import CarrierAccount, FulfilmentException, ShipBatch, ShipBatchItem
 
 PUSH_URL_NAME = "fulfilment:carrier-push"
 """The URL name of the tracking push receiver (``views.carrier_push``); :func:`account_push_url`
@@ -65,3 +65,12 @@ def batch_open_items(batches: list[ShipBatch]) -> dict[int, int]:
 
 def batch_items(batch: ShipBatch) -> QuerySet[ShipBatchItem]:
     return ShipBatchItem.objects.filter(batch=batch).select_related("order", "parcel").order_by("pk")
+
+
+def exception_open_counts(*, merchant_ids: list[int] | None) -> dict[str, int]:
+    """The open exceptions of these merchants (None: every merchant) by kind, in one query (GROUP
+    BY kind, on the ``(merchant, kind, resolved_at)`` index); kinds with none are absent."""
+    qs = FulfilmentException.objects.filter(resolved_at__isnull=True)
+    if merchant_ids is not None:
+        qs = qs.filter(merchant_id__in=merchant_ids)
+    return dict(qs.order_by().values("kind").annotate(n=Count("pk")).values_list("kind", "n"))

@@ -8,7 +8,8 @@ Roles (:mod:`apps.merchants.roles`): each admin declares its ``role_area``; view
 delete, the module on the index and every action ask the member's role *in the merchant of the
 object* (a login may own merchant A and be an analyst of B). An action declares
 ``allowed_permissions`` (Django's: ``("cancel",)`` asks ``has_cancel_permission``); one that
-declares none needs ``change``. The action runs only on the selected rows of merchants where the
+declares none needs ``change``; one that acts for another area names its capability there as
+``role = (area, verb)``. The action runs only on the selected rows of merchants where the
 role allows it. Django's model permissions play no part for merchant staff.
 """
 
@@ -178,9 +179,14 @@ class MerchantScopedAdmin(_ScopedFormfields, admin.ModelAdmin):
         allowed: dict[str, Any] = {}
         for name, (func, action_name, description) in actions.items():
             # Django's names ("change", "delete", "view") and ours ("cancel", ...) are role verbs;
-            # an action that names none is a write: it needs "change".
-            verbs = tuple(getattr(func, "allowed_permissions", ()) or ("change",))
-            ids = [m for m, role in merchant_roles.items() if all(roles.can(role, self.role_area, v) for v in verbs)]
+            # an action that names none is a write: it needs "change". An action that does what
+            # another area decides names that capability as ``role = (area, verb)`` (the
+            # exception queue's risk review: risk "change").
+            area, verbs = self.role_area, tuple(getattr(func, "allowed_permissions", ()) or ("change",))
+            if getattr(func, "role", None) is not None:
+                area, verb = func.role
+                verbs = (verb,)
+            ids = [m for m, role in merchant_roles.items() if all(roles.can(role, area, v) for v in verbs)]
             if ids:
                 allowed[name] = (self._limited_action(func, ids), action_name, description)
         return allowed

@@ -5,6 +5,12 @@ to a higher one through a hook the higher app registers).
   in the thread that made it, with kwargs ``order`` (the order as changed), ``from_status`` (None for
   a new order or when not known) and ``created``. Receivers must be cheap when they have nothing to
   do (placement calls it for every order) and must not raise (it is sent with ``send_robust``).
+- ``order_attention``: sent by an app above orders when an order needs a person for a reason only
+  that app sees and no status change tells (a platform cancelled an order that shipped here), with
+  kwargs ``order`` (an Order: ``pk`` and ``merchant_id`` are read), ``kind`` (one of
+  ``ATTENTION_KINDS``) and ``detail`` (a sentence in the active language). Sent inside the sender's
+  transaction, so what a receiver records commits or rolls back with its cause: a receiver writes
+  in a savepoint of its own, and must not raise (``send_robust``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ from .models import PLATFORM_CHANNELS
 log = logging.getLogger(__name__)
 
 order_changed = Signal()
+order_attention = Signal()
+
+ATTENTION_PLATFORM_CONFLICT = "platform_conflict"
+"""A sales platform says the order is cancelled or refunded; here it is not, and cannot follow."""
+ATTENTION_KINDS = (ATTENTION_PLATFORM_CONFLICT,)
 
 
 # --- risk control (apps/fraud registers these in its AppConfig.ready) ---------------------------
@@ -88,6 +99,8 @@ class _Registry:
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
     order_aftersales_of: Callable[[Any], dict[str, Any] | None] | None = None
+    risk_review: Callable[..., list[Any]] | None = None
+    exception_counts: Callable[..., list[dict[str, Any]]] | None = None
 
 
 registry = _Registry()
@@ -114,7 +127,16 @@ registry = _Registry()
   (``{parcel: {express, waybill_no, state, delivered_at}, events: [{at, text, location}]}``,
   newest first), or None before it ships; later lines come as ``order.trace`` pushes.
 - ``order_aftersales_of(order)``: the buyer's after-sales panel on the status page (``{requests:
-  [...], can_request, can_return, refundable, action}``), or None when there is nothing to show."""
+  [...], can_request, can_return, refundable, action}``), or None when there is nothing to show.
+- ``risk_review(order_ids=, merchant_id=, approve=, user=)``: risk control's review decision
+  (approve: ``on_hold -> confirmed``; reject: ``on_hold -> cancelled``, a refund owed) for these
+  orders of ``merchant_id``, each on its own; returns one result per order with ``public_id``,
+  ``outcome`` (``approved``, ``rejected``, ``already_reviewed`` or ``not_reviewable``) and
+  ``status`` (the order's status after it). Registered by ``apps.fraud``.
+- ``exception_counts(merchant_ids=, merchant_id=None)``: the open order exceptions (异常订单) of
+  these merchants (None: every merchant) by kind, in one query: ``[{kind, label, count, url}]``
+  for every kind, ``url`` the exception queue filtered by that kind (and by ``merchant_id`` when
+  given). Registered by ``apps.fulfilment``; read through :func:`order_exception_counts`."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:
@@ -126,3 +148,11 @@ def order_platform(order: Any) -> dict[str, Any] | None:
     if order.channel not in PLATFORM_CHANNELS or registry.platform_of is None:
         return None
     return registry.platform_of(order)
+
+
+def order_exception_counts(*, merchant_ids: list[int] | None, merchant_id: int | None = None) -> list[dict[str, Any]]:
+    """The exception queue's open counts by kind for the dashboards (``registry.exception_counts``),
+    or an empty list when no app keeps a queue."""
+    if registry.exception_counts is None:
+        return []
+    return registry.exception_counts(merchant_ids=merchant_ids, merchant_id=merchant_id)

@@ -439,19 +439,23 @@ def dashboard_index(request: HttpRequest) -> HttpResponse:
             message=_("Your login is not staff of any shop, so there is no dashboard to show."),
         )
     shows = catalog_selectors.sessions_for_dashboard(merchant_ids=scope)
-    return render(request, "orders/dashboard_index.html", {"shows": shows})
+    exceptions = hooks.order_exception_counts(merchant_ids=scope)
+    return render(request, "orders/dashboard_index.html", {"shows": shows, "exceptions": exceptions})
 
 
 @login_required
 @never_cache
 def dashboard_session(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = catalog_selectors.session_scoped(session_id=session_id, merchant_ids=_staff_scope(request))
+    scope = _staff_scope(request)
+    session = catalog_selectors.session_scoped(session_id=session_id, merchant_ids=scope)
     if session is None:  # another merchant's show is as good as no show
         return problem(request, status=404, title=_("Show not found"), message=_("There is no such show in your shop."))
     snapshot = selectors.session_snapshot(session=session)
     context = {
         "session": session,
         "merchant": session.merchant,
+        # the shop's whole queue (the admin filters it by kind and merchant, not by show)
+        "exceptions": hooks.order_exception_counts(merchant_ids=scope, merchant_id=session.merchant_id),
         "page_data": {
             "snapshot": snapshot,
             "ws": f"/ws/sessions/{session.pk}/",

@@ -6,7 +6,10 @@ the platform's *current* state, so repeated and out-of-order messages (paid befo
 cancel after ship) all converge on it. Under the ``PlatformOrder`` row lock, a detail older than
 the newest one applied changes nothing; the first detail of an order imports it
 (``orders.services.imports.order_import``: the same gate and rows as the storefront); later ones
-move it along the state machine through ``order_transition`` (actor = the platform).
+move it along the state machine through ``order_transition`` (actor = the platform). A platform
+that cancels or refunds an order ours cannot follow (it shipped here, or the transition was
+refused) is reported through ``orders.hooks.order_attention`` for a person to decide (the
+exception queue's ``platform_conflict``).
 
 Network calls happen outside any database transaction. A message that fails (the platform
 unreachable, an error answer) is retried by later passes with backoff (2^attempts seconds, at most
@@ -30,20 +33,22 @@ from typing import Any
 from django.db import close_old_connections, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from apps.catalog import window
 from apps.catalog.models import SKU, Listing
 from apps.core.redis import get_client
+from apps.orders import hooks
 from apps.orders.errors import InvalidTransition
 from apps.orders.models import Order, OrderLine, OrderStatus
 from apps.orders.services.imports import ImportedOrder, ImportLine, order_import, order_lines_cover
-from apps.orders.services.state_machine import TRANSITIONS
+from apps.orders.services.state_machine import AFTER_SALES_STEPS, TRANSITIONS
 from apps.orders.services.transitions import order_transition
 
 from . import stock_sync
 from .clients import client_for
 from .intake import stored_event
-from .models import InboxMessage, PlatformOrder, PlatformShop
+from .models import InboxMessage, PlatformOrder, PlatformShop, ShopPlatform
 from .protocol.base import CanonicalOrder, PlatformError
 from .selectors import resolve_sku
 
@@ -66,6 +71,9 @@ TARGETS: dict[str, str] = {
     "cancelled": S.CANCELLED,
     "refunded": S.REFUNDED,
 }
+ENDED_THERE = ("cancelled", "refunded")
+"""Canonical platform statuses that end the sale (the platform refunds a buyer who paid)."""
+ENDED_HERE = (S.CANCELLED, S.REFUND_PENDING, S.REFUNDED)
 
 
 def process_message(pk: int) -> str:
@@ -222,18 +230,40 @@ def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
         po = PlatformOrder.objects.select_for_update().get(pk=po.pk)
         if po.event_at and detail.updated_at and detail.updated_at < po.event_at:
             return po  # a newer state was applied meanwhile
+        was = po.status
         po.status, po.platform_status = detail.status, str(detail.platform_status or "")[:40]
         po.event_at = detail.updated_at or po.event_at
         po.detail = detail.raw
         if imported is not None and po.order_id is None:
             _record_import(po, imported)
         if po.order_id is not None:
+            refused = False
             try:
                 order_advance(po.order_id, TARGETS.get(detail.status, ""), actor=shop.platform)
             except InvalidTransition as exc:  # e.g. shipped on the platform with a line not covered
                 po.exception_detail = {**po.exception_detail, "transition": str(exc)}
+                refused = True
+            if detail.status in ENDED_THERE and (refused or was != detail.status):
+                _report_conflict(shop, po.order_id, detail)
         po.save()
     return po
+
+
+def _report_conflict(shop: PlatformShop, order_id: int, detail: CanonicalOrder) -> None:
+    """The platform ended the sale (cancelled, refunded) and our order did not follow: it shipped
+    here (no way back in the state machine), or a change here won the race and the transition
+    was refused. A person decides: ``hooks.order_attention`` (the exception queue's
+    ``platform_conflict``), once per change of the platform's status."""
+    order = Order.objects.filter(pk=order_id).only("pk", "merchant_id", "status", "public_id").first()
+    if order is None or order.status in ENDED_HERE:
+        return
+    text = gettext("%(platform)s says %(status)s (platform status %(code)s); here the order is %(here)s") % {
+        "platform": ShopPlatform(shop.platform).label,
+        "status": S(TARGETS[detail.status]).label,
+        "code": detail.platform_status or "?",
+        "here": order.get_status_display(),
+    }
+    hooks.order_attention.send_robust(sender=None, order=order, kind=hooks.ATTENTION_PLATFORM_CONFLICT, detail=text)
 
 
 def _import(shop: PlatformShop, detail: CanonicalOrder) -> dict[str, Any]:
@@ -337,7 +367,7 @@ def _path(current: str, goal: str) -> list[str]:
     while queue:
         status, path = queue.popleft()
         for nxt in sorted(TRANSITIONS.get(status, ())):
-            if nxt in seen or nxt == S.ON_HOLD:
+            if nxt in seen or nxt == S.ON_HOLD or (status, nxt) in AFTER_SALES_STEPS:
                 continue
             if nxt == goal:
                 return [*path, nxt]

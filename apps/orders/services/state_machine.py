@@ -24,6 +24,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+AFTER_SALES_STEPS = frozenset(
+    {(S.SHIPPED, S.REFUND_PENDING), (S.DELIVERED, S.REFUND_PENDING), (S.COMPLETED, S.REFUND_PENDING)}
+)
+"""Steps taken only by after-sales (``apps.fulfilment.refunds``: a request approved, goods received),
+never on the way to another status (a platform's cancel after shipping is a conflict for a person)."""
+
+
 def can_transition(current: str, to: str) -> bool:
     return to in TRANSITIONS.get(current, frozenset())
 
