@@ -29,6 +29,7 @@ class FulfilmentConfig(AppConfig):
         from apps.orders import hooks
 
         from .admin import ship_orders
+        from .payments.sandbox import sandbox_payment_register
         from .refunds import buyer_panel
         from .tracking import order_trace
 
@@ -36,4 +37,5 @@ class FulfilmentConfig(AppConfig):
             hooks.registry.order_admin_actions.append(ship_orders)
         hooks.registry.order_trace_of = order_trace
         hooks.registry.order_aftersales_of = buyer_panel
+        hooks.registry.sandbox_paid = sandbox_payment_register
         post_migrate.connect(ensure_schedules, sender=self)

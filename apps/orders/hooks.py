@@ -88,6 +88,7 @@ class _Registry:
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
     order_aftersales_of: Callable[[Any], dict[str, Any] | None] | None = None
+    sandbox_paid: Callable[..., Any] | None = None
 
 
 registry = _Registry()
@@ -114,7 +115,11 @@ registry = _Registry()
   (``{parcel: {express, waybill_no, state, delivered_at}, events: [{at, text, location}]}``,
   newest first), or None before it ships; later lines come as ``order.trace`` pushes.
 - ``order_aftersales_of(order)``: the buyer's after-sales panel on the status page (``{requests:
-  [...], can_request, can_return, refundable, action}``), or None when there is nothing to show."""
+  [...], can_request, can_return, refundable, action}``), or None when there is nothing to show.
+- ``sandbox_paid(transaction_id=, amount=)``: told by the demo's sandbox pay button, before the
+  payment is applied, of the payment it makes up, so the payment provider's local simulator knows
+  the transaction and pays its refunds back (``apps.fulfilment``). Best-effort: quick, and a
+  failure (or an exception, which the button logs) never stops the payment."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:
