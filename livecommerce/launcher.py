@@ -24,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 from livecommerce import runtime
 
@@ -290,6 +291,57 @@ def start_simulators(setup: dict[str, dict[str, object]], env: dict[str, str]) -
     return started
 
 
+def payment_simulator_url(env: Mapping[str, str]) -> str | None:
+    """Where ``./run`` serves the payment provider's simulator: the refund API the system will call
+    (``PAYMENT_PROVIDER_URL``, else the laptop settings' default) as ``http://host:port``, when that
+    is a plain http address of this machine; None otherwise (a real provider, another machine, or
+    settings that send no refunds: PAYMENT_PROVIDER_URL is only defaulted by the laptop settings)."""
+    url = env.get("PAYMENT_PROVIDER_URL", "")
+    if not url and env.get("DJANGO_SETTINGS_MODULE", LOCAL_SETTINGS) == LOCAL_SETTINGS:
+        url = runtime.LOCAL_PAYMENT_PROVIDER_URL
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80
+    except ValueError:  # a port that is not a number
+        return None
+    host = parts.hostname or ""
+    # The simulator serves IPv4 (an IPv6 literal is left to whoever set it).
+    if parts.scheme != "http" or not is_loopback(host) or ":" in host:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.username:
+        return None
+    return f"http://{host}:{port}"
+
+
+def payment_simulator_command(url: str) -> list[str]:
+    """``manage.py payment_simulator`` serving ``url``, with the account of the settings it runs
+    under (the server's: the same environment), settling refunds after its default 2 s."""
+    parts = urlsplit(url)
+    command = [sys.executable, str(ROOT / "manage.py"), "payment_simulator", "--account-from-settings"]
+    return command + ["--host", str(parts.hostname), "--port", str(parts.port or 80)]
+
+
+def is_listening(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections at ``url``'s host and port."""
+    parts = urlsplit(url)
+    with contextlib.suppress(OSError), socket.create_connection((parts.hostname, parts.port or 80), timeout):
+        return True
+    return False
+
+
+def start_payment_simulator(url: str, env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """The demo's payment provider (refunds paid back, signed callbacks to ``PUBLIC_BASE_URL``) at
+    ``url`` (``payment_simulator_url``), stopped with the platform simulators. None when something
+    already listens there (a simulator started by hand, or another ``./run``'s): refunds go to it,
+    and the callbacks to the address each refund names."""
+    if is_listening(url):
+        print(f"==> {url} already answers: refunds go to the payment simulator running there", flush=True)
+        return None
+    proc = supervised("payment simulator", payment_simulator_command(url), env)
+    proc.simulator = True  # type: ignore[attr-defined]  # stopped after the system (stop_children)
+    return proc
+
+
 def stop_children(children: list[subprocess.Popen[bytes]]) -> None:
     """Ask each supervisor to stop its command (which stops its own forks, in order), then SIGKILL
     each child's process group if anything is left after the grace period. The platform
@@ -369,21 +421,27 @@ def _run(opts: argparse.Namespace) -> int:
         print(warning, file=sys.stderr, flush=True)
     base = f"http://{'127.0.0.1' if opts.host in ('0.0.0.0', '::') else opts.host}:{opts.port}"
     with services("run"), runtime.published(_runtime_info(opts, base), VAR):
+        public_base_url(base)
         manage("migrate", "--noinput", "-v", "0")
         simulators: dict[str, dict[str, object]] = {}
+        payment = None
         if opts.no_demo:
             merchants = json.loads(manage("listmerchants", "--json", capture=True))
         else:
             manage("load_demo")
             simulators = demo_platforms(base)
             merchants = [{"slug": "demo"}]
+            payment = payment_simulator_url(os.environ)
         children = start_children(opts.host, opts.port, dict(os.environ))
         try:
+            started = start_payment_simulator(payment, dict(os.environ)) if payment else None
+            if started is not None:  # it starts while daphne does: its callbacks only follow refunds
+                children.append(started)
             _wait_for_http(base + "/healthz", children[0])
             # after the server answers: their first pushes must not meet a closed port
             children += start_simulators(simulators, dict(os.environ))
             sim_urls = {p: f"http://127.0.0.1:{info['port']}" for p, info in simulators.items()}
-            print(banner(base, merchants, demo=not opts.no_demo, simulators=sim_urls), flush=True)
+            print(banner(base, merchants, demo=not opts.no_demo, simulators=sim_urls, payment=payment), flush=True)
             if warning:
                 print(warning, file=sys.stderr, flush=True)  # again, where it cannot scroll away unseen
         except BaseException:
@@ -392,6 +450,13 @@ def _run(opts: argparse.Namespace) -> int:
         code = watch(children)
     print("stopped", flush=True)
     return code
+
+
+def public_base_url(base: str) -> str:
+    """``PUBLIC_BASE_URL`` for the server and the worker: the user's, else ``base``, the address
+    ``./run`` serves. The payment provider's refund callbacks, the carriers' tracking pushes and
+    the status links in API answers and SMS are built from it (empty: refunds wait unsent)."""
+    return os.environ.setdefault("PUBLIC_BASE_URL", base)
 
 
 def _runtime_info(opts: argparse.Namespace, base: str) -> dict[str, object]:
@@ -418,11 +483,17 @@ def _manage_py() -> str:
 
 
 def banner(
-    base: str, merchants: list[dict[str, object]], *, demo: bool, simulators: dict[str, str] | None = None
+    base: str,
+    merchants: list[dict[str, object]],
+    *,
+    demo: bool,
+    simulators: dict[str, str] | None = None,
+    payment: str | None = None,
 ) -> str:
-    """What ./run prints once it answers: where things are and how to log in, and the demo's
-    platform simulators (platform -> base URL). With no merchant yet (``--no-demo`` on an empty
-    database), how to create the first one instead."""
+    """What ./run prints once it answers: where things are and how to log in, the demo's
+    platform simulators (platform -> base URL) and its payment provider simulator (``payment``,
+    its base URL). With no merchant yet (``--no-demo`` on an empty database), how to create the
+    first one instead."""
     lines = ["", "livecommerce is running (Ctrl-C stops everything it started)"]
     slugs = [str(m["slug"]) for m in merchants]
     if "demo" in slugs:
@@ -445,6 +516,13 @@ def banner(
         lines += ["", "Platform simulators (the demo show's Douyin, Kuaishou and Taobao orders; control API /_sim/):"]
         for platform, url in simulators.items():
             lines.append(f"  {platform + ' simulator':<19} {url}/_sim/orders")
+    if payment:
+        lines += [
+            "",
+            "Payment provider simulator (refunds are paid back and called back; the sandbox pay button's",
+            "payments are registered with it; control API /_sim/, docs/payment-provider.md):",
+            f"  {'payment simulator':<19} {payment}/_sim/refunds",
+        ]
     manage_py = _manage_py()
     password = "'choose-a-long-password'"
     if not slugs:

@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FILE_NAME = "run.json"
 LAUNCHER_MODULE = "livecommerce.launcher"
 LOCAL_SETTINGS = "livecommerce.settings.local"
+# Where the laptop settings send refunds (PAYMENT_PROVIDER_URL unset): ``manage.py payment_simulator``
+# on its default port, which ``./run`` starts with the demo.
+LOCAL_PAYMENT_PROVIDER_URL = "http://127.0.0.1:8790"
 
 
 def var_dir() -> Path:

@@ -30,6 +30,7 @@ class FulfilmentConfig(AppConfig):
 
         from . import exception_queue
         from .admin import ship_orders
+        from .payments.sandbox import sandbox_payment_register
         from .refunds import buyer_panel
         from .tracking import order_trace
 
@@ -40,4 +41,5 @@ class FulfilmentConfig(AppConfig):
         hooks.registry.exception_counts = exception_queue.exception_counts
         hooks.order_changed.connect(exception_queue.on_order_changed, dispatch_uid="fulfilment.order_changed")
         hooks.order_attention.connect(exception_queue.on_order_attention, dispatch_uid="fulfilment.order_attention")
+        hooks.registry.sandbox_paid = sandbox_payment_register
         post_migrate.connect(ensure_schedules, sender=self)

@@ -101,6 +101,7 @@ class _Registry:
     order_aftersales_of: Callable[[Any], dict[str, Any] | None] | None = None
     risk_review: Callable[..., list[Any]] | None = None
     exception_counts: Callable[..., list[dict[str, Any]]] | None = None
+    sandbox_paid: Callable[..., Any] | None = None
 
 
 registry = _Registry()
@@ -136,7 +137,11 @@ registry = _Registry()
 - ``exception_counts(merchant_ids=, merchant_id=None)``: the open order exceptions (异常订单) of
   these merchants (None: every merchant) by kind, in one query: ``[{kind, label, count, url}]``
   for every kind, ``url`` the exception queue filtered by that kind (and by ``merchant_id`` when
-  given). Registered by ``apps.fulfilment``; read through :func:`order_exception_counts`."""
+  given). Registered by ``apps.fulfilment``; read through :func:`order_exception_counts`.
+- ``sandbox_paid(transaction_id=, amount=)``: told by the demo's sandbox pay button, before the
+  payment is applied, of the payment it makes up, so the payment provider's local simulator knows
+  the transaction and pays its refunds back (``apps.fulfilment``). Best-effort: quick, and a
+  failure (or an exception, which the button logs) never stops the payment."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

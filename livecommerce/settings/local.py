@@ -35,8 +35,9 @@ LEDGER_KEY = LEDGER_KEY or DEV_LEDGER_KEY  # noqa: F405
 # SECRET_KEY unless LC_SECRETS_KEYS is set: changing SECRET_KEY then needs rotate_secrets first.
 SECRETS_ENCRYPTION_KEYS = SECRETS_ENCRYPTION_KEYS or [fernet_key_from(SECRET_KEY)]  # noqa: F405
 PAYMENT_SANDBOX = env_bool("PAYMENT_SANDBOX", True)
-# Refunds go to `manage.py payment_simulator` (its defaults are these) unless told otherwise.
-PAYMENT_PROVIDER_URL = PAYMENT_PROVIDER_URL or "http://127.0.0.1:8790"  # noqa: F405
+# Refunds go to `manage.py payment_simulator` (its defaults are these; ./run starts it with the
+# demo) unless told otherwise.
+PAYMENT_PROVIDER_URL = PAYMENT_PROVIDER_URL or runtime.LOCAL_PAYMENT_PROVIDER_URL  # noqa: F405
 PAYMENT_APP_ID = PAYMENT_APP_ID or "lc-demo-app"  # noqa: F405
 PAYMENT_API_SECRET = PAYMENT_API_SECRET or DEV_PAYMENT_API_SECRET  # noqa: F405
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG)

@@ -143,3 +143,81 @@ def test_ctrl_c_stops_everything_quickly(running_launcher) -> None:  # type: ign
     assert proc.wait(launcher.STOP_GRACE + 5) == 0
     assert _wait(lambda: not _tree(marker), 2), _tree(marker)
     assert time.monotonic() - started < launcher.STOP_GRACE + 5
+
+
+# --- the demo's payment provider simulator ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, "http://127.0.0.1:8790"),  # the laptop settings' default
+        ({"DJANGO_SETTINGS_MODULE": launcher.LOCAL_SETTINGS, "PAYMENT_PROVIDER_URL": ""}, "http://127.0.0.1:8790"),
+        ({"PAYMENT_PROVIDER_URL": "http://localhost:9100/"}, "http://localhost:9100"),
+        ({"PAYMENT_PROVIDER_URL": "http://127.0.0.1"}, "http://127.0.0.1:80"),
+        ({"PAYMENT_PROVIDER_URL": "https://api.pay.example.com"}, None),  # a real provider
+        ({"PAYMENT_PROVIDER_URL": "http://192.168.1.20:8790"}, None),  # another machine
+        ({"PAYMENT_PROVIDER_URL": "http://127.0.0.1:8790/sandbox"}, None),  # not what the simulator serves
+        ({"PAYMENT_PROVIDER_URL": "http://[::1]:8790"}, None),
+        ({"PAYMENT_PROVIDER_URL": "http://127.0.0.1:port"}, None),
+        ({"DJANGO_SETTINGS_MODULE": "livecommerce.settings.production"}, None),  # sends no refunds unless told
+    ],
+)
+def test_run_serves_the_payment_simulator_where_the_system_sends_refunds(env: dict[str, str], url: str | None) -> None:
+    assert launcher.payment_simulator_url(env) == url
+
+
+def test_the_local_settings_send_refunds_to_the_simulators_default_port() -> None:
+    from urllib.parse import urlsplit
+
+    from apps.fulfilment.payments.simulator import DEFAULT_PORT
+
+    assert urlsplit(launcher.runtime.LOCAL_PAYMENT_PROVIDER_URL).port == DEFAULT_PORT
+
+
+def test_run_gives_the_server_its_own_address_as_public_base_url_unless_set(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://shop.example.com")  # restored after the test either way
+    assert launcher.public_base_url("http://127.0.0.1:8000") == "https://shop.example.com"
+    monkeypatch.delenv("PUBLIC_BASE_URL")
+    assert launcher.public_base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    assert os.environ["PUBLIC_BASE_URL"] == "http://127.0.0.1:8000"  # what the server and worker inherit
+
+
+def test_the_payment_simulator_child_takes_the_servers_account_and_stops_with_the_launcher(settings) -> None:  # type: ignore[no-untyped-def]
+    """Started as ``./run`` starts it, in the environment the server gets (here the test settings,
+    whose account is not the simulator's built-in demo one): a sandbox payment registers, a refund
+    signed with the server's settings is accepted; a second start finds it there; the launcher's
+    stop takes it and everything it forked."""
+    from decimal import Decimal
+
+    from apps.fulfilment.payments.client import refund_client
+    from apps.fulfilment.payments.protocol import RefundCall
+    from apps.fulfilment.payments.sandbox import sandbox_payment_register
+
+    marker = uuid.uuid4().hex
+    url = f"http://127.0.0.1:{free_port()}"
+    env = child_env(LC_TEST_TREE=marker)
+    proc = launcher.start_payment_simulator(url, env)
+    assert proc is not None and proc.simulator  # type: ignore[attr-defined]  # stopped last
+    try:
+        wait_for_http(f"{url}/_sim/health", proc, timeout=40)
+        settings.PAYMENT_PROVIDER_URL = url
+        assert sandbox_payment_register(transaction_id="sandbox-launch", amount=Decimal("20.00"))
+        refund = RefundCall(
+            refund_no="RFLAUNCH0001",
+            transaction_id="sandbox-launch",
+            amount=Decimal("20.00"),
+            reason="test",
+            notify_url="http://127.0.0.1:9/hooks/payments/refunds",
+        )
+        with refund_client() as provider:
+            assert provider.create_refund(refund).status == "processing"
+        assert launcher.start_payment_simulator(url, env) is None  # already there: refunds go to it
+        launcher.stop_children([proc])
+        assert proc.returncode is not None
+        assert _wait(lambda: not _tree(marker), 5), _tree(marker)
+        assert not launcher.is_listening(url)
+    finally:
+        for pid in _tree(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -284,6 +284,13 @@ def test_banner_lists_the_demo_platform_simulators() -> None:
     text = launcher.banner("http://127.0.0.1:8000", [{"slug": "demo"}], demo=True, simulators=sims)
     for platform, url in sims.items():
         assert f"{platform} simulator" in text and f"{url}/_sim/orders" in text
+    assert "payment simulator" not in text
+
+
+def test_banner_lists_the_payment_simulator() -> None:
+    text = launcher.banner("http://127.0.0.1:8000", [{"slug": "demo"}], demo=True, payment="http://127.0.0.1:8790")
+    [line] = [line for line in text.splitlines() if "payment simulator" in line]
+    assert line.split() == ["payment", "simulator", "http://127.0.0.1:8790/_sim/refunds"]
 
 
 # --- the runtime file ---------------------------------------------------------------------------

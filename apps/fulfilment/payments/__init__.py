@@ -1,7 +1,8 @@
 """Refunds through the payment provider (issue 13, after-sales): the protocol
 (:mod:`.protocol`: calls, answers, signed callbacks), the HTTP client (:mod:`.client`,
-``refund_client()`` from the settings) and a local simulator (:mod:`.simulator`, ``manage.py
-payment_simulator``). ``docs/payment-provider.md`` is the reference.
+``refund_client()`` from the settings), a local simulator (:mod:`.simulator`, ``manage.py
+payment_simulator``, which ``./run`` starts with the demo) and the demo's sandbox payments told to
+it (:mod:`.sandbox`). ``docs/payment-provider.md`` is the reference.
 
 The after-sales services call it like this::
 

@@ -6,9 +6,16 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.fulfilment.payments.simulator import DEFAULT_PORT, DEMO_ACCOUNT, make_simulator
+
+SETTINGS_ACCOUNT = {
+    "app_id": "PAYMENT_APP_ID",
+    "api_secret": "PAYMENT_API_SECRET",
+    "webhook_secret": "PAYMENT_WEBHOOK_SECRET",
+}
 
 
 class Command(BaseCommand):
@@ -31,8 +38,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--transaction", action="append", default=[], metavar="ID=AMOUNT", help="a paid transaction; repeatable"
         )
+        parser.add_argument(
+            "--account-from-settings",
+            action="store_true",
+            help="the app id and secrets not given above from the settings (PAYMENT_APP_ID, PAYMENT_API_SECRET, "
+            "PAYMENT_WEBHOOK_SECRET): the account a server with the same environment uses (./run starts it so)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["account_from_settings"]:  # no secret on the command line (``ps`` shows it to everyone)
+            for option, name in SETTINGS_ACCOUNT.items():
+                opts[option] = opts[option] or getattr(settings, name, "") or None
         try:
             transactions = dict(item.split("=", 1) for item in opts["transaction"])
             sim = make_simulator(
