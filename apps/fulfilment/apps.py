@@ -31,13 +31,14 @@ class FulfilmentConfig(AppConfig):
         from . import exception_queue
         from .admin import ship_orders
         from .payments.sandbox import sandbox_payment_register
-        from .refunds import buyer_panel
+        from .refunds import buyer_panel, refunds_owed_of
         from .tracking import order_trace
 
         if ship_orders not in hooks.registry.order_admin_actions:
             hooks.registry.order_admin_actions.append(ship_orders)
         hooks.registry.order_trace_of = order_trace
         hooks.registry.order_aftersales_of = buyer_panel
+        hooks.registry.refunds_owed_of = refunds_owed_of
         hooks.registry.exception_counts = exception_queue.exception_counts
         hooks.order_changed.connect(exception_queue.on_order_changed, dispatch_uid="fulfilment.order_changed")
         hooks.order_attention.connect(exception_queue.on_order_attention, dispatch_uid="fulfilment.order_attention")

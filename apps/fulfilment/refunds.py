@@ -25,12 +25,14 @@ back without a person. Platform orders are refunded by their platform.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -66,7 +68,8 @@ RETRY_DELAYS = (30, 120, 600, 1800, 3600)  # seconds after the 1st, 2nd, ... fai
 QUERY_AFTER = timedelta(minutes=10)  # accepted but no callback yet: ask the provider
 SEND_LEASE = timedelta(seconds=60)  # a sender claims a refund for this long
 NOTIFY_PATH = "/hooks/payments/refunds"
-CENT = Decimal("0.01")
+SWEEP_CURSOR = "lc:refunds:owed-sweep-cursor"
+MAX_ATTEMPTS = 24  # calls the provider could not answer (about a day): then a person looks
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,15 @@ def _invalid(message: str, **extra: Any) -> ApplicationError:
     return ApplicationError(message, code="invalid", extra=extra)
 
 
+MONEY_TEXT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
+
+
 def _money(value: Any, field: str = "amount") -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise _invalid(_("The amount must be a number of yuan, like 12.30."), field=field) from None
-    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(CENT):
+    text = str(value).strip()
+    if not MONEY_TEXT.match(text):
+        raise _invalid(_("The amount must be a number of yuan, like 12.30."), field=field)
+    amount = Decimal(text)
+    if amount <= 0:
         raise _invalid(_("The amount must be more than 0 with at most 2 decimals."), field=field)
     return amount
 
@@ -103,6 +109,22 @@ def refundable_amount(order: Order) -> Decimal:
         .aggregate(s=Sum("amount"))["s"]
     ) or Decimal("0")
     return max(order.total - taken, Decimal("0"))
+
+
+def _owed_by_requests(order: Order, *, exclude: int | None = None) -> Decimal:
+    """What the order owes back through its own requests (not the system's), already committed."""
+    qs = RefundRequest.objects.filter(order=order, status__in=RefundRequest.OWED).exclude(
+        source=RefundRequest.Source.SYSTEM
+    )
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude)
+    return qs.aggregate(s=Sum("amount"))["s"] or Decimal("0")
+
+
+def refunds_owed_of(order: Order) -> Decimal:
+    """``hooks.registry.refunds_owed_of``: what the order's requests already owe back (a
+    cancellation owes the rest of the total, not the whole of it again)."""
+    return _owed_by_requests(order)
 
 
 def returnable_units(order: Order) -> dict[int, int]:
@@ -172,9 +194,10 @@ def refund_request(
         refund = _create(
             locked, kind=kind, source=source, actor=actor, amount=amount, asks=asks, reason=reason, key=idempotency_key
         )
-        auto = (
+        auto = (  # a part of the money waits for a person: the goods still ship
             kind == K.REFUND
             and locked.status in UNSHIPPED
+            and refund.amount >= locked.total - _owed_by_requests(locked, exclude=refund.pk)
             and _settings(locked.merchant_id).auto_approve_unshipped_refunds
         )
         if auto:
@@ -230,6 +253,14 @@ def _create(
         value = min(value, left)
     else:
         value = _money(amount)
+        if picked and not _whole_order(order, picked):
+            worth = sum((line.unit_price * qty for line, qty in picked), Decimal("0"))
+            if value > worth:
+                raise _invalid(
+                    _("A return of these units refunds at most %(worth)s.") % {"worth": worth},
+                    field="amount",
+                    refundable=str(worth),
+                )
         if value > left:
             raise _invalid(
                 _("At most %(left)s can still be refunded.") % {"left": left}, field="amount", refundable=str(left)
@@ -316,12 +347,22 @@ def _expect(refund: RefundRequest, *states: str) -> None:
         )
 
 
+def _expect_refundable(order: Order) -> None:
+    if order.status not in REFUNDABLE:
+        raise Conflict(
+            _("This order cannot be refunded now (it is %(status)s).") % {"status": order.get_status_display()},
+            code="refund_not_allowed",
+            extra={"status": order.status},
+        )
+
+
 @transaction.atomic
 def refund_approve(*, refund: RefundRequest, actor: str, note: str = "") -> RefundRequest:
     """Agree to a request: a return now waits for the goods; money alone is owed at once."""
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
     _expect(req, R.REQUESTED)
+    _expect_refundable(order)
     _approve(req, order, actor=actor, note=note)
     if req.status == R.REFUNDING:
         transaction.on_commit(lambda: refund_enqueue(req.pk))
@@ -350,8 +391,8 @@ def _owe(refund: RefundRequest, order: Order, *, actor: str, step: str) -> None:
     ) or Decimal("0")
     whole = already + refund.amount >= order.total
     reason = f"{refund.public_id}: {step}, {refund.amount} to refund"
-    if whole and order.status == S.ON_HOLD and not already:
-        order_transition(order=order, to=S.CANCELLED, actor=actor, reason=reason)  # a held order owes its total
+    if whole and order.status == S.ON_HOLD:  # cancelled, owing this amount (the rest is owed already)
+        order_transition(order=order, to=S.CANCELLED, actor=actor, reason=reason, refund_amount=refund.amount)
     elif whole and order.status in (S.PAID, S.CONFIRMED) + SHIPPED:
         order_transition(order=order, to=S.REFUND_PENDING, actor=actor, reason=reason, refund_amount=refund.amount)
     else:
@@ -395,6 +436,7 @@ def refund_receive(*, refund: RefundRequest, actor: str) -> RefundRequest:
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
     _expect(req, R.AWAITING_RETURN)
+    _expect_refundable(order)
     for line in RefundLine.objects.filter(refund=req).select_related("order_line__sku"):
         inventory.stock_return(
             sku=line.order_line.sku,
@@ -451,34 +493,50 @@ def refund_send(refund_id: int) -> str:
     if not refund.transaction_id:
         return _failed(refund, "no_payment", _("No payment of ours to refund: settle it by hand."))
     try:
-        client = refund_client()
-        if refund.provider_refund_id:
-            answer = client.query_refund(provider_no(refund))
-            if answer is None:  # the provider lost it: create it again (same number)
+        with refund_client() as client:
+            if refund.provider_refund_id:
+                answer = client.query_refund(provider_no(refund))
+                if answer is None:  # the provider lost it: create it again (same number)
+                    answer = client.create_refund(_call(refund))
+            else:
                 answer = client.create_refund(_call(refund))
-        else:
-            answer = client.create_refund(_call(refund))
-    except ProviderUnavailable as exc:
-        delay = RETRY_DELAYS[min(refund.attempts - 1, len(RETRY_DELAYS) - 1)]
-        RefundRequest.objects.filter(pk=refund.pk, status=R.REFUNDING).update(
-            next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=str(exc)[:300]
-        )
-        return f"provider unavailable, again in {delay}s"
     except ProviderRefused as exc:
-        return _failed(refund, exc.code, exc.message)
+        if exc.code not in RETRYABLE_REFUSALS:
+            return _failed(refund, exc.code, exc.message)
+        return _later(refund, f"{exc.code}: {exc.message}")  # our clock or keys: fixed by a person, then it goes
+    except ProviderUnavailable as exc:
+        return _later(refund, str(exc))
     if answer.status == "succeeded":
-        return refund_paid(
-            refund_no=provider_no(refund),
-            amount=answer.amount,
-            provider_refund_id=answer.refund_id,
-            actor="payment-provider",
-        )
+        try:
+            return refund_paid(
+                refund_no=provider_no(refund),
+                amount=answer.amount,
+                provider_refund_id=answer.refund_id,
+                actor="payment-provider",
+            )
+        except ApplicationError as exc:  # paid another amount than asked: a person looks
+            return _failed(refund, exc.code, exc.message)
     if answer.status == "failed":
         return _failed(refund, "refund_failed", answer.failure_reason or "")
     RefundRequest.objects.filter(pk=refund.pk, status=R.REFUNDING).update(
         provider_refund_id=answer.refund_id[:100], next_attempt_at=timezone.now() + QUERY_AFTER, last_error=""
     )
     return "accepted"
+
+
+RETRYABLE_REFUSALS = frozenset({"signature_invalid", "timestamp_stale", "invalid_request"})
+"""Refusals of how we called, not of the refund (keys, clock, a field): the refund waits and goes
+once a person fixed the cause, under the same number (the provider applied nothing)."""
+
+
+def _later(refund: RefundRequest, error: str) -> str:
+    if refund.attempts >= MAX_ATTEMPTS:
+        return _failed(refund, "provider_unavailable", f"no answer after {refund.attempts} attempts: {error}")
+    delay = RETRY_DELAYS[min(refund.attempts - 1, len(RETRY_DELAYS) - 1)]
+    RefundRequest.objects.filter(pk=refund.pk, status=R.REFUNDING).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=delay), last_error=error[:300]
+    )
+    return f"provider unavailable, again in {delay}s"
 
 
 def provider_no(refund: RefundRequest) -> str:
@@ -500,6 +558,7 @@ def _call(refund: RefundRequest) -> RefundCall:
 
 def _failed(refund: RefundRequest, code: str, message: str) -> str:
     with transaction.atomic():
+        order_lock(pk=refund.order_id)  # the order first, then the refund: the lock order everywhere
         req = _lock(refund)
         if req.status != R.REFUNDING:
             return f"already {req.status}"
@@ -519,9 +578,11 @@ def refund_paid(*, refund_no: str, amount: Decimal, provider_refund_id: str, act
     """The provider says the refund is paid: once (a replayed callback, or a callback and a query
     saying the same, has no second effect)."""
     with transaction.atomic():
-        refund = _by_provider_no(refund_no, lock=True)
-        if refund is None:
+        found = _by_provider_no(refund_no)
+        if found is None:
             raise NotFound(_("No refund with this number."), code="refund_not_found")
+        order_lock(pk=found.order_id)  # the order first, then the refund
+        refund = _lock(found)
         if refund.status == R.REFUNDED:
             return "already"
         if refund.status not in (R.REFUNDING, R.FAILED):
@@ -559,15 +620,43 @@ def _by_provider_no(refund_no: str, *, lock: bool = False) -> RefundRequest | No
 
 
 def refund_retry(*, refund: RefundRequest, actor: str) -> RefundRequest:
-    """Send a failed refund again (a person fixed what the provider refused)."""
+    """Send a failed refund again (a person fixed what the provider refused). The provider is asked
+    first what became of the number it knows: paid after all, it is recorded as paid; failed, it
+    goes again under a new number; unknown there, under the same one. Never while the provider
+    may still pay the earlier attempt (a Conflict: try again later)."""
+    _expect(refund, R.FAILED)
+    try:
+        with refund_client() as client:
+            earlier = client.query_refund(provider_no(refund))
+    except (ProviderUnavailable, ProviderRefused) as exc:
+        raise Conflict(
+            _("The payment provider could not say what became of the earlier attempt; try again later."),
+            code="refund_state",
+            extra={"status": refund.status, "provider": str(exc)[:200]},
+        ) from None
+    if earlier is not None and earlier.status == "succeeded":
+        refund_paid(
+            refund_no=provider_no(refund), amount=earlier.amount, provider_refund_id=earlier.refund_id, actor=actor
+        )
+        return RefundRequest.objects.get(pk=refund.pk)
+    if earlier is not None and earlier.status != "failed":
+        raise Conflict(
+            _("The payment provider is still processing the earlier attempt."),
+            code="refund_state",
+            extra={"status": refund.status},
+        )
     with transaction.atomic():
+        order_lock(pk=refund.order_id)
         req = _lock(refund)
         _expect(req, R.FAILED)
-        tries = int(provider_no(req).rpartition("-")[2]) if "-" in provider_no(req) else 1
-        req.refund_no = f"{req.public_id}-{tries + 1}"  # the provider's failed refund stays failed
+        if earlier is not None:  # failed there: a failed refund stays failed, so a new number
+            tries = int(provider_no(req).rpartition("-")[2]) if "-" in provider_no(req) else 1
+            req.refund_no = f"{req.public_id}-{tries + 1}"
         req.status, req.next_attempt_at, req.last_error = R.REFUNDING, timezone.now(), ""
-        req.provider_refund_id = ""
-        req.save(update_fields=["status", "next_attempt_at", "last_error", "refund_no", "provider_refund_id"])
+        req.provider_refund_id, req.attempts = "", 0
+        req.save(
+            update_fields=["status", "next_attempt_at", "last_error", "refund_no", "provider_refund_id", "attempts"]
+        )
         order_record_event(order=req.order, actor=actor, reason=f"{req.public_id}: sent again")
     transaction.on_commit(lambda: refund_enqueue(req.pk))
     return req
@@ -663,11 +752,15 @@ def refunds_owed_sweep(*, limit: int = 200) -> int:
         .filter(refund_due__gt=F("refunded"))
         .annotate(covered=Coalesce(covered, Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2)))
         .filter(covered__lt=F("refund_due"))
-        .exclude(Exists(RefundRequest.objects.filter(order=OuterRef("pk"), status__in=RefundRequest.OPEN)))
-        .order_by("pk")[:limit]
+        .exclude(Exists(RefundRequest.objects.filter(order=OuterRef("pk"), status=R.REFUNDING)))
     )
+    # A cursor, so orders that cannot be settled here (nothing left to refund: a person's) never
+    # keep the sweep from the others; it starts over once it reached the end.
+    cursor = cache.get(SWEEP_CURSOR) or 0
+    batch = list(orders.filter(pk__gt=cursor).order_by("pk")[:limit])
+    cache.set(SWEEP_CURSOR, batch[-1].pk if len(batch) == limit else 0, None)
     made = 0
-    for order in orders:
+    for order in batch:
         made += _owed_requests(order)
     return made
 
@@ -676,8 +769,14 @@ def _owed_requests(order: Order) -> int:
     made = 0
     with transaction.atomic():
         locked = order_lock(pk=order.pk)
-        if refund_open_for(locked) is not None:
-            return 0
+        open_one = refund_open_for(locked)
+        if open_one is not None:
+            if locked.status in REFUNDABLE or open_one.status == R.REFUNDING:
+                return 0  # a person decides it first; the rest follows once it is settled
+            # The order was cancelled (its whole total is owed now): the request is moot.
+            open_one.status, open_one.decided_by, open_one.decided_at = R.REJECTED, "system", timezone.now()
+            open_one.decision_note = str(_("closed: the order was cancelled and its whole amount is refunded"))
+            open_one.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
         covered = (
             RefundRequest.objects.filter(order=locked, status__in=RefundRequest.OWED).aggregate(s=Sum("amount"))["s"]
         ) or Decimal("0")
@@ -719,6 +818,14 @@ def _owed_requests(order: Order) -> int:
             )
             made += 1
             break
+        else:  # owed, but no payment of ours has room left: a person settles it
+            from .shipping import exception_open
+
+            exception_open(
+                order=locked,
+                kind=ExceptionKind.REFUND_OWED,
+                detail=f"{owed} owed back, no payment left to refund: settle it by hand",
+            )
     return made
 
 

@@ -99,6 +99,7 @@ class _Registry:
     order_admin_actions: list[Callable[..., Any]] = field(default_factory=list)
     order_trace_of: Callable[[Any], dict[str, Any] | None] | None = None
     order_aftersales_of: Callable[[Any], dict[str, Any] | None] | None = None
+    refunds_owed_of: Callable[[Any], Any] | None = None
     risk_review: Callable[..., list[Any]] | None = None
     exception_counts: Callable[..., list[dict[str, Any]]] | None = None
     sandbox_paid: Callable[..., Any] | None = None
@@ -129,6 +130,8 @@ registry = _Registry()
   newest first), or None before it ships; later lines come as ``order.trace`` pushes.
 - ``order_aftersales_of(order)``: the buyer's after-sales panel on the status page (``{requests:
   [...], can_request, can_return, refundable, action}``), or None when there is nothing to show.
+- ``refunds_owed_of(order)``: what the order's after-sales requests already owe back (a Decimal),
+  so a cancellation owes only the rest of the total (``apps.fulfilment``).
 - ``risk_review(order_ids=, merchant_id=, approve=, user=)``: risk control's review decision
   (approve: ``on_hold -> confirmed``; reject: ``on_hold -> cancelled``, a refund owed) for these
   orders of ``merchant_id``, each on its own; returns one result per order with ``public_id``,

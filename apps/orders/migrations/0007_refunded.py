@@ -3,6 +3,13 @@
 from django.db import migrations, models
 
 
+def settled_before(apps, schema_editor):
+    """Money owed back before refunds went through the payment provider was paid back by people:
+    an order that existed then counts it as refunded, so the refund sweep never pays it again."""
+    Order = apps.get_model("orders", "Order")
+    Order.objects.filter(refund_due__gt=0).update(refunded=models.F("refund_due"))
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -17,6 +24,7 @@ class Migration(migrations.Migration):
             name='refunded',
             field=models.DecimalField(db_default=0, decimal_places=2, default=0, editable=False, max_digits=12, verbose_name='refunded'),
         ),
+        migrations.RunPython(settled_before, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='order',
             index=models.Index(condition=models.Q(('refund_due__gt', models.F('refunded'))), fields=['id'], name='order_refund_owed'),

@@ -20,6 +20,7 @@ from apps.catalog.models import Listing
 from apps.core.errors import is_database_unavailable
 from apps.inventory import services as inventory
 from apps.orders import events as notify
+from apps.orders import hooks
 from apps.orders.errors import InvalidTransition, OrderNotFound
 from apps.orders.models import LIVE_STATUSES, RESERVING_STATUSES, ListingBuyer, Order, OrderLine, OrderStatus
 from apps.orders.placement.gate import scripts as gate
@@ -89,6 +90,14 @@ def _ship_units(order: Order) -> None:
         )
 
 
+def _rest_of_total(order: Order) -> Decimal:
+    """What a cancellation owes back of the order's total: the total, less what its after-sales
+    requests already owe (``hooks.registry.refunds_owed_of``), so a part refunded before is not
+    owed twice."""
+    owed = hooks.registry.refunds_owed_of(order) if hooks.registry.refunds_owed_of else Decimal("0")
+    return max(order.total - owed, Decimal("0"))
+
+
 @transaction.atomic
 def order_transition(
     *,
@@ -124,12 +133,13 @@ def order_transition(
         locked.cancel_reason = reason[:200]
         fields.append("cancel_reason")
         if current == S.ON_HOLD:  # it was paid: its total is owed back, on top of anything owed already
-            locked.refund_due = (locked.refund_due or Decimal("0")) + locked.total
+            owed = refund_amount if refund_amount is not None else _rest_of_total(locked)
+            locked.refund_due = (locked.refund_due or Decimal("0")) + owed
             fields.append("refund_due")
     if to == S.REFUND_PENDING:
         # Owed back: this amount (a late payment) or the total, on top of anything owed already (a
         # refund from a cancelled hold, a duplicate payment): money received is never forgotten.
-        owed = refund_amount if refund_amount is not None else locked.total
+        owed = refund_amount if refund_amount is not None else _rest_of_total(locked)
         locked.refund_due = (locked.refund_due or Decimal("0")) + owed
         fields.append("refund_due")
         if reason and not locked.cancel_reason:  # keep why it was cancelled; the ledger has the rest
