@@ -234,6 +234,7 @@ def order_snapshot(*, order: Order) -> dict:
     timeline = [
         {"status": e.to_status, "from": e.from_status, "at": e.created_at.isoformat(), "actor": _actor_kind(e.actor)}
         for e in order_timeline(order=order)
+        if e.from_status != e.to_status  # status changes only; the ledger has the rest
     ]
     payload["order"].update(
         {

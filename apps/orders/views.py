@@ -183,15 +183,17 @@ def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
         "token": token,
         "labels": status_labels(),
         "label": status_labels().get(order.status, order.status),
-        "timeline": [
+        "timeline": [  # status changes only (a refund recorded, an amount owed: the ledger shows those)
             {"status": e.to_status, "label": status_labels().get(e.to_status, e.to_status), "at": e.created_at}
             for e in ledger_events
+            if e.from_status != e.to_status
         ],
         "ledger": [
             {
                 "at": e.created_at,
                 "from": labels.get(e.from_status, e.from_status) if e.from_status else _("New order"),
                 "to": labels.get(e.to_status, e.to_status),
+                "same": e.from_status == e.to_status,
                 "hash": e.hash[:12],
                 "checkpointed": e.seq <= covered_to,
             }
