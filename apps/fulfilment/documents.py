@@ -39,6 +39,7 @@ header.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import threading
@@ -206,38 +207,73 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     """``text`` broken into lines no wider than ``width`` points: CJK may break between any two
     characters, a run of Latin letters, digits and punctuation (a phone number, "×2") only where it
     is itself too wide, and no line starts with closing punctuation (the word before it comes along)."""
+    m = _Measure(font, size)
     lines: list[str] = []
     current = ""
+    units = 0.0  # ``current``'s glyph widths added up from its start (see _Measure)
     last = 0  # where the last word of the current line starts
     for token in _TOKENS.findall(text.replace("\r", "")):
         if token.isspace():
             if "\n" in token:
                 lines.append(current.rstrip())
-                current, last = "", 0
-            elif current and pdfmetrics.stringWidth(current + " ", font, size) <= width:
-                current += " "
+                current, units, last = "", 0.0, 0
+            elif current and m.width(current + " ", grown := m.grow(units, " ")) <= width:
+                current, units = current + " ", grown
             continue
-        if pdfmetrics.stringWidth(current + token, font, size) <= width:
-            current, last = current + token, len(current)
+        grown = m.grow(units, token)
+        if m.width(current + token, grown) <= width:
+            current, units, last = current + token, grown, len(current)
             continue
         carried = ""
         if token in NO_LINE_START and current[:last].strip():  # 禁则
             current, carried = current[:last], current[last:]
         if current.strip():
             lines.append(current.rstrip())
-        current, last = carried, 0
-        if pdfmetrics.stringWidth(current + token, font, size) <= width:
-            current, last = current + token, len(current)
+        current, units, last = carried, m.grow(0.0, carried), 0
+        grown = m.grow(units, token)
+        if m.width(current + token, grown) <= width:
+            current, units, last = current + token, grown, len(current)
             continue
         for ch in token:  # alone it is still too wide: break it by character
-            if current and pdfmetrics.stringWidth(current + ch, font, size) > width:
+            grown = m.grow(units, ch)
+            if current and m.width(current + ch, grown) > width:
                 lines.append(current)
-                current = ""
-            current += ch
+                current, grown = "", m.grow(0.0, ch)
+            current, units = current + ch, grown
         last = 0
     if current.strip():
         lines.append(current.rstrip())
     return lines
+
+
+class _Measure:
+    """``pdfmetrics.stringWidth`` of a line that grows a token at a time, without measuring the
+    whole line again for every token (``wrap_text`` did: most of a label's drawing time). For a
+    TrueType font reportlab adds the glyph widths up from the first character and scales the sum
+    (``0.001 * size * sum``): a running sum carried on with the next characters is the very sum it
+    computes for the longer line, so the widths are the same numbers, to the last bit. Other fonts
+    are measured whole by reportlab."""
+
+    def __init__(self, font: str, size: float) -> None:
+        self.font, self.size = font, size
+        found = pdfmetrics.getFont(font)
+        self.scale = 0.001 * size
+        self.widths: dict[int, float] | None = found.face.charWidths if isinstance(found, TTFont) else None
+        self.default: float = found.face.defaultWidth if isinstance(found, TTFont) else 0.0
+
+    def grow(self, units: float, text: str) -> float:
+        """``units`` (a line's running sum) carried on over ``text``."""
+        if self.widths is not None:
+            get, default = self.widths.get, self.default
+            for ch in text:
+                units += get(ord(ch), default)
+        return units
+
+    def width(self, line: str, units: float) -> float:
+        """The width of ``line``, whose running sum is ``units``."""
+        if self.widths is None:
+            return pdfmetrics.stringWidth(line, self.font, self.size)
+        return self.scale * units
 
 
 def _ellipsize(line: str, font: str, size: float, width: float) -> str:
@@ -262,6 +298,23 @@ def fit_text(
     """The largest size (0.5 pt steps, ``max_size`` down to ``min_size``) at which ``text`` wraps
     into ``width`` × ``height`` points (and ``max_lines``); at ``min_size`` the lines that fit, the
     last one cut with "…"."""
+    size, lines = _fit(text, font, id(pdfmetrics.getFont(font)), width, height, max_size, min_size, max_lines)
+    return size, list(lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fit(
+    text: str,
+    font: str,
+    _font_id: int,  # the registered font object: a name registered again is another font
+    width: float,
+    height: float,
+    max_size: float,
+    min_size: float,
+    max_lines: int | None,
+) -> tuple[float, tuple[str, ...]]:
+    """``fit_text``, remembered: a batch's labels fit the same sender, shop, goods, express name
+    and routing code into the same boxes page after page."""
     size = max_size
     while True:
         room = max(1, int(height // (size * LEADING)))
@@ -269,11 +322,11 @@ def fit_text(
             room = min(room, max_lines)
         lines = wrap_text(text, font, size, width)
         if len(lines) <= room:
-            return size, lines
+            return size, tuple(lines)
         if size - 0.5 < min_size:
             kept = lines[:room]
             kept[-1] = _ellipsize(kept[-1], font, size, width)
-            return size, kept
+            return size, tuple(kept)
         size -= 0.5
 
 
