@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db.models import Prefetch
@@ -88,11 +89,12 @@ def write_batch_documents(batch: ShipBatch) -> None:
                 printed_at=now,
             )
         )
+    processes = settings.LABEL_PROCESSES if len(labels) >= settings.LABEL_PARALLEL_FROM else 1
     store = storages["exports"]
     stem = f"batch-{batch.pk}-{secrets.token_hex(12)}"
     rows = picking_rows(picks)
     names = {
-        "labels_file": store.save(f"{stem}-labels.pdf", ContentFile(render_labels(labels))),
+        "labels_file": store.save(f"{stem}-labels.pdf", ContentFile(render_labels(labels, processes=processes))),
         "picking_xlsx": store.save(
             f"{stem}-picking.xlsx",
             ContentFile(picking_list_xlsx(rows, title=f"#{batch.pk}", generated_at=now)),

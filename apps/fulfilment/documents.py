@@ -41,9 +41,11 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import multiprocessing
 import re
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,14 +179,32 @@ def barcode_modules(data: str) -> str:
     return str(Code128(data).build()[0])
 
 
-def render_labels(labels: Sequence[LabelData]) -> bytes:
+def render_labels(labels: Sequence[LabelData], *, processes: int = 1) -> bytes:
     """One PDF with one 76 × 130 mm page per label, in the order given.
+
+    With ``processes`` > 1 the labels are drawn in that many parts by as many worker processes
+    (forked: they start with the font and the translations this process has loaded) and the parts
+    joined page by page into one document (:func:`join_pdfs`): the same pages, drawn by the same
+    code, but each part embeds its own subsets of the font, named after the part so that no two
+    differ under one name. In a daemonic process (which may not have children: a django-q2 worker
+    unless ``daemonize_workers`` is off) they are drawn here.
 
     Raises :class:`LabelFontMissing` without the font, :class:`BarcodeTooLong` for a waybill
     number too long to print scannably, ValueError for no labels."""
     if not labels:
         raise ValueError("no labels to render")
     font = label_font()
+    processes = min(processes, len(labels))
+    if processes < 2 or multiprocessing.current_process().daemon:
+        return _render(labels, font)
+    size = -(-len(labels) // processes)
+    parts = [list(labels[i : i + size]) for i in range(0, len(labels), size)]
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+        pdfs = list(pool.map(_render_part, range(len(parts)), parts))
+    return join_pdfs(pdfs)
+
+
+def _render(labels: Sequence[LabelData], font: str) -> bytes:
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=PAGE_SIZE, invariant=True, pageCompression=1)
     c.setTitle("e-waybill labels")
@@ -195,6 +215,36 @@ def render_labels(labels: Sequence[LabelData]) -> bytes:
             c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def _render_part(index: int, labels: list[LabelData]) -> bytes:
+    """Part ``index`` of a document drawn by several processes (in a worker process). Its font
+    subsets are named ``AAAAAA+WenQuanYiZenHei-0-p<index>``: the parts' subsets hold different
+    glyphs, and a printer that caches fonts by name must not take one for another."""
+    font = label_font()
+    face = pdfmetrics.getFont(font).face
+    face.subfontNameX = face.subfontNameX.split(b"-p")[0] + f"-p{index}".encode()
+    return _render(labels, font)
+
+
+def join_pdfs(parts: Sequence[bytes]) -> bytes:
+    """The pages of ``parts``, in order, in one PDF: the first part's document (its title and
+    creator) with the other parts' pages imported into it (pypdfium2, PDFium's page import)."""
+    import pypdfium2 as pdfium  # imported here: only a big batch's labels need it
+
+    doc = pdfium.PdfDocument(parts[0])
+    try:
+        for part in parts[1:]:
+            src = pdfium.PdfDocument(part)
+            try:
+                doc.import_pages(src)
+            finally:
+                src.close()
+        out = io.BytesIO()
+        doc.save(out)
+        return out.getvalue()
+    finally:
+        doc.close()
 
 
 # --- labels: text fitting ------------------------------------------------------------------

@@ -11,6 +11,7 @@ import io
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -124,6 +125,49 @@ def test_render_labels_gives_one_76_by_130_mm_page_per_label() -> None:
             assert top == pytest.approx(130 * PT_PER_MM, abs=0.01)
             assert page.get_size() == (right, top)
             assert f"7890123456789{i}" in page_text(page)  # in the order given
+
+
+def test_labels_drawn_by_worker_processes_are_the_same_pages_in_one_document() -> None:
+    """A big batch's labels are drawn in parts by worker processes and joined: the same pages, in
+    the order given, with the same text and the same pixels as drawn in one process; each part's
+    font subsets under a name of their own; the document keeps its title."""
+    labels = [
+        make_label(waybill_no=f"7890123456{i:04d}", parcel_code=f"P{i}", receiver=LONG_RECEIVER if i % 3 else RECEIVER)
+        for i in range(7)
+    ]
+    alone, parted = render_labels(labels), render_labels(labels, processes=3)
+    with pdfium.PdfDocument(alone) as one, pdfium.PdfDocument(parted) as joined:
+        assert len(joined) == len(one) == 7
+        assert joined.get_metadata_dict()["Title"] == "e-waybill labels"
+        for i in range(7):
+            assert page_text(joined[i]) == page_text(one[i])
+            assert f"7890123456{i:04d}" in page_text(joined[i])
+            assert render(joined[i], 100).tobytes() == render(one[i], 100).tobytes()
+    for part in range(3):
+        assert f"WenQuanYiZenHei-0-p{part}".encode() in parted
+    assert b"WenQuanYiZenHei-0-p" not in alone
+
+
+def _render_in_daemon(labels: list[LabelData], out: Any) -> None:
+    out.send(render_labels(labels, processes=2))
+
+
+def test_a_daemonic_process_draws_the_labels_itself() -> None:
+    """A daemonic process may not start processes (a django-q2 worker with ``daemonize_workers``
+    on): the labels are drawn in it, the same bytes as in one process."""
+    import multiprocessing
+
+    labels = [make_label(waybill_no=f"7890123456{i:04d}") for i in range(3)]
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_render_in_daemon, args=(labels, send), daemon=True)
+    child.start()
+    try:
+        assert receive.poll(60)
+        assert receive.recv() == render_labels(labels)
+    finally:
+        child.join(30)
+    assert child.exitcode == 0
 
 
 @pytest.mark.parametrize("dpi", [203, 300])

@@ -484,3 +484,63 @@ def test_a_batch_of_nine_orders_takes_about_as_many_queries_as_one_of_three(merc
             ship(account, chosen)
         counts.append(len(ctx.captured_queries))
     assert counts[1] - counts[0] <= 6, counts  # 3 more orders (and parcels, labels ...) cost a few queries at most
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_the_django_q2_worker_draws_a_big_batchs_labels_in_worker_processes(merchant, sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker ./run starts runs the batch; its labels are drawn by processes it starts
+    (``LABEL_PARALLEL_FROM`` lowered so that three parcels are a big batch): a daemonic worker
+    could not start them."""
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+    from django.core.files.storage import storages
+    from django_q.conf import Conf
+
+    from .. import servers
+
+    account = make_account(merchant, sim)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(merchant)}")
+    listing = make_listing(merchant, quota=10, limit=2)
+    ids = [
+        place(api, listing.pk, f"fan-{i}", address(f"买家{i}", f"1390000{i:04d}", f"文三路{i}号1栋10{i}"))
+        for i in range(3)
+    ]
+    for public_id in ids:
+        pay(public_id)
+        confirm(public_id)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=django_settings.BASE_DIR,
+        env=servers.child_env(
+            LC_Q_SYNC="0",
+            Q_WORKERS="1",
+            LABEL_PARALLEL_FROM="2",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        monkeypatch.setattr(Conf, "SYNC", False)  # queued for the worker, not run here
+        batch = shipping.batch_create(merchant_id=account.merchant_id, actor="test", orders=ids)
+
+        def done() -> bool:
+            assert worker.poll() is None, "qcluster exited"
+            batch.refresh_from_db()
+            return batch.status == ShipBatch.Status.DONE
+
+        wait_until(done, timeout=120, interval=0.5, what="the worker to run the batch")
+        assert (batch.shipped, batch.failed) == (3, 0)
+        with storages["exports"].open(batch.labels_file) as f:
+            pdf = f.read()
+    finally:
+        servers.stop(worker, grace=5)
+    assert b"WenQuanYiZenHei-0-p1" in pdf  # drawn in parts by worker processes
+    import pypdfium2 as pdfium
+
+    with pdfium.PdfDocument(pdf) as doc:
+        assert len(doc) == 3
