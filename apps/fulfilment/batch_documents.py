@@ -40,8 +40,17 @@ def _party(r: dict[str, str]) -> Party:
 def batch_parcels(batch: ShipBatch) -> list[Parcel]:
     from .shipping import parcels_of_batch
 
-    members = ParcelOrder.objects.select_related("order").prefetch_related(
-        Prefetch("order__lines", queryset=OrderLine.objects.select_related("sku__product"))
+    # only what the labels and the picking list print (a batch of ten thousand orders loads them all)
+    lines = OrderLine.objects.select_related("sku__product").only(
+        "order",
+        "quantity",
+        *(f"sku__{f}" for f in ("code", "name", "color", "size", "location", "product")),
+        "sku__product__name",
+    )
+    members = (
+        ParcelOrder.objects.select_related("order")
+        .only("parcel", "order", "order__public_id")
+        .prefetch_related(Prefetch("order__lines", queryset=lines))
     )
     return list(parcels_of_batch(batch).prefetch_related(Prefetch("members", queryset=members)))
 

@@ -115,6 +115,7 @@ def test_render_labels_gives_one_76_by_130_mm_page_per_label() -> None:
     labels = [make_label(waybill_no=f"7890123456789{i}", parcel_code=f"P{i}") for i in range(3)]
     pdf = render_labels(labels)
     assert pdf.startswith(b"%PDF-")
+    assert b"/ASCII85Decode" not in pdf and b"/FlateDecode" in pdf  # compressed, not also ASCII-armoured
     with pdfium.PdfDocument(pdf) as doc:
         assert len(doc) == 3
         for i in range(len(doc)):
