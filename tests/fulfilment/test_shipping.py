@@ -544,3 +544,59 @@ def test_the_django_q2_worker_draws_a_big_batchs_labels_in_worker_processes(merc
 
     with pdfium.PdfDocument(pdf) as doc:
         assert len(doc) == 3
+
+
+def _label_pages(batch: ShipBatch) -> list[str]:
+    import pypdfium2 as pdfium
+    from django.core.files.storage import storages
+
+    with storages["exports"].open(batch.labels_file) as f, pdfium.PdfDocument(f.read()) as doc:
+        pages = []
+        for i in range(len(doc)):
+            text = doc[i].get_textpage()
+            pages.append("".join(text.get_text_range().split()))
+            text.close()
+        return pages
+
+
+def test_a_big_batch_starts_its_labels_while_it_ships_and_uses_them(confirmed, sim, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On a first run with enough parcels the labels are drawn by worker processes while the
+    orders ship; the documents take them when the same parcels shipped with the same orders."""
+    from apps.fulfilment import batch_documents
+
+    settings.LABEL_PARALLEL_FROM, settings.LABEL_PROCESSES = 2, 2
+    account, _api, ids = confirmed
+    monkeypatch.setattr(batch_documents, "render_labels", lambda *a, **k: pytest.fail("labels drawn twice"))
+    batch = ship(account, ids)
+    assert (batch.status, batch.shipped) == (ShipBatch.Status.DONE, 3)
+    parcels = list(Parcel.objects.order_by("pk"))
+    pages = _label_pages(batch)
+    assert len(pages) == 3
+    for page, parcel in zip(pages, parcels, strict=True):
+        (public_id,) = ParcelOrder.objects.filter(parcel=parcel).values_list("order__public_id", flat=True)
+        assert parcel.waybill_no in page and parcel.code in page and public_id in page
+
+
+def test_labels_started_for_an_order_cancelled_before_it_shipped_are_drawn_anew(
+    confirmed, sim, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from apps.fulfilment import batch_documents
+    from apps.orders.services.transitions import order_cancel
+
+    settings.LABEL_PARALLEL_FROM, settings.LABEL_PROCESSES = 2, 2
+    account, _api, ids = confirmed
+    real_ship, drawn = shipping._ship, []
+
+    def cancel_then_ship(batch, parcels):  # type: ignore[no-untyped-def]
+        order_cancel(order=Order.objects.get(public_id=ids[1]), actor="staff:1", reason="refund")
+        real_ship(batch, parcels)
+
+    real_render = batch_documents.render_labels
+    monkeypatch.setattr(shipping, "_ship", cancel_then_ship)
+    monkeypatch.setattr(batch_documents, "render_labels", lambda *a, **k: drawn.append(1) or real_render(*a, **k))
+    batch = ship(account, ids)
+    assert (batch.status, batch.shipped) == (ShipBatch.Status.DONE, 2)
+    assert drawn == [1]  # the labels started with three parcels were dropped
+    pages = _label_pages(batch)
+    assert len(pages) == 2 and not any(ids[1] in page for page in pages)
+    assert any(ids[0] in page for page in pages) and any(ids[2] in page for page in pages)
