@@ -194,43 +194,15 @@ def render_labels(labels: Sequence[LabelData], *, processes: int = 1) -> bytes:
     number too long to print scannably, ValueError for no labels."""
     if not labels:
         raise ValueError("no labels to render")
-    drawing = start_labels(labels, processes=processes)
-    return drawing.result() if drawing is not None else _render(labels, label_font())
-
-
-class LabelsDrawing:
-    """Labels being drawn by worker processes while the caller goes on (:func:`start_labels`).
-    :meth:`result` waits for them and joins the parts; :meth:`cancel` drops them."""
-
-    def __init__(self, labels: Sequence[LabelData], processes: int) -> None:
-        self.labels = tuple(labels)
-        size = -(-len(self.labels) // processes)
-        parts = [list(self.labels[i : i + size]) for i in range(0, len(self.labels), size)]
-        self._pool = ProcessPoolExecutor(max_workers=len(parts), mp_context=multiprocessing.get_context("fork"))
-        self._parts = [self._pool.submit(_render_part, index, part) for index, part in enumerate(parts)]
-
-    def result(self) -> bytes:
-        try:
-            pdfs = [part.result() for part in self._parts]
-        finally:
-            self._pool.shutdown()
-        return join_pdfs(pdfs)
-
-    def cancel(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
-
-
-def start_labels(labels: Sequence[LabelData], *, processes: int) -> LabelsDrawing | None:
-    """Start drawing ``labels`` in ``processes`` worker processes (``render_labels``) and return
-    at once; None where they cannot start (fewer than two, a daemonic process). Raises
-    :class:`LabelFontMissing` without the font, ValueError for no labels."""
-    if not labels:
-        raise ValueError("no labels to render")
-    label_font()  # registered before the workers fork: they start with it
+    font = label_font()
     processes = min(processes, len(labels))
     if processes < 2 or multiprocessing.current_process().daemon:
-        return None
-    return LabelsDrawing(labels, processes)
+        return _render(labels, font)
+    size = -(-len(labels) // processes)
+    parts = [list(labels[i : i + size]) for i in range(0, len(labels), size)]
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+        pdfs = list(pool.map(_render_part, range(len(parts)), parts))
+    return join_pdfs(pdfs)
 
 
 def _render(labels: Sequence[LabelData], font: str) -> bytes:

@@ -48,7 +48,6 @@ from apps.orders.services.transitions import TransitionItem, orders_transition_m
 
 from .carriers.base import EXPRESS, CarrierError, CarrierRejected, Party, Waybill, WaybillRequest
 from .carriers.transport import CarrierClient
-from .documents import LabelsDrawing, start_labels
 from .models import (
     CarrierAccount,
     ExceptionKind,
@@ -234,18 +233,14 @@ def batch_run(batch_id: int, *, enqueue_retry: bool = True) -> ShipBatch:
         batch.running_since = now
         batch.save(update_fields=["status", "attempts", "running_since"])
     try:
-        early = _run(batch)
+        _run(batch)
     except Exception as exc:
         log.exception("ship batch failed", extra={"batch": batch_id})
         ShipBatch.objects.filter(pk=batch_id).update(
             status=ShipBatch.Status.FAILED, error=str(exc)[:300], finished_at=timezone.now()
         )
         raise
-    try:
-        return _finish(batch, enqueue_retry=enqueue_retry, early=early)
-    finally:
-        if early is not None:
-            early.cancel()  # not used (the batch waits for a retry): the workers go
+    return _finish(batch, enqueue_retry=enqueue_retry)
 
 
 ORDER_FIELDS = ("public_id", "merchant", "status", "shipping_address", "channel", "buyer", "session", "paid_at",
@@ -254,10 +249,8 @@ ORDER_FIELDS = ("public_id", "merchant", "status", "shipping_address", "channel"
 
 
 def _open_items(batch: ShipBatch) -> list[_Work]:
-    lines = (
-        OrderLine.objects.select_related("sku__product")
-        .only("order", "quantity", "reserved", "sku__name", "sku__color", "sku__size", "sku__product__name")
-        .order_by("pk")  # as the documents read them (batch_documents.batch_parcels)
+    lines = OrderLine.objects.select_related("sku__product").only(
+        "order", "quantity", "reserved", "sku__name", "sku__color", "sku__size", "sku__product__name"
     )
     items = (
         ShipBatchItem.objects.filter(batch=batch, result__in=(Item.PENDING, Item.RETRY))
@@ -269,11 +262,10 @@ def _open_items(batch: ShipBatch) -> list[_Work]:
     return [_Work(item=item, order=item.order) for item in items]
 
 
-def _run(batch: ShipBatch) -> LabelsDrawing | None:
-    """Screen, parcel, draw waybills, ship; returns the labels it started drawing, if it did."""
+def _run(batch: ShipBatch) -> None:
     work = _open_items(batch)
     if not work:
-        return None
+        return
     account = batch.account
     conf = fulfilment_settings(batch.merchant_id)
     shippable = _screen(batch, work)
@@ -281,35 +273,7 @@ def _run(batch: ShipBatch) -> LabelsDrawing | None:
     parcels = _parcels_for(batch, account, conf, shippable)
     _allocate_waybills(batch, account, parcels)
     _count(batch)
-    early = _start_labels(batch, account, parcels)
-    try:
-        _ship(batch, parcels)
-    except BaseException:
-        if early is not None:
-            early.cancel()
-        raise
-    return early
-
-
-def _start_labels(batch: ShipBatch, account: CarrierAccount, parcels: list[_Parcel]) -> LabelsDrawing | None:
-    """On a batch's first run with ``LABEL_PARALLEL_FROM`` parcels or more to ship: start drawing
-    their labels in worker processes, in the order the documents list them, while the orders ship
-    (the documents use them when the same parcels shipped with the same orders, else draw anew)."""
-    ready = sorted((p for p in parcels if p.works and p.parcel.waybill_no), key=lambda p: p.parcel.pk)
-    if batch.attempts != 1 or settings.LABEL_PROCESSES < 2 or len(ready) < settings.LABEL_PARALLEL_FROM:
-        return None
-    from .batch_documents import parcel_label
-
-    try:
-        now, sender, shop = timezone.now(), account.sender, batch.merchant.name
-        labels = [
-            parcel_label(p.parcel, [w.order for w in p.works], sender=sender, merchant_name=shop, printed_at=now)
-            for p in ready
-        ]
-        return start_labels(labels, processes=settings.LABEL_PROCESSES)
-    except Exception:  # noqa: BLE001 - the documents draw them (and report what is wrong) after shipping
-        log.warning("labels not started early", extra={"batch": batch.pk}, exc_info=True)
-        return None
+    _ship(batch, parcels)
 
 
 def _count(batch: ShipBatch) -> dict[str, int]:
@@ -658,7 +622,7 @@ def _ship_chunk(batch: ShipBatch, chunk: list[_Parcel]) -> None:
         ParcelOrder.objects.filter(order_id__in=[w.order.pk for w in skipped]).delete()
 
 
-def _finish(batch: ShipBatch, *, enqueue_retry: bool, early: LabelsDrawing | None = None) -> ShipBatch:
+def _finish(batch: ShipBatch, *, enqueue_retry: bool) -> ShipBatch:
     counts = _count(batch)
     retry = counts.get(Item.RETRY, 0) + counts.get(Item.PENDING, 0)
     update: dict[str, Any] = {
@@ -686,7 +650,7 @@ def _finish(batch: ShipBatch, *, enqueue_retry: bool, early: LabelsDrawing | Non
                 )
             stuck.update(result=Item.FAILED)
             update["failed"] = update["failed"] + retry
-        _documents(batch, early)  # before "done": a batch page that sees "done" finds its files
+        _documents(batch)  # before "done": a batch page that sees "done" finds its files
         update["status"] = ShipBatch.Status.DONE
         update["finished_at"] = timezone.now()
         update["running_since"] = None
@@ -695,11 +659,11 @@ def _finish(batch: ShipBatch, *, enqueue_retry: bool, early: LabelsDrawing | Non
     return batch
 
 
-def _documents(batch: ShipBatch, early: LabelsDrawing | None = None) -> None:
+def _documents(batch: ShipBatch) -> None:
     """The batch's labels and picking list (``documents``), once every order has its outcome."""
     from .batch_documents import write_batch_documents
 
-    write_batch_documents(batch, early=early)
+    write_batch_documents(batch)
 
 
 # --- the exception queue ----------------------------------------------------------------------
