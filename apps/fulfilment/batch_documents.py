@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db.models import Prefetch
@@ -39,8 +40,17 @@ def _party(r: dict[str, str]) -> Party:
 def batch_parcels(batch: ShipBatch) -> list[Parcel]:
     from .shipping import parcels_of_batch
 
-    members = ParcelOrder.objects.select_related("order").prefetch_related(
-        Prefetch("order__lines", queryset=OrderLine.objects.select_related("sku__product"))
+    # only what the labels and the picking list print (a batch of ten thousand orders loads them all)
+    lines = OrderLine.objects.select_related("sku__product").only(
+        "order",
+        "quantity",
+        *(f"sku__{f}" for f in ("code", "name", "color", "size", "location", "product")),
+        "sku__product__name",
+    )
+    members = (
+        ParcelOrder.objects.select_related("order")
+        .only("parcel", "order", "order__public_id")
+        .prefetch_related(Prefetch("order__lines", queryset=lines))
     )
     return list(parcels_of_batch(batch).prefetch_related(Prefetch("members", queryset=members)))
 
@@ -88,11 +98,12 @@ def write_batch_documents(batch: ShipBatch) -> None:
                 printed_at=now,
             )
         )
+    processes = settings.LABEL_PROCESSES if len(labels) >= settings.LABEL_PARALLEL_FROM else 1
     store = storages["exports"]
     stem = f"batch-{batch.pk}-{secrets.token_hex(12)}"
     rows = picking_rows(picks)
     names = {
-        "labels_file": store.save(f"{stem}-labels.pdf", ContentFile(render_labels(labels))),
+        "labels_file": store.save(f"{stem}-labels.pdf", ContentFile(render_labels(labels, processes=processes))),
         "picking_xlsx": store.save(
             f"{stem}-picking.xlsx",
             ContentFile(picking_list_xlsx(rows, title=f"#{batch.pk}", generated_at=now)),

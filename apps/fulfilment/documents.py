@@ -39,10 +39,13 @@ header.
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import multiprocessing
 import re
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +55,7 @@ from barcode import Code128
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import npgettext, pgettext
+from reportlab import rl_config
 from reportlab.lib.colors import black, white
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
@@ -176,24 +180,79 @@ def barcode_modules(data: str) -> str:
     return str(Code128(data).build()[0])
 
 
-def render_labels(labels: Sequence[LabelData]) -> bytes:
+def render_labels(labels: Sequence[LabelData], *, processes: int = 1) -> bytes:
     """One PDF with one 76 × 130 mm page per label, in the order given.
+
+    With ``processes`` > 1 the labels are drawn in that many parts by as many worker processes
+    (forked: they start with the font and the translations this process has loaded) and the parts
+    joined page by page into one document (:func:`join_pdfs`): the same pages, drawn by the same
+    code, but each part embeds its own subsets of the font, named after the part so that no two
+    differ under one name. In a daemonic process (which may not have children: a django-q2 worker
+    unless ``daemonize_workers`` is off) they are drawn here.
 
     Raises :class:`LabelFontMissing` without the font, :class:`BarcodeTooLong` for a waybill
     number too long to print scannably, ValueError for no labels."""
     if not labels:
         raise ValueError("no labels to render")
     font = label_font()
+    processes = min(processes, len(labels))
+    if processes < 2 or multiprocessing.current_process().daemon:
+        return _render(labels, font)
+    size = -(-len(labels) // processes)
+    parts = [list(labels[i : i + size]) for i in range(0, len(labels), size)]
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=multiprocessing.get_context("fork")) as pool:
+        pdfs = list(pool.map(_render_part, range(len(parts)), parts))
+    return join_pdfs(pdfs)
+
+
+def _render(labels: Sequence[LabelData], font: str) -> bytes:
     buf = io.BytesIO()
-    c = Canvas(buf, pagesize=PAGE_SIZE, invariant=True, pageCompression=1)
-    c.setTitle("e-waybill labels")
-    c.setCreator("livecommerce")
-    with translation.override(LABEL_LANGUAGE):
-        for label in labels:
-            _Label(c, font, label).draw()
-            c.showPage()
-    c.save()
+    a85 = rl_config.useA85
+    # Streams compressed, not also ASCII85-encoded (reportlab's default, for 7-bit channels no
+    # printer needs): a sixth less time and size, the same content.
+    rl_config.useA85 = 0
+    try:
+        c = Canvas(buf, pagesize=PAGE_SIZE, invariant=True, pageCompression=1)
+        c.setTitle("e-waybill labels")
+        c.setCreator("livecommerce")
+        with translation.override(LABEL_LANGUAGE):
+            for label in labels:
+                _Label(c, font, label).draw()
+                c.showPage()
+        c.save()
+    finally:
+        rl_config.useA85 = a85
     return buf.getvalue()
+
+
+def _render_part(index: int, labels: list[LabelData]) -> bytes:
+    """Part ``index`` of a document drawn by several processes (in a worker process). Its font
+    subsets are named ``AAAAAA+WenQuanYiZenHei-0-p<index>``: the parts' subsets hold different
+    glyphs, and a printer that caches fonts by name must not take one for another."""
+    font = label_font()
+    face = pdfmetrics.getFont(font).face
+    face.subfontNameX = face.subfontNameX.split(b"-p")[0] + f"-p{index}".encode()
+    return _render(labels, font)
+
+
+def join_pdfs(parts: Sequence[bytes]) -> bytes:
+    """The pages of ``parts``, in order, in one PDF: the first part's document (its title and
+    creator) with the other parts' pages imported into it (pypdfium2, PDFium's page import)."""
+    import pypdfium2 as pdfium  # imported here: only a big batch's labels need it
+
+    doc = pdfium.PdfDocument(parts[0])
+    try:
+        for part in parts[1:]:
+            src = pdfium.PdfDocument(part)
+            try:
+                doc.import_pages(src)
+            finally:
+                src.close()
+        out = io.BytesIO()
+        doc.save(out)
+        return out.getvalue()
+    finally:
+        doc.close()
 
 
 # --- labels: text fitting ------------------------------------------------------------------
@@ -206,38 +265,73 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     """``text`` broken into lines no wider than ``width`` points: CJK may break between any two
     characters, a run of Latin letters, digits and punctuation (a phone number, "×2") only where it
     is itself too wide, and no line starts with closing punctuation (the word before it comes along)."""
+    m = _Measure(font, size)
     lines: list[str] = []
     current = ""
+    units = 0.0  # ``current``'s glyph widths added up from its start (see _Measure)
     last = 0  # where the last word of the current line starts
     for token in _TOKENS.findall(text.replace("\r", "")):
         if token.isspace():
             if "\n" in token:
                 lines.append(current.rstrip())
-                current, last = "", 0
-            elif current and pdfmetrics.stringWidth(current + " ", font, size) <= width:
-                current += " "
+                current, units, last = "", 0.0, 0
+            elif current and m.width(current + " ", grown := m.grow(units, " ")) <= width:
+                current, units = current + " ", grown
             continue
-        if pdfmetrics.stringWidth(current + token, font, size) <= width:
-            current, last = current + token, len(current)
+        grown = m.grow(units, token)
+        if m.width(current + token, grown) <= width:
+            current, units, last = current + token, grown, len(current)
             continue
         carried = ""
         if token in NO_LINE_START and current[:last].strip():  # 禁则
             current, carried = current[:last], current[last:]
         if current.strip():
             lines.append(current.rstrip())
-        current, last = carried, 0
-        if pdfmetrics.stringWidth(current + token, font, size) <= width:
-            current, last = current + token, len(current)
+        current, units, last = carried, m.grow(0.0, carried), 0
+        grown = m.grow(units, token)
+        if m.width(current + token, grown) <= width:
+            current, units, last = current + token, grown, len(current)
             continue
         for ch in token:  # alone it is still too wide: break it by character
-            if current and pdfmetrics.stringWidth(current + ch, font, size) > width:
+            grown = m.grow(units, ch)
+            if current and m.width(current + ch, grown) > width:
                 lines.append(current)
-                current = ""
-            current += ch
+                current, grown = "", m.grow(0.0, ch)
+            current, units = current + ch, grown
         last = 0
     if current.strip():
         lines.append(current.rstrip())
     return lines
+
+
+class _Measure:
+    """``pdfmetrics.stringWidth`` of a line that grows a token at a time, without measuring the
+    whole line again for every token (``wrap_text`` did: most of a label's drawing time). For a
+    TrueType font reportlab adds the glyph widths up from the first character and scales the sum
+    (``0.001 * size * sum``): a running sum carried on with the next characters is the very sum it
+    computes for the longer line, so the widths are the same numbers, to the last bit. Other fonts
+    are measured whole by reportlab."""
+
+    def __init__(self, font: str, size: float) -> None:
+        self.font, self.size = font, size
+        found = pdfmetrics.getFont(font)
+        self.scale = 0.001 * size
+        self.widths: dict[int, float] | None = found.face.charWidths if isinstance(found, TTFont) else None
+        self.default: float = found.face.defaultWidth if isinstance(found, TTFont) else 0.0
+
+    def grow(self, units: float, text: str) -> float:
+        """``units`` (a line's running sum) carried on over ``text``."""
+        if self.widths is not None:
+            get, default = self.widths.get, self.default
+            for ch in text:
+                units += get(ord(ch), default)
+        return units
+
+    def width(self, line: str, units: float) -> float:
+        """The width of ``line``, whose running sum is ``units``."""
+        if self.widths is None:
+            return pdfmetrics.stringWidth(line, self.font, self.size)
+        return self.scale * units
 
 
 def _ellipsize(line: str, font: str, size: float, width: float) -> str:
@@ -262,6 +356,23 @@ def fit_text(
     """The largest size (0.5 pt steps, ``max_size`` down to ``min_size``) at which ``text`` wraps
     into ``width`` × ``height`` points (and ``max_lines``); at ``min_size`` the lines that fit, the
     last one cut with "…"."""
+    size, lines = _fit(text, font, id(pdfmetrics.getFont(font)), width, height, max_size, min_size, max_lines)
+    return size, list(lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fit(
+    text: str,
+    font: str,
+    _font_id: int,  # the registered font object: a name registered again is another font
+    width: float,
+    height: float,
+    max_size: float,
+    min_size: float,
+    max_lines: int | None,
+) -> tuple[float, tuple[str, ...]]:
+    """``fit_text``, remembered: a batch's labels fit the same sender, shop, goods, express name
+    and routing code into the same boxes page after page."""
     size = max_size
     while True:
         room = max(1, int(height // (size * LEADING)))
@@ -269,11 +380,11 @@ def fit_text(
             room = min(room, max_lines)
         lines = wrap_text(text, font, size, width)
         if len(lines) <= room:
-            return size, lines
+            return size, tuple(lines)
         if size - 0.5 < min_size:
             kept = lines[:room]
             kept[-1] = _ellipsize(kept[-1], font, size, width)
-            return size, kept
+            return size, tuple(kept)
         size -= 0.5
 
 

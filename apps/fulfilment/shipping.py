@@ -10,8 +10,9 @@ idempotent, so a run repeated, or a rerun after a crash or a carrier outage, doe
   parcel the first run made;
 - the parcel's ``code`` is the carrier's idempotency key: a waybill call retried after a timeout
   answers the number of the first call, never a second one;
-- ``confirmed -> shipped`` goes through ``order_transition`` with ``allowed_from=(confirmed,)``,
-  so an order shipped already is not shipped again.
+- ``confirmed -> shipped`` goes through the transition service (``orders_transition_many``, a
+  chunk of whole parcels per transaction) with ``allowed_from=(confirmed,)``, so an order shipped
+  already is not shipped again.
 
 A carrier that times out or is down leaves its parcels' orders ``retry``; the batch reruns them
 after a back-off (``RETRY_DELAYS``), and after the last try they fail into the exception queue.
@@ -32,17 +33,18 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core.bulk import update_rows
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.core.normalise import normalise_address
 from apps.core.phone import normalize_phone
 from apps.orders.errors import InvalidTransition
 from apps.orders.models import PLATFORM_CHANNELS, Order, OrderLine, OrderStatus
-from apps.orders.services.transitions import order_transition
+from apps.orders.services.transitions import TransitionItem, orders_transition_many
 
 from .carriers.base import EXPRESS, CarrierError, CarrierRejected, Party, Waybill, WaybillRequest
 from .carriers.transport import CarrierClient
@@ -66,6 +68,8 @@ WAYBILL_THREADS = 8  # waybill calls in flight at once (the carrier's answer tim
 MAX_BATCH = 20_000
 RUN_LEASE = timedelta(minutes=15)  # a run older than this is a worker that died: the next run takes over
 PROGRESS_EVERY = 100  # parcels shipped between two updates of the batch's counts
+PARCEL_CHUNK = 500  # parcels made (and their waybills written) per transaction
+SHIP_CHUNK = 200  # orders shipped per transaction (whole parcels)
 
 
 def fulfilment_settings(merchant_id: int) -> FulfilmentSettings:
@@ -239,11 +243,20 @@ def batch_run(batch_id: int, *, enqueue_retry: bool = True) -> ShipBatch:
     return _finish(batch, enqueue_retry=enqueue_retry)
 
 
+ORDER_FIELDS = ("public_id", "merchant", "status", "shipping_address", "channel", "buyer", "session", "paid_at",
+                "created_at")  # fmt: skip
+"""What a run reads of an order (a batch of ten thousand loads them all at once)."""
+
+
 def _open_items(batch: ShipBatch) -> list[_Work]:
+    lines = OrderLine.objects.select_related("sku__product").only(
+        "order", "quantity", "reserved", "sku__name", "sku__color", "sku__size", "sku__product__name"
+    )
     items = (
         ShipBatchItem.objects.filter(batch=batch, result__in=(Item.PENDING, Item.RETRY))
-        .select_related("order", "order__buyer")
-        .prefetch_related(Prefetch("order__lines", queryset=OrderLine.objects.select_related("sku__product")))
+        .select_related("order")
+        .only("batch", "parcel", "result", "code", "message", "order", *(f"order__{f}" for f in ORDER_FIELDS))
+        .prefetch_related(Prefetch("order__lines", queryset=lines))
         .order_by("pk")
     )
     return [_Work(item=item, order=item.order) for item in items]
@@ -355,6 +368,9 @@ def _receiver(address: dict[str, Any]) -> dict[str, str]:
     return {f: str(address.get(f) or "").strip() for f in ADDRESS_FIELDS}
 
 
+_Run = tuple[str, str, list["_Work"]]  # a parcel to make: channel, address key, its orders
+
+
 @dataclass
 class _Parcel:
     parcel: Parcel
@@ -396,11 +412,54 @@ def _parcels_for(
                 break
         else:
             runs.append([w])
+    wanted = [(channel, key, run) for (channel, _buyer, key), runs in groups.items() for run in runs]
+    return [*by_parcel.values(), *_new_parcels(batch, account, wanted)]
+
+
+def _new_parcels(batch: ShipBatch, account: CarrierAccount, wanted: list[_Run]) -> list[_Parcel]:
+    """A new parcel for each (channel, address key, orders): ``PARCEL_CHUNK`` parcels per
+    transaction, each written in a few statements (the parcels, their orders, the items' parcel).
+    A chunk that hits a constraint (a parcel code drawn twice, or orders another run parcelled
+    meanwhile) is rolled back and made again parcel by parcel (``_new_parcel`` tells the two apart)."""
     made: list[_Parcel] = []
-    for (channel, _buyer, key), runs in groups.items():
-        for run in runs:
-            made.append(_new_parcel(batch, account, channel, key, run))
-    return [*by_parcel.values(), *made]
+    bulk = connection.features.can_return_rows_from_bulk_insert
+    for start in range(0, len(wanted), PARCEL_CHUNK):
+        chunk = wanted[start : start + PARCEL_CHUNK]
+        if bulk:
+            try:
+                made += _new_parcels_at_once(batch, account, chunk)
+                continue
+            except IntegrityError:
+                pass
+        made += [_new_parcel(batch, account, channel, key, run) for channel, key, run in chunk]
+    return made
+
+
+@transaction.atomic
+def _new_parcels_at_once(batch: ShipBatch, account: CarrierAccount, chunk: list[_Run]) -> list[_Parcel]:
+    parcels = Parcel.objects.bulk_create(
+        [
+            Parcel(
+                merchant_id=batch.merchant_id,
+                code=new_parcel_code(),
+                account=account,
+                express=account.express,
+                channel=channel,
+                address_key=key[:300],
+                receiver=_receiver(run[0].order.shipping_address),
+            )
+            for channel, key, run in chunk
+        ]
+    )
+    made = [_Parcel(parcel, run) for parcel, (_channel, _key, run) in zip(parcels, chunk, strict=True)]
+    ParcelOrder.objects.bulk_create([ParcelOrder(parcel=p.parcel, order=w.order) for p in made for w in p.works])
+    items = []
+    for p in made:
+        for w in p.works:
+            w.item.parcel = p.parcel
+            items.append(w.item)
+    update_rows(ShipBatchItem, items, ["parcel"])
+    return made
 
 
 def _new_parcel(batch: ShipBatch, account: CarrierAccount, channel: str, key: str, run: list[_Work]) -> _Parcel:
@@ -476,17 +535,13 @@ def _allocate_waybills(batch: ShipBatch, account: CarrierAccount, parcels: list[
             answers = list(pool.map(call, requests))
     finally:
         client.close()
+    drawn: list[Parcel] = []
     for p, answer in zip(todo, answers, strict=True):
         if isinstance(answer, Waybill):
-            Parcel.objects.filter(pk=p.parcel.pk).update(
-                waybill_no=answer.waybill_no,
-                routing_code=answer.routing_code[:64],
-                dest_code=answer.dest_code[:64],
-                status=Parcel.Status.WAYBILL,
-                subscribed=callback is not None,  # both carriers subscribe a waybill drawn with a callback
-            )
             p.parcel.waybill_no, p.parcel.routing_code = answer.waybill_no, answer.routing_code[:64]
             p.parcel.dest_code, p.parcel.status = answer.dest_code[:64], Parcel.Status.WAYBILL
+            p.parcel.subscribed = callback is not None  # both carriers subscribe a waybill drawn with a callback
+            drawn.append(p.parcel)
         elif isinstance(answer, CarrierRejected) or not answer.retryable:
             _fail(
                 batch,
@@ -501,46 +556,70 @@ def _allocate_waybills(batch: ShipBatch, account: CarrierAccount, parcels: list[
                 result=Item.RETRY, code=answer.code[:64], message=answer.message[:300]
             )
             p.works.clear()
+    update_rows(
+        Parcel, drawn, ["waybill_no", "routing_code", "dest_code", "subscribed"], same={"status": Parcel.Status.WAYBILL}
+    )
 
 
 def _ship(batch: ShipBatch, parcels: list[_Parcel]) -> None:
-    """``confirmed -> shipped`` for every order of every parcel that has its waybill, one parcel
-    per transaction (a parcel ships whole or not at all)."""
-    actor = f"ship batch #{batch.pk}"
-    for n, p in enumerate(parcels, start=1):
-        if n % PROGRESS_EVERY == 0:
-            _count(batch)
-        if not p.works or not p.parcel.waybill_no:
-            continue
+    """``confirmed -> shipped`` for every order of every parcel that has its waybill, whole parcels
+    of about ``SHIP_CHUNK`` orders per transaction (a parcel ships whole or not at all), through
+    ``orders_transition_many``: an order no longer confirmed is skipped and taken out of its
+    parcel, the others ship."""
+    ready = [p for p in parcels if p.works and p.parcel.waybill_no]
+    since_count = 0
+    chunk: list[_Parcel] = []
+    size = 0
+    for n, p in enumerate(ready, start=1):
+        chunk.append(p)
+        size += len(p.works)
+        if size >= SHIP_CHUNK or n == len(ready):
+            _ship_chunk(batch, chunk)
+            since_count += len(chunk)
+            chunk, size = [], 0
+            if since_count >= PROGRESS_EVERY and n < len(ready):
+                _count(batch)
+                since_count = 0
+
+
+@transaction.atomic
+def _ship_chunk(batch: ShipBatch, chunk: list[_Parcel]) -> None:
+    items: list[TransitionItem] = []
+    for p in chunk:
         express = EXPRESS.get(p.parcel.express, {}).get("name", p.parcel.express)
-        shipped: list[_Work] = []
-        skipped: list[_Work] = []
-        with transaction.atomic():
-            for w in p.works:
-                try:
-                    with transaction.atomic():
-                        order_transition(
-                            order=w.order,
-                            to=OrderStatus.SHIPPED,
-                            actor=actor,
-                            reason=f"{express} {p.parcel.waybill_no}",
-                            allowed_from=(OrderStatus.CONFIRMED,),
-                            carrier=express,
-                            tracking_number=p.parcel.waybill_no,
-                        )
-                    shipped.append(w)
-                except InvalidTransition:
-                    skipped.append(w)
-            if shipped:
-                Parcel.objects.filter(pk=p.parcel.pk, status=Parcel.Status.WAYBILL).update(
-                    status=Parcel.Status.SHIPPED, shipped_at=timezone.now()
+        for w in p.works:
+            items.append(
+                TransitionItem(
+                    pk=w.order.pk,
+                    reason=f"{express} {p.parcel.waybill_no}",
+                    carrier=express,
+                    tracking_number=p.parcel.waybill_no,
                 )
-            ShipBatchItem.objects.filter(pk__in=[w.item.pk for w in shipped]).update(
-                result=Item.SHIPPED, code="", message=""
             )
-            if skipped:
-                _skip(skipped, outcome="not_confirmed", message=_("the order is no longer confirmed"))
-                ParcelOrder.objects.filter(order_id__in=[w.order.pk for w in skipped]).delete()
+    done = orders_transition_many(
+        merchant_id=batch.merchant_id,
+        items=items,
+        to=OrderStatus.SHIPPED,
+        actor=f"ship batch #{batch.pk}",
+        allowed_from=(OrderStatus.CONFIRMED,),
+    )
+    for error in done.refused.values():
+        if not isinstance(error, InvalidTransition):
+            raise error  # an order of the batch that is not the merchant's: never skipped quietly
+    shipped = [w for p in chunk for w in p.works if w.order.pk not in done.refused]
+    skipped = [w for p in chunk for w in p.works if w.order.pk in done.refused]
+    went = [p.parcel.pk for p in chunk if any(w.order.pk not in done.refused for w in p.works)]
+    if went:
+        Parcel.objects.filter(pk__in=went, status=Parcel.Status.WAYBILL).update(
+            status=Parcel.Status.SHIPPED, shipped_at=timezone.now()
+        )
+    if shipped:
+        ShipBatchItem.objects.filter(pk__in=[w.item.pk for w in shipped]).update(
+            result=Item.SHIPPED, code="", message=""
+        )
+    if skipped:
+        _skip(skipped, outcome="not_confirmed", message=_("the order is no longer confirmed"))
+        ParcelOrder.objects.filter(order_id__in=[w.order.pk for w in skipped]).delete()
 
 
 def _finish(batch: ShipBatch, *, enqueue_retry: bool) -> ShipBatch:

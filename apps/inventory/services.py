@@ -7,6 +7,8 @@ rather than ``SELECT ... FOR UPDATE`` + ``UPDATE``; the CHECK constraint is the 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -292,20 +294,50 @@ def stock_release(*, sku_id: int, merchant_id: int, quantity: int, reference: st
 
 
 def stock_ship(*, sku_id: int, merchant_id: int, quantity: int, reference: str) -> None:
-    StockMovement.objects.create(
-        merchant_id=merchant_id,
-        sku_id=sku_id,
-        kind=StockMovement.Kind.SHIP,
-        on_hand_delta=-quantity,
-        reserved_delta=-quantity,
-        reference=reference,
-        reason="shipped",
+    stock_ship_many(merchant_id=merchant_id, lines=[ShipLine(sku_id=sku_id, quantity=quantity, reference=reference)])
+
+
+@dataclass(frozen=True)
+class ShipLine:
+    """Units of one SKU leaving the warehouse for one order (``reference``: its public id)."""
+
+    sku_id: int
+    quantity: int
+    reference: str
+
+
+def stock_ship_many(*, merchant_id: int, lines: Sequence[ShipLine]) -> None:
+    """Reserved units leave the warehouse: a ``ship`` movement per line (the trail names each
+    order), then each SKU's stock row moved once by the lines' total, in SKU (pk) order, with a
+    conditional UPDATE (one statement holds the row lock). Raises InsufficientStock, before the
+    transaction commits, when a SKU has fewer units reserved than its lines ship."""
+    if not lines:
+        return
+    StockMovement.objects.bulk_create(
+        [
+            StockMovement(
+                merchant_id=merchant_id,
+                sku_id=line.sku_id,
+                kind=StockMovement.Kind.SHIP,
+                on_hand_delta=-line.quantity,
+                reserved_delta=-line.quantity,
+                reference=line.reference,
+                reason="shipped",
+            )
+            for line in lines
+        ],
+        batch_size=_BATCH,
     )
-    updated = Stock.objects.filter(sku_id=sku_id, reserved__gte=quantity).update(
-        reserved=F("reserved") - quantity, on_hand=F("on_hand") - quantity
-    )
-    if updated != 1:
-        raise InsufficientStock("shipping more than is reserved", extra={"sku": sku_id})
+    totals: dict[int, int] = defaultdict(int)
+    for line in lines:
+        totals[line.sku_id] += line.quantity
+    for sku_id in sorted(totals):
+        quantity = totals[sku_id]
+        updated = Stock.objects.filter(sku_id=sku_id, reserved__gte=quantity).update(
+            reserved=F("reserved") - quantity, on_hand=F("on_hand") - quantity
+        )
+        if updated != 1:
+            raise InsufficientStock("shipping more than is reserved", extra={"sku": sku_id})
 
 
 def stock_recompute(*, sku_id: int) -> tuple[int, int]:

@@ -235,6 +235,9 @@ Q_CLUSTER = {
     "redis": REDIS_URL,
     "label": "Tasks",
     "ack_failures": True,
+    # A daemonic worker may not start processes: a big shipping batch draws its labels in
+    # LABEL_PROCESSES processes (apps.fulfilment.documents.render_labels).
+    "daemonize_workers": False,
 }
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
@@ -462,6 +465,12 @@ LOW_STOCK_THRESHOLD = int(os.environ.get("LOW_STOCK_THRESHOLD", "10"))
 # An order-list export of at most this many orders downloads at once; a larger one runs as a
 # django-q2 job (ExportJob) with a progress page, its file saved through Django's storage API.
 EXPORT_SYNC_MAX_ROWS = int(os.environ.get("EXPORT_SYNC_MAX_ROWS", "2000"))
+
+# --- Fulfilment -----------------------------------------------------------------------------------
+# Shipping labels: a batch with LABEL_PARALLEL_FROM parcels or more draws them in LABEL_PROCESSES
+# worker processes (1: always in the batch's own process).
+LABEL_PROCESSES = int(os.environ.get("LABEL_PROCESSES", "2"))
+LABEL_PARALLEL_FROM = int(os.environ.get("LABEL_PARALLEL_FROM", "1000"))
 
 # Sales platforms (apps/platforms): inbox processing is kicked after each stored message (a worker
 # task; the minute schedule catches up).

@@ -26,8 +26,11 @@ SECRETS_ENCRYPTION_KEYS = SECRETS_ENCRYPTION_KEYS or [fernet_key_from(TEST_SECRE
 # Pictures uploaded by the tests go to a folder of this test process, shared (through the
 # environment) with the servers it starts; removed when the run ends (tests/conftest.py).
 MEDIA_ROOT = Path(os.environ.setdefault("MEDIA_ROOT", str(VAR_DIR / f"test-media-{os.getpid()}")))
-# Exports: this process's own private folder beside it (never under MEDIA_ROOT, which is served).
-STORAGES["exports"]["OPTIONS"]["location"] = str(VAR_DIR / f"test-exports-{os.getpid()}")  # type: ignore[index]  # noqa: F405 - a dict of dicts from base
+# Exports: this run's own private folder beside it (never under MEDIA_ROOT, which is served), shared
+# through the environment with the servers and workers it starts, like MEDIA_ROOT.
+STORAGES["exports"]["OPTIONS"]["location"] = os.environ.setdefault(  # type: ignore[index]  # noqa: F405 - a dict of dicts from base
+    "LC_TEST_EXPORTS_ROOT", str(VAR_DIR / f"test-exports-{os.getpid()}")
+)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if IS_SQLITE:
     # A file, not :memory:, so threads in transactional tests share one database.

@@ -11,12 +11,15 @@ import io
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 from barcode.charsets import code128
 from django.utils import translation
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from PIL import Image
 from reportlab.lib.units import mm
@@ -112,6 +115,7 @@ def test_render_labels_gives_one_76_by_130_mm_page_per_label() -> None:
     labels = [make_label(waybill_no=f"7890123456789{i}", parcel_code=f"P{i}") for i in range(3)]
     pdf = render_labels(labels)
     assert pdf.startswith(b"%PDF-")
+    assert b"/ASCII85Decode" not in pdf and b"/FlateDecode" in pdf  # compressed, not also ASCII-armoured
     with pdfium.PdfDocument(pdf) as doc:
         assert len(doc) == 3
         for i in range(len(doc)):
@@ -122,6 +126,49 @@ def test_render_labels_gives_one_76_by_130_mm_page_per_label() -> None:
             assert top == pytest.approx(130 * PT_PER_MM, abs=0.01)
             assert page.get_size() == (right, top)
             assert f"7890123456789{i}" in page_text(page)  # in the order given
+
+
+def test_labels_drawn_by_worker_processes_are_the_same_pages_in_one_document() -> None:
+    """A big batch's labels are drawn in parts by worker processes and joined: the same pages, in
+    the order given, with the same text and the same pixels as drawn in one process; each part's
+    font subsets under a name of their own; the document keeps its title."""
+    labels = [
+        make_label(waybill_no=f"7890123456{i:04d}", parcel_code=f"P{i}", receiver=LONG_RECEIVER if i % 3 else RECEIVER)
+        for i in range(7)
+    ]
+    alone, parted = render_labels(labels), render_labels(labels, processes=3)
+    with pdfium.PdfDocument(alone) as one, pdfium.PdfDocument(parted) as joined:
+        assert len(joined) == len(one) == 7
+        assert joined.get_metadata_dict()["Title"] == "e-waybill labels"
+        for i in range(7):
+            assert page_text(joined[i]) == page_text(one[i])
+            assert f"7890123456{i:04d}" in page_text(joined[i])
+            assert render(joined[i], 100).tobytes() == render(one[i], 100).tobytes()
+    for part in range(3):
+        assert f"WenQuanYiZenHei-0-p{part}".encode() in parted
+    assert b"WenQuanYiZenHei-0-p" not in alone
+
+
+def _render_in_daemon(labels: list[LabelData], out: Any) -> None:
+    out.send(render_labels(labels, processes=2))
+
+
+def test_a_daemonic_process_draws_the_labels_itself() -> None:
+    """A daemonic process may not start processes (a django-q2 worker with ``daemonize_workers``
+    on): the labels are drawn in it, the same bytes as in one process."""
+    import multiprocessing
+
+    labels = [make_label(waybill_no=f"7890123456{i:04d}") for i in range(3)]
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_render_in_daemon, args=(labels, send), daemon=True)
+    child.start()
+    try:
+        assert receive.poll(60)
+        assert receive.recv() == render_labels(labels)
+    finally:
+        child.join(30)
+    assert child.exitcode == 0
 
 
 @pytest.mark.parametrize("dpi", [203, 300])
@@ -369,6 +416,63 @@ def test_wrap_text_keeps_phone_numbers_and_latin_runs_whole() -> None:
     assert any("13800138000" in line for line in lines)
     assert all(documents.pdfmetrics.stringWidth(line, font, 12) <= 30 * mm for line in lines)
     assert "".join(lines).replace(" ", "") == "收件人张三13800138000上海市浦东新区世纪大道100号"
+
+
+def _wrap_measuring_whole_lines(text: str, font: str, size: float, width: float) -> list[str]:
+    """``wrap_text`` as it was first written: every candidate line measured whole by reportlab."""
+
+    def w(s: str) -> float:
+        return documents.pdfmetrics.stringWidth(s, font, size)
+
+    lines: list[str] = []
+    current, last = "", 0
+    for token in documents._TOKENS.findall(text.replace("\r", "")):
+        if token.isspace():
+            if "\n" in token:
+                lines.append(current.rstrip())
+                current, last = "", 0
+            elif current and w(current + " ") <= width:
+                current += " "
+            continue
+        if w(current + token) <= width:
+            current, last = current + token, len(current)
+            continue
+        carried = ""
+        if token in documents.NO_LINE_START and current[:last].strip():
+            current, carried = current[:last], current[last:]
+        if current.strip():
+            lines.append(current.rstrip())
+        current, last = carried, 0
+        if w(current + token) <= width:
+            current, last = current + token, len(current)
+            continue
+        for ch in token:
+            if current and w(current + ch) > width:
+                lines.append(current)
+                current = ""
+            current += ch
+        last = 0
+    if current.strip():
+        lines.append(current.rstrip())
+    return lines
+
+
+WRAP_ALPHABET = list("收件人张三上海市浦东新区（代收）。，、abcXYZ0123456789-+×… \n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("收件人张三上海市浦东新区（代收）。，、abcXYZ0123456789-+×… \n")), max_size=90
+    ),
+    size=st.sampled_from([6, 6.5, 7, 9, 12, 13.5, 17, 34]),
+    width=st.floats(min_value=10, max_value=220),
+)
+def test_wrap_text_breaks_exactly_where_measuring_whole_lines_would(text: str, size: float, width: float) -> None:
+    """``wrap_text`` carries each line's width along instead of measuring the line again for every
+    token: the same breaks, to the last bit of every comparison, as measuring whole lines."""
+    font = documents.label_font()
+    assert wrap_text(text, font, size, width) == _wrap_measuring_whole_lines(text, font, size, width)
 
 
 # --- inputs and font --------------------------------------------------------------------------

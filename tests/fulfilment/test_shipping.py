@@ -426,3 +426,121 @@ def test_a_shipped_parcel_without_movement_goes_to_the_exception_queue_once(conf
     assert automation.flag_stale_parcels(now=in_four_days) == 1
     assert automation.flag_stale_parcels(now=in_four_days) == 0
     assert FulfilmentException.objects.get().kind == "no_movement"
+
+
+def test_an_order_cancelled_after_its_waybill_is_skipped_and_leaves_its_parcel(confirmed, sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The ship step takes whole parcels per transaction through ``orders_transition_many``: an
+    order cancelled after the waybills were drawn (a buyer's refund, between two steps) is skipped
+    alone and taken out of its parcel; the other orders ship."""
+    from apps.orders.services.transitions import order_cancel
+
+    account, _api, ids = confirmed
+    real = shipping._allocate_waybills
+
+    def then_cancel(batch, account, parcels):  # type: ignore[no-untyped-def]
+        real(batch, account, parcels)
+        order_cancel(order=Order.objects.get(public_id=ids[1]), actor="staff:1", reason="refund")
+
+    monkeypatch.setattr(shipping, "_allocate_waybills", then_cancel)
+    batch = ship(account, ids)
+    assert (batch.status, batch.shipped, batch.failed) == (ShipBatch.Status.DONE, 2, 0)
+    results = dict(ShipBatchItem.objects.filter(batch=batch).values_list("order__public_id", "result"))
+    assert results == {ids[0]: "shipped", ids[1]: "skipped", ids[2]: "shipped"}
+    assert not ParcelOrder.objects.filter(order__public_id=ids[1]).exists()
+    statuses = dict(Order.objects.filter(public_id__in=ids).values_list("public_id", "status"))
+    assert statuses == {ids[0]: S.SHIPPED, ids[1]: S.REFUND_PENDING, ids[2]: S.SHIPPED}
+    assert not ledger_verify(merchant_id=account.merchant_id)
+
+
+def test_a_parcel_code_drawn_twice_makes_the_parcels_one_by_one(confirmed, sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Parcels are made many per statement; a code drawn twice in one chunk rolls the chunk back
+    and it is made again parcel by parcel, each drawing a fresh code."""
+    account, _api, ids = confirmed
+    codes = iter(["PDUPLICATE", "PDUPLICATE", "PDUPLICATE", "PFRESH1", "PFRESH2", "PFRESH3"])
+    monkeypatch.setattr(shipping, "new_parcel_code", lambda: next(codes))
+    batch = ship(account, ids)
+    assert (batch.status, batch.shipped) == (ShipBatch.Status.DONE, 3)
+    assert sorted(Parcel.objects.values_list("code", flat=True)) == ["PFRESH1", "PFRESH2", "PFRESH3"]
+
+
+def test_a_batch_of_nine_orders_takes_about_as_many_queries_as_one_of_three(merchant, sim) -> None:  # type: ignore[no-untyped-def]
+    """The statements of a batch are per step and chunk, not per order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    account = make_account(merchant, sim)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(merchant)}")
+    listing = make_listing(merchant, quota=20, limit=20)
+    ids = []
+    for i in range(12):
+        public_id = place(api, listing.pk, f"q-{i}", address(f"买家{i}", f"1391111{i:04d}", f"文二路{i}号"))
+        pay(public_id)
+        confirm(public_id)
+        ids.append(public_id)
+    counts = []
+    for chosen in (ids[:3], ids[3:]):
+        with CaptureQueriesContext(connection) as ctx:
+            ship(account, chosen)
+        counts.append(len(ctx.captured_queries))
+    assert counts[1] - counts[0] <= 6, counts  # 3 more orders (and parcels, labels ...) cost a few queries at most
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_the_django_q2_worker_draws_a_big_batchs_labels_in_worker_processes(merchant, sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The worker ./run starts runs the batch; its labels are drawn by processes it starts
+    (``LABEL_PARALLEL_FROM`` lowered so that three parcels are a big batch): a daemonic worker
+    could not start them."""
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+    from django.core.files.storage import storages
+    from django_q.conf import Conf
+
+    from .. import servers
+
+    account = make_account(merchant, sim)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(merchant)}")
+    listing = make_listing(merchant, quota=10, limit=2)
+    ids = [
+        place(api, listing.pk, f"fan-{i}", address(f"买家{i}", f"1390000{i:04d}", f"文三路{i}号1栋10{i}"))
+        for i in range(3)
+    ]
+    for public_id in ids:
+        pay(public_id)
+        confirm(public_id)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=django_settings.BASE_DIR,
+        env=servers.child_env(
+            LC_Q_SYNC="0",
+            Q_WORKERS="1",
+            LABEL_PARALLEL_FROM="2",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        monkeypatch.setattr(Conf, "SYNC", False)  # queued for the worker, not run here
+        batch = shipping.batch_create(merchant_id=account.merchant_id, actor="test", orders=ids)
+
+        def done() -> bool:
+            assert worker.poll() is None, "qcluster exited"
+            batch.refresh_from_db()
+            return batch.status == ShipBatch.Status.DONE
+
+        wait_until(done, timeout=120, interval=0.5, what="the worker to run the batch")
+        assert (batch.shipped, batch.failed) == (3, 0)
+        with storages["exports"].open(batch.labels_file) as f:
+            pdf = f.read()
+    finally:
+        servers.stop(worker, grace=5)
+    assert b"WenQuanYiZenHei-0-p1" in pdf  # drawn in parts by worker processes
+    import pypdfium2 as pdfium
+
+    with pdfium.PdfDocument(pdf) as doc:
+        assert len(doc) == 3

@@ -113,6 +113,10 @@ def _order_writes(path: pathlib.Path) -> list[str]:
     found: list[str] = []
     order_names = {"order", "locked", "o"}
     for node in ast.walk(tree):
+        # apps.core.bulk.update_rows(Order, ...): a set-based write of order rows
+        if isinstance(node, ast.Call) and _chain(node.func)[-1:] == ["update_rows"]:
+            if node.args and _chain(node.args[0]) == ["Order"]:
+                found.append(f"{path}:{node.lineno}: update_rows(Order, ...)")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             chain = _chain(node.func)
             # Order.objects....update(status=...) / bulk_update(..., ["status"])

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -132,10 +133,61 @@ def event_hash(
 def ledger_append(*, order: Order, from_status: str, to_status: str, actor: str, reason: str) -> OrderEvent:
     """Append one event. Call inside the transaction that changes the order; locks the head row
     (take it last: it is the merchant's most contended row)."""
-    head = LedgerHead.objects.select_for_update().filter(pk=order.merchant_id).first()
+    head = _head_for_update(order.merchant_id)
+    event = _chained(head, order=order, from_status=from_status, to_status=to_status, actor=actor, reason=reason)
+    event.save(force_insert=True)
+    LedgerHead.objects.filter(pk=head.pk).update(seq=head.seq, last_hash=head.last_hash)
+    return event
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One event for :func:`ledger_append_many`: what ``ledger_append`` takes for one order."""
+
+    order: Order
+    from_status: str
+    to_status: str
+    actor: str
+    reason: str
+
+
+def ledger_append_many(*, merchant_id: int, entries: Sequence[LedgerEntry]) -> list[OrderEvent]:
+    """``ledger_append`` for many orders of one merchant under one lock of its head: the events
+    are chained in the order given (the same links, hashes and seq numbers as that many
+    ``ledger_append`` calls), inserted in one statement, and the head moved once. Call inside the
+    transaction that changes the orders, last (the head is the merchant's most contended row).
+    Returns the events in the order given."""
+    if any(e.order.merchant_id != merchant_id for e in entries):
+        raise ValueError("ledger_append_many: every order must be the merchant's")
+    if not entries:
+        return []
+    head = _head_for_update(merchant_id)
+    events = [
+        _chained(head, order=e.order, from_status=e.from_status, to_status=e.to_status, actor=e.actor, reason=e.reason)
+        for e in entries
+    ]
+    OrderEvent.objects.bulk_create(events, batch_size=LEDGER_INSERT_BATCH)
+    LedgerHead.objects.filter(pk=head.pk).update(seq=head.seq, last_hash=head.last_hash)
+    return events
+
+
+LEDGER_INSERT_BATCH = 1000  # events per INSERT of ledger_append_many
+
+
+def _head_for_update(merchant_id: int) -> LedgerHead:
+    """The merchant's ledger head, locked (made first when the merchant has none yet)."""
+    head = LedgerHead.objects.select_for_update().filter(pk=merchant_id).first()
     if head is None:
-        LedgerHead.objects.get_or_create(merchant_id=order.merchant_id)
-        head = LedgerHead.objects.select_for_update().get(pk=order.merchant_id)
+        LedgerHead.objects.get_or_create(merchant_id=merchant_id)
+        head = LedgerHead.objects.select_for_update().get(pk=merchant_id)
+    return head
+
+
+def _chained(
+    head: LedgerHead, *, order: Order, from_status: str, to_status: str, actor: str, reason: str
+) -> OrderEvent:
+    """The next event of the chain whose tip is ``head`` (locked), not saved yet; moves ``head``
+    (in memory) onto it."""
     seq = head.seq + 1
     now = timezone.now()
     h = event_hash(
@@ -149,7 +201,7 @@ def ledger_append(*, order: Order, from_status: str, to_status: str, actor: str,
         created_at=now,
         prev_hash=head.last_hash,
     )
-    event = OrderEvent.objects.create(
+    event = OrderEvent(
         merchant_id=order.merchant_id,
         seq=seq,
         order=order,
@@ -161,7 +213,7 @@ def ledger_append(*, order: Order, from_status: str, to_status: str, actor: str,
         prev_hash=head.last_hash,
         hash=h,
     )
-    LedgerHead.objects.filter(pk=head.pk).update(seq=seq, last_hash=h)
+    head.seq, head.last_hash = seq, h
     return event
 
 
