@@ -383,13 +383,7 @@ def _owe(refund: RefundRequest, order: Order, *, actor: str, step: str) -> None:
     """The money is due now: the order owes it back (ledger), and the refund is on its way. A
     request for the whole order takes the order to ``refund_pending`` (before shipping that gives
     its units back to the sale)."""
-    already = (
-        RefundRequest.objects.filter(order=order, status__in=RefundRequest.OWED)
-        .exclude(source=RefundRequest.Source.SYSTEM)
-        .exclude(pk=refund.pk)
-        .aggregate(s=Sum("amount"))["s"]
-    ) or Decimal("0")
-    whole = already + refund.amount >= order.total
+    whole = _owed_by_requests(order, exclude=refund.pk) + refund.amount >= order.total
     reason = f"{refund.public_id}: {step}, {refund.amount} to refund"
     if whole and order.status == S.ON_HOLD:  # cancelled, owing this amount (the rest is owed already)
         order_transition(order=order, to=S.CANCELLED, actor=actor, reason=reason, refund_amount=refund.amount)

@@ -9,18 +9,16 @@ Times are ISO 8601 with an offset, read into aware UTC datetimes.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final, Literal, cast
 
-from apps.orders.errors import InvalidOrder, SignatureInvalid, TimestampStale
+from apps.orders.errors import InvalidOrder
+from apps.orders.services.payments import sign, verify_signed
 
 CURRENCY: Final = "CNY"
 MAX_SKEW_SECONDS: Final = 300
@@ -118,7 +116,7 @@ def format_time(at: datetime) -> str:
 def sign_request(body: bytes, timestamp: int | str, secret: str) -> str:
     """Hex HMAC-SHA256 of ``f"{timestamp}." + body`` (the raw bytes sent) with ``secret``: our calls
     with the API secret, the provider's callbacks with the webhook secret (as payment notifications)."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return sign(body, timestamp, secret)
 
 
 def request_headers(*, app_id: str, secret: str, body: bytes, timestamp: int) -> dict[str, str]:
@@ -142,19 +140,16 @@ def verify_signature(
     """Check ``X-Timestamp`` / ``X-Signature`` of ``body``: ``SignatureInvalid`` (missing, not unix
     seconds, not matching, no secret configured) or ``TimestampStale`` (more than ``max_skew``
     seconds from ``now``)."""
-    if not secret:
-        raise SignatureInvalid("refund callbacks are not configured (no secret)")
-    if not timestamp or not signature:
-        raise SignatureInvalid("X-Timestamp and X-Signature headers are required")
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        raise SignatureInvalid("X-Timestamp must be unix seconds") from None
-    now = time.time() if now is None else now
-    if abs(now - ts) > max_skew:
-        raise TimestampStale(f"X-Timestamp is more than {int(max_skew)} seconds away from now", extra={"timestamp": ts})
-    if not hmac.compare_digest(sign_request(body, ts, secret), signature.strip().lower()):
-        raise SignatureInvalid("signature does not match")
+    verify_signed(
+        body=body,
+        timestamp=timestamp,
+        signature=signature,
+        secret=secret,
+        now=now,
+        max_skew=max_skew,
+        unconfigured="refund callbacks are not configured (no secret)",
+        stale=f"X-Timestamp is more than {int(max_skew)} seconds away from now",
+    )
 
 
 # --- the values -------------------------------------------------------------------------------

@@ -51,9 +51,35 @@ def sign(body: bytes, timestamp: int | str, secret: str | None = None) -> str:
 
 
 def verify_signature(*, body: bytes, timestamp: str | None, signature: str | None, now: float | None = None) -> None:
-    secret = settings.PAYMENT_WEBHOOK_SECRET
+    verify_signed(
+        body=body,
+        timestamp=timestamp,
+        signature=signature,
+        secret=settings.PAYMENT_WEBHOOK_SECRET,
+        now=now,
+        max_skew=settings.PAYMENT_MAX_SKEW_SECONDS,
+        unconfigured="payment notifications are not configured (PAYMENT_WEBHOOK_SECRET)",
+        stale="X-Timestamp is more than 5 minutes away from now",
+    )
+
+
+def verify_signed(
+    *,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    secret: str,
+    now: float | None,
+    max_skew: float,
+    unconfigured: str,
+    stale: str,
+) -> None:
+    """The provider's signature scheme (``X-Timestamp`` / ``X-Signature``: hex HMAC-SHA256 over
+    ``"{timestamp}." + body``), for its payment notifications and its refund callbacks alike.
+    Raises SignatureInvalid (no secret, a header missing, not unix seconds, no match) or
+    TimestampStale (more than ``max_skew`` seconds from ``now``)."""
     if not secret:
-        raise SignatureInvalid("payment notifications are not configured (PAYMENT_WEBHOOK_SECRET)")
+        raise SignatureInvalid(unconfigured)
     if not timestamp or not signature:
         raise SignatureInvalid("X-Timestamp and X-Signature headers are required")
     try:
@@ -61,10 +87,9 @@ def verify_signature(*, body: bytes, timestamp: str | None, signature: str | Non
     except ValueError:
         raise SignatureInvalid("X-Timestamp must be unix seconds") from None
     now = time.time() if now is None else now
-    if abs(now - ts) > settings.PAYMENT_MAX_SKEW_SECONDS:
-        raise TimestampStale("X-Timestamp is more than 5 minutes away from now", extra={"timestamp": ts})
-    expected = sign(body, ts, secret)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if abs(now - ts) > max_skew:
+        raise TimestampStale(stale, extra={"timestamp": ts})
+    if not hmac.compare_digest(sign(body, ts, secret), signature.strip().lower()):
         raise SignatureInvalid("signature does not match")
 
 
