@@ -99,7 +99,7 @@ def _process(pk: int) -> tuple[str, datetime | None]:
         state, retry_at = _fail(msg, exc)
         return state, (retry_at if exc.retryable else None)
     except Exception as exc:  # noqa: BLE001 - one message never stops the others; it is retried
-        log.warning("platform message failed", extra={"message": msg.pk}, exc_info=True)
+        log.warning("platform message failed", extra={"inbox_message": msg.pk}, exc_info=True)
         return _fail(msg, exc)[0], None
     return _finish(msg, InboxMessage.State.PROCESSED), None
 
