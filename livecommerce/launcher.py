@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from livecommerce import runtime
@@ -37,8 +38,36 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held back in the parent (spawn)
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def spawn(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` of a child that dies with us, with Ctrl-C and SIGTERM held back while
+    it forks. A stop while starting raises in whatever Python code runs (``_stop_while_starting``);
+    landing in the fork's own handlers (``logging`` releases its lock in the parent there), the
+    exception was swallowed with the lock still held, and ./run hung at its next log line. Held
+    back, the signal arrives once the child exists; the child is then stopped and the stop goes on."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        proc = subprocess.Popen(command, preexec_fn=_die_with_parent, **kwargs)  # noqa: S603 - our own commands
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile raises here
+    except BaseException:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+        raise
+    return proc
 
 
 def find_redis_server() -> str:
@@ -65,7 +94,7 @@ def embedded_redis(tag: str) -> Iterator[str]:
         sock = Path(tempfile.gettempdir()) / f"lc-redis-{tag}-{os.getpid()}.sock"
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             find_redis_server(),
             "--daemonize",
@@ -85,7 +114,6 @@ def embedded_redis(tag: str) -> Iterator[str]:
             "--dir",
             str(VAR),
         ],
-        preexec_fn=_die_with_parent,
         stdout=subprocess.DEVNULL,
         # Not in our process group: Ctrl-C must not stop it before the worker that uses it.
         start_new_session=True,
@@ -127,11 +155,10 @@ def services(tag: str) -> Iterator[None]:
 def manage(*args: str, capture: bool = False) -> str:
     """Run ``manage.py ARGS`` (its stdout returned when ``capture``). It runs in a session of its
     own, so Ctrl-C reaches us, not it: we stop it with SIGTERM (no KeyboardInterrupt traceback)."""
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE if capture else None,
-        preexec_fn=_die_with_parent,
         start_new_session=True,
     )
     try:
@@ -223,12 +250,11 @@ def bind_warning(host: str, settings_module: str) -> str | None:
 def supervised(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``command`` under ``livecommerce.supervise`` in a new session: the command and every
     process it forks die with us, even when we are killed with SIGKILL (see supervise.py)."""
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "livecommerce.supervise", "--parent", str(os.getpid())]
         + ["--grace", str(STOP_GRACE), "--", *command],
         cwd=ROOT,
         env=env,
-        preexec_fn=_die_with_parent,
         start_new_session=True,
     )
     proc.name = name  # type: ignore[attr-defined]  # for the exit message

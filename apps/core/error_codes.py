@@ -294,7 +294,8 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "refund_on_platform": ErrorCode(
         409,
-        "a refund request for an order a sales platform sold: the buyer asks on the platform",
+        "a refund request for an order a sales platform sold (the buyer asks on the platform), or a decision "
+        "on a platform's request (approve, reject, withdraw): the platform decides, and its answer comes back",
         "This order was sold on douyin: the buyer asks for a refund there.",
     ),
     "refund_open": ErrorCode(
@@ -572,10 +573,10 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
         "invalid_transition",
     ),
     "GET /refunds/{id}": ("not_found",),
-    "POST /refunds/{id}/approve": (*_PATCH, "refund_state", "invalid_transition"),
-    "POST /refunds/{id}/reject": (*_PATCH, "refund_state"),
+    "POST /refunds/{id}/approve": (*_PATCH, "refund_state", "refund_on_platform", "invalid_transition"),
+    "POST /refunds/{id}/reject": (*_PATCH, "refund_state", "refund_on_platform"),
     "POST /refunds/{id}/receive": ("not_found", "refund_state", "invalid_transition", "invalid_stock_change"),
-    "POST /refunds/{id}/withdraw": ("not_found", "refund_state"),
+    "POST /refunds/{id}/withdraw": ("not_found", "refund_state", "refund_on_platform"),
     "GET /listings/{id}/channels": ("not_found",),
     "PUT /listings/{id}/channels": (
         *_PATCH,

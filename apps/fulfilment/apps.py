@@ -31,6 +31,7 @@ class FulfilmentConfig(AppConfig):
         from . import exception_queue
         from .admin import ship_orders
         from .payments.sandbox import sandbox_payment_register
+        from .platform_refunds import platform_aftersale_apply
         from .refunds import buyer_panel, refunds_owed_of
         from .tracking import order_trace
 
@@ -43,4 +44,5 @@ class FulfilmentConfig(AppConfig):
         hooks.order_changed.connect(exception_queue.on_order_changed, dispatch_uid="fulfilment.order_changed")
         hooks.order_attention.connect(exception_queue.on_order_attention, dispatch_uid="fulfilment.order_attention")
         hooks.registry.sandbox_paid = sandbox_payment_register
+        hooks.registry.platform_aftersale = platform_aftersale_apply
         post_migrate.connect(ensure_schedules, sender=self)

@@ -512,16 +512,27 @@ class RefundRequest(models.Model):
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     received_at = models.DateTimeField(_("goods received at"), null=True, blank=True)
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
+    # A platform's request (source "platform"): "<platform>:<its id>", its own word for the last
+    # step, when that step happened there, and our name for it (``protocol.aftersales.Phase``).
+    platform_refund_id = models.CharField(_("platform refund id"), max_length=80, blank=True, default="")
+    platform_status = models.CharField(_("platform status"), max_length=40, blank=True, default="")
+    platform_event_at = models.DateTimeField(_("platform step at"), null=True, blank=True)
+    platform_phase = models.CharField(_("platform step"), max_length=20, blank=True, default="")
 
     class Meta:
         verbose_name = _("refund request")
         verbose_name_plural = _("refund requests")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(
+            models.UniqueConstraint(  # a platform's requests are the platform's: one per sub-order
                 fields=["order"],
-                condition=Q(status__in=["requested", "awaiting_return", "refunding"]),
+                condition=Q(status__in=["requested", "awaiting_return", "refunding"]) & ~Q(source="platform"),
                 name="one_open_refund_per_order",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "platform_refund_id"],
+                condition=~Q(platform_refund_id=""),
+                name="refund_platform_id_unique",
             ),
             models.UniqueConstraint(
                 fields=["merchant", "idempotency_key"],

@@ -347,6 +347,13 @@ def _expect(refund: RefundRequest, *states: str) -> None:
         )
 
 
+def _not_platform(refund: RefundRequest) -> None:
+    if refund.source == RefundRequest.Source.PLATFORM:
+        from .platform_refunds import decided_on_platform
+
+        raise decided_on_platform(refund)
+
+
 def _expect_refundable(order: Order) -> None:
     if order.status not in REFUNDABLE:
         raise Conflict(
@@ -361,6 +368,7 @@ def refund_approve(*, refund: RefundRequest, actor: str, note: str = "") -> Refu
     """Agree to a request: a return now waits for the goods; money alone is owed at once."""
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
+    _not_platform(req)
     _expect(req, R.REQUESTED)
     _expect_refundable(order)
     _approve(req, order, actor=actor, note=note)
@@ -403,6 +411,7 @@ def refund_reject(*, refund: RefundRequest, actor: str, note: str) -> RefundRequ
         raise _invalid(_("Say why the request is rejected: the buyer sees it."), field="note")
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
+    _not_platform(req)
     _expect(req, R.REQUESTED, R.AWAITING_RETURN)
     req.status, req.decided_by, req.decided_at = R.REJECTED, actor[:150], timezone.now()
     req.decision_note = note.strip()[:300]
@@ -416,6 +425,7 @@ def refund_withdraw(*, refund: RefundRequest, actor: str) -> RefundRequest:
     """The buyer takes the request back (before the money is owed)."""
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
+    _not_platform(req)
     _expect(req, R.REQUESTED, R.AWAITING_RETURN)
     req.status = R.WITHDRAWN
     req.save(update_fields=["status"])
@@ -430,18 +440,28 @@ def refund_receive(*, refund: RefundRequest, actor: str) -> RefundRequest:
     order = order_lock(pk=refund.order_id)
     req = _lock(refund)
     _expect(req, R.AWAITING_RETURN)
+    if req.source == RefundRequest.Source.PLATFORM:  # restock only: the platform pays
+        from .platform_refunds import platform_receive
+
+        platform_receive(req, order, actor=actor)
+        return req
     _expect_refundable(order)
-    for line in RefundLine.objects.filter(refund=req).select_related("order_line__sku"):
-        inventory.stock_return(
-            sku=line.order_line.sku,
-            quantity=line.quantity,
-            reason=f"returned ({req.public_id})",
-            reference=order.public_id,
-        )
+    restock(req, order)
     req.received_at = timezone.now()
     _owe(req, order, actor=actor, step="goods received")
     transaction.on_commit(lambda: refund_enqueue(req.pk))
     return req
+
+
+def restock(refund: RefundRequest, order: Order, *, why: str = "") -> None:
+    """A return's units back on the shelf: a ``return`` stock movement per line, naming the refund."""
+    for line in RefundLine.objects.filter(refund=refund).select_related("order_line__sku"):
+        inventory.stock_return(
+            sku=line.order_line.sku,
+            quantity=line.quantity,
+            reason=f"returned ({refund.public_id}{', ' + why if why else ''})",
+            reference=order.public_id,
+        )
 
 
 # --- paying --------------------------------------------------------------------------------------
@@ -618,6 +638,7 @@ def refund_retry(*, refund: RefundRequest, actor: str) -> RefundRequest:
     first what became of the number it knows: paid after all, it is recorded as paid; failed, it
     goes again under a new number; unknown there, under the same one. Never while the provider
     may still pay the earlier attempt (a Conflict: try again later)."""
+    _not_platform(refund)
     _expect(refund, R.FAILED)
     try:
         with refund_client() as client:
@@ -721,6 +742,7 @@ def refunds_due(*, limit: int = 200) -> int:
     """Send (or ask after) every refund whose time has come. Returns how many were tried."""
     due = list(
         RefundRequest.objects.filter(status=R.REFUNDING, next_attempt_at__lte=timezone.now())
+        .exclude(source=RefundRequest.Source.PLATFORM)  # the platform pays those
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

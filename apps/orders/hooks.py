@@ -103,6 +103,7 @@ class _Registry:
     risk_review: Callable[..., list[Any]] | None = None
     exception_counts: Callable[..., list[dict[str, Any]]] | None = None
     sandbox_paid: Callable[..., Any] | None = None
+    platform_aftersale: Callable[..., Any] | None = None
 
 
 registry = _Registry()
@@ -144,7 +145,14 @@ registry = _Registry()
 - ``sandbox_paid(transaction_id=, amount=)``: told by the demo's sandbox pay button, before the
   payment is applied, of the payment it makes up, so the payment provider's local simulator knows
   the transaction and pays its refunds back (``apps.fulfilment``). Best-effort: quick, and a
-  failure (or an exception, which the button logs) never stops the payment."""
+  failure (or an exception, which the button logs) never stops the payment.
+- ``platform_aftersale(order_id=, platform=, refund_id=, phase=, kind=, amount=, occurred_at=,
+  platform_status=, sku_id=, units=, reason=)``: a sales platform's after-sales step for one of
+  our orders (``apps.platforms.protocol.aftersales.AfterSale``'s fields, as keywords; the sub-order
+  it names as our ``sku_id`` and its ``units``, both None for the whole order), told by the platform
+  inbox; the receiver mirrors it as the order's after-sales request and applies what it means for
+  the order (``apps.fulfilment``). In its own transaction; an exception fails the message, which is
+  retried."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ from . import stock_sync
 from .clients import client_for
 from .intake import stored_event
 from .models import InboxMessage, PlatformOrder, PlatformShop, ShopPlatform
+from .protocol.aftersales import AfterSale, aftersale_of
 from .protocol.base import CanonicalOrder, PlatformError
 from .selectors import resolve_sku
 
@@ -92,9 +93,13 @@ def _process(pk: int) -> tuple[str, datetime | None]:
         order_id = event.order_id
         if not order_id or event.kind in ("verification", "heartbeat"):
             return _finish(msg, InboxMessage.State.IGNORED), None
+        sale = aftersale_of(event)
         with client_for(msg.shop) as client:
             detail = client.order_detail(order_id)
-        apply_detail(msg.shop, detail)
+        if sale is None:
+            apply_detail(msg.shop, detail)
+        else:
+            apply_aftersale(msg.shop, detail, sale)
     except PlatformError as exc:  # retryable: a timeout, a 5xx, a busy code (the shop's API, not this message)
         state, retry_at = _fail(msg, exc)
         return state, (retry_at if exc.retryable else None)
@@ -247,6 +252,53 @@ def apply_detail(shop: PlatformShop, detail: CanonicalOrder) -> PlatformOrder:
                 _report_conflict(shop, po.order_id, detail)
         po.save()
     return po
+
+
+def apply_aftersale(shop: PlatformShop, detail: CanonicalOrder, sale: AfterSale) -> PlatformOrder:
+    """A refund message: the after-sales step goes to our order's after-sales request
+    (``hooks.registry.platform_aftersale``) *before* the order's detail is applied, so a refund the
+    platform paid for an order that shipped here moves the order through after-sales
+    (``shipped -> refund_pending -> refunded``) instead of reporting a conflict. An order not yet
+    imported is imported by its detail first (a refund can be the first message we see of it)."""
+    linked = (
+        PlatformOrder.objects.filter(shop=shop, external_id=detail.order_id, order__isnull=False)
+        .values_list("order_id", flat=True)
+        .first()
+    )
+    if linked is None:
+        po = apply_detail(shop, detail)
+        if po.order_id is not None:
+            _tell_aftersale(shop, detail, po.order_id, sale)
+        return po
+    _tell_aftersale(shop, detail, linked, sale)
+    return apply_detail(shop, detail)
+
+
+def _tell_aftersale(shop: PlatformShop, detail: CanonicalOrder, order_id: int, sale: AfterSale) -> None:
+    """Tell the step, with the sub-order it names as our SKU and its units (``sku_id``, ``units``;
+    None: the whole order)."""
+    if hooks.registry.platform_aftersale is None:
+        return
+    sku_id, units = None, None
+    line = next((line for line in detail.lines if sale.line_id and line.line_id == sale.line_id), None)
+    if line is not None:
+        sku = resolve_sku(
+            shop, platform_sku_id=str(line.platform_sku_id or ""), merchant_sku_code=line.merchant_sku_code or ""
+        )
+        sku_id, units = (sku.pk, line.quantity) if sku is not None else (None, None)
+    hooks.registry.platform_aftersale(
+        order_id=order_id,
+        platform=sale.platform,
+        refund_id=sale.refund_id,
+        phase=sale.phase,
+        kind=sale.kind,
+        amount=sale.amount,
+        occurred_at=sale.occurred_at,
+        platform_status=sale.platform_status,
+        sku_id=sku_id,
+        units=units,
+        reason=sale.reason,
+    )
 
 
 def _report_conflict(shop: PlatformShop, order_id: int, detail: CanonicalOrder) -> None:

@@ -221,3 +221,54 @@ def test_the_payment_simulator_child_takes_the_servers_account_and_stops_with_th
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# --- a stop while a child is being forked ----------------------------------------------------------
+
+
+def test_a_child_starts_with_ctrl_c_and_sigterm_not_held_back() -> None:
+    proc = launcher.spawn(
+        [sys.executable, "-c", "import signal; print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))"],
+        stdout=subprocess.PIPE,
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert out.decode().strip() == "[]"
+    assert not launcher.STOP_SIGNALS & signal.pthread_sigmask(signal.SIG_BLOCK, [])  # nor in the parent
+
+
+def test_a_stop_that_lands_while_forking_stops_the_child_and_leaves_logging_usable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C during the fork used to raise inside logging's at-fork handler: swallowed there with
+    logging's lock held, and ./run hung at its next log line. Now it waits until the child exists,
+    then stops it and the start-up."""
+    import logging
+    import threading
+
+    assert threading.current_thread() is threading.main_thread()
+    real_popen = subprocess.Popen
+    children: list[subprocess.Popen[bytes]] = []
+
+    def popen_with_a_stop_inside(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # Ctrl-C arrives while the fork is under way (to this thread: ./run has no other thread,
+        # the test process may have some, and they do not hold it back)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        child = real_popen(*args, **kwargs)
+        children.append(child)
+        return child
+
+    previous = signal.signal(signal.SIGINT, launcher._stop_while_starting)
+    monkeypatch.setattr(launcher.subprocess, "Popen", popen_with_a_stop_inside)
+    try:
+        with pytest.raises(launcher.Stopped):
+            launcher.spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(children) == 1 and children[0].wait(10) is not None  # the child was stopped
+    taken = threading.Event()
+
+    def log_once() -> None:
+        logging.getLogger("livecommerce.test").warning("still logging")
+        taken.set()
+
+    worker = threading.Thread(target=log_once, daemon=True)
+    worker.start()
+    assert taken.wait(5), "logging's lock is held"

@@ -141,7 +141,10 @@ def test_an_unshipped_order_refunded_in_full_gives_its_units_back_and_the_callba
 
     events = OrderEvent.objects.filter(order=order).count()
     provider.replay(refund.public_id)  # the provider sends the same callback again
-    wait_until(lambda: RefundNotice.objects.count() == 2, what="the replayed callback stored")
+    wait_until(  # stored first, then applied: wait for its outcome, not only its row
+        lambda: RefundNotice.objects.exclude(outcome=RefundNotice.Outcome.RECEIVED).count() == 2,
+        what="the replayed callback stored and applied",
+    )
     assert RefundNotice.objects.order_by("-id").first().outcome == RefundNotice.Outcome.ALREADY
     order.refresh_from_db()
     assert order.refunded == Decimal("60.00") and OrderEvent.objects.filter(order=order).count() == events

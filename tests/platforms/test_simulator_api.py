@@ -308,6 +308,33 @@ def test_simulator_control_api(dy: tuple[DouyinSimulator, douyin.DouyinClient]) 
     assert httpx.get(f"{sim.base_url}/_sim/orders/1").status_code == 404
 
 
+def test_aftersales_control_path_and_the_detail_it_changes(tb: tuple[TaobaoSimulator, taobao.TaobaoClient]) -> None:
+    """``POST /_sim/aftersales``: a step of a buyer's request, queued as the platform's message;
+    paid back in full, the order's detail says so; bad steps and orders are 400s."""
+    sim, client = tb
+    plan = sim.seed_orders(ShowSpec(skus=SKUS, **SPEC))
+    paid = next(oid for oid, st in plan.final_status.items() if st == "paid")
+    url = f"{sim.base_url}/_sim/aftersales"
+    asked = httpx.post(url, json={"order_id": paid, "phase": "requested", "kind": "refund"})
+    assert asked.status_code == 201 and asked.json()["amount_fen"] == plan.orders[paid].total_fen
+    refund_id = asked.json()["refund_id"]
+    for bad in ({"order_id": paid, "phase": "teleported"}, {"order_id": "404", "phase": "requested"},
+                {"order_id": paid, "phase": "requested", "amount_fen": -5}, {"order_id": paid, "phase": "requested",
+                "kind": "swap"}, [1, 2]):  # fmt: skip
+        r = httpx.post(url, json=bad)
+        assert r.status_code == 400 and "error" in r.json(), bad
+    assert client.order_detail(paid).status == "paid"
+    assert httpx.post(url, json={"order_id": paid, "phase": "succeeded", "refund_id": refund_id}).status_code == 201
+    assert client.order_detail(paid).status == "refunded"  # TRADE_CLOSED
+    again = httpx.post(url, json={"order_id": paid, "phase": "closed", "refund_id": refund_id})
+    assert again.status_code == 400  # paid back: final
+    topics = [q.message["topic"] for q in sim.tmc]
+    assert topics[-2:] == ["taobao_refund_RefundCreated", "taobao_refund_RefundSuccess"]
+    content = json.loads(sim.tmc[-1].message["content"])
+    assert content["refund_id"] == refund_id and content["status"] == "SUCCESS"
+    assert content["refund_fee"] == f"{plan.orders[paid].total_fen / 100:.2f}"
+
+
 def test_platform_simulator_command_serves_until_terminated() -> None:
     import subprocess
     import sys

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from apps.fulfilment.carriers.base import EXPRESS
 from apps.fulfilment.models import EXPRESS_CHOICES, CarrierAccount, CarrierChoice, RefundRequest, ShipBatch
+from apps.fulfilment.platform_refunds import platform_summary
 from apps.fulfilment.selectors import account_push_url
 from apps.fulfilment.services import SENDER_FIELDS
 
@@ -291,11 +292,28 @@ class RefundLineSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
 
 
+class PlatformRefundSerializer(serializers.Serializer):
+    """A platform's request: asked, decided and paid on the platform; mirrored here."""
+
+    name = serializers.CharField(help_text="douyin, kuaishou or taobao")
+    refund_id = serializers.CharField(help_text="The platform's id of the request.")
+    status = serializers.CharField(help_text="The platform's own word for its last step.")
+    step = serializers.CharField(
+        help_text="requested, modified, agreed, return_agreed, goods_returned, refused, succeeded or closed"
+    )
+    at = serializers.DateTimeField(allow_null=True)
+
+
 class RefundSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     order = serializers.CharField(source="order.public_id")
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
     lines = RefundLineSerializer(many=True)
+    platform = serializers.SerializerMethodField()
+
+    @extend_schema_field(PlatformRefundSerializer(allow_null=True))
+    def get_platform(self, obj: RefundRequest) -> dict[str, Any] | None:
+        return platform_summary(obj)
 
     class Meta:
         model = RefundRequest
@@ -315,5 +333,6 @@ class RefundSerializer(serializers.ModelSerializer):
             "decided_at",
             "received_at",
             "refunded_at",
+            "platform",
         ]
         read_only_fields = fields

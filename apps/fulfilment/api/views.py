@@ -322,6 +322,7 @@ REFUND = {
     "decided_at": "2026-06-20T10:05:00.000000+08:00",
     "received_at": None,
     "refunded_at": None,
+    "platform": None,
 }  # fmt: skip
 
 

@@ -267,6 +267,7 @@ TAOBAO_TOPICS: Final[dict[str, EventKind]] = {
     "taobao_refund_RefundClosed": "refund",
     "taobao_refund_RefundSellerAgreeAgreement": "refund",
     "taobao_refund_RefundBuyerReturnGoods": "refund",
+    "taobao_refund_RefundSellerRefuseAgreement": "refund",  # a TMC topic not in our sources
 }
 
 

@@ -9,6 +9,9 @@ platform control paths under ``/_sim/`` (besides the server's health, calls and 
   "pay_share", "cancel_share", "duplicate_share", "shuffle", "interval", ...}`` -> the plan summary;
   ``GET /_sim/shows/<id>`` -> progress
 - ``GET /_sim/orders``, ``GET /_sim/orders/<id>``, ``GET /_sim/stock``, ``GET /_sim/deliveries``
+- ``POST /_sim/aftersales {"order_id", "phase", "kind": "refund"|"return", "amount_fen", "refund_id",
+  "line_id"}``: a buyer's after-sales request (售后) takes a step on the platform (without
+  ``refund_id``: a new request), and the platform's message for it is sent -> the request
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ from typing import Any
 
 from apps.core.simserver import ApiRequest, Reply, SimServer
 
-from .traffic import ShowEvent, ShowPlan, ShowSpec, SimOrder, SimSku, apply_event, plan_show
+from .traffic import (
+    AFTERSALE_PHASES,
+    ShowEvent,
+    ShowPlan,
+    ShowSpec,
+    SimAfterSale,
+    SimOrder,
+    SimSku,
+    apply_event,
+    plan_show,
+)
 
 
 @dataclass
@@ -158,6 +171,81 @@ class PlatformSimulator(SimServer):
                 self.stopping.wait(interval)
         run.done.set()
 
+    # --- after-sales ----------------------------------------------------------------------------
+
+    def aftersale(
+        self,
+        order_id: str,
+        phase: str,
+        *,
+        kind: str | None = None,
+        amount_fen: int | None = None,
+        refund_id: str | None = None,
+        line_id: str | None = None,
+        at: float | None = None,
+        send: bool = True,
+    ) -> SimAfterSale:
+        """A step of an after-sales request on the platform: without ``refund_id`` the buyer asks
+        (a new request of the paid or shipped order, for ``line_id``'s sub-order or the whole
+        order), else the request moves on. ``succeeded`` pays the buyer back; once the order's
+        whole total is paid back the order is ``refunded`` in its detail. The platform's message
+        for the step is sent unless ``send`` is false (a message the platform lost). Raises
+        ValueError for a step this simulator does not know or an order it cannot refund."""
+        if phase not in AFTERSALE_PHASES:
+            raise ValueError(f"unknown after-sales step {phase!r}")
+        if kind not in (None, "refund", "return"):
+            raise ValueError("kind must be 'refund' or 'return'")
+        if amount_fen is not None and (
+            isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0
+        ):
+            raise ValueError("amount_fen must be a positive integer")
+        now = at if at is not None else time.time()
+        with self.lock:
+            sim_order = self.orders.get(str(order_id))
+            if sim_order is None:
+                raise ValueError(f"no order {order_id}")
+            sale = sim_order.aftersales.get(str(refund_id)) if refund_id else None
+            if sale is None:
+                if sim_order.status not in ("paid", "shipped"):
+                    raise ValueError(f"order {order_id} is {sim_order.status}: nothing to refund")
+                line = next((ln for ln in sim_order.lines if ln.line_id == line_id), None) if line_id else None
+                if line_id and line is None:
+                    raise ValueError(f"order {order_id} has no sub-order {line_id}")
+                sale = SimAfterSale(
+                    refund_id=str(refund_id or self.new_refund_id()),
+                    order_id=sim_order.order_id,
+                    kind="return" if kind == "return" or phase in ("return_agreed", "goods_returned") else "refund",
+                    phase=phase,
+                    amount_fen=amount_fen or (line.amount_fen if line else sim_order.total_fen),
+                    line_id=line_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                sim_order.aftersales[sale.refund_id] = sale
+            elif sale.phase == "succeeded":
+                raise ValueError(f"refund {sale.refund_id} is paid already")
+            if kind is not None:
+                sale.kind = "return" if kind == "return" else "refund"
+            if amount_fen is not None:
+                sale.amount_fen = amount_fen
+            sale.phase, sale.updated_at = phase, now
+            sale.message_id = self.new_message_id(random.Random())
+            paid = sum(s.amount_fen for s in sim_order.aftersales.values() if s.phase == "succeeded")
+            if phase == "succeeded" and paid >= sim_order.total_fen:
+                sim_order.status = "refunded"
+            sim_order.updated_at = max(sim_order.updated_at, now)
+            snapshot = replace(sale)
+        if send:
+            self.emit_aftersale(snapshot, sim_order)
+        return snapshot
+
+    def new_refund_id(self) -> str:
+        return str(random.randint(10**17, 10**18 - 1))  # noqa: S311 - simulated ids
+
+    def emit_aftersale(self, sale: SimAfterSale, order: SimOrder) -> None:
+        """Send the platform's message for an after-sales step (each platform's own shape)."""
+        raise NotImplementedError
+
     # --- what each platform provides ---------------------------------------------------------
 
     single_line_orders = False
@@ -198,6 +286,18 @@ class PlatformSimulator(SimServer):
             with self.lock:
                 order = self.orders.get(path.rsplit("/", 1)[1])
                 return Reply.of(asdict(order)) if order else Reply.of({"error": "no such order"}, 404)
+        if path == "/_sim/aftersales" and verb == "POST":
+            try:
+                body = request.json()
+                if not isinstance(body, dict):
+                    raise ValueError("the body must be a JSON object")
+                sale = self.aftersale(
+                    str(body.get("order_id", "")), str(body.get("phase", "")), kind=body.get("kind"),
+                    amount_fen=body.get("amount_fen"), refund_id=body.get("refund_id"), line_id=body.get("line_id"),
+                )  # fmt: skip
+            except ValueError as exc:
+                return Reply.of({"error": str(exc)}, 400)
+            return Reply.of(asdict(sale), 201)
         if path == "/_sim/stock":
             with self.lock:
                 return Reply.of(dict(self.stock))

@@ -20,10 +20,17 @@ from typing import Any
 
 from .core import ApiRequest, PlatformSimulator, Reply
 from .delivery import Pusher
-from .traffic import ShowEvent, SimOrder
+from .traffic import ShowEvent, SimAfterSale, SimOrder
 
 TAG_OF = {"created": "100", "paid": "101", "cancelled": "106"}
-STATUS_OF = {"pending_payment": 1, "paid": 2, "cancelled": 4, "shipped": 3}
+STATUS_OF = {"pending_payment": 1, "paid": 2, "cancelled": 4, "shipped": 3, "refunded": 4}
+MAIN_STATUS_OF = {"refunded": 39}
+# After-sales: the tag of each step (PLATFORMS.md) and an ``aftersale_status`` value for it (the
+# platform's catalogue of those values is not in our sources: illustrative).
+AFTERSALE_TAG = {"requested": "200", "agreed": "201", "return_agreed": "202", "goods_returned": "203",
+                 "refused": "204", "succeeded": "206", "closed": "207", "modified": "208"}  # fmt: skip
+AFTERSALE_STATUS = {"requested": 6, "agreed": 12, "return_agreed": 11, "goods_returned": 7, "refused": 27,
+                    "succeeded": 12, "closed": 28, "modified": 6}  # fmt: skip
 SIGN_ERROR, TOKEN_ERROR, PARAM_ERROR, BUSINESS_ERROR, UNAVAILABLE = 30002, 30001, 40004, 50002, 20000
 
 
@@ -105,6 +112,25 @@ class DouyinSimulator(PlatformSimulator):
 
     def emit(self, event: ShowEvent, order: SimOrder) -> None:
         self.send_push([self.push_message(event, order)])
+
+    def aftersale_message(self, sale: SimAfterSale, order: SimOrder) -> dict[str, Any]:
+        tag = AFTERSALE_TAG[sale.phase]
+        if sale.phase == "refused" and sale.kind == "return":
+            tag = "205"  # ReturnApplyRefused
+        data: dict[str, Any] = {
+            "aftersale_id": int(sale.refund_id), "aftersale_status": AFTERSALE_STATUS[sale.phase],
+            # 0 return, 1 refund after shipping, 2 the whole order before shipping (jinritemai-go)
+            "aftersale_type": 0 if sale.kind == "return" else (1 if order.shipped_at else 2),
+            "s_id": int(sale.line_id or order.order_id), "p_id": int(order.order_id), "shop_id": int(self.shop_id),
+            "refund_amount": sale.amount_fen, "refund_post_amount": 0, "reason_code": 1,
+            "apply_time": int(sale.created_at), "update_time": int(sale.updated_at),
+        }  # fmt: skip
+        if sale.phase == "succeeded":
+            data["success_time"] = int(sale.updated_at)
+        return {"tag": tag, "msg_id": sale.message_id, "data": json.dumps(data, separators=(",", ":"))}
+
+    def emit_aftersale(self, sale: SimAfterSale, order: SimOrder) -> None:
+        self.send_push([self.aftersale_message(sale, order)])
 
     def send_push(self, messages: list[dict[str, Any]]) -> None:
         if self.pusher is None:
@@ -204,7 +230,8 @@ class DouyinSimulator(PlatformSimulator):
         addr = {"province": {"name": b.province, "id": "33"}, "city": {"name": b.city, "id": "3301"},
                 "town": {"name": b.district, "id": "330106"}, "street": {"name": "", "id": ""}}  # fmt: skip
         return {
-            "order_id": order.order_id, "shop_id": int(self.shop_id), "order_status": status, "main_status": status,
+            "order_id": order.order_id, "shop_id": int(self.shop_id), "order_status": status,
+            "main_status": MAIN_STATUS_OF.get(order.status, status),
             "doudian_open_id": "1@#" + _cipher(b.open_id, self.app_secret), "open_id": "",
             "order_amount": order.total_fen, "pay_amount": order.total_fen, "post_amount": order.freight_fen,
             "create_time": int(order.created_at), "pay_time": int(order.paid_at or 0),

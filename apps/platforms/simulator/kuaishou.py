@@ -22,11 +22,16 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .core import ApiRequest, PlatformSimulator, Reply
 from .delivery import Pusher
-from .traffic import ShowEvent, SimOrder
+from .traffic import ShowEvent, SimAfterSale, SimOrder
 
 EVENT_OF = {"created": "kwaishop_order_addOrder", "paid": "kwaishop_order_paySuccess",
             "cancelled": "kwaishop_order_orderFail"}  # fmt: skip
-STATUS_OF = {"pending_payment": 10, "paid": 30, "cancelled": 80, "shipped": 40}
+STATUS_OF = {"pending_payment": 10, "paid": 30, "cancelled": 80, "shipped": 40, "refunded": 80}
+# After-sales: the refund status of each step and ``handlingWay`` (our reading; unconfirmed, see
+# ``protocol.aftersales``).
+REFUND_STATUS = {"requested": 10, "modified": 10, "refused": 11, "agreed": 50, "return_agreed": 30,
+                 "goods_returned": 40, "succeeded": 60, "closed": 70}  # fmt: skip
+HANDLING_WAY = {"return": 1, "refund": 10}
 SIGN_ERROR, TOKEN_ERROR, APP_ERROR, PARAM_ERROR, BUSINESS_ERROR, UNAVAILABLE = 24, 25, 26, 40, 50, 500
 CHANGE_INCREASE, CHANGE_DECREASE = 1, 2  # as our client assumes; unconfirmed on the real platform
 
@@ -125,6 +130,25 @@ class KuaishouSimulator(PlatformSimulator):
 
     def emit(self, event: ShowEvent, order: SimOrder) -> None:
         self.send_message(self.message(event, order))
+
+    def aftersale_message(self, sale: SimAfterSale, order: SimOrder) -> dict[str, Any]:
+        oid = int(order.order_id)
+        at_ms = int(sale.updated_at * 1000)
+        first = sale.phase == "requested" and sale.created_at == sale.updated_at
+        info = {"orderId": oid, "refundId": int(sale.refund_id), "handlingWay": HANDLING_WAY[sale.kind],
+                "status": REFUND_STATUS[sale.phase], "refundFee": sale.amount_fen,
+                "createTime": int(sale.created_at * 1000), "updateTime": at_ms}  # fmt: skip
+        return {
+            "eventId": f"{random.randint(100, 999)}_{sale.message_id}",  # noqa: S311 - simulated
+            "msgId": sale.message_id, "bizId": oid, "userId": int(self.shop_id), "openId": order.buyer.open_id,
+            "appKey": self.app_key,
+            "event": "kwaishop_aftersales_addRefund" if first else "kwaishop_aftersales_updateRefund",
+            "info": json.dumps(info, separators=(",", ":")), "status": 2,
+            "createTime": int(sale.created_at * 1000), "updateTime": at_ms, "test": False,
+        }  # fmt: skip
+
+    def emit_aftersale(self, sale: SimAfterSale, order: SimOrder) -> None:
+        self.send_message(self.aftersale_message(sale, order))
 
     def send_heartbeat(self) -> None:
         self._heartbeats += 1

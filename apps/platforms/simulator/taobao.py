@@ -22,13 +22,22 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from .core import ApiRequest, PlatformSimulator, Reply
-from .traffic import ShowEvent, SimOrder
+from .traffic import ShowEvent, SimAfterSale, SimOrder
 
 GMT8 = timezone(timedelta(hours=8))
 TOPIC_OF = {"created": "taobao_trade_TradeCreate", "paid": "taobao_trade_TradeBuyerPay",
             "cancelled": "taobao_trade_TradeClose"}  # fmt: skip
 TRADE_STATUS = {"pending_payment": "WAIT_BUYER_PAY", "paid": "WAIT_SELLER_SEND_GOODS",
-                "cancelled": "TRADE_CLOSED_BY_TAOBAO", "shipped": "WAIT_BUYER_CONFIRM_GOODS"}  # fmt: skip
+                "cancelled": "TRADE_CLOSED_BY_TAOBAO", "shipped": "WAIT_BUYER_CONFIRM_GOODS",
+                "refunded": "TRADE_CLOSED"}  # fmt: skip
+# After-sales: the TMC topic of each step and the refund's status (the Refund object's values).
+REFUND_TOPIC = {"requested": "RefundCreated", "modified": "RefundCreated",
+                "agreed": "RefundSellerAgreeAgreement", "return_agreed": "RefundSellerAgreeAgreement",
+                "goods_returned": "RefundBuyerReturnGoods", "refused": "RefundSellerRefuseAgreement",
+                "succeeded": "RefundSuccess", "closed": "RefundClosed"}  # fmt: skip
+REFUND_STATUS = {"requested": "WAIT_SELLER_AGREE", "modified": "WAIT_SELLER_AGREE", "agreed": "WAIT_SELLER_AGREE",
+                 "return_agreed": "WAIT_BUYER_RETURN_GOODS", "goods_returned": "WAIT_SELLER_CONFIRM_GOODS",
+                 "refused": "SELLER_REFUSE_BUYER", "succeeded": "SUCCESS", "closed": "CLOSED"}  # fmt: skip
 KIND_OF = {"taobao.trade.fullinfo.get": "detail", "taobao.item.quantity.update": "stock",
            "taobao.logistics.offline.send": "ship", "taobao.tmc.messages.consume": "tmc",
            "taobao.tmc.messages.confirm": "tmc"}  # fmt: skip
@@ -75,6 +84,22 @@ class TaobaoSimulator(PlatformSimulator):
                    "payment": yuan(order.total_fen), "status": status, "type": "guarantee_trade"}  # fmt: skip
         message = {"id": int(event.message_id), "topic": TOPIC_OF[event.kind], "pub_app_key": "12497914",
                    "pub_time": gmt8(event.at), "user_id": self.user_id, "user_nick": self.shop_id,
+                   "content": json.dumps(content, separators=(",", ":"), ensure_ascii=False)}  # fmt: skip
+        with self.lock:
+            self.tmc.append(Queued(message))
+
+    def emit_aftersale(self, sale: SimAfterSale, order: SimOrder) -> None:
+        status = REFUND_STATUS[sale.phase]
+        if sale.phase == "agreed":  # money alone agreed: the platform pays at once (no status between)
+            status = "WAIT_SELLER_AGREE"
+        content = {"refund_id": sale.refund_id, "tid": int(order.order_id), "oid": int(sale.line_id or order.order_id),
+                   "refund_fee": yuan(sale.amount_fen), "refund_phase": "aftersale" if order.shipped_at else "onsale",
+                   "has_good_return": sale.kind == "return", "status": status, "bill_type": "refund_bill",
+                   "seller_nick": self.shop_id, "buyer_nick": order.buyer.nick[0] + "***",
+                   "modified": gmt8(sale.updated_at)}  # fmt: skip
+        message = {"id": int(sale.message_id), "topic": "taobao_refund_" + REFUND_TOPIC[sale.phase],
+                   "pub_app_key": "12497914", "pub_time": gmt8(sale.updated_at), "user_id": self.user_id,
+                   "user_nick": self.shop_id,
                    "content": json.dumps(content, separators=(",", ":"), ensure_ascii=False)}  # fmt: skip
         with self.lock:
             self.tmc.append(Queued(message))

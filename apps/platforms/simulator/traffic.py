@@ -78,7 +78,28 @@ class SimLine:
         return self.sku.price_fen * self.quantity
 
 
-SimStatus = Literal["pending_payment", "paid", "cancelled", "shipped"]
+SimStatus = Literal["pending_payment", "paid", "cancelled", "shipped", "refunded"]
+AfterSalePhase = Literal[
+    "requested", "modified", "agreed", "return_agreed", "goods_returned", "refused", "succeeded", "closed"
+]
+AFTERSALE_PHASES: tuple[str, ...] = (
+    "requested", "modified", "agreed", "return_agreed", "goods_returned", "refused", "succeeded", "closed",
+)  # fmt: skip
+
+
+@dataclass
+class SimAfterSale:
+    """One after-sales request (售后) on the platform: its id, the step it is at, and the money."""
+
+    refund_id: str
+    order_id: str
+    kind: Literal["refund", "return"]
+    phase: str
+    amount_fen: int
+    line_id: str | None
+    created_at: float
+    updated_at: float
+    message_id: str = ""
 
 
 @dataclass
@@ -94,6 +115,7 @@ class SimOrder:
     shipped_at: float | None = None
     updated_at: float = 0.0
     waybill: tuple[str, str] | None = None  # (company code, waybill number)
+    aftersales: dict[str, SimAfterSale] = field(default_factory=dict)
 
     @property
     def goods_fen(self) -> int:
@@ -260,7 +282,7 @@ def _duplicate(events: list[ShowEvent], share: float, rng: random.Random) -> lis
 
 
 def status_rank(status: SimStatus) -> int:
-    return {"pending_payment": 0, "paid": 1, "cancelled": 1, "shipped": 2}[status]
+    return {"pending_payment": 0, "paid": 1, "cancelled": 1, "shipped": 2, "refunded": 3}[status]
 
 
 def apply_event(order: SimOrder, event: ShowEvent) -> None:
