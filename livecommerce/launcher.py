@@ -37,8 +37,9 @@ VAR = runtime.var_dir()
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held back in the parent (spawn)
+def _die_with_parent(mask: set[int | signal.Signals] | None = None) -> None:  # in the child, between fork and exec
+    if mask is not None:  # the parent's signal mask from before ``spawn`` held the stop signals back
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -51,21 +52,24 @@ def spawn(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     it forks. A stop while starting raises in whatever Python code runs (``_stop_while_starting``);
     landing in the fork's own handlers (``logging`` releases its lock in the parent there), the
     exception was swallowed with the lock still held, and ./run hung at its next log line. Held
-    back, the signal arrives once the child exists; the child is then stopped and the stop goes on."""
+    back, the signal arrives once the child exists; the child is then stopped and the stop goes on.
+    (A mask is per thread: this holds for ./run, which starts its children from its only thread.)"""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        proc = subprocess.Popen(command, preexec_fn=_die_with_parent, **kwargs)  # noqa: S603 - our own commands
+        proc: subprocess.Popen[bytes] = subprocess.Popen(command, preexec_fn=lambda: _die_with_parent(held), **kwargs)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         raise
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile raises here
     except BaseException:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc.poll() is None:
-            proc.kill()
+        try:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        finally:
+            if proc.poll() is None:  # also after a second Ctrl-C during the wait
+                proc.kill()
         raise
     return proc
 

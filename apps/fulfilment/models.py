@@ -518,6 +518,9 @@ class RefundRequest(models.Model):
     platform_status = models.CharField(_("platform status"), max_length=40, blank=True, default="")
     platform_event_at = models.DateTimeField(_("platform step at"), null=True, blank=True)
     platform_phase = models.CharField(_("platform step"), max_length=20, blank=True, default="")
+    # A platform's request whose amount the order's refund_due holds (it recorded the platform's
+    # payment); our own requests are in refund_due once owed (``OWED``).
+    in_refund_due = models.BooleanField(_("in the order's refund due"), default=False)
 
     class Meta:
         verbose_name = _("refund request")

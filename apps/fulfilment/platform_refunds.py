@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.errors import Conflict
-from apps.orders.models import Order, OrderLine
+from apps.orders.models import Order, OrderLine, OrderStatus
 from apps.orders.services.transitions import (
     order_lock,
     order_record_event,
@@ -48,6 +48,7 @@ from .refunds import REFUNDABLE, SHIPPED, refundable_amount, restock, returnable
 
 R = RefundRequest.Status
 K = RefundRequest.Kind
+S = OrderStatus
 
 RANK = {
     "requested": 0,
@@ -98,22 +99,32 @@ def platform_aftersale_apply(
             return None
         req = RefundRequest.objects.select_for_update().filter(merchant_id=order.merchant_id, platform_refund_id=key)
         found = req.first()
+        if found is not None and found.order_id != order.pk:
+            raise ValueError(f"{key} belongs to another order (id {found.order_id}), not to order id {order.pk}")
         if found is None:
             found = _create(order, key=key, phase=phase, kind=kind, amount=amount, sku_id=sku_id, units=units,
                             reason=reason, platform=platform)  # fmt: skip
-        elif not _newer(found, phase, occurred_at):
+        elif not _newer(found, phase, occurred_at, platform_status):
             return found
         _step(found, order, platform=platform, phase=phase, kind=kind, amount=amount, occurred_at=occurred_at,
               platform_status=platform_status)  # fmt: skip
     return found
 
 
-def _newer(req: RefundRequest, phase: str, at: datetime | None) -> bool:
+def _newer(req: RefundRequest, phase: str, at: datetime | None, platform_status: str) -> bool:
+    """Whether a step changes the request: never once the platform paid; a step older than the
+    newest applied, or the same step again (time, step and word), changes nothing; a step without
+    a time applies only over untimed steps, and only moving forward."""
     if req.status == R.REFUNDED:
-        return False  # the platform paid: final
-    if at is None or req.platform_event_at is None or at > req.platform_event_at:
+        return False
+    current = RANK.get(req.platform_phase, -1)
+    if at is None:
+        return req.platform_event_at is None and RANK[phase] > current
+    if req.platform_event_at is None or at > req.platform_event_at:
         return True
-    return at == req.platform_event_at and RANK[phase] >= RANK.get(req.platform_phase, 0)
+    if at < req.platform_event_at or (phase == req.platform_phase and platform_status[:40] == req.platform_status):
+        return False
+    return RANK[phase] >= current
 
 
 def _create(
@@ -130,7 +141,7 @@ def _create(
 ) -> RefundRequest:
     kind = kind or (K.RETURN if phase in ("return_agreed", "goods_returned") else K.REFUND)
     line = OrderLine.objects.filter(order=order, sku_id=sku_id).first() if sku_id is not None else None
-    if amount is None:
+    if not amount or amount <= 0:  # not said (or 0): the sub-order's worth, else what is left
         amount = line.unit_price * (units or line.quantity) if line is not None else refundable_amount(order)
     req = RefundRequest.objects.create(
         merchant_id=order.merchant_id,
@@ -184,14 +195,16 @@ def _step(
     was = req.status
     req.platform_phase, req.platform_status = phase, platform_status[:40]
     req.platform_event_at = max(filter(None, (req.platform_event_at, occurred_at)), default=None)
-    if amount is not None:
+    if amount is not None and amount > 0:  # 0 or missing: not said (a "closed" step carries none)
         req.amount = _bounded(amount, order)
     if (kind == K.RETURN or phase in ("return_agreed", "goods_returned")) and req.kind != K.RETURN:
         req.kind = K.RETURN
         _return_lines(req, order, line=None, units=None)
-    elif kind == K.REFUND and req.kind == K.RETURN and phase in ("requested", "modified"):
+    elif kind == K.REFUND and req.kind == K.RETURN and phase in ("requested", "modified") and not req.received_at:
         req.kind = K.REFUND  # the buyer changed a return into money alone before any goods moved
         RefundLine.objects.filter(refund=req).delete()
+    elif req.kind == K.RETURN:
+        _return_lines(req, order, line=None, units=None)  # asked before it shipped: the units now
     if phase in ("requested", "modified"):
         req.status = R.REQUESTED
     elif phase == "agreed":
@@ -204,7 +217,10 @@ def _step(
         req.status = R.WITHDRAWN
     if phase in ("agreed", "return_agreed", "refused") and was != req.status:
         req.decided_by, req.decided_at = platform, timezone.now()
-    recorded = phase == "succeeded" and _paid(req, order, platform=platform)
+    # "paid back 0" (a voucher alone, say): the request ends, no money is recorded
+    recorded = phase == "succeeded" and amount != 0 and _paid(req, order, platform=platform)
+    if phase == "succeeded" and amount == 0:
+        req.status, req.refunded_at = R.REFUNDED, timezone.now()
     req.next_attempt_at = None  # never sent to our payment provider
     req.save()
     if not recorded and (req.status != was or phase in ("modified", "goods_returned")):
@@ -214,41 +230,48 @@ def _step(
 
 def _paid(req: RefundRequest, order: Order, *, platform: str) -> bool:
     """The platform paid ``req.amount`` back: the goods of a return not yet marked received are
-    restocked, and the order records the money (the whole of it: through ``refund_pending`` to
-    ``refunded``). Returns whether the order recorded it (in its ledger)."""
+    restocked, and the order records the money, at most what of its total no other platform payment
+    recorded: the whole of it through the state machine (``refund_pending -> refunded``; a held
+    order is cancelled), a part by growing ``refund_due`` and ``refunded`` together. When the
+    platform's order status ended the order first (its rest of the total is owed already), the
+    money is recorded up to what is owed. Returns whether the order recorded it (in its ledger)."""
     now = timezone.now()
     if req.kind == K.RETURN and req.received_at is None:
+        _return_lines(req, order, line=None, units=None)
         restock(req, order, why="the platform refunded the return")
         req.received_at = now
     req.status, req.refunded_at = R.REFUNDED, now
-    reason = f"{req.public_id}: {platform} refunded {req.amount}"
     locked = order_lock(pk=order.pk)
-    if locked.status not in REFUNDABLE:
-        # The platform's order status got here first (its detail said refunded before this message
-        # was processed): what it owes back is recorded; record the money paid, up to that.
-        unpaid = locked.refund_due - locked.refunded
-        if locked.status not in ("refund_pending", "refunded") or unpaid <= 0:
-            return False
-        order_record_refunded(order=locked, amount=min(req.amount, unpaid), actor=platform, reason=reason)
-        return True
-    before = (
-        RefundRequest.objects.filter(order=order, source=RefundRequest.Source.PLATFORM, status=R.REFUNDED)
+    recorded = (
+        RefundRequest.objects.filter(order=order, source=RefundRequest.Source.PLATFORM, in_refund_due=True)
         .exclude(pk=req.pk)
         .aggregate(s=Sum("amount"))["s"]
     ) or Decimal("0")
-    if before + req.amount >= locked.total:
-        locked = order_transition(
-            order=locked, to="refund_pending", actor=platform, reason=reason, refund_amount=req.amount
-        )
-    else:
-        locked = order_record_refund_due(order=locked, amount=req.amount, actor=platform, reason=reason)
-    order_record_refunded(order=locked, amount=req.amount, actor=platform, reason=reason)
+    amount = min(req.amount, locked.total - recorded)
+    reason = f"{req.public_id}: {platform} refunded {req.amount}"
+    if amount <= 0:
+        return False
+    if locked.status in REFUNDABLE:
+        if recorded + amount >= locked.total:
+            to = S.CANCELLED if locked.status == S.ON_HOLD else S.REFUND_PENDING
+            locked = order_transition(order=locked, to=to, actor=platform, reason=reason, refund_amount=amount)
+        else:
+            locked = order_record_refund_due(order=locked, amount=amount, actor=platform, reason=reason)
+    elif locked.paid_at is not None and locked.status in (S.CANCELLED, S.REFUND_PENDING, S.REFUNDED):
+        amount = min(amount, locked.refund_due - locked.refunded)
+        if amount <= 0:
+            return False
+    else:  # never paid here (the platform's payment was not seen): nothing is owed through us
+        return False
+    order_record_refunded(order=locked, amount=amount, actor=platform, reason=reason)
+    req.in_refund_due = True
     return True
 
 
 def platform_receive(req: RefundRequest, order: Order, *, actor: str) -> None:
     """*Goods received* for a platform's return (the caller holds the order and request locks):
     restock only; the money is the platform's to pay, and its message tells us."""
+    _return_lines(req, order, line=None, units=None)  # asked before it shipped: the units now
     if req.kind != K.RETURN or req.status != R.AWAITING_RETURN or req.received_at is not None:
         raise Conflict(
             _("Refund %(refund)s is not waiting for returned goods.") % {"refund": req.public_id},

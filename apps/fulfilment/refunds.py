@@ -34,7 +34,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import DecimalField, Exists, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -112,10 +112,12 @@ def refundable_amount(order: Order) -> Decimal:
 
 
 def _owed_by_requests(order: Order, *, exclude: int | None = None) -> Decimal:
-    """What the order owes back through its own requests (not the system's), already committed."""
-    qs = RefundRequest.objects.filter(order=order, status__in=RefundRequest.OWED).exclude(
-        source=RefundRequest.Source.SYSTEM
-    )
+    """What the order owes back through its own requests (not the system's), already committed:
+    ours once owed, a platform's once the order recorded the platform's payment of it."""
+    P = RefundRequest.Source.PLATFORM
+    qs = RefundRequest.objects.filter(
+        Q(status__in=RefundRequest.OWED) & ~Q(source=P) | Q(source=P, in_refund_due=True), order=order
+    ).exclude(source=RefundRequest.Source.SYSTEM)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.aggregate(s=Sum("amount"))["s"] or Decimal("0")
@@ -128,9 +130,11 @@ def refunds_owed_of(order: Order) -> Decimal:
 
 
 def returnable_units(order: Order) -> dict[int, int]:
-    """Per order line id, the units not yet in a return (open, owed or paid)."""
+    """Per order line id, the units not yet in a return (open, owed or paid, or received: goods
+    back on the shelf stay counted whatever became of their request)."""
     asked = dict(
-        RefundLine.objects.filter(refund__order=order, refund__status__in=RefundRequest.OPEN + RefundRequest.OWED)
+        RefundLine.objects.filter(refund__order=order)
+        .filter(Q(refund__status__in=RefundRequest.OPEN + RefundRequest.OWED) | Q(refund__received_at__isnull=False))
         .values("order_line_id")
         .annotate(n=Sum("quantity"))
         .values_list("order_line_id", "n")
@@ -878,7 +882,9 @@ def buyer_panel(order: Order) -> dict[str, Any] | None:
                 "status": r.status,
                 "status_label": r.get_status_display(),
                 "note": r.decision_note,
-                "can_withdraw": r.status in (R.REQUESTED, R.AWAITING_RETURN),
+                "can_withdraw": (
+                    r.status in (R.REQUESTED, R.AWAITING_RETURN) and r.source != RefundRequest.Source.PLATFORM
+                ),
                 "at": r.requested_at,
             }
             for r in requests

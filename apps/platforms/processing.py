@@ -43,7 +43,7 @@ from apps.orders.errors import InvalidTransition
 from apps.orders.models import Order, OrderLine, OrderStatus
 from apps.orders.services.imports import ImportedOrder, ImportLine, order_import, order_lines_cover
 from apps.orders.services.state_machine import AFTER_SALES_STEPS, TRANSITIONS
-from apps.orders.services.transitions import order_transition
+from apps.orders.services.transitions import order_record_refunded, order_transition
 
 from . import stock_sync
 from .clients import client_for
@@ -411,6 +411,12 @@ def order_advance(order_id: int, target: str, *, actor: str) -> None:
     path = _path(current, goal)
     for step in path:
         order_transition(public_id=public_id, to=step, actor=actor, reason=f"{actor}: {target}")
+    if path and goal == S.REFUNDED:  # the platform ended a paid sale: it paid the buyer back
+        order = Order.objects.get(pk=order_id)
+        if order.refund_due > order.refunded:
+            order_record_refunded(
+                order=order, amount=order.refund_due - order.refunded, actor=actor, reason=f"{actor}: refunded there"
+            )
 
 
 def _path(current: str, goal: str) -> list[str]:

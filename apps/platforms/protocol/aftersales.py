@@ -87,7 +87,8 @@ DOUYIN_PHASES: Final[dict[str, Phase]] = {
     "207": "closed",
     "208": "modified",
 }
-DOUYIN_KINDS: Final[dict[int, Kind]] = {0: "return", 1: "refund", 2: "refund", 3: "return"}  # 3: exchange
+DOUYIN_KINDS: Final[dict[int, Kind]] = {0: "return", 1: "refund", 2: "refund"}
+DOUYIN_EXCHANGE: Final = 3  # 换货: goods for goods, no money back (the platform's own flow)
 
 KUAISHOU_PHASES: Final[dict[int, Phase]] = {
     10: "requested",
@@ -99,7 +100,8 @@ KUAISHOU_PHASES: Final[dict[int, Phase]] = {
     60: "succeeded",
     70: "closed",
 }
-KUAISHOU_KINDS: Final[dict[int, Kind]] = {1: "return", 3: "return", 10: "refund"}
+KUAISHOU_KINDS: Final[dict[int, Kind]] = {1: "return", 10: "refund"}
+KUAISHOU_EXCHANGE: Final = 3
 
 TAOBAO_TOPIC_PHASES: Final[dict[str, Phase]] = {
     "taobao_refund_RefundCreated": "requested",
@@ -120,7 +122,8 @@ TAOBAO_STATUS_PHASES: Final[dict[str, Phase]] = {
 
 
 def aftersale_of(event: PushEvent) -> AfterSale | None:
-    """The after-sales step a refund message tells, or None for any other message. Raises
+    """The after-sales step a refund message tells, or None for any other message (and for an
+    exchange, 换货: goods for goods, no money back; its order's detail still applies). Raises
     :class:`MalformedPayload` for a refund message without its request or order id."""
     if event.kind != "refund":
         return None
@@ -128,8 +131,10 @@ def aftersale_of(event: PushEvent) -> AfterSale | None:
     return reader(event)
 
 
-def _douyin(event: PushEvent) -> AfterSale:
+def _douyin(event: PushEvent) -> AfterSale | None:
     data = event.data
+    if data.get("aftersale_type") == DOUYIN_EXCHANGE:
+        return None
     tag = str(event.raw.get("tag", ""))
     refund_id = _required(data, "aftersale_id", event)
     order_id = _required(data, "p_id", event) if data.get("p_id") is not None else _required(data, "s_id", event)
@@ -151,8 +156,10 @@ def _douyin(event: PushEvent) -> AfterSale:
     )
 
 
-def _kuaishou(event: PushEvent) -> AfterSale:
+def _kuaishou(event: PushEvent) -> AfterSale | None:
     info = event.data
+    if info.get("handlingWay") == KUAISHOU_EXCHANGE:
+        return None
     refund_id = _required(info, "refundId", event)
     order_id = _required(info, "orderId", event) if info.get("orderId") is not None else (event.order_id or "")
     if not order_id:
@@ -183,7 +190,7 @@ def _kuaishou(event: PushEvent) -> AfterSale:
     )
 
 
-def _taobao(event: PushEvent) -> AfterSale:
+def _taobao(event: PushEvent) -> AfterSale | None:
     data = event.data
     refund_id = _required(data, "refund_id", event)
     order_id = _required(data, "tid", event)
