@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.platforms.api.urls")),
     path("", include("apps.fulfilment.api.urls")),
     path("", include("apps.webhooks.api.urls")),
+    path("", include("apps.reports.api.urls")),
 ]
 
 urlpatterns = [
@@ -31,6 +32,7 @@ urlpatterns = [
     path("", include("apps.orders.urls")),
     path("", include("apps.platforms.urls")),
     path("", include("apps.fulfilment.urls")),
+    path("", include("apps.reports.urls")),
 ]
 
 if settings.SERVE_MEDIA:

@@ -150,6 +150,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "no such object for this merchant (another merchant's id is a 404 too), or a page past the end",
         "Not found.",
     ),
+    "report_not_ready": ErrorCode(
+        404,
+        "a show whose report the rollup has not computed yet (it is asked for: try again in a minute)",
+        "This show's report is being computed; try again in a minute.",
+    ),
     "listing_not_found": ErrorCode(
         404,
         "an order names a listing this merchant does not have",
@@ -561,6 +566,9 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /shipments/batches/{id}": ("not_found",),
     "GET /shipments/batches/{id}/{file}": ("not_found", "not_ready"),
     "GET /refunds": _LIST,
+    "GET /reports/sessions": _LIST,
+    "GET /reports/slots": ("invalid", "unknown_parameter"),
+    "GET /reports/sessions/{id}": ("not_found", "report_not_ready"),
     "POST /refunds": (
         *_BODY,
         "not_found",

@@ -39,6 +39,7 @@ class FraudConfig(AppConfig):
         hooks.registry.risk_of = receivers.risk_of
         hooks.registry.confirm_filter = receivers.confirm_filter
         hooks.registry.risk_review = review.review_orders
+        hooks.registry.session_risk_counts = receivers.session_risk_counts
         hooks.registry.read_prefetch += ("risk_assessment",)
         hooks.order_changed.connect(receivers.on_order_changed, dispatch_uid="fraud.order_changed")
         post_save.connect(receivers.on_merchant_saved, sender=Merchant, dispatch_uid="fraud.merchant_saved")

@@ -104,6 +104,7 @@ class _Registry:
     exception_counts: Callable[..., list[dict[str, Any]]] | None = None
     sandbox_paid: Callable[..., Any] | None = None
     platform_aftersale: Callable[..., Any] | None = None
+    session_risk_counts: Callable[..., dict[str, int]] | None = None
 
 
 registry = _Registry()
@@ -152,7 +153,10 @@ registry = _Registry()
   it names as our ``sku_id`` and its ``units``, both None for the whole order), told by the platform
   inbox; the receiver mirrors it as the order's after-sales request and applies what it means for
   the order (``apps.fulfilment``). In its own transaction; an exception fails the message, which is
-  retried."""
+  retried.
+- ``session_risk_counts(session_id=)``: risk control's verdicts of a show for its report: ``{allowed,
+  held, approved, rejected, blocked}`` (held: orders held for review, of which approved / rejected
+  so far; blocked: attempts refused, no order). Registered by ``apps.fraud``."""
 
 
 def order_risk(order: Any) -> dict[str, Any] | None:

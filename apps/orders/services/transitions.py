@@ -408,6 +408,10 @@ def _order_cancel(*, order: Order, actor: str, reason: str, by_buyer: bool) -> O
     return order_transition(order=locked, to=to, actor=actor, reason=reason or "cancelled by merchant")
 
 
+EXPIRY_REASON = "payment deadline passed"
+"""The reason (``cancel_reason``) of an order cancelled because its payment deadline passed."""
+
+
 def orders_expire_due(*, now=None, limit: int = 1000) -> int:
     """Cancel unpaid orders whose payment deadline passed. Safe to run concurrently and twice:
     each order is decided under its row lock (a payment that won is left alone)."""
@@ -424,7 +428,7 @@ def orders_expire_due(*, now=None, limit: int = 1000) -> int:
                 order=Order(pk=pk),
                 to=S.CANCELLED,
                 actor="system:expiry",
-                reason="payment deadline passed",
+                reason=EXPIRY_REASON,
                 allowed_from=(S.PENDING_PAYMENT,),
             )
             expired += 1

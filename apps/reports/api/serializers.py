@@ -1,0 +1,172 @@
+"""The post-show report as JSON: the rollup's figures (``apps.reports.figures``) with their types,
+so the schema documents them. Money is a decimal string (exact), rates are decimal strings."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+MONEY_HELP = "CNY, a decimal string (exact)."
+RATE_HELP = "A share, a decimal string with 4 places ('0.8125')."
+
+
+class RefundsSerializer(serializers.Serializer):
+    orders = serializers.IntegerField(help_text="Paid orders that owe money back.")
+    amount = serializers.CharField(help_text=MONEY_HELP)
+    paid_back = serializers.CharField(help_text=MONEY_HELP)
+
+
+class RatesSerializer(serializers.Serializer):
+    paid = serializers.CharField(help_text=RATE_HELP)
+    cancelled = serializers.CharField(help_text=RATE_HELP)
+    expired = serializers.CharField(help_text=RATE_HELP)
+    refund = serializers.CharField(help_text="Refunded paid orders / paid orders, a decimal string.")
+
+
+class MinuteSerializer(serializers.Serializer):
+    minute = serializers.IntegerField(help_text="Minutes since the show started.")
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+
+
+class CitySerializer(serializers.Serializer):
+    city = serializers.CharField()
+    paid = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+
+
+class RegionSerializer(serializers.Serializer):
+    province = serializers.CharField(help_text="'?' when the address had none.")
+    paid = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+    cities = CitySerializer(many=True)
+
+
+class BuyersSerializer(serializers.Serializer):
+    buyers = serializers.IntegerField(help_text="Distinct buyers of paid orders.")
+    new = serializers.IntegerField()
+    returning = serializers.IntegerField(help_text="Paid an order of the merchant before the show started.")
+    repeat = serializers.IntegerField(help_text="Paid 2 or more orders in this show.")
+    repeat_rate = serializers.CharField(help_text=RATE_HELP)
+
+
+class ChannelSerializer(serializers.Serializer):
+    channel = serializers.CharField(help_text="storefront, api, douyin, kuaishou or taobao")
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+
+
+class ListingFiguresSerializer(serializers.Serializer):
+    listing = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quota = serializers.IntegerField()
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    units = serializers.IntegerField(help_text="Units of paid orders.")
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+    paid_rate = serializers.CharField(help_text=RATE_HELP)
+    sold_out_s = serializers.FloatField(
+        allow_null=True, help_text="Seconds from opening until the orders had taken the whole quota."
+    )
+    curve = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[seconds since opening, cumulative units taken], at most 60 points.",
+    )
+
+
+class RiskSerializer(serializers.Serializer):
+    allowed = serializers.IntegerField()
+    held = serializers.IntegerField(help_text="Orders held for review.")
+    approved = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    blocked = serializers.IntegerField(help_text="Attempts refused (no order).")
+
+
+class FiguresSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField(allow_null=True)
+    orders = serializers.IntegerField(help_text="Every order of the show.")
+    paid = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    expired = serializers.IntegerField(help_text="Cancelled because the payment deadline passed.")
+    units = serializers.IntegerField()
+    gmv = serializers.CharField(help_text="Totals of the paid orders (freight included), CNY.")
+    avg_basket = serializers.CharField(help_text=MONEY_HELP)
+    refunds = RefundsSerializer()
+    net = serializers.CharField(help_text="gmv minus refunds.amount, CNY.")
+    rates = RatesSerializer()
+    by_minute = MinuteSerializer(many=True)
+    regions = RegionSerializer(many=True)
+    buyers = BuyersSerializer()
+    channels = ChannelSerializer(many=True)
+    listings = ListingFiguresSerializer(many=True)
+    risk = RiskSerializer()
+
+
+class SessionReportSerializer(serializers.Serializer):
+    session = serializers.IntegerField(source="session_id")
+    title = serializers.CharField(source="session.title")
+    streamer = serializers.CharField()
+    status = serializers.CharField(source="session.status")
+    starts_at = serializers.DateTimeField(allow_null=True)
+    hours_on_air = serializers.DecimalField(max_digits=8, decimal_places=3, coerce_to_string=True)
+    computed_at = serializers.DateTimeField()
+    figures = FiguresSerializer()
+
+
+class SessionReportSummarySerializer(serializers.Serializer):
+    session = serializers.IntegerField(source="session_id")
+    title = serializers.CharField(source="session.title")
+    streamer = serializers.CharField()
+    starts_at = serializers.DateTimeField(allow_null=True)
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    units = serializers.IntegerField()
+    gmv = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    refunded = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    computed_at = serializers.DateTimeField()
+
+
+class SlotQuerySerializer(serializers.Serializer):
+    since = serializers.DateField(required=False, help_text="Only shows that started on or after this day.")
+    min_shows = serializers.IntegerField(
+        required=False, default=3, min_value=1, max_value=100, help_text="Shows a slot needs before it is recommended."
+    )
+
+
+class SlotFiguresSerializer(serializers.Serializer):
+    shows = serializers.IntegerField(help_text="Shows on air in it (the sample size).")
+    hours_on_air = serializers.CharField()
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+    gmv_per_hour = serializers.CharField(help_text="GMV per hour on air, CNY: what the ranking uses.")
+    conversion = serializers.CharField(help_text="Paid / orders, " + RATE_HELP)
+
+
+class SlotCellSerializer(SlotFiguresSerializer):
+    weekday = serializers.IntegerField(help_text="0 Monday ... 6 Sunday, in `timezone`.")
+    hour = serializers.IntegerField(help_text="0-23, in `timezone`.")
+
+
+class StreamerSlotSerializer(SlotFiguresSerializer):
+    streamer = serializers.CharField()
+    units = serializers.IntegerField()
+
+
+class CategorySlotSerializer(SlotFiguresSerializer):
+    category = serializers.CharField(help_text="'?' for products without a category.")
+    units = serializers.IntegerField()
+
+
+class SlotAnalysisSerializer(serializers.Serializer):
+    shows = serializers.IntegerField()
+    min_shows = serializers.IntegerField()
+    timezone = serializers.CharField()
+    cells = SlotCellSerializer(many=True, help_text="Every weekday × hour a show was on air in.")
+    streamers = StreamerSlotSerializer(many=True)
+    categories = CategorySlotSerializer(many=True)
+    recommended = SlotCellSerializer(many=True, help_text="The best cells by GMV per hour with enough shows.")
+    too_few_shows = SlotCellSerializer(many=True, help_text="Cells that sold but have too few shows to say.")

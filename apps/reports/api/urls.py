@@ -1,0 +1,8 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .views import SessionReportViewSet, SlotAnalysisApi
+
+router = SimpleRouter(trailing_slash=False)
+router.register("reports/sessions", SessionReportViewSet, basename="session-report")
+urlpatterns = [path("reports/slots", SlotAnalysisApi.as_view(), name="report-slots"), *router.urls]

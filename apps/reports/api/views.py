@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.catalog.models import LiveSession
+from apps.core.api import ErrorSerializer, error_responses
+from apps.core.errors import ApplicationError, NotFound
+from apps.merchants import roles
+from apps.merchants.authentication import TokenPrincipal
+from apps.merchants.viewsets import MerchantScopedViewSet
+
+from ..models import SessionReport
+from ..rollups import mark_dirty
+from ..slots import slot_analysis
+from .serializers import (
+    SessionReportSerializer,
+    SessionReportSummarySerializer,
+    SlotAnalysisSerializer,
+    SlotQuerySerializer,
+)
+
+
+def reports_of(*, merchant_id: int) -> QuerySet[SessionReport]:
+    return SessionReport.objects.filter(merchant_id=merchant_id).select_related("session").order_by("-starts_at")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="reports_sessions_list",
+        tags=["reports"],
+        description="Each show's headline figures (from the rollups), newest first.",
+        responses={200: SessionReportSummarySerializer(many=True)},
+    ),
+    retrieve=extend_schema(
+        operation_id="reports_sessions_retrieve",
+        tags=["reports"],
+        description="A show's post-show report: every figure of the report page, from the rollup (recomputed "
+        "after its orders change, each minute while it is live; `computed_at` says when). Money is exact.",
+        responses={
+            200: SessionReportSerializer,
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No such show (`not_found`), or its report is not computed yet (`report_not_ready`: "
+                "asked for now; try again in a minute).",
+            ),
+        },
+    ),
+)
+class SessionReportViewSet(MerchantScopedViewSet):
+    """Post-show reports for streamer tools and BI."""
+
+    queryset = SessionReport.objects.none()
+    role_area = roles.REPORTS
+    selector = staticmethod(reports_of)
+    lookup_field = "session_id"
+    lookup_url_kwarg = "id"
+
+    def get_serializer_class(self) -> Any:
+        return SessionReportSerializer if self.action == "retrieve" else SessionReportSummarySerializer
+
+    def get_object(self) -> SessionReport:
+        session_id = int(self.kwargs["id"])
+        report = reports_of(merchant_id=self.merchant_id).filter(session_id=session_id).first()
+        if report is not None:
+            return report
+        if not LiveSession.objects.filter(pk=session_id, merchant_id=self.merchant_id).exists():
+            raise NotFound(_("No show with this id."))
+        mark_dirty(session_id)
+        raise NotFound(_("This show's report is being computed; try again in a minute."), code="report_not_ready")
+
+
+class SlotAnalysisApi(APIView):
+    """Time slots, streamers and categories across the merchant's shows (from the rollups)."""
+
+    role_area = roles.REPORTS
+
+    @extend_schema(
+        operation_id="reports_slots",
+        tags=["reports"],
+        parameters=[SlotQuerySerializer],
+        responses={200: SlotAnalysisSerializer, **error_responses(400, 401)},
+        description="Which weekday × hour, streamer and category sell best: GMV per hour on air, conversion and "
+        "the number of shows behind each figure. A slot with fewer than `min_shows` shows is never recommended.",
+    )
+    def get(self, request: Request) -> Response:
+        params = SlotQuerySerializer(data=request.query_params)
+        unknown = sorted(set(request.query_params) - set(SlotQuerySerializer().fields))
+        if unknown:
+            raise ApplicationError(
+                f"unknown query parameter {unknown[0]!r}",
+                code="unknown_parameter",
+                extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": ["min_shows", "since"]},
+            )
+        params.is_valid(raise_exception=True)  # a 400 "invalid" naming the fields
+        since = params.validated_data.get("since")
+        principal = cast(TokenPrincipal, request.auth)
+        result = slot_analysis(
+            merchant_id=principal.merchant_id,
+            since=datetime.combine(since, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE)) if since else None,
+            min_shows=params.validated_data["min_shows"],
+        )
+        return Response(SlotAnalysisSerializer(result).data)
