@@ -157,7 +157,9 @@ def _insert_writer(db: BaseDatabaseWrapper, table: str, pk_column: str, columns:
     def write(batch: list[Sequence[Any]]) -> list[int]:
         with db.cursor() as cur:
             cur.execute(head + ", ".join([one] * len(batch)) + tail, [v for row in batch for v in row])
-            return [r[0] for r in cur.fetchall()] if returning else []
+            # Sorted: SQLite does not promise RETURNING's order, but it numbers the rows in the
+            # order of the VALUES list (a new row's id is above every id before it).
+            return sorted(r[0] for r in cur.fetchall()) if returning else []
 
     return write
 
