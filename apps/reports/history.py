@@ -47,9 +47,11 @@ ledger check skips an order that has no event at all when its show is marked gen
 (``orders.services.ledger._status_problems``). An order that does get an event later (a person
 acted on it) is checked like any other, and ``history_delete`` refuses to delete it.
 
-Speed: rows go in with ``core.bulk.insert_rows`` (multi-row ``INSERT ... RETURNING``, thousands
-of rows per statement, the history's own times in ``created_at``/``updated_at``): no service call
-and no query per order; memory is one show's orders at a time.
+Speed: rows go in a show at a time with ``core.bulk.insert_rows`` (``COPY`` on PostgreSQL,
+multi-row ``INSERT ... RETURNING`` on SQLite; the history's own times in ``created_at`` /
+``updated_at``): no service call and no query per order; memory is one show's orders and the
+buyer pool. What is drawn (shows, listings, orders, buyers) is in ``history_draw``, from the
+tables of ``history_tables``; this module writes it. Figures: ``docs/performance.md``.
 """
 
 from __future__ import annotations
