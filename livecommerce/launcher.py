@@ -459,6 +459,7 @@ def _run(opts: argparse.Namespace) -> int:
             merchants = json.loads(manage("listmerchants", "--json", capture=True))
         else:
             manage("load_demo")
+            manage(*DEMO_HISTORY)
             simulators = demo_platforms(base)
             merchants = [{"slug": "demo"}]
             payment = payment_simulator_url(os.environ)
@@ -480,6 +481,13 @@ def _run(opts: argparse.Namespace) -> int:
         code = watch(children)
     print("stopped", flush=True)
     return code
+
+
+DEMO_HISTORY = (
+    "generate_history --merchant demo --if-absent --verbosity 0 --weeks 12 --shows 30 --orders 20000 --seed 1".split()
+)
+"""A few months of past shows and orders for the demo merchant (``apps.reports.history``), so the
+reports have something to show on the first run: made once (a few seconds), kept afterwards."""
 
 
 def public_base_url(base: str) -> str:

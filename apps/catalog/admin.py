@@ -124,13 +124,34 @@ class ProductImageInline(MerchantScopedInline, admin.TabularInline):
         return thumbnail(obj.image.url, obj.alt, PREVIEW) if obj.pk and obj.image else "—"
 
 
+class CategoryFilter(admin.SimpleListFilter):
+    """The categories the merchant's products use (one query over its own products), and none."""
+
+    title = _("category")
+    parameter_name = "category"
+    NONE = "-"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        used = set(model_admin.get_queryset(request).order_by().values_list("category", flat=True).distinct())
+        choices: list[tuple[str, Any]] = [(c, c) for c in sorted(used) if c]
+        if "" in used:
+            choices.append((self.NONE, _("No category")))
+        return choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(category="" if value == self.NONE else value)
+
+
 @admin.register(Product)
 class ProductAdmin(ServiceAdmin):
     role_area = roles.CATALOG
-    list_display = ["picture", "name", "is_active", "sku_count", "created_at"]
+    list_display = ["picture", "name", "category", "is_active", "sku_count", "created_at"]
     list_display_links = ["picture", "name"]
-    list_filter = ["is_active"]
-    search_fields = ["name", "description", "skus__code"]
+    list_filter = ["is_active", CategoryFilter]
+    search_fields = ["name", "description", "category", "skus__code"]
     inlines = [ProductImageInline, SKUInline]
     Media = CatalogMedia
 
@@ -150,7 +171,8 @@ class ProductAdmin(ServiceAdmin):
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         self.assign_merchant(request, obj)
-        data = {f: form.cleaned_data[f] for f in ("name", "description", "is_active") if f in form.cleaned_data}
+        fields = ("name", "description", "category", "is_active")
+        data = {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
         if change:
             services.product_update(product=Product.objects.get(pk=obj.pk), data=data)
         else:
@@ -429,7 +451,7 @@ class LiveSessionAdmin(ServiceAdmin):
     role_area = roles.SHOWS
     form = LiveSessionForm
     list_display = ["title", "streamer", "status_badge", "platform_list", "scheduled_at", "started_at", "gmv"]
-    list_filter = ["status", "scheduled_at"]
+    list_filter = ["status", "scheduled_at", "generated"]
     search_fields = ["title", "streamer"]
     date_hierarchy = "scheduled_at"
     readonly_fields = ["status", "started_at", "ended_at"]

@@ -36,12 +36,23 @@ class Platform(models.TextChoices):
     TAOBAO = "taobao", _("Taobao / Tmall")
 
 
+CATEGORY_MAX_LENGTH = 50
+
+
 class Product(models.Model):
     merchant = models.ForeignKey(
         Merchant, on_delete=models.PROTECT, related_name="products", verbose_name=_("merchant")
     )
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True, default="")
+    category = models.CharField(
+        _("category"),
+        max_length=CATEGORY_MAX_LENGTH,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("A short name the reports group sales by, e.g. 美妆, 服饰, 食品."),
+    )
     is_active = models.BooleanField(_("on sale"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -49,7 +60,10 @@ class Product(models.Model):
         verbose_name = _("product")
         verbose_name_plural = _("products")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["merchant", "name"])]
+        indexes = [
+            models.Index(fields=["merchant", "name"]),
+            models.Index(fields=["merchant", "category"]),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -176,6 +190,15 @@ class LiveSession(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    # Made up by ``apps.reports.history`` (demo, tests, benchmarks), never sold: its orders carry no
+    # ledger events (``orders.services.ledger`` knows), and ``generate_history --replace`` deletes it.
+    generated = models.BooleanField(
+        _("generated history"),
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text=_("Made up for demonstrations and benchmarks, not a show that happened."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

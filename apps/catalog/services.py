@@ -35,13 +35,19 @@ def _check_price(price: Decimal) -> None:
 
 # --- products and SKUs -----------------------------------------------------------------------
 @transaction.atomic
-def product_create(*, merchant: Merchant, name: str, description: str = "", is_active: bool = True) -> Product:
-    return Product.objects.create(merchant=merchant, name=name, description=description, is_active=is_active)
+def product_create(
+    *, merchant: Merchant, name: str, description: str = "", category: str = "", is_active: bool = True
+) -> Product:
+    return Product.objects.create(
+        merchant=merchant, name=name, description=description, category=category.strip(), is_active=is_active
+    )
 
 
 @transaction.atomic
 def product_update(*, product: Product, data: dict[str, Any]) -> Product:
-    for field in ("name", "description", "is_active"):
+    if "category" in data:
+        data = {**data, "category": (data["category"] or "").strip()}
+    for field in ("name", "description", "category", "is_active"):
         if field in data:
             setattr(product, field, data[field])
     product.save()

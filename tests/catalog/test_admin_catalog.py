@@ -322,3 +322,24 @@ def test_pictures_are_behind_the_tenant_wall(merchant, other_merchant):
     their_picture.refresh_from_db()
     assert their_picture.alt == "secret-alt" and their_picture.product_id == theirs.pk
     assert default_storage.exists(their_picture.image.name)
+
+
+def test_admin_product_category_is_edited_listed_and_filtered_within_the_merchant(staff, merchant, other_merchant):
+    lipstick = ProductFactory(merchant=merchant, name="口红", category="美妆")
+    ProductFactory(merchant=merchant, name="围巾", category="服饰")
+    ProductFactory(merchant=merchant, name="杂货")
+    ProductFactory(merchant=other_merchant, name="Rival thing", category="RivalCategory")
+    changelist = reverse("admin:catalog_product_changelist")
+
+    page = staff.get(changelist).content.decode()
+    assert "美妆" in page and "服饰" in page and "No category" in page
+    assert "RivalCategory" not in page  # the filter lists this merchant's categories only
+    filtered = staff.get(changelist, {"category": "美妆"}).content.decode()
+    assert "口红" in filtered and "围巾" not in filtered and "杂货" not in filtered
+    none = staff.get(changelist, {"category": "-"}).content.decode()
+    assert "杂货" in none and "口红" not in none
+
+    r = staff.post(change_url(lipstick), {**product_post(lipstick, images=[]), "category": "彩妆"})
+    assert r.status_code == 302, refused(r)
+    lipstick.refresh_from_db()
+    assert lipstick.category == "彩妆"

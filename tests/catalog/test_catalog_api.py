@@ -67,6 +67,27 @@ def test_product_create_rejects_bad_names(api, body):  # type: ignore[no-untyped
     assert not Product.objects.exists()
 
 
+def test_product_category_is_written_read_and_changed(api):  # type: ignore[no-untyped-def]
+    r = api.post("/api/v1/products", {"name": "丝绒哑光口红", "category": " 美妆 "}, format="json")
+    assert r.status_code == 201, r.content
+    pid = r.json()["id"]
+    assert r.json()["category"] == "美妆" and Product.objects.get(pk=pid).category == "美妆"
+    assert api.get(f"/api/v1/products/{pid}").json()["category"] == "美妆"
+    r = api.patch(f"/api/v1/products/{pid}", {"name": "口红"}, format="json")
+    assert r.json()["category"] == "美妆"  # a patch without it keeps it
+    r = api.patch(f"/api/v1/products/{pid}", {"category": ""}, format="json")
+    assert r.status_code == 200 and r.json()["category"] == ""
+    r = api.post("/api/v1/products", {"name": "No category"}, format="json")
+    assert r.json()["category"] == ""
+
+
+@pytest.mark.parametrize("category", ["x" * 51, None, ["美妆"], {"zh": "美妆"}])
+def test_product_category_refuses_what_is_not_a_short_name(api, category):  # type: ignore[no-untyped-def]
+    body = error(api.post("/api/v1/products", {"name": "x", "category": category}, format="json"), 400, "invalid")
+    assert "category" in body["extra"]["fields"]
+    assert not Product.objects.exists()
+
+
 # --- SKUs ------------------------------------------------------------------------------------
 def sku_body(product: Product, /, **over: object) -> dict:
     return {"product": product.pk, "code": "SCARF-RED", "name": "Red", "price": "129.00", "on_hand": 40, **over}

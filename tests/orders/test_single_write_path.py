@@ -87,7 +87,9 @@ def test_merchant_cancel_of_an_order_put_on_hold_since_it_was_read_cancels_with_
 
 # --- nothing else writes an order ---------------------------------------------------------------
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "apps"
-ALLOWED = ("orders/services/transitions.py", "orders/placement/")
+# Generated history (issue 14) is inserted in its final state and never changed afterwards: no
+# transition happens, so none is recorded (``apps/reports/history.py``, its docstring says why).
+ALLOWED = ("orders/services/transitions.py", "orders/placement/", "reports/history.py")
 GUARDED = {"status", "refund_due", "paid_at", "cancel_reason", "version"}
 
 
@@ -113,10 +115,10 @@ def _order_writes(path: pathlib.Path) -> list[str]:
     found: list[str] = []
     order_names = {"order", "locked", "o"}
     for node in ast.walk(tree):
-        # apps.core.bulk.update_rows(Order, ...): a set-based write of order rows
-        if isinstance(node, ast.Call) and _chain(node.func)[-1:] == ["update_rows"]:
+        # apps.core.bulk.update_rows / insert_rows(Order, ...): a set-based write of order rows
+        if isinstance(node, ast.Call) and _chain(node.func)[-1:] in (["update_rows"], ["insert_rows"]):
             if node.args and _chain(node.args[0]) == ["Order"]:
-                found.append(f"{path}:{node.lineno}: update_rows(Order, ...)")
+                found.append(f"{path}:{node.lineno}: {_chain(node.func)[-1]}(Order, ...)")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             chain = _chain(node.func)
             # Order.objects....update(status=...) / bulk_update(..., ["status"])
@@ -159,8 +161,9 @@ def test_the_source_guard_sees_the_pattern_it_forbids(tmp_path):
         "Order.objects.filter(pk=1).update(refund_due=F('refund_due') + 1)\n"
         "order.status = 'paid'\n"
         "Order.objects.bulk_update(orders, ['version'])\n"
+        "insert_rows(Order, ('status',), rows)\n"
     )
-    assert len(_order_writes(bad)) == 3
+    assert len(_order_writes(bad)) == 4
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,7 +5,16 @@ from typing import TypedDict
 
 from rest_framework import serializers
 
-from apps.catalog.models import MAX_UNITS, SKU, VARIANT_MAX_LENGTH, Listing, LiveSession, Platform, Product
+from apps.catalog.models import (
+    CATEGORY_MAX_LENGTH,
+    MAX_UNITS,
+    SKU,
+    VARIANT_MAX_LENGTH,
+    Listing,
+    LiveSession,
+    Platform,
+    Product,
+)
 from apps.core.api import DateTimeField, ScopedPrimaryKeyRelatedField
 
 
@@ -27,10 +36,17 @@ MONEY_FIELD: MoneyInput = {
 class ProductSerializer(serializers.ModelSerializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True, required=False, default="", max_length=20000)
+    category = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        default="",
+        max_length=CATEGORY_MAX_LENGTH,
+        help_text="What the reports group sales by, e.g. 美妆 or 服饰 (blank: none)",
+    )
 
     class Meta:
         model = Product
-        fields = ["id", "name", "description", "is_active", "created_at"]
+        fields = ["id", "name", "description", "category", "is_active", "created_at"]
         read_only_fields = ["id", "created_at"]
 
 

@@ -11,7 +11,8 @@ in order.
 checkpoint and appends a signed checkpoint line outside the database (``checkpoints.py``), so
 deleting the newest events and winding the head back is caught too. ``ledger_verify`` walks every
 chain that has events, a head or checkpoints, checks it against its checkpoints, and checks that
-every order's status equals the ``to_status`` of its last event.
+every order's status equals the ``to_status`` of its last event (generated history, made without
+events, aside: ``_status_problems``).
 """
 
 from __future__ import annotations
@@ -330,7 +331,8 @@ def _history_problems(merchant_id: int | None) -> list[LedgerProblem]:
     merchant's chain: the first event ``"" -> pending_payment``, each next event starting where
     the previous one ended, each step a transition (or a change that keeps the status). One pass
     over the events in (order, seq) order. Catches an event moved to another order, an illegal
-    step written by hand, and an order moved to another merchant."""
+    step written by hand, and an order moved to another merchant. (The first event of a generated
+    order starts where the history left it: its show's ``generated`` mark.)"""
     events = OrderEvent.objects.order_by("order_id", "seq")
     if merchant_id is not None:
         events = events.filter(Q(merchant_id=merchant_id) | Q(order__merchant_id=merchant_id))
@@ -339,10 +341,17 @@ def _history_problems(merchant_id: int | None) -> list[LedgerProblem]:
     current_order: int | None = None
     previous_to: str | None = None
     fields = ("order_id", "order__public_id", "order__merchant_id", "merchant_id", "seq", "id")
-    rows = events.values_list(*fields, "from_status", "to_status").iterator(chunk_size=5000)
-    for order_id, public_id, order_merchant, event_merchant, seq, event_id, frm, to in rows:
+    rows = events.values_list(*fields, "from_status", "to_status", "order__session__generated").iterator(
+        chunk_size=5000
+    )
+    for order_id, public_id, order_merchant, event_merchant, seq, event_id, frm, to, generated in rows:
         if order_id != current_order:
             current_order, previous_to = order_id, None
+            if generated and frm:
+                # Generated history has no events of its own (``_status_problems``): the first
+                # event of such an order, recorded when someone acted on it, starts where the
+                # history left it, with a step the state machine allows.
+                previous_to = frm
         problem = None
         if order_merchant != event_merchant:
             problem = (
@@ -418,9 +427,19 @@ def _verify_merchant(merchant_id: int) -> list[LedgerProblem]:
 
 def _status_problems(merchant_id: int | None) -> list[LedgerProblem]:
     """Orders whose status is not the ``to_status`` of their last event: one query (a correlated
-    subquery on the events' order index), one pass."""
+    subquery on the events' order index), one pass.
+
+    Generated history (``apps.reports.history``: orders of a show marked ``generated``) is written
+    without events, so that it can be deleted again without touching the chain; such an order is
+    not a problem while it has no event at all. Once anything records an event for it, it is held
+    to its events like any order (a real order always has its first event, so marking its show
+    generated hides nothing: its status is still checked, and deleting its events breaks the chain)."""
     last_to = OrderEvent.objects.filter(order_id=OuterRef("pk")).order_by("-seq").values("to_status")[:1]
-    orders = Order.objects.annotate(last_to=Subquery(last_to)).filter(Q(last_to__isnull=True) | ~Q(status=F("last_to")))
+    orders = (
+        Order.objects.annotate(last_to=Subquery(last_to))
+        .filter(Q(last_to__isnull=True) | ~Q(status=F("last_to")))
+        .exclude(Q(last_to__isnull=True) & Q(session__generated=True))
+    )
     if merchant_id is not None:
         orders = orders.filter(merchant_id=merchant_id)
     problems: list[LedgerProblem] = []

@@ -30,6 +30,7 @@ PRODUCTS = [
     ("阳澄湖大闸蟹礼盒 8只", "Hairy crab gift box x8", "CRAB-8", Decimal("588.00"), Decimal("388.00"), 60, 50, 1),
 ]
 COLOURS = {"TEA-357": "#7b4a2a", "SCARF-GRY": "#6d7b8d", "CRAB-8": "#c0392b"}
+CATEGORIES = {"TEA-357": "食品", "SCARF-GRY": "服饰", "CRAB-8": "食品"}  # what the reports group sales by
 # Colour/size variants of the scarf, beside the grey one on air: (code, colour, size, picture colour).
 SCARF_VARIANTS = [("SCARF-RED", "酒红色", "180×30 cm", "#922b21"), ("SCARF-CRM", "米白色", "200×70 cm", "#e8dcc4")]
 
@@ -60,6 +61,7 @@ class Command(RedisCommand):
             _, token = merchants.api_token_create(merchant=merchant, name="demo streamer tools")
             token_file.write_text(token + "\n")
         self._pictures(merchant)
+        self._categories(merchant)
         self.stdout.write(json.dumps({"merchant": "demo", "login": DEMO_USER, "token_file": str(token_file)}))
 
     @transaction.atomic
@@ -76,7 +78,7 @@ class Command(RedisCommand):
         catalog.session_start(session=show)
         listings = []
         for zh, en, code, price, flash, stock, quota, limit in PRODUCTS:
-            product = catalog.product_create(merchant=merchant, name=zh, description=en)
+            product = catalog.product_create(merchant=merchant, name=zh, description=en, category=CATEGORIES[code])
             sku = catalog.sku_create(merchant=merchant, product=product, code=code, name=en, price=price, on_hand=stock)
             listing = catalog.listing_create(
                 merchant=merchant,
@@ -114,6 +116,14 @@ class Command(RedisCommand):
                         size=size,
                         image=demo_picture("S", hex_, f"{code}.png"),
                     )
+
+    @transaction.atomic
+    def _categories(self, merchant: Merchant) -> None:
+        """Categories for demo products that have none (a demo database from before categories)."""
+        for code, category in CATEGORIES.items():
+            product = Product.objects.filter(merchant=merchant, category="", skus__code=code).first()
+            if product is not None:
+                catalog.product_update(product=product, data={"category": category})
 
     def _orders(self, show: LiveSession) -> None:
         buyers = [
