@@ -76,7 +76,7 @@ class RefundRequestAdmin(MerchantScopedAdmin):
     """The after-sales queue: what buyers asked back, and where each request is."""
 
     role_area = roles.ORDERS
-    list_display = ["public_id", "order", "kind", "source", "status", "amount", "reason", "requested_at"]
+    list_display = ["public_id", "order", "kind", "status", "amount", "reason", "requested_at"]
     list_filter = [StatusFilter, "kind", "source"]
     search_fields = ["public_id", "order__public_id", "reason"]
     list_select_related = ["order"]

@@ -26,6 +26,10 @@ PostgreSQL. What each figure means:
   the units sold in time (``curve``: cumulative units held by orders at seconds since the listing
   opened, at most 60 points) and ``sold_out_s``: seconds from opening until the orders placed had
   taken the whole quota (None when they never did).
+- ``unlisted``: lines of the show's orders that no listing of it sold (a platform's order of a SKU
+  not on air in the show): orders, paid, units and gmv.
+- ``categories``: per product category ("" for none): orders, paid, units and gmv of the lines of
+  its products (an order with lines of two categories counts in both).
 - ``risk``: orders risk control let through, held for review (and how reviews went), and blocked
   attempts (no order).
 """
@@ -37,7 +41,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from apps.catalog.models import Listing, LiveSession
+from apps.catalog.models import SKU, Listing, LiveSession
 from apps.orders import hooks
 from apps.orders.models import Order, OrderLine, OrderStatus
 from apps.orders.services.transitions import EXPIRY_REASON
@@ -152,6 +156,8 @@ def session_figures(session: LiveSession) -> dict[str, Any]:
             for c, v in sorted(channels.items(), key=lambda kv: (-kv[1]["gmv"], kv[0]))
         ],
         "listings": units["listings"],
+        "unlisted": units["unlisted"],
+        "categories": units["categories"],
         "risk": _risk(session),
     }
 
@@ -167,22 +173,28 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
         pk: {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO, "held": []} for pk in listings
     }
     units = 0
-    lines = OrderLine.objects.filter(order__session_id=session.pk).values_list(
-        "order_id", "listing_id", "quantity", "line_total"
+    categories: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO}
     )
-    for order_id, listing_id, qty, line_total in lines:
+    unlisted: dict[str, Any] = {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO}
+    lines = list(
+        OrderLine.objects.filter(order__session_id=session.pk).values_list(
+            "order_id", "listing_id", "sku_id", "quantity", "line_total"
+        )
+    )
+    category_of = dict(SKU.objects.filter(pk__in={line[2] for line in lines}).values_list("pk", "product__category"))
+    for order_id, listing_id, sku_id, qty, line_total in lines:
         paid = order_id in paid_ids
         units += qty if paid else 0
         top = pools.get(listing_id, listing_id)
-        if top not in per:
-            continue
-        entry = per[top]
-        entry["orders"].add(order_id)
-        entry["held"].append((created[order_id], qty))
-        if paid:
-            entry["paid"].add(order_id)
-            entry["units"] += qty
-            entry["gmv"] += line_total
+        for entry in (categories[(category_of.get(sku_id) or "").strip()], per.get(top, unlisted)):
+            entry["orders"].add(order_id)
+            if paid:
+                entry["paid"].add(order_id)
+                entry["units"] += qty
+                entry["gmv"] += line_total
+        if top in per:
+            per[top]["held"].append((created[order_id], qty))
     out = []
     for pk, li in sorted(listings.items()):
         entry = per[pk]
@@ -202,7 +214,19 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
                 "curve": curve,
             }
         )
-    return {"units": units, "listings": out}
+    return {
+        "units": units,
+        "listings": out,
+        "unlisted": {
+            "orders": len(unlisted["orders"]), "paid": len(unlisted["paid"]), "units": unlisted["units"],
+            "gmv": str(unlisted["gmv"]),
+        },
+        "categories": [
+            {"category": name, "orders": len(c["orders"]), "paid": len(c["paid"]), "units": c["units"],
+             "gmv": str(c["gmv"])}
+            for name, c in sorted(categories.items(), key=lambda kv: (-kv[1]["gmv"], kv[0]))
+        ],
+    }  # fmt: skip
 
 
 def _curve(held: list[tuple[datetime, int]], opens: datetime | None, quota: int) -> tuple[list[list[float]], Any]:

@@ -122,3 +122,14 @@ def rollup_all(*, merchant_id: int | None = None) -> int:
         rollup_session(session_id)
         n += 1
     return n
+
+
+def rollup_generated(*, merchant_id: int) -> int:
+    """Compute the reports of a merchant's generated shows that have none (after
+    ``generate_history``: its shows are new rows; a show reported already is left alone)."""
+    sessions = LiveSession.objects.filter(merchant_id=merchant_id, generated=True, report__isnull=True)
+    n = 0
+    for session_id in sessions.order_by("pk").values_list("pk", flat=True):
+        rollup_session(session_id)
+        n += 1
+    return n

@@ -39,6 +39,7 @@ OWN_WALL_TESTS = {
     "stock-sync": "tests/inventory/test_stock_sync.py (a code of another merchant is unknown_sku)",
     "ship-batch-list": "tests/fulfilment/test_shipping.py (another merchant's orders are unknown_orders)",
     "ship-batch-download": "tests/fulfilment/test_shipping.py (another merchant's batch file is a 404)",
+    "report-slots": "tests/reports/test_slots.py (another merchant's shows are not counted)",
 }
 
 

@@ -76,6 +76,21 @@ class ListingFiguresSerializer(serializers.Serializer):
     )
 
 
+class UnlistedSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    units = serializers.IntegerField()
+    gmv = serializers.CharField(help_text=MONEY_HELP)
+
+
+class CategoryFiguresSerializer(serializers.Serializer):
+    category = serializers.CharField(help_text="The products' category; empty for products without one.")
+    orders = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    units = serializers.IntegerField()
+    gmv = serializers.CharField(help_text="Its lines' totals in paid orders (no freight), CNY.")
+
+
 class RiskSerializer(serializers.Serializer):
     allowed = serializers.IntegerField()
     held = serializers.IntegerField(help_text="Orders held for review.")
@@ -102,11 +117,13 @@ class FiguresSerializer(serializers.Serializer):
     buyers = BuyersSerializer()
     channels = ChannelSerializer(many=True)
     listings = ListingFiguresSerializer(many=True)
+    unlisted = UnlistedSerializer(help_text="Lines no listing of the show sold (a platform's SKU not on air).")
+    categories = CategoryFiguresSerializer(many=True)
     risk = RiskSerializer()
 
 
 class SessionReportSerializer(serializers.Serializer):
-    session = serializers.IntegerField(source="session_id")
+    id = serializers.IntegerField(source="session_id", help_text="The show's id.")
     title = serializers.CharField(source="session.title")
     streamer = serializers.CharField()
     status = serializers.CharField(source="session.status")
@@ -117,7 +134,7 @@ class SessionReportSerializer(serializers.Serializer):
 
 
 class SessionReportSummarySerializer(serializers.Serializer):
-    session = serializers.IntegerField(source="session_id")
+    id = serializers.IntegerField(source="session_id", help_text="The show's id.")
     title = serializers.CharField(source="session.title")
     streamer = serializers.CharField()
     starts_at = serializers.DateTimeField(allow_null=True)
