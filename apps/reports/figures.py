@@ -204,6 +204,8 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
                 "listing": pk,
                 "sku": li.sku.code,
                 "name": li.sku.product.name if li.sku.product_id else li.sku.code,
+                "category": (li.sku.product.category or "").strip(),
+                "price": str(li.price),
                 "quota": li.quota,
                 "orders": len(entry["orders"]),
                 "paid": len(entry["paid"]),

@@ -61,6 +61,8 @@ class ListingFiguresSerializer(serializers.Serializer):
     listing = serializers.IntegerField()
     sku = serializers.CharField()
     name = serializers.CharField()
+    category = serializers.CharField()
+    price = serializers.CharField(help_text="The flash price, CNY.")
     quota = serializers.IntegerField()
     orders = serializers.IntegerField()
     paid = serializers.IntegerField()
