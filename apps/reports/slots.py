@@ -16,7 +16,7 @@ with fewer shows is listed as too few to say.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,22 +59,26 @@ def slot_analysis(*, merchant_id: int, since: datetime | None = None, min_shows:
     streamers: dict[str, dict[str, Any]] = defaultdict(lambda: {**_cell(), "units": 0})
     categories: dict[str, dict[str, Any]] = defaultdict(lambda: {**_cell(), "units": 0})
     shows = 0
-    for session_id, starts_at, streamer, hours, units, figures in rows.values_list(
-        "session_id", "starts_at", "streamer", "hours_on_air", "units", "figures"
-    ).iterator(chunk_size=500):
+    week = 7 * 24
+    for session_id, starts_at, streamer, hours, units, orders, paid, gmv, by_minute, cats in rows.values_list(
+        "session_id", "starts_at", "streamer", "hours_on_air", "units", "orders", "paid", "gmv",
+        "figures__by_minute", "figures__categories",
+    ).iterator(chunk_size=500):  # fmt: skip
         if starts_at is None:  # filtered out above; for the type checker
             continue
         shows += 1
         start = starts_at.astimezone(tz)
+        base = (start.weekday() * 24 + start.hour) * 60 + start.minute  # minute of the week
         on_air = max(int(Decimal(hours) * 60), 1)
-        for minute in range(on_air):  # the minutes on air, per cell
-            at = start + timedelta(minutes=minute)
-            cell = cells[(at.weekday(), at.hour)]
+        at = base
+        while at < base + on_air:  # the minutes on air, an hour cell at a time
+            upto = min((at // 60 + 1) * 60, base + on_air)
+            cell = cells[divmod((at // 60) % week, 24)]
             cell["shows"].add(session_id)
-            cell["minutes"] += 1
-        for m in figures.get("by_minute", []):  # what sold, in the cell of its minute
-            at = start + timedelta(minutes=m["minute"])
-            cell = cells[(at.weekday(), at.hour)]
+            cell["minutes"] += upto - at
+            at = upto
+        for m in by_minute or []:  # what sold, in the cell of its minute
+            cell = cells[divmod(((base + m["minute"]) // 60) % week, 24)]
             cell["shows"].add(session_id)
             cell["orders"] += m["orders"]
             cell["paid"] += m["paid"]
@@ -82,11 +86,11 @@ def slot_analysis(*, merchant_id: int, since: datetime | None = None, min_shows:
         s = streamers[streamer or "?"]
         s["shows"].add(session_id)
         s["minutes"] += on_air
-        s["orders"] += figures.get("orders", 0)
-        s["paid"] += figures.get("paid", 0)
-        s["gmv"] += Decimal(figures.get("gmv", "0"))
+        s["orders"] += orders
+        s["paid"] += paid
+        s["gmv"] += gmv
         s["units"] += units
-        for c in figures.get("categories", []):
+        for c in cats or []:
             k = categories[c["category"] or "?"]
             k["shows"].add(session_id)
             k["minutes"] += on_air
