@@ -66,3 +66,29 @@ def test_the_backtest_command(history) -> None:  # type: ignore[no-untyped-def]
     for bad in (["--merchant", "nobody"], ["--merchant", history.slug, "--step", "0"]):
         with pytest.raises(CommandError):
             call_command("forecast_backtest", *bad)
+
+
+def test_the_forecast_api_for_a_planned_show(history, other_merchant, api) -> None:  # type: ignore[no-untyped-def]
+    from apps.catalog.models import SKU
+
+    codes = list(SKU.objects.filter(merchant=history, code__startswith="HIST-").values_list("code", flat=True)[:2])
+    query = "&".join(f"sku={c}" for c in codes) + "&streamer=小雅&starts_at=2026-12-20T20:00:00%2B08:00&hours=2"
+    r = api.get(f"/api/v1/reports/forecast?{query}")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["enough"] and [s["sku"] for s in body["skus"]] == codes
+    for s in body["skus"]:
+        assert s["low"] <= s["expected"] <= s["high"] == s["quota"]
+        assert s["restock"] == max(s["quota"] - s["on_hand"], 0)
+    when = "starts_at=2026-12-20T20:00:00Z"
+    for bad in (f"streamer=A&{when}", f"sku={codes[0]}&streamer=A&starts_at=soon",
+                f"sku={codes[0]}&streamer=A&{when}&hours=40", f"sku=NOPE&streamer=A&{when}"):  # fmt: skip
+        r = api.get(f"/api/v1/reports/forecast?{bad}")
+        assert r.status_code == 400 and r.json()["code"] == "invalid", (bad, r.content)
+    assert api.get(f"/api/v1/reports/forecast?{query}&x=1").json()["code"] == "unknown_parameter"
+    # another merchant's SKU codes are unknown here
+    from ..factories import make_sku
+
+    theirs = make_sku(other_merchant, code="RIVAL-ONLY-1")
+    r = api.get(f"/api/v1/reports/forecast?sku={theirs.code}&streamer=A&{when}")
+    assert r.status_code == 400 and "RIVAL-ONLY-1" in r.json()["extra"]["fields"]["sku"]

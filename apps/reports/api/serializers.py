@@ -3,6 +3,8 @@ so the schema documents them. Money is a decimal string (exact), rates are decim
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
 MONEY_HELP = "CNY, a decimal string (exact)."
@@ -189,3 +191,37 @@ class SlotAnalysisSerializer(serializers.Serializer):
     categories = CategorySlotSerializer(many=True)
     recommended = SlotCellSerializer(many=True, help_text="The best cells by GMV per hour with enough shows.")
     too_few_shows = SlotCellSerializer(many=True, help_text="Cells that sold but have too few shows to say.")
+
+
+class ForecastQuerySerializer(serializers.Serializer):
+    sku = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=50,
+        help_text="The SKU codes of the planned show (repeat the parameter: ?sku=A&sku=B).",
+    )  # fmt: skip
+    streamer = serializers.CharField(max_length=100)
+    starts_at = serializers.DateTimeField(help_text="When the show starts (ISO 8601).")
+    hours = serializers.DecimalField(
+        max_digits=4, decimal_places=2, min_value=Decimal("0.25"), max_value=Decimal("12"), default=Decimal("2")
+    )
+
+
+class SkuForecastSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    category = serializers.CharField()
+    expected = serializers.FloatField(help_text="Units expected to sell (paid).")
+    low = serializers.IntegerField(help_text="The 80 % interval's bottom.")
+    high = serializers.IntegerField(help_text="The 80 % interval's top.")
+    quota = serializers.IntegerField(help_text="The quota to set: the interval's top.")
+    last_show = serializers.IntegerField(
+        allow_null=True, help_text="Units it sold in its last show (null: never shown)."
+    )
+    shows = serializers.IntegerField(help_text="Past shows it was in.")
+    on_hand = serializers.IntegerField()
+    restock = serializers.IntegerField(help_text="Units to add before the show: quota less on hand, at least 0.")
+
+
+class ForecastSerializer(serializers.Serializer):
+    shows = serializers.IntegerField(help_text="Past shows the forecast learns from.")
+    enough = serializers.BooleanField(help_text="False: too few past shows to forecast (`skus` is empty).")
+    min_shows = serializers.IntegerField()
+    skus = SkuForecastSerializer(many=True)

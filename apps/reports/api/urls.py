@@ -1,8 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import SessionReportViewSet, SlotAnalysisApi
+from .views import ForecastApi, SessionReportViewSet, SlotAnalysisApi
 
 router = SimpleRouter(trailing_slash=False)
 router.register("reports/sessions", SessionReportViewSet, basename="session-report")
-urlpatterns = [path("reports/slots", SlotAnalysisApi.as_view(), name="report-slots"), *router.urls]
+urlpatterns = [
+    path("reports/slots", SlotAnalysisApi.as_view(), name="report-slots"),
+    path("reports/forecast", ForecastApi.as_view(), name="report-forecast"),
+    *router.urls,
+]

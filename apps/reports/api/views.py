@@ -12,17 +12,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.catalog.models import LiveSession
+from apps.catalog.models import SKU, LiveSession
 from apps.core.api import ErrorSerializer, error_responses
 from apps.core.errors import ApplicationError, NotFound
 from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import MerchantScopedViewSet
 
+from ..forecast import Plan, forecast
 from ..models import SessionReport
 from ..rollups import mark_dirty
 from ..slots import slot_analysis
 from .serializers import (
+    ForecastQuerySerializer,
+    ForecastSerializer,
     SessionReportSerializer,
     SessionReportSummarySerializer,
     SlotAnalysisSerializer,
@@ -110,3 +113,54 @@ class SlotAnalysisApi(APIView):
             min_shows=params.validated_data["min_shows"],
         )
         return Response(SlotAnalysisSerializer(result).data)
+
+
+class ForecastApi(APIView):
+    """Demand forecast for a planned show (apps.reports.forecast)."""
+
+    role_area = roles.REPORTS
+
+    @extend_schema(
+        operation_id="reports_forecast",
+        tags=["reports"],
+        parameters=[ForecastQuerySerializer],
+        responses={200: ForecastSerializer, **error_responses(400, 401)},
+        description="For a planned show (its SKUs, streamer, start and length): the units each SKU is expected to "
+        "sell with an 80 % interval, the quota to set and how much to restock (against stock on hand), learnt "
+        "from the merchant's past shows. Its backtest against the same-SKU-last-show baseline is in docs/reports.md. "
+        "Trains on every call (about a second for 200 shows).",
+    )
+    def get(self, request: Request) -> Response:
+        allowed = set(ForecastQuerySerializer().fields)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise ApplicationError(
+                f"unknown query parameter {unknown[0]!r}",
+                code="unknown_parameter",
+                extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": sorted(allowed)},
+            )
+        data = {k: request.query_params.getlist(k) if k == "sku" else request.query_params.get(k)
+                for k in allowed if k in request.query_params}  # fmt: skip
+        params = ForecastQuerySerializer(data=data)
+        params.is_valid(raise_exception=True)
+        merchant_id = cast(TokenPrincipal, request.auth).merchant_id
+        codes = list(dict.fromkeys(params.validated_data["sku"]))
+        known = {
+            sku.code: sku
+            for sku in SKU.objects.filter(merchant_id=merchant_id, code__in=codes).select_related("product", "stock")
+        }
+        missing = [c for c in codes if c not in known]
+        if missing:
+            raise ApplicationError(
+                _("No SKU with code %(code)s in this shop.") % {"code": missing[0]},
+                code="invalid",
+                extra={"fields": {"sku": f"Unknown: {', '.join(missing)}"}},
+            )
+        plan = Plan(
+            skus=[(c, (known[c].product.category or "").strip(), float(known[c].price)) for c in codes],
+            streamer=params.validated_data["streamer"],
+            starts_at=params.validated_data["starts_at"],
+            hours=float(params.validated_data["hours"]),
+        )
+        on_hand = {c: getattr(getattr(known[c], "stock", None), "on_hand", 0) for c in codes}
+        return Response(ForecastSerializer(forecast(merchant_id=merchant_id, plan=plan, on_hand=on_hand)).data)
