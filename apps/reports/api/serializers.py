@@ -11,40 +11,40 @@ MONEY_HELP = "CNY, a decimal string (exact)."
 RATE_HELP = "A share, a decimal string with 4 places ('0.8125')."
 
 
-class RefundsSerializer(serializers.Serializer):
+class ReportRefundsSerializer(serializers.Serializer):
     orders = serializers.IntegerField(help_text="Paid orders that owe money back.")
     amount = serializers.CharField(help_text=MONEY_HELP)
     paid_back = serializers.CharField(help_text=MONEY_HELP)
 
 
-class RatesSerializer(serializers.Serializer):
+class ReportRatesSerializer(serializers.Serializer):
     paid = serializers.CharField(help_text=RATE_HELP)
     cancelled = serializers.CharField(help_text=RATE_HELP)
     expired = serializers.CharField(help_text=RATE_HELP)
     refund = serializers.CharField(help_text="Refunded paid orders / paid orders, a decimal string.")
 
 
-class MinuteSerializer(serializers.Serializer):
+class ReportMinuteSerializer(serializers.Serializer):
     minute = serializers.IntegerField(help_text="Minutes since the show started.")
     orders = serializers.IntegerField()
     paid = serializers.IntegerField()
     gmv = serializers.CharField(help_text=MONEY_HELP)
 
 
-class CitySerializer(serializers.Serializer):
+class ReportCitySerializer(serializers.Serializer):
     city = serializers.CharField()
     paid = serializers.IntegerField()
     gmv = serializers.CharField(help_text=MONEY_HELP)
 
 
-class RegionSerializer(serializers.Serializer):
+class ReportRegionSerializer(serializers.Serializer):
     province = serializers.CharField(help_text="'?' when the address had none.")
     paid = serializers.IntegerField()
     gmv = serializers.CharField(help_text=MONEY_HELP)
-    cities = CitySerializer(many=True)
+    cities = ReportCitySerializer(many=True)
 
 
-class BuyersSerializer(serializers.Serializer):
+class ReportBuyersSerializer(serializers.Serializer):
     buyers = serializers.IntegerField(help_text="Distinct buyers of paid orders.")
     new = serializers.IntegerField()
     returning = serializers.IntegerField(help_text="Paid an order of the merchant before the show started.")
@@ -52,14 +52,14 @@ class BuyersSerializer(serializers.Serializer):
     repeat_rate = serializers.CharField(help_text=RATE_HELP)
 
 
-class ChannelSerializer(serializers.Serializer):
+class ReportChannelSerializer(serializers.Serializer):
     channel = serializers.CharField(help_text="storefront, api, douyin, kuaishou or taobao")
     orders = serializers.IntegerField()
     paid = serializers.IntegerField()
     gmv = serializers.CharField(help_text=MONEY_HELP)
 
 
-class ListingFiguresSerializer(serializers.Serializer):
+class ReportListingFiguresSerializer(serializers.Serializer):
     listing = serializers.IntegerField()
     sku = serializers.CharField()
     name = serializers.CharField()
@@ -80,14 +80,14 @@ class ListingFiguresSerializer(serializers.Serializer):
     )
 
 
-class UnlistedSerializer(serializers.Serializer):
+class ReportUnlistedSerializer(serializers.Serializer):
     orders = serializers.IntegerField()
     paid = serializers.IntegerField()
     units = serializers.IntegerField()
     gmv = serializers.CharField(help_text=MONEY_HELP)
 
 
-class CategoryFiguresSerializer(serializers.Serializer):
+class ReportCategoryFiguresSerializer(serializers.Serializer):
     category = serializers.CharField(help_text="The products' category; empty for products without one.")
     orders = serializers.IntegerField()
     paid = serializers.IntegerField()
@@ -95,7 +95,7 @@ class CategoryFiguresSerializer(serializers.Serializer):
     gmv = serializers.CharField(help_text="Its lines' totals in paid orders (no freight), CNY.")
 
 
-class RiskSerializer(serializers.Serializer):
+class ReportRiskSerializer(serializers.Serializer):
     allowed = serializers.IntegerField()
     held = serializers.IntegerField(help_text="Orders held for review.")
     approved = serializers.IntegerField()
@@ -103,7 +103,7 @@ class RiskSerializer(serializers.Serializer):
     blocked = serializers.IntegerField(help_text="Attempts refused (no order).")
 
 
-class FiguresSerializer(serializers.Serializer):
+class ReportFiguresSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True)
     orders = serializers.IntegerField(help_text="Every order of the show.")
     paid = serializers.IntegerField()
@@ -113,17 +113,17 @@ class FiguresSerializer(serializers.Serializer):
     units = serializers.IntegerField()
     gmv = serializers.CharField(help_text="Totals of the paid orders (freight included), CNY.")
     avg_basket = serializers.CharField(help_text=MONEY_HELP)
-    refunds = RefundsSerializer()
+    refunds = ReportRefundsSerializer()
     net = serializers.CharField(help_text="gmv minus refunds.amount, CNY.")
-    rates = RatesSerializer()
-    by_minute = MinuteSerializer(many=True)
-    regions = RegionSerializer(many=True)
-    buyers = BuyersSerializer()
-    channels = ChannelSerializer(many=True)
-    listings = ListingFiguresSerializer(many=True)
-    unlisted = UnlistedSerializer(help_text="Lines no listing of the show sold (a platform's SKU not on air).")
-    categories = CategoryFiguresSerializer(many=True)
-    risk = RiskSerializer()
+    rates = ReportRatesSerializer()
+    by_minute = ReportMinuteSerializer(many=True)
+    regions = ReportRegionSerializer(many=True)
+    buyers = ReportBuyersSerializer()
+    channels = ReportChannelSerializer(many=True)
+    listings = ReportListingFiguresSerializer(many=True)
+    unlisted = ReportUnlistedSerializer(help_text="Lines no listing of the show sold (a platform's SKU not on air).")
+    categories = ReportCategoryFiguresSerializer(many=True)
+    risk = ReportRiskSerializer()
 
 
 class SessionReportSerializer(serializers.Serializer):
@@ -134,7 +134,7 @@ class SessionReportSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True)
     hours_on_air = serializers.DecimalField(max_digits=8, decimal_places=3, coerce_to_string=True)
     computed_at = serializers.DateTimeField()
-    figures = FiguresSerializer()
+    figures = ReportFiguresSerializer()
 
 
 class SessionReportSummarySerializer(serializers.Serializer):
@@ -150,14 +150,14 @@ class SessionReportSummarySerializer(serializers.Serializer):
     computed_at = serializers.DateTimeField()
 
 
-class SlotQuerySerializer(serializers.Serializer):
+class ReportSlotQuerySerializer(serializers.Serializer):
     since = serializers.DateField(required=False, help_text="Only shows that started on or after this day.")
     min_shows = serializers.IntegerField(
         required=False, default=3, min_value=1, max_value=100, help_text="Shows a slot needs before it is recommended."
     )
 
 
-class SlotFiguresSerializer(serializers.Serializer):
+class ReportSlotFiguresSerializer(serializers.Serializer):
     shows = serializers.IntegerField(help_text="Shows on air in it (the sample size).")
     hours_on_air = serializers.CharField()
     orders = serializers.IntegerField()
@@ -167,33 +167,33 @@ class SlotFiguresSerializer(serializers.Serializer):
     conversion = serializers.CharField(help_text="Paid / orders, " + RATE_HELP)
 
 
-class SlotCellSerializer(SlotFiguresSerializer):
+class ReportSlotCellSerializer(ReportSlotFiguresSerializer):
     weekday = serializers.IntegerField(help_text="0 Monday ... 6 Sunday, in `timezone`.")
     hour = serializers.IntegerField(help_text="0-23, in `timezone`.")
 
 
-class StreamerSlotSerializer(SlotFiguresSerializer):
+class ReportStreamerSlotSerializer(ReportSlotFiguresSerializer):
     streamer = serializers.CharField()
     units = serializers.IntegerField()
 
 
-class CategorySlotSerializer(SlotFiguresSerializer):
+class ReportCategorySlotSerializer(ReportSlotFiguresSerializer):
     category = serializers.CharField(help_text="'?' for products without a category.")
     units = serializers.IntegerField()
 
 
-class SlotAnalysisSerializer(serializers.Serializer):
+class ReportSlotAnalysisSerializer(serializers.Serializer):
     shows = serializers.IntegerField()
     min_shows = serializers.IntegerField()
     timezone = serializers.CharField()
-    cells = SlotCellSerializer(many=True, help_text="Every weekday × hour a show was on air in.")
-    streamers = StreamerSlotSerializer(many=True)
-    categories = CategorySlotSerializer(many=True)
-    recommended = SlotCellSerializer(many=True, help_text="The best cells by GMV per hour with enough shows.")
-    too_few_shows = SlotCellSerializer(many=True, help_text="Cells that sold but have too few shows to say.")
+    cells = ReportSlotCellSerializer(many=True, help_text="Every weekday × hour a show was on air in.")
+    streamers = ReportStreamerSlotSerializer(many=True)
+    categories = ReportCategorySlotSerializer(many=True)
+    recommended = ReportSlotCellSerializer(many=True, help_text="The best cells by GMV per hour with enough shows.")
+    too_few_shows = ReportSlotCellSerializer(many=True, help_text="Cells that sold but have too few shows to say.")
 
 
-class ForecastQuerySerializer(serializers.Serializer):
+class ReportForecastQuerySerializer(serializers.Serializer):
     sku = serializers.ListField(
         child=serializers.CharField(max_length=64), min_length=1, max_length=50,
         help_text="The SKU codes of the planned show (repeat the parameter: ?sku=A&sku=B).",
@@ -205,7 +205,7 @@ class ForecastQuerySerializer(serializers.Serializer):
     )
 
 
-class SkuForecastSerializer(serializers.Serializer):
+class ReportSkuForecastSerializer(serializers.Serializer):
     sku = serializers.CharField()
     category = serializers.CharField()
     expected = serializers.FloatField(help_text="Units expected to sell (paid).")
@@ -220,8 +220,8 @@ class SkuForecastSerializer(serializers.Serializer):
     restock = serializers.IntegerField(help_text="Units to add before the show: quota less on hand, at least 0.")
 
 
-class ForecastSerializer(serializers.Serializer):
+class ReportForecastSerializer(serializers.Serializer):
     shows = serializers.IntegerField(help_text="Past shows the forecast learns from.")
     enough = serializers.BooleanField(help_text="False: too few past shows to forecast (`skus` is empty).")
     min_shows = serializers.IntegerField()
-    skus = SkuForecastSerializer(many=True)
+    skus = ReportSkuForecastSerializer(many=True)

@@ -24,12 +24,12 @@ from ..models import SessionReport
 from ..rollups import mark_dirty
 from ..slots import slot_analysis
 from .serializers import (
-    ForecastQuerySerializer,
-    ForecastSerializer,
+    ReportForecastQuerySerializer,
+    ReportForecastSerializer,
+    ReportSlotAnalysisSerializer,
+    ReportSlotQuerySerializer,
     SessionReportSerializer,
     SessionReportSummarySerializer,
-    SlotAnalysisSerializer,
-    SlotQuerySerializer,
 )
 
 
@@ -90,14 +90,14 @@ class SlotAnalysisApi(APIView):
     @extend_schema(
         operation_id="reports_slots",
         tags=["reports"],
-        parameters=[SlotQuerySerializer],
-        responses={200: SlotAnalysisSerializer, **error_responses(400, 401)},
+        parameters=[ReportSlotQuerySerializer],
+        responses={200: ReportSlotAnalysisSerializer, **error_responses(400, 401)},
         description="Which weekday × hour, streamer and category sell best: GMV per hour on air, conversion and "
         "the number of shows behind each figure. A slot with fewer than `min_shows` shows is never recommended.",
     )
     def get(self, request: Request) -> Response:
-        params = SlotQuerySerializer(data=request.query_params)
-        unknown = sorted(set(request.query_params) - set(SlotQuerySerializer().fields))
+        params = ReportSlotQuerySerializer(data=request.query_params)
+        unknown = sorted(set(request.query_params) - set(ReportSlotQuerySerializer().fields))
         if unknown:
             raise ApplicationError(
                 f"unknown query parameter {unknown[0]!r}",
@@ -112,7 +112,7 @@ class SlotAnalysisApi(APIView):
             since=datetime.combine(since, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE)) if since else None,
             min_shows=params.validated_data["min_shows"],
         )
-        return Response(SlotAnalysisSerializer(result).data)
+        return Response(ReportSlotAnalysisSerializer(result).data)
 
 
 class ForecastApi(APIView):
@@ -123,15 +123,15 @@ class ForecastApi(APIView):
     @extend_schema(
         operation_id="reports_forecast",
         tags=["reports"],
-        parameters=[ForecastQuerySerializer],
-        responses={200: ForecastSerializer, **error_responses(400, 401)},
+        parameters=[ReportForecastQuerySerializer],
+        responses={200: ReportForecastSerializer, **error_responses(400, 401)},
         description="For a planned show (its SKUs, streamer, start and length): the units each SKU is expected to "
         "sell with an 80 % interval, the quota to set and how much to restock (against stock on hand), learnt "
         "from the merchant's past shows. Its backtest against the same-SKU-last-show baseline is in docs/reports.md. "
         "Trains on every call (about a second for 200 shows).",
     )
     def get(self, request: Request) -> Response:
-        allowed = set(ForecastQuerySerializer().fields)
+        allowed = set(ReportForecastQuerySerializer().fields)
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
             raise ApplicationError(
@@ -141,7 +141,7 @@ class ForecastApi(APIView):
             )
         data = {k: request.query_params.getlist(k) if k == "sku" else request.query_params.get(k)
                 for k in allowed if k in request.query_params}  # fmt: skip
-        params = ForecastQuerySerializer(data=data)
+        params = ReportForecastQuerySerializer(data=data)
         params.is_valid(raise_exception=True)
         merchant_id = cast(TokenPrincipal, request.auth).merchant_id
         codes = list(dict.fromkeys(params.validated_data["sku"]))
@@ -163,4 +163,4 @@ class ForecastApi(APIView):
             hours=float(params.validated_data["hours"]),
         )
         on_hand = {c: getattr(getattr(known[c], "stock", None), "on_hand", 0) for c in codes}
-        return Response(ForecastSerializer(forecast(merchant_id=merchant_id, plan=plan, on_hand=on_hand)).data)
+        return Response(ReportForecastSerializer(forecast(merchant_id=merchant_id, plan=plan, on_hand=on_hand)).data)
