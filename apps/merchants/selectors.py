@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Prefetch, QuerySet
 
 from .models import Membership, Merchant
@@ -14,6 +16,14 @@ def user_merchant_ids(*, user_id: int) -> list[int]:
         .order_by("merchant_id")
         .values_list("merchant_id", flat=True)
     )
+
+
+def staff_scope(user: Any) -> list[int] | None:
+    """What a logged-in staff page may show: None for a superuser (every merchant), else the
+    merchants the login belongs to (an empty list: none)."""
+    if user.is_superuser:
+        return None
+    return user_merchant_ids(user_id=int(user.pk or 0))
 
 
 def merchant_by_slug(*, slug: str) -> Merchant | None:

@@ -440,9 +440,7 @@ def _place(
 
 # --- merchant: live dashboard ------------------------------------------------------------------------
 def _staff_scope(request: HttpRequest) -> list[int] | None:
-    if request.user.is_superuser:
-        return None
-    return merchant_selectors.user_merchant_ids(user_id=int(request.user.pk or 0))
+    return merchant_selectors.staff_scope(request.user)
 
 
 @login_required
