@@ -29,17 +29,21 @@ def _scope(request: HttpRequest) -> list[int] | None:
     return merchant_selectors.staff_scope(request.user)
 
 
+def _no_shop(request: HttpRequest) -> HttpResponse:
+    return problem(
+        request,
+        status=403,
+        title=_("No shop for this login"),
+        message=_("Your login is not staff of any shop, so there are no reports to show."),
+    )
+
+
 @login_required
 @never_cache
 def report_index(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     if scope == []:
-        return problem(
-            request,
-            status=403,
-            title=_("No shop for this login"),
-            message=_("Your login is not staff of any shop, so there are no reports to show."),
-        )
+        return _no_shop(request)
     qs = SessionReport.objects.select_related("session", "merchant").order_by("-starts_at", "-session_id")
     if scope is not None:
         qs = qs.filter(merchant_id__in=scope)
@@ -113,12 +117,7 @@ def report_slots(request: HttpRequest) -> HttpResponse:
     their sample sizes, and the streamers and categories."""
     scope = _scope(request)
     if scope == []:
-        return problem(
-            request,
-            status=403,
-            title=_("No shop for this login"),
-            message=_("Your login is not staff of any shop, so there are no reports to show."),
-        )
+        return _no_shop(request)
     merchants = Merchant.objects.order_by("name") if scope is None else Merchant.objects.filter(pk__in=scope)
     chosen = request.GET.get("merchant")
     merchant = merchants.filter(pk=chosen).first() if chosen and chosen.isdigit() else merchants.first()

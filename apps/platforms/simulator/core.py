@@ -242,9 +242,9 @@ class PlatformSimulator(SimServer):
     def new_refund_id(self) -> str:
         return str(random.randint(10**17, 10**18 - 1))  # noqa: S311 - simulated ids
 
+    @abstractmethod
     def emit_aftersale(self, sale: SimAfterSale, order: SimOrder) -> None:
         """Send the platform's message for an after-sales step (each platform's own shape)."""
-        raise NotImplementedError
 
     # --- what each platform provides ---------------------------------------------------------
 
