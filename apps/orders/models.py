@@ -365,3 +365,33 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}-{self.pk}.{self.format}"
+
+
+class ListingTally(models.Model):
+    """What the gate decided for a listing, for its report: every fresh answer it gave to an order
+    attempt (``accepted`` holds taken; ``closed``, ``over_limit`` and ``sold_out`` refusals).
+    Counted in Redis by ``reserve.lua`` and added here by ``services.tallies.take_tallies``, once
+    per hand-over (``token``). Attempts the database decided alone, while Redis was away, are not
+    counted."""
+
+    listing = models.OneToOneField(
+        Listing, on_delete=models.CASCADE, primary_key=True, related_name="tally", verbose_name=_("listing")
+    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", verbose_name=_("merchant"))
+    accepted = models.PositiveBigIntegerField(_("accepted"), default=0)
+    closed = models.PositiveBigIntegerField(_("refused: closed"), default=0)
+    over_limit = models.PositiveBigIntegerField(_("refused: over the limit"), default=0)
+    sold_out = models.PositiveBigIntegerField(_("refused: sold out"), default=0)
+    token = models.CharField(_("last hand-over"), max_length=32, blank=True, default="")
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("listing tally")
+        verbose_name_plural = _("listing tallies")
+
+    def __str__(self) -> str:
+        return f"{self.listing_id}: {self.attempts} attempts"
+
+    @property
+    def attempts(self) -> int:
+        return self.accepted + self.closed + self.over_limit + self.sold_out

@@ -25,7 +25,10 @@ PostgreSQL. What each figure means:
 - ``listings``: per listing (its channel pools counted in it): quota, orders, paid, units, gmv,
   the units sold in time (``curve``: cumulative units held by orders at seconds since the listing
   opened, at most 60 points) and ``sold_out_s``: seconds from opening until the orders placed had
-  taken the whole quota (None when they never did).
+  taken the whole quota (None when they never did). From the gate's tallies (``ListingTally``):
+  ``attempts``, every order attempt the gate answered (holds taken and refusals), ``refused`` by
+  reason (``closed``, ``over_limit``, ``sold_out``) and ``conversion`` = orders / attempts (None
+  when the gate counted none: history, or orders taken while Redis was away).
 - ``unlisted``: lines of the show's orders that no listing of it sold (a platform's order of a SKU
   not on air in the show): orders, paid, units and gmv.
 - ``categories``: per product category ("" for none): orders, paid, units and gmv of the lines of
@@ -44,11 +47,13 @@ from typing import Any
 from apps.catalog.models import SKU, Listing, LiveSession
 from apps.orders import hooks
 from apps.orders.models import Order, OrderLine, OrderStatus
+from apps.orders.services.tallies import tallies
 from apps.orders.services.transitions import EXPIRY_REASON
 
 S = OrderStatus
 ZERO = Decimal("0.00")
 CURVE_POINTS = 60
+GATE_KEYS = ("accepted", "closed", "over_limit", "sold_out")
 RISK_KEYS = ("allowed", "held", "approved", "rejected", "blocked")
 
 
@@ -170,8 +175,13 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
     }
     pools = dict(Listing.objects.filter(session_id=session.pk, parent__isnull=False).values_list("pk", "parent_id"))
     per: dict[int, dict[str, Any]] = {
-        pk: {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO, "held": []} for pk in listings
+        pk: {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO, "held": [], "gate": dict.fromkeys(GATE_KEYS, 0)}
+        for pk in listings
     }
+    for listing_id, tally in tallies([*listings, *pools]).items():
+        gate = per[pools.get(listing_id, listing_id)]["gate"]
+        for key in GATE_KEYS:
+            gate[key] += getattr(tally, key)
     units = 0
     categories: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"orders": set(), "paid": set(), "units": 0, "gmv": ZERO}
@@ -198,6 +208,7 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
     out = []
     for pk, li in sorted(listings.items()):
         entry = per[pk]
+        attempts = sum(entry["gate"].values())
         curve, sold_out = _curve(entry["held"], li.opens_at or show_start(session, None), li.quota)
         out.append(
             {
@@ -212,6 +223,9 @@ def _units_and_listings(session: LiveSession, paid_ids: set[int], rows: list[tup
                 "units": entry["units"],
                 "gmv": str(entry["gmv"]),
                 "paid_rate": rate(len(entry["paid"]), len(entry["orders"])),
+                "attempts": attempts,
+                "refused": {k: entry["gate"][k] for k in GATE_KEYS if k != "accepted"},
+                "conversion": rate(len(entry["orders"]), attempts) if attempts else None,
                 "sold_out_s": sold_out,
                 "curve": curve,
             }

@@ -74,7 +74,16 @@ from apps.catalog import services as catalog
 from apps.catalog.models import SKU, Listing, LiveSession, Product
 from apps.core.bulk import INSERT_BATCH, insert_rows
 from apps.merchants.models import Merchant
-from apps.orders.models import PLATFORM_CHANNELS, Buyer, ListingBuyer, Order, OrderEvent, OrderLine, OrderStatus
+from apps.orders.models import (
+    PLATFORM_CHANNELS,
+    Buyer,
+    ListingBuyer,
+    ListingTally,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+)
 
 from . import history_tables as t
 from .errors import HistoryError
@@ -371,8 +380,34 @@ def _write_show(
         batch_size=batch,
         returning=False,
     )
+    insert_rows(
+        ListingTally,
+        ("listing", "merchant", "accepted", "closed", "over_limit", "sold_out", "token", "updated_at"),
+        _tallies(merchant_id, show, listings, orders, seed, ended),
+        batch_size=batch,
+        returning=False,
+    )
     result.shows += 1
     result.listings += len(listings)
+
+
+def _tallies(
+    merchant_id: int, show: Show, listings: list[DrawnListing], orders: list[DrawnOrder], seed: int, at: datetime
+) -> list[tuple[Any, ...]]:
+    """What the gate would have counted for each listing: a hold per order placed from it, and
+    refusals: a sold-out listing turned away several times the orders it took (more the faster
+    it went), a few buyers asked past their limit or before the listing opened."""
+    rng = random.Random(f"history:{seed}:tally:{show.start.isoformat()}")
+    accepted = [0] * len(listings)
+    for o in orders:
+        accepted[o.listing] += 1
+    rows = []
+    for li, n in zip(listings, accepted, strict=True):
+        sold_out = round(n * rng.uniform(0.5, 6.0)) if li.sold_out else 0
+        over_limit = sum(1 for _ in range(n) if rng.random() < 0.03)
+        closed = sum(1 for _ in range(n) if rng.random() < 0.01)
+        rows.append((li.pk, merchant_id, n, closed, over_limit, sold_out, "history", at))
+    return rows
 
 
 # --- the entry points ----------------------------------------------------------------------------
@@ -433,9 +468,10 @@ def history_delete(*, merchant: Merchant, batch: int = INSERT_BATCH) -> DeleteRe
         try:
             _delete_rows(OrderLine.objects.filter(order__in=orders), handled=())
             _delete_rows(ListingBuyer.objects.filter(listing__session__in=sessions), handled=())
+            _delete_rows(ListingTally.objects.filter(listing__session__in=sessions), handled=())
             out.orders = _delete_rows(orders, handled=(OrderLine,))
             listings = Listing.objects.filter(merchant=merchant, session__in=sessions)
-            _delete_rows(listings, handled=(Order, OrderLine, ListingBuyer))
+            _delete_rows(listings, handled=(Order, OrderLine, ListingBuyer, ListingTally))
             out.shows = _delete_rows(sessions, handled=(Listing, Order))
             for start in range(0, len(buyers), batch):
                 idle = Buyer.objects.filter(merchant=merchant, pk__in=buyers[start : start + batch]).exclude(

@@ -16,7 +16,10 @@ MONEY: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}
 class SessionReport(models.Model):
     """One show's figures (``figures.session_figures``), recomputed by the rollup job after its
     orders change (each minute while it is live). The columns are what analyses across shows read
-    (time slots, streamers, forecasts) without opening ``figures``."""
+    (time slots, streamers, forecasts) without opening ``figures``. Read from the read replica
+    when one is configured (``apps.core.db_router``): only the rollup job writes it."""
+
+    replica_reads = True
 
     session = models.OneToOneField(
         LiveSession, on_delete=models.CASCADE, primary_key=True, related_name="report", verbose_name=_("show")

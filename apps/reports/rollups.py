@@ -18,8 +18,9 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.catalog.models import LiveSession
+from apps.catalog.models import Listing, LiveSession
 from apps.core.redis import get_client
+from apps.orders.services.tallies import take_tallies
 
 from .figures import session_figures
 from .models import SessionReport
@@ -59,6 +60,7 @@ def rollup_session(session_id: int) -> SessionReport | None:
     if session is None:
         SessionReport.objects.filter(session_id=session_id).delete()
         return None
+    take_tallies(Listing.objects.filter(session_id=session.pk).values_list("pk", flat=True))
     figures = session_figures(session)
     start = session.started_at or session.scheduled_at
     if start is None and figures["starts_at"]:

@@ -183,6 +183,13 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or runtime.default_database_url(VA
 DATABASES = {"default": _database_settings(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+# A read replica (optional): the reports' rollups are read from it (apps/core/db_router.py).
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database_settings(DATABASE_REPLICA_URL)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+READ_REPLICA_DB = "replica" if DATABASE_REPLICA_URL else None
+DATABASE_ROUTERS = ["apps.core.db_router.ReadReplicaRouter"]
 
 # --- Redis: REDIS_URL (the launcher starts an embedded Valkey and sets it) -------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -39,6 +39,9 @@ if IS_SQLITE:
 else:
     # Concurrency tests run 32+ threads in one process: one pooled connection each.
     DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40
+# A second alias for the read-replica router's tests: a mirror of the test database (the same
+# database through another connection). Nothing reads from it unless READ_REPLICA_DB names it.
+DATABASES.setdefault("replica", {**DATABASES["default"], "TEST": {"MIRROR": "default"}})
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 # Tasks run inline in tests; a test that starts a real worker sets LC_Q_SYNC=0 for it.
 Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("LC_Q_SYNC", "1") == "1"}  # noqa: F405

@@ -245,7 +245,7 @@ def test_reserve_rejects_a_bad_quantity(gate_client):
         with pytest.raises(ValueError):
             reserve(gate_client, "o1", qty=bad)
     k = listing_keys(LISTING)
-    keys = [k["state"], k["buyers"], k["holds"]]
+    keys = [k["state"], k["buyers"], k["holds"], k["tally"]]
     for bad in ("0", "-2", "1.5", "x"):
         with pytest.raises(redis.ResponseError, match="qty must be a positive integer"):
             eval_file(gate_client, "reserve.lua", keys, ["o1", "b1", bad, str(NOW)])
@@ -535,7 +535,9 @@ def test_recount_answers_not_loaded(gate_client):
 
 
 SCRIPTS_KEYS_ARGV = {
-    "reserve.lua": (4, 4),  # the 4th (seen) may be left out
+    "reserve.lua": (5, 4),  # the 5th (seen) may be left out
+    "tally_drain.lua": (2, 1),
+    "tally_ack.lua": (1, 1),
     "release.lua": (3, 1),
     "load.lua": (3, 6),
     "meta.lua": (1, 5),
@@ -549,7 +551,7 @@ SCRIPTS_KEYS_ARGV = {
 def test_scripts_assert_their_arity(gate_client, name):
     numkeys, numargs = SCRIPTS_KEYS_ARGV[name]
     k = listing_keys(LISTING)
-    all_keys = [k["state"], k["buyers"], k["holds"], k["seen"], k["lock"]]
+    all_keys = [k["state"], k["buyers"], k["holds"], k["tally"], k["seen"], k["lock"]]
     args = ["0"] * numargs
     with pytest.raises(redis.ResponseError, match=f"{name} expects {numkeys} KEYS"):
         eval_file(gate_client, name, all_keys[: numkeys + 1], args)
@@ -836,7 +838,7 @@ def test_listings_spread_over_the_cluster_nodes(redis_cluster):
             load(redis_cluster, listing=i, quota=2)
             assert reserve(redis_cluster, "o1", listing=i).status == "ok"
         sizes = [redis_cluster.dbsize(target_nodes=node) for node in redis_cluster.get_primaries()]
-        assert sum(sizes) == 60 * 3 and sum(1 for n in sizes if n) > 1
+        assert sum(sizes) == 60 * 4 and sum(1 for n in sizes if n) > 1  # state, buyers, holds, tally
     finally:
         redis_cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
 

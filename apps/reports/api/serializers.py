@@ -59,6 +59,12 @@ class ReportChannelSerializer(serializers.Serializer):
     gmv = serializers.CharField(help_text=MONEY_HELP)
 
 
+class ReportRefusedSerializer(serializers.Serializer):
+    closed = serializers.IntegerField(help_text="Asked before the listing opened or after it closed.")
+    over_limit = serializers.IntegerField(help_text="Asked for more than the per-buyer limit allows.")
+    sold_out = serializers.IntegerField(help_text="Asked when fewer units were left than wanted.")
+
+
 class ReportListingFiguresSerializer(serializers.Serializer):
     listing = serializers.IntegerField()
     sku = serializers.CharField()
@@ -71,6 +77,18 @@ class ReportListingFiguresSerializer(serializers.Serializer):
     units = serializers.IntegerField(help_text="Units of paid orders.")
     gmv = serializers.CharField(help_text=MONEY_HELP)
     paid_rate = serializers.CharField(help_text=RATE_HELP)
+    attempts = serializers.IntegerField(
+        required=False,
+        help_text="Order attempts the flash-sale gate answered for the listing: holds taken and refusals "
+        "(absent in reports computed before the gate counted them).",
+    )
+    refused = ReportRefusedSerializer(required=False, help_text="The gate's refusals, by reason.")
+    conversion = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="orders / attempts, 4 places; null when the gate counted no attempt (generated history, or "
+        "orders taken while Redis was away).",
+    )
     sold_out_s = serializers.FloatField(
         allow_null=True, help_text="Seconds from opening until the orders had taken the whole quota."
     )

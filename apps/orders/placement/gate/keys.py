@@ -21,6 +21,8 @@ def listing_keys(listing_id: int) -> dict[str, str]:
         "holds": f"{tag}:holds",  # hash: order public id -> "buyer|quantity|ts_ms"
         "seen": f"{tag}:seen",  # hash: every hold id ever taken -> "1" (idempotent replays)
         "lock": f"{tag}:rebuild",  # rebuild lock
+        "tally": f"{tag}:tally",  # hash: decision -> count (attempts and refusals, for reports)
+        "tally_pending": f"{tag}:tally:pending",  # a tally being handed to the database, with its token
     }
 
 

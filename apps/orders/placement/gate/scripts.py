@@ -35,13 +35,18 @@ NOT_OPEN = NOT_OPEN_MS
 """``opens`` value for a window that is not opened yet (``apps.catalog.window``)."""
 
 _LUA = Path(__file__).parent / "lua"
-_reserve = LuaScript(_LUA / "reserve.lua", (3, 4))
+_reserve = LuaScript(_LUA / "reserve.lua", (4, 5))
 _release = LuaScript(_LUA / "release.lua", 3)
 _load = LuaScript(_LUA / "load.lua", 3)
 _meta = LuaScript(_LUA / "meta.lua", 1)
 _adopt = LuaScript(_LUA / "adopt.lua", 3)
 _recount = LuaScript(_LUA / "recount.lua", 3)
 _unlock = LuaScript(_LUA / "unlock.lua", 1)
+_tally_drain = LuaScript(_LUA / "tally_drain.lua", 2)
+_tally_ack = LuaScript(_LUA / "tally_ack.lua", 1)
+
+TALLY_OUTCOMES = ("ok", "closed", "over_limit", "sold_out")
+"""What ``reserve.lua`` counts in a listing's tally: its fresh decisions."""
 
 Hold = tuple[str, str, int]
 """A live order's hold as ``gate_load`` takes it: (hold id, buyer, quantity)."""
@@ -132,9 +137,10 @@ def reserve_call(
     """``gate_reserve``'s script call, to run with others in one round trip (``run_together``);
     ``reserve_result`` reads its reply."""
     _positive("quantity", quantity)
-    keys = _keys3(listing_id)
+    k = listing_keys(listing_id)
+    keys = [k["state"], k["buyers"], k["holds"], k["tally"]]
     if remember:
-        keys.append(listing_keys(listing_id)["seen"])
+        keys.append(k["seen"])
     return _reserve, keys, [hold_id, buyer, str(quantity), str(int(now_ms))]
 
 
@@ -192,6 +198,33 @@ def gate_recount(listing_id: int, client: Any = None) -> bool:
     """Recompute ``left`` and ``buyers`` from the holds. True if anything had drifted (and was fixed)."""
     _status, _left, changed = _recount(_keys3(listing_id), [], client=client)
     return bool(changed)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A listing's counts handed over by ``gate_tally_drain``: its decisions since the last
+    hand-over (``TALLY_OUTCOMES``), and the token that makes adding them once idempotent."""
+
+    token: str
+    counts: dict[str, int]
+
+
+def gate_tally_drain(listing_id: int, client: Any = None) -> Tally | None:
+    """Take a listing's tally for the database (None when there is nothing to hand over). A
+    hand-over that was never acknowledged is returned again with its token: add the counts only
+    if the database has not taken that token, then ``gate_tally_ack``."""
+    k = listing_keys(listing_id)
+    flat = _tally_drain([k["tally"], k["tally_pending"]], [secrets.token_hex(8)], client=client)
+    if not flat:
+        return None
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    token = fields.pop("token")
+    return Tally(token=token, counts={name: _int(fields.get(name)) for name in TALLY_OUTCOMES})
+
+
+def gate_tally_ack(listing_id: int, token: str, client: Any = None) -> bool:
+    """Forget a hand-over the database has taken (True when it was still there)."""
+    return bool(_tally_ack([listing_keys(listing_id)["tally_pending"]], [token], client=client))
 
 
 def _parse_hold(record: str) -> tuple[str, int, int]:

@@ -6,7 +6,10 @@ KEYS[1] state   hash: closed ("0"/"1"), opens (epoch ms), closes (epoch ms, 0 = 
                       quota, left, limit (per buyer), ver
 KEYS[2] buyers  hash: buyer -> units held
 KEYS[3] holds   hash: hold id (the order's public id) -> "buyer|qty|ts_ms"
-KEYS[4] seen    (optional) hash: hold id -> "1" for every hold ever taken (idempotent replays of
+KEYS[4] tally   hash: outcome -> count of the fresh decisions taken ("ok", "closed", "over_limit",
+                "sold_out"): a listing's attempts and refusals for its report (drained to the
+                database by tally_drain.lua; replays and "seen" are not counted)
+KEYS[5] seen    (optional) hash: hold id -> "1" for every hold ever taken (idempotent replays of
                 an order whose hold was since released are told apart from new requests)
 
 ARGV[1] hold_id  ARGV[2] buyer  ARGV[3] qty (integer >= 1)  ARGV[4] now_ms
@@ -15,7 +18,7 @@ Returns {status, left, buyer_held, replay}, status one of:
   "not_loaded"  state is missing (rebuild it from the database, then retry); left = held = 0
   "ok"          the hold was taken (left -= qty, buyers[buyer] += qty, ver += 1), or it already
                 existed (idempotent: no second effect; held is then its own buyer's units)
-  "seen"        (only with KEYS[4]) no hold now, but this hold id took one before: the caller
+  "seen"        (only with KEYS[5]) no hold now, but this hold id took one before: the caller
                 looks its order up; nothing is written
   "closed"      closed == "1", or now < opens, or (closes > 0 and now >= closes)
   "over_limit"  buyers[buyer] + qty > limit (before sold_out: a buyer asking for more than they
@@ -23,17 +26,18 @@ Returns {status, left, buyer_held, replay}, status one of:
                 buyer "*" (a sales platform's order: the platform has applied its own limits)
   "sold_out"    left < qty
 replay is 1 when the answer is about an existing hold or a seen hold id, else 0.
-Checks run in that order. Nothing is written unless the status is a fresh "ok".
+Checks run in that order. A fresh decision (ok, closed, over_limit, sold_out) adds 1 to its count in
+the tally; nothing else is written unless the status is a fresh "ok".
 Errors (nothing written): wrong number of KEYS or ARGV, qty not a positive integer, now not a number.
 ]]
-if #KEYS ~= 3 and #KEYS ~= 4 then
-  return redis.error_reply("ERR reserve.lua expects 4 KEYS (state, buyers, holds, seen; seen may be left out), got " .. #KEYS)
+if #KEYS ~= 4 and #KEYS ~= 5 then
+  return redis.error_reply("ERR reserve.lua expects 5 KEYS (state, buyers, holds, tally, seen; seen may be left out), got " .. #KEYS)
 end
 if #ARGV ~= 4 then
   return redis.error_reply("ERR reserve.lua expects 4 ARGV (hold_id, buyer, qty, now_ms), got " .. #ARGV)
 end
 
-local state, buyers, holds, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state, buyers, holds, tally, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local hold_id, buyer = ARGV[1], ARGV[2]
 local qty, now = tonumber(ARGV[3]), tonumber(ARGV[4])
 if qty == nil or qty < 1 or qty ~= math.floor(qty) then
@@ -64,12 +68,15 @@ end
 local opens = tonumber(s[2]) or 0
 local closes = tonumber(s[3]) or 0
 if s[1] == "1" or now < opens or (closes > 0 and now >= closes) then
+  redis.call("HINCRBY", tally, "closed", 1)
   return {"closed", left, held, 0}
 end
 if buyer ~= "*" and held + qty > (tonumber(s[5]) or 0) then
+  redis.call("HINCRBY", tally, "over_limit", 1)
   return {"over_limit", left, held, 0}
 end
 if left < qty then
+  redis.call("HINCRBY", tally, "sold_out", 1)
   return {"sold_out", left, held, 0}
 end
 
@@ -80,4 +87,5 @@ redis.call("HSET", holds, hold_id, buyer .. "|" .. string.format("%d", qty) .. "
 if seen then
   redis.call("HSET", seen, hold_id, "1")
 end
+redis.call("HINCRBY", tally, "ok", 1)
 return {"ok", left, held, 0}
