@@ -275,14 +275,20 @@ def slot_sections(result: dict[str, Any]) -> list[Section]:
 Progress = Callable[[int], None]  # called with the number of sections written so far
 
 
-def _csv_cell(value: Cell) -> Any:
+def cell_text(value: Cell, *, percent_places: str = "0.01", yuan: str = "", thousands: str = "", none: str = "") -> Any:
+    """A cell as text: a rate as a percentage, money with 2 places (``yuan`` before it, ``thousands``
+    the grouping: "" or ","); other values as they are (CSV) or as text (PDF)."""
     if isinstance(value, Rate):
-        return f"{(value * 100).quantize(Decimal('0.01'))}%"
+        return f"{(value * 100).quantize(Decimal(percent_places))}%"
     if isinstance(value, Money):
-        return f"{value:.2f}"
+        return f"{yuan}{value:{thousands}.2f}"
     if value is None:
-        return ""
-    return safe_cell(value)
+        return none
+    return value
+
+
+def _csv_cell(value: Cell) -> Any:
+    return safe_cell(cell_text(value))
 
 
 def write_csv(sections: Sequence[Section], progress: Progress | None = None) -> bytes:

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import LiveSession
 from apps.merchants.models import Merchant
+from apps.orders.models import ExportJob
 
 MONEY: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}
 
@@ -57,11 +58,7 @@ class ReportExport(models.Model):
         XLSX = "xlsx", "XLSX"
         PDF = "pdf", "PDF"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+    Status = ExportJob.Status  # queued, running, done, failed: the order exports' states
 
     merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", verbose_name=_("merchant"))
     user = models.ForeignKey(

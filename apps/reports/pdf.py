@@ -27,7 +27,7 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTempl
 
 from apps.core.fonts import cjk_font
 
-from .exports import Cell, Money, Rate, channel_name, session_sections, summary_rows
+from .exports import Cell, Money, Rate, cell_text, channel_name, session_sections, summary_rows
 from .models import SessionReport
 
 MARGIN = 15 * mm
@@ -47,13 +47,7 @@ MAX_CURVES = len(SERIES)
 
 
 def _text(value: Cell) -> str:
-    if isinstance(value, Rate):
-        return f"{(value * 100).quantize(Decimal('0.1'))}%"
-    if isinstance(value, Money):
-        return f"¥{value:,.2f}"
-    if value is None:
-        return "—"
-    return str(value)
+    return str(cell_text(value, percent_places="0.1", yuan="¥", thousands=",", none="—"))
 
 
 class _Styles:
