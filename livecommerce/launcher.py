@@ -181,7 +181,7 @@ def manage(*args: str, capture: bool = False) -> str:
 
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-# The shipping labels' font (apps.fulfilment.documents.FONT_FILE): TrueType outlines, which
+# The PDFs' CJK font (apps.core.fonts.FONT_FILE: shipping labels, report exports): TrueType outlines, which
 # reportlab can embed (it cannot read Noto CJK's CFF outlines).
 LABEL_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 

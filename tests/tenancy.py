@@ -44,6 +44,7 @@ from apps.orders.services.payments import sign
 from apps.platforms.models import InboxMessage, PlatformOrder, PlatformShop
 from apps.platforms.services import allocations_set, mapping_set, shop_create
 from apps.platforms.stock_sync import sku_link_seen
+from apps.reports.models import ReportExport
 from apps.reports.rollups import rollup_session
 from apps.webhooks.models import WebhookEndpoint
 from apps.webhooks.services import endpoint_create, event_record
@@ -249,6 +250,7 @@ def build_tenant(merchant: Merchant) -> Tenant:
     RefundLine.objects.create(refund=refund, order_line=pending_order.lines.first(), quantity=1)
     RefundNotice.objects.create(merchant=merchant, body=f"{{}} {slug}", refund_no=refund.public_id)
     rollup_session(session.pk)  # the show's report (the reports API reads rollups only)
+    ReportExport.objects.create(merchant=merchant, user=staff, kind="session", session=session, format="csv")
     # made after the orders, so nothing is sent; the message is written as the outbox leaves it
     sms_account = SmsAccount.objects.create(
         merchant=merchant,

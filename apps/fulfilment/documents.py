@@ -11,10 +11,8 @@ express company and print time; the 大头笔 routing code (and the destination 
 gave one); the waybill number as a Code128 barcode with the number under it; receiver (收);
 sender (寄); goods; our parcel code, order numbers and shop, and a signature box.
 
-- Text is set in WenQuanYi Zen Hei (Debian ``fonts-wqy-zenhei``), embedded as a subset: reportlab
-  reads TrueType outlines only, not the CFF outlines of Noto CJK. A missing font file raises
-  :class:`LabelFontMissing` (never boxes in place of Chinese). The font is registered once per
-  process.
+- Text is set in the CJK font of :mod:`apps.core.fonts` (WenQuanYi Zen Hei, embedded as a subset);
+  without it :class:`LabelFontMissing` (never boxes in place of Chinese).
 - Nothing is masked: the courier calls the receiver. Every text is fitted to its box: it wraps
   (CJK by character, Latin and digit runs such as phone numbers kept whole), shrinks to a floor
   size, and only then is cut with "…". Nothing is drawn outside the 3 mm page margin.
@@ -43,12 +41,10 @@ import functools
 import io
 import multiprocessing
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Final
 
 from barcode import Code128
@@ -62,6 +58,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from apps.core.fonts import FontMissing
+from apps.core.fonts import cjk_font as label_font
 from apps.core.spreadsheets import safe_cell
 
 from .carriers.base import BEIJING, EXPRESS, Party, Waybill, WaybillRequest
@@ -79,24 +77,10 @@ MAX_MODULE_DOTS: Final = 4
 QUIET_MODULES: Final = 10  # blank modules each side of the bars (Code128 asks for 10)
 LABEL_LANGUAGE: Final = "zh-hans"
 
-FONT_FILE: Path = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
-FONT_PACKAGE: Final = "fonts-wqy-zenhei"
-FONT_NAME: Final = "WenQuanYiZenHei"
-
 # Section heights in mm, top to bottom; they add up to the page height less both margins.
 HEADER_MM, ROUTING_MM, BARCODE_MM, RECEIVER_MM, SENDER_MM, GOODS_MM, FOOTER_MM = 10, 16, 23, 30, 16, 12, 17
 ELLIPSIS: Final = "…"
-
-
-class LabelFontMissing(RuntimeError):
-    """The CJK font the labels are set in is not installed on this machine."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(
-            f"shipping labels need the font {path}, which is missing: install the Debian package "
-            f"{FONT_PACKAGE} (apt-get install -y {FONT_PACKAGE}; ./test installs it when run as root)"
-        )
-        self.path = path
+LabelFontMissing = FontMissing  # the labels' font (apps.core.fonts) is not installed
 
 
 class BarcodeTooLong(ValueError):
@@ -155,23 +139,6 @@ def label_data(
         merchant_name=merchant_name,
         printed_at=printed_at,
     )
-
-
-_font_lock = threading.Lock()
-_fonts_registered: set[str] = set()  # font files registered with reportlab in this process
-
-
-def label_font() -> str:
-    """The registered name of the labels' CJK font; registers it on first use (once per process).
-    Raises :class:`LabelFontMissing` when the font file is not installed."""
-    path = FONT_FILE
-    with _font_lock:
-        if str(path) not in _fonts_registered:
-            if not path.is_file():
-                raise LabelFontMissing(path)
-            pdfmetrics.registerFont(TTFont(FONT_NAME, str(path), subfontIndex=0))
-            _fonts_registered.add(str(path))
-    return FONT_NAME
 
 
 def barcode_modules(data: str) -> str:

@@ -1,14 +1,16 @@
-"""Rollups the reports read (never the orders table on a page view)."""
+"""Rollups the reports read (never the orders table on a page view), and the report exports."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import LiveSession
 from apps.merchants.models import Merchant
+from apps.orders.models import ExportJob
 
 MONEY: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}
 
@@ -43,3 +45,63 @@ class SessionReport(models.Model):
 
     def __str__(self) -> str:
         return str(self.session_id)
+
+
+class ReportExport(models.Model):
+    """A report written to a file (CSV, XLSX, PDF) by a django-q2 task (``exports.report_export_run``),
+    which counts the sections it has written so that the job's page shows a moving bar. The file is
+    kept in the private ``exports`` storage and read back only by the tenant-walled download."""
+
+    class Kind(models.TextChoices):
+        SESSION = "session", _("Show report")
+        SLOTS = "slots", _("Time slots")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+        PDF = "pdf", "PDF"
+
+    Status = ExportJob.Status  # queued, running, done, failed: the order exports' states
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", verbose_name=_("merchant"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )  # null: asked through the API (a token has no user)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    session = models.ForeignKey(
+        LiveSession, on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("show")
+    )  # the show of a show report; none for the time slots
+    format = models.CharField(_("format"), max_length=8, choices=Format.choices)
+    language = models.CharField(_("language"), max_length=16, default="zh-hans")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.QUEUED)
+    steps_done = models.PositiveIntegerField(_("sections done"), default=0)
+    steps_total = models.PositiveIntegerField(_("sections in total"), default=0)
+    file = models.CharField(_("file"), max_length=255, blank=True, default="")  # a name in storages["exports"]
+    error = models.CharField(_("error"), max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("report export")
+        verbose_name_plural = _("report exports")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="slots") | models.Q(session__isnull=False), name="report_export_session_kind"
+            ),
+            models.CheckConstraint(condition=~models.Q(kind="slots", format="pdf"), name="report_export_slots_no_pdf"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}-{self.pk}.{self.format}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(self.steps_done * 100 / self.steps_total) if self.steps_total else 0

@@ -22,10 +22,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from .figures import rate
 from .models import SessionReport
 
+WEEKDAYS = (
+    _("Mon"),
+    _("Tue"),
+    _("Wed"),
+    _("Thu"),
+    _("Fri"),
+    _("Sat"),
+    _("Sun"),
+)
 MIN_SHOWS = 3
 CENT = Decimal("0.01")
 

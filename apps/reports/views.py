@@ -10,7 +10,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
 from apps.catalog import selectors as catalog_selectors
@@ -20,7 +19,7 @@ from apps.orders.views import problem
 
 from .models import SessionReport
 from .rollups import mark_dirty
-from .slots import slot_analysis
+from .slots import WEEKDAYS, slot_analysis
 
 PAGE = 50
 
@@ -97,17 +96,6 @@ def report_session(request: HttpRequest, session_id: int) -> HttpResponse:
         },
     }
     return render(request, "reports/session.html", context)
-
-
-WEEKDAYS = (
-    gettext_lazy("Mon"),
-    gettext_lazy("Tue"),
-    gettext_lazy("Wed"),
-    gettext_lazy("Thu"),
-    gettext_lazy("Fri"),
-    gettext_lazy("Sat"),
-    gettext_lazy("Sun"),
-)
 
 
 @login_required

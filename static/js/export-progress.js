@@ -1,5 +1,6 @@
 // The export job page: polls the job's small JSON endpoint (data-progress-url) once a second,
-// moves the progress bar and shows the download link when the file is ready.
+// moves the progress bar and shows the download link when the file is ready (or the error, where
+// the page has a place for it). Used by the order exports (admin) and the report exports.
 "use strict";
 (() => {
   const box = document.querySelector("[data-progress-url]");
@@ -15,7 +16,12 @@
     box.dataset.status = state.status;
     if (state.download_url) {
       field("download_url").href = state.download_url;
-      box.querySelector(".lc-export-download").hidden = false;
+      field("download_url").parentElement.hidden = false;
+    }
+    const error = field("error");
+    if (error && state.error) {
+      error.textContent = state.error;
+      error.hidden = false;
     }
   };
   const poll = async () => {

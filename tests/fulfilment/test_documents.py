@@ -24,6 +24,7 @@ from openpyxl import load_workbook
 from PIL import Image
 from reportlab.lib.units import mm
 
+from apps.core import fonts
 from apps.fulfilment import documents
 from apps.fulfilment.carriers.base import Party, Waybill, WaybillRequest
 from apps.fulfilment.documents import (
@@ -507,7 +508,8 @@ def test_label_data_rejects_an_unknown_express_company_and_no_labels() -> None:
 
 
 def test_missing_label_font_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(documents, "FONT_FILE", tmp_path / "wqy-zenhei.ttc")
+    monkeypatch.setattr(fonts, "FONT_FILE", tmp_path / "wqy-zenhei.ttc")
+    monkeypatch.setattr(fonts, "_fonts_registered", set())
     with pytest.raises(LabelFontMissing, match="fonts-wqy-zenhei") as caught:
         render_labels([make_label()])
     assert "apt-get install" in str(caught.value)
