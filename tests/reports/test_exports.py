@@ -98,8 +98,18 @@ def test_the_xlsx_has_a_sheet_per_figure_group_equal_to_the_report(merchant, rep
         (r["minute"], r["orders"], r["paid"], Decimal(r["gmv"])) for r in f["by_minute"]
     ]
     listings = [[c.value for c in row] for row in wb["Listings"].iter_rows(min_row=2)]
-    assert [(r[0], r[4], r[5], r[6], r[8], money(r[9])) for r in listings] == [
-        (li["sku"], li["quota"], li["orders"], li["paid"], li["units"], Decimal(li["gmv"])) for li in f["listings"]
+    assert [(r[0], r[4], r[5], r[6], r[7], r[9], r[11], money(r[12])) for r in listings] == [
+        (
+            li["sku"],
+            li["quota"],
+            li["orders"],
+            li["attempts"],
+            li["refused"]["sold_out"],
+            li["paid"],
+            li["units"],
+            Decimal(li["gmv"]),
+        )
+        for li in f["listings"]
     ]
     assert listings[0][1] == "'" + EVIL  # shown as text, never run
     provinces = [[c.value for c in row] for row in wb["Provinces"].iter_rows(min_row=2)]
@@ -144,7 +154,7 @@ def test_the_csv_is_one_file_of_titled_sections_equal_to_the_report(merchant, re
         [str(r["minute"]), str(r["orders"]), str(r["paid"]), r["gmv"]] for r in f["by_minute"]
     ]
     listings = sections["Listings"][1:]
-    assert [(r[0], r[9]) for r in listings] == [(li["sku"], li["gmv"]) for li in f["listings"]]
+    assert [(r[0], r[12]) for r in listings] == [(li["sku"], li["gmv"]) for li in f["listings"]]
     assert listings[0][1] == "'" + EVIL  # CSV injection: a formula is text
     assert [r[2] for r in sections["Channels"][1:]] == [str(ch["paid"]) for ch in f["channels"]]
 
