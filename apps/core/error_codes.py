@@ -569,6 +569,7 @@ ENDPOINT_ERRORS: dict[str, tuple[str, ...]] = {
     "GET /reports/sessions": _LIST,
     "GET /reports/slots": ("invalid", "unknown_parameter"),
     "GET /reports/forecast": ("invalid", "unknown_parameter"),
+    "GET /reports/suggestions": ("invalid", "unknown_parameter"),
     "GET /reports/sessions/{id}": ("not_found", "report_not_ready"),
     "POST /refunds": (
         *_BODY,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .rollups import rollup_due
+from .suggestions import backtest_compute
 
 log = logging.getLogger(__name__)
 
@@ -23,3 +25,8 @@ def export_report(job_id: int) -> None:
         log.warning("report export job vanished", extra={"job": job_id})
         return
     report_export_run(job)
+
+
+def suggestion_backtest(merchant_id: int) -> dict[str, Any]:
+    """The forecast's and its suggestions' backtest, kept for the suggestions page and API."""
+    return backtest_compute(merchant_id)

@@ -7,6 +7,7 @@ from . import export_views, views
 urlpatterns = [
     path("reports/", views.report_index, name="reports"),
     path("reports/slots/", views.report_slots, name="report-slots-page"),
+    path("reports/forecast/", views.report_forecast, name="report-forecast-page"),
     path("reports/sessions/<int:session_id>/", views.report_session, name="report-session"),
     path("reports/sessions/<int:session_id>/export/", export_views.session_export, name="report-session-export"),
     path("reports/slots/export/", export_views.slots_export, name="report-slots-export"),

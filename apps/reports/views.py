@@ -4,22 +4,30 @@ shop). They read the rollups only (``SessionReport``), never the orders."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from apps.catalog import selectors as catalog_selectors
+from apps.catalog.models import SKU
 from apps.merchants import selectors as merchant_selectors
 from apps.merchants.models import Merchant
 from apps.orders.views import problem
 
+from .forecast import forecast, on_hand_of, plan_of
+from .forms import ForecastForm
 from .models import SessionReport
 from .rollups import mark_dirty
 from .slots import WEEKDAYS, slot_analysis
+from .suggestions import plan_defaults, suggestions
 
 PAGE = 50
 
@@ -98,11 +106,9 @@ def report_session(request: HttpRequest, session_id: int) -> HttpResponse:
     return render(request, "reports/session.html", context)
 
 
-@login_required
-@never_cache
-def report_slots(request: HttpRequest) -> HttpResponse:
-    """The time-slot page: a weekday × hour heatmap of GMV per hour on air, the recommendations with
-    their sample sizes, and the streamers and categories."""
+def _pick_merchant(request: HttpRequest) -> HttpResponse | tuple[Merchant, QuerySet[Merchant]]:
+    """The shop a page across shows is about (``?merchant=``, else the login's first), and the shops
+    the login may pick from; or the page saying there is none."""
     scope = _scope(request)
     if scope == []:
         return _no_shop(request)
@@ -111,6 +117,18 @@ def report_slots(request: HttpRequest) -> HttpResponse:
     merchant = merchants.filter(pk=chosen).first() if chosen and chosen.isdigit() else merchants.first()
     if merchant is None:
         return problem(request, status=404, title=_("Shop not found"), message=_("There is no such shop."))
+    return merchant, merchants
+
+
+@login_required
+@never_cache
+def report_slots(request: HttpRequest) -> HttpResponse:
+    """The time-slot page: a weekday × hour heatmap of GMV per hour on air, the recommendations with
+    their sample sizes, and the streamers and categories."""
+    picked = _pick_merchant(request)
+    if isinstance(picked, HttpResponse):
+        return picked
+    merchant, merchants = picked
     result = slot_analysis(merchant_id=merchant.pk)
     cells = {(c["weekday"], c["hour"]): c for c in result["cells"]}
     top = max((Decimal(c["gmv_per_hour"]) for c in result["cells"]), default=Decimal(0))
@@ -134,3 +152,86 @@ def report_slots(request: HttpRequest) -> HttpResponse:
             "weekdays": WEEKDAYS,
         },  # fmt: skip
     )
+
+
+def _slot_name(weekday: int, hour: int) -> str:
+    return f"{WEEKDAYS[weekday]} {hour:02d}:00"
+
+
+@login_required
+@never_cache
+def report_forecast(request: HttpRequest) -> HttpResponse:
+    """The demand-forecast page: plan a show (pre-filled with the next recommended slot and the
+    last show's streamer and SKUs), see each SKU's expected units, interval, quota and restock; then
+    the restock and featuring suggestions, and how such suggestions did in the backtest."""
+    picked = _pick_merchant(request)
+    if isinstance(picked, HttpResponse):
+        return picked
+    merchant, merchants = picked
+    skus = list(
+        SKU.objects.filter(merchant=merchant).select_related("product", "stock").order_by("product__category", "code")
+    )
+    defaults = plan_defaults(merchant_id=merchant.pk)
+    asked = any(k in request.GET for k in ("sku", "streamer", "date", "time", "hours"))
+    if asked:
+        form = ForecastForm(request.GET, skus=skus)
+    elif defaults is not None:
+        when = defaults.starts_at.astimezone(ZoneInfo(settings.TIME_ZONE))
+        known = {s.code for s in skus}
+        data = {
+            "sku": [c for c in defaults.skus if c in known],
+            "streamer": defaults.streamer,
+            "date": when.date().isoformat(),
+            "time": when.strftime("%H:%M"),
+            "hours": str(defaults.hours),
+        }
+        form = ForecastForm(data, skus=skus)
+    else:
+        form = ForecastForm(skus=skus)
+    result = None
+    if form.is_bound and form.is_valid():
+        plan, on_hand = plan_of(
+            skus=[form.catalogue[c] for c in form.cleaned_data["sku"]],
+            streamer=form.cleaned_data["streamer"],
+            starts_at=form.starts_at(),
+            hours=float(form.cleaned_data["hours"]),
+        )
+        result = forecast(merchant_id=merchant.pk, plan=plan, on_hand=on_hand)
+        for row in result["skus"]:
+            row["name"] = form.catalogue[row["sku"]].product.name
+    chosen = set(form["sku"].value() or [])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for s in skus:
+        groups.setdefault((s.product.category or "").strip(), []).append(
+            {
+                "code": s.code,
+                "name": s.product.name,
+                "variant": s.name,
+                "checked": s.code in chosen,
+                "on_hand": on_hand_of(s),
+            }  # fmt: skip
+        )
+    advice = suggestions(merchant_id=merchant.pk)
+    for item in (advice["featuring"] or {}).get("items", []):
+        item["best"]["slot"] = _slot_name(item["best"]["weekday"], item["best"]["hour"])
+        item["usual"]["slot"] = _slot_name(item["usual"]["weekday"], item["usual"]["hour"])
+    streamers = sorted(set(SessionReport.objects.filter(merchant=merchant).values_list("streamer", flat=True)) - {""})
+    slot = defaults.slot if defaults else None
+    status = 400 if form.is_bound and form.errors else 200
+    context = {
+        "merchant": merchant,
+        "merchants": merchants,
+        "form": form,
+        "groups": sorted(groups.items()),
+        "streamers": streamers,
+        "result": result,
+        "defaults": defaults,
+        "default_slot": _slot_name(slot["weekday"], slot["hour"]) if slot else "",
+        "s": advice,
+        "bt": advice["backtest"],
+        "page_data": {
+            "skus": result["skus"] if result else [],
+            "text": {"expected": _("Expected units"), "interval": _("80% interval"), "last": _("Last show")},
+        },
+    }
+    return render(request, "reports/forecast.html", context, status=status)

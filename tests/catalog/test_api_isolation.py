@@ -41,6 +41,7 @@ OWN_WALL_TESTS = {
     "ship-batch-download": "tests/fulfilment/test_shipping.py (another merchant's batch file is a 404)",
     "report-slots": "tests/reports/test_slots.py (another merchant's shows are not counted)",
     "report-forecast": "tests/reports/test_forecast.py (another merchant's SKU code is unknown)",
+    "report-suggestions": "tests/reports/test_suggestions.py (another merchant's SKUs never appear)",
 }
 
 

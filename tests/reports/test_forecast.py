@@ -17,13 +17,6 @@ from apps.reports.forecast import MIN_TRAIN_SHOWS, Plan, backtest, forecast, obs
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def history(merchant):  # type: ignore[no-untyped-def]
-    call_command("generate_history", "--merchant", merchant.slug, "--orders", "9000", "--shows", "36", "--seed",
-                 "11", "--weeks", "16", "-v", "0")  # fmt: skip
-    return merchant
-
-
 def test_the_forecast_beats_the_naive_baseline_on_held_out_shows(history) -> None:  # type: ignore[no-untyped-def]
     result = backtest(merchant_id=history.pk)
     assert result["shows"] == 36 and result["folds"] == 5 and result["listings"] > 100

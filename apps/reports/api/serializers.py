@@ -243,3 +243,137 @@ class ReportForecastSerializer(serializers.Serializer):
     enough = serializers.BooleanField(help_text="False: too few past shows to forecast (`skus` is empty).")
     min_shows = serializers.IntegerField()
     skus = ReportSkuForecastSerializer(many=True)
+
+
+class ReportSuggestionsQuerySerializer(serializers.Serializer):
+    min_shows = serializers.IntegerField(
+        required=False, default=3, min_value=1, max_value=100,
+        help_text="Shows a slot or streamer needs before it is suggested for featuring.",
+    )  # fmt: skip
+    top = serializers.IntegerField(
+        required=False, default=8, min_value=1, max_value=30, help_text="SKUs to suggest a slot for."
+    )
+
+
+class ReportRestockShowSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field named "source": the metaclass takes it
+        choices=["scheduled", "recent"],
+        help_text="scheduled: the next planned show's listings; recent: no show is planned, so the SKUs sold most "
+        "in the last 10 shows at the next recommended slot.",
+    )
+    session = serializers.IntegerField(allow_null=True, help_text="The planned show's id (source scheduled).")
+    title = serializers.CharField()
+    streamer = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    hours = serializers.FloatField(help_text="Hours on air assumed: the shop's median show.")
+    skus = serializers.IntegerField(help_text="SKUs in the show.")
+
+
+class ReportRestockItemSerializer(ReportSkuForecastSerializer):
+    name = serializers.CharField()
+    price = serializers.CharField(help_text="The flash price, CNY.")
+    gmv_at_stake = serializers.CharField(help_text="restock × price: sales the missing stock would lose, CNY.")
+
+
+class ReportRestockSerializer(serializers.Serializer):
+    show = ReportRestockShowSerializer()
+    items = ReportRestockItemSerializer(
+        many=True, help_text="SKUs whose suggested quota exceeds their stock on hand, the largest restock first."
+    )
+    covered = serializers.IntegerField(help_text="SKUs of the show whose stock covers their quota.")
+
+
+class ReportFeatureSlotSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(help_text="0 Monday ... 6 Sunday, China time.")
+    hour = serializers.IntegerField(help_text="The show's start hour, China time.")
+    streamer = serializers.CharField()
+    expected = serializers.FloatField(help_text="Units the model forecasts for the SKU there.")
+    gmv = serializers.CharField(help_text="expected × price, CNY.")
+    slot_shows = serializers.IntegerField(help_text="Shows on air in that weekday × hour (the time-slot analysis).")
+    streamer_shows = serializers.IntegerField(help_text="Shows of that streamer.")
+
+
+class ReportUsualSlotSerializer(ReportFeatureSlotSerializer):
+    sku_slot_shows = serializers.IntegerField(help_text="The SKU's shows that started in that slot.")
+    sku_streamer_shows = serializers.IntegerField(help_text="The SKU's shows with that streamer.")
+
+
+class ReportFeatureItemSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    category = serializers.CharField()
+    price = serializers.CharField(help_text="Its last flash price, CNY.")
+    shows = serializers.IntegerField(help_text="Past shows it was in.")
+    best = ReportFeatureSlotSerializer(help_text="The slot and streamer with the highest forecast.")
+    usual = ReportUsualSlotSerializer(help_text="Its most frequent start slot and streamer, and the forecast there.")
+    uplift_units = serializers.FloatField(help_text="best.expected - usual.expected.")
+    uplift = serializers.FloatField(allow_null=True, help_text="best / usual - 1 (null when usual is 0).")
+
+
+class ReportFeaturingSerializer(serializers.Serializer):
+    slots = serializers.IntegerField(help_text="Slots with at least min_shows shows (the candidates).")
+    streamers = serializers.IntegerField(help_text="Streamers with at least min_shows shows (the candidates).")
+    min_shows = serializers.IntegerField()
+    items = ReportFeatureItemSerializer(many=True, help_text="The SKUs sold most recently, largest uplift first.")
+
+
+class ReportErrorScoresSerializer(serializers.Serializer):
+    mape = serializers.FloatField(allow_null=True)
+    wape = serializers.FloatField(allow_null=True)
+
+
+class ReportStockPolicySerializer(serializers.Serializer):
+    stock = serializers.IntegerField(help_text="Units stocked in all (the sum of the quotas).")
+    fill_rate = serializers.FloatField(allow_null=True, help_text="Units sold that the quota covered / units sold.")
+    stockout_rate = serializers.FloatField(allow_null=True, help_text="Listings whose units went past the quota.")
+    short_units = serializers.IntegerField()
+    excess_units = serializers.IntegerField(help_text="Quota left unsold.")
+
+
+class ReportRestockBacktestSerializer(serializers.Serializer):
+    listings = serializers.IntegerField()
+    model = ReportStockPolicySerializer(help_text="Stocking to the model's quota.")
+    naive = ReportStockPolicySerializer(help_text="Stocking to the SKU's units in its last show.")
+    naive_same_stock = ReportStockPolicySerializer(help_text="The naive quotas scaled to the model's total stock.")
+
+
+class ReportRankingSerializer(serializers.Serializer):
+    spearman = serializers.FloatField(
+        allow_null=True, help_text="Rank correlation of forecast and actual units per hour on air, held-out shows."
+    )
+    top_half_units_per_hour = serializers.FloatField()
+    bottom_half_units_per_hour = serializers.FloatField()
+    uplift = serializers.FloatField(allow_null=True, help_text="top half / bottom half - 1, as realised.")
+    sku_pairs_right = serializers.FloatField(
+        allow_null=True, help_text="Same SKU in two held-out shows: the share where the one forecast higher sold more."
+    )
+
+
+class ReportFeaturingBacktestSerializer(serializers.Serializer):
+    shows = serializers.IntegerField()
+    model = ReportRankingSerializer()
+    naive = ReportRankingSerializer()
+
+
+class ReportBacktestSerializer(serializers.Serializer):
+    shows = serializers.IntegerField()
+    folds = serializers.IntegerField()
+    step = serializers.IntegerField(help_text="Shows forecast per fold.")
+    listings = serializers.IntegerField(help_text="Held-out listings.")
+    model = ReportErrorScoresSerializer()
+    naive = ReportErrorScoresSerializer()
+    interval_coverage = serializers.FloatField(allow_null=True)
+    restock = ReportRestockBacktestSerializer()
+    featuring = ReportFeaturingBacktestSerializer()
+    computed_at = serializers.DateTimeField()
+
+
+class ReportSuggestionsSerializer(serializers.Serializer):
+    shows = serializers.IntegerField(help_text="Past shows the suggestions learn from.")
+    enough = serializers.BooleanField(help_text="False: too few past shows (restock and featuring are null).")
+    min_shows = serializers.IntegerField(help_text="Past shows needed.")
+    restock = ReportRestockSerializer(allow_null=True)
+    featuring = ReportFeaturingSerializer(allow_null=True)
+    backtest = ReportBacktestSerializer(
+        allow_null=True, help_text="How such suggestions did on held-out shows; null while it is being computed."
+    )

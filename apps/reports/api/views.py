@@ -19,15 +19,18 @@ from apps.merchants import roles
 from apps.merchants.authentication import TokenPrincipal
 from apps.merchants.viewsets import MerchantScopedViewSet
 
-from ..forecast import Plan, forecast
+from ..forecast import forecast, plan_of
 from ..models import SessionReport
 from ..rollups import mark_dirty
 from ..slots import slot_analysis
+from ..suggestions import suggestions
 from .serializers import (
     ReportForecastQuerySerializer,
     ReportForecastSerializer,
     ReportSlotAnalysisSerializer,
     ReportSlotQuerySerializer,
+    ReportSuggestionsQuerySerializer,
+    ReportSuggestionsSerializer,
     SessionReportSerializer,
     SessionReportSummarySerializer,
 )
@@ -82,6 +85,16 @@ class SessionReportViewSet(MerchantScopedViewSet):
         raise NotFound(_("This show's report is being computed; try again in a minute."), code="report_not_ready")
 
 
+def _no_unknown(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApplicationError(
+            f"unknown query parameter {unknown[0]!r}",
+            code="unknown_parameter",
+            extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": sorted(allowed)},
+        )
+
+
 class SlotAnalysisApi(APIView):
     """Time slots, streamers and categories across the merchant's shows (from the rollups)."""
 
@@ -97,13 +110,7 @@ class SlotAnalysisApi(APIView):
     )
     def get(self, request: Request) -> Response:
         params = ReportSlotQuerySerializer(data=request.query_params)
-        unknown = sorted(set(request.query_params) - set(ReportSlotQuerySerializer().fields))
-        if unknown:
-            raise ApplicationError(
-                f"unknown query parameter {unknown[0]!r}",
-                code="unknown_parameter",
-                extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": ["min_shows", "since"]},
-            )
+        _no_unknown(request, set(ReportSlotQuerySerializer().fields))
         params.is_valid(raise_exception=True)  # a 400 "invalid" naming the fields
         since = params.validated_data.get("since")
         principal = cast(TokenPrincipal, request.auth)
@@ -132,13 +139,7 @@ class ForecastApi(APIView):
     )
     def get(self, request: Request) -> Response:
         allowed = set(ReportForecastQuerySerializer().fields)
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise ApplicationError(
-                f"unknown query parameter {unknown[0]!r}",
-                code="unknown_parameter",
-                extra={"fields": {u: "Unknown parameter." for u in unknown}, "allowed": sorted(allowed)},
-            )
+        _no_unknown(request, allowed)
         data = {k: request.query_params.getlist(k) if k == "sku" else request.query_params.get(k)
                 for k in allowed if k in request.query_params}  # fmt: skip
         params = ReportForecastQuerySerializer(data=data)
@@ -156,11 +157,37 @@ class ForecastApi(APIView):
                 code="invalid",
                 extra={"fields": {"sku": f"Unknown: {', '.join(missing)}"}},
             )
-        plan = Plan(
-            skus=[(c, (known[c].product.category or "").strip(), float(known[c].price)) for c in codes],
+        plan, on_hand = plan_of(
+            skus=[known[c] for c in codes],
             streamer=params.validated_data["streamer"],
             starts_at=params.validated_data["starts_at"],
             hours=float(params.validated_data["hours"]),
         )
-        on_hand = {c: getattr(getattr(known[c], "stock", None), "on_hand", 0) for c in codes}
         return Response(ReportForecastSerializer(forecast(merchant_id=merchant_id, plan=plan, on_hand=on_hand)).data)
+
+
+class SuggestionsApi(APIView):
+    """Restock and featuring suggestions from the demand forecast (apps.reports.suggestions)."""
+
+    role_area = roles.REPORTS
+
+    @extend_schema(
+        operation_id="reports_suggestions",
+        tags=["reports"],
+        parameters=[ReportSuggestionsQuerySerializer],
+        responses={200: ReportSuggestionsSerializer, **error_responses(400, 401)},
+        description="Which SKUs to restock before the next show and by how much (the forecast's quota less the "
+        "stock on hand, only when positive), which SKUs to feature in which slot and with which streamer (among "
+        "slots and streamers with at least `min_shows` shows, against the SKU's usual slot), each with the figures "
+        "behind it; and how such suggestions did in the rolling-origin backtest (`backtest`: null while a job "
+        "computes it after the shop's shows change; ask again in a minute).",
+    )
+    def get(self, request: Request) -> Response:
+        _no_unknown(request, set(ReportSuggestionsQuerySerializer().fields))
+        params = ReportSuggestionsQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        merchant_id = cast(TokenPrincipal, request.auth).merchant_id
+        result = suggestions(
+            merchant_id=merchant_id, min_shows=params.validated_data["min_shows"], top=params.validated_data["top"]
+        )
+        return Response(ReportSuggestionsSerializer(result).data)
