@@ -371,8 +371,8 @@ class ListingTally(models.Model):
     """What the gate decided for a listing, for its report: every fresh answer it gave to an order
     attempt (``accepted`` holds taken; ``closed``, ``over_limit`` and ``sold_out`` refusals).
     Counted in Redis by ``reserve.lua`` and added here by ``services.tallies.take_tallies``, once
-    per hand-over (``token``). Attempts the database decided alone, while Redis was away, are not
-    counted."""
+    per hand-over (``seq``: hand-overs are numbered upwards; a row takes only a higher one).
+    Attempts the database decided alone, while Redis was away, are not counted."""
 
     listing = models.OneToOneField(
         Listing, on_delete=models.CASCADE, primary_key=True, related_name="tally", verbose_name=_("listing")
@@ -382,7 +382,7 @@ class ListingTally(models.Model):
     closed = models.PositiveBigIntegerField(_("refused: closed"), default=0)
     over_limit = models.PositiveBigIntegerField(_("refused: over the limit"), default=0)
     sold_out = models.PositiveBigIntegerField(_("refused: sold out"), default=0)
-    token = models.CharField(_("last hand-over"), max_length=32, blank=True, default="")
+    seq = models.PositiveBigIntegerField(_("last hand-over"), default=0)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:

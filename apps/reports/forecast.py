@@ -23,11 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Max
 
 from apps.catalog.models import SKU
 
-from .models import SessionReport
+from .models import history_stamp, past_reports
 
 MIN_TRAIN_SHOWS = 12
 SEED = 7
@@ -88,7 +87,7 @@ class History:
 def observations(*, merchant_id: int) -> list[Observation]:
     tz = ZoneInfo(settings.TIME_ZONE)
     out = []
-    rows = SessionReport.objects.filter(merchant_id=merchant_id, starts_at__isnull=False).order_by("starts_at")
+    rows = past_reports(merchant_id).order_by("starts_at")
     for session_id, starts_at, streamer, hours, figures in rows.values_list(
         "session_id", "starts_at", "streamer", "hours_on_air", "figures"
     ).iterator(chunk_size=500):
@@ -211,14 +210,6 @@ def fit(train: list[Observation]) -> Model:
 
 
 _FITTED: dict[int, tuple[tuple[int, str, int], Model]] = {}
-
-
-def history_stamp(merchant_id: int) -> tuple[int, str, int]:
-    """Changes when a show of the merchant is added, recomputed or deleted."""
-    seen = SessionReport.objects.filter(merchant_id=merchant_id).aggregate(
-        n=Count("pk"), at=Max("computed_at"), last=Max("session_id")
-    )
-    return seen["n"], seen["at"].isoformat() if seen["at"] else "", seen["last"] or 0
 
 
 def fitted(*, merchant_id: int, past: list[Observation]) -> Model:

@@ -382,7 +382,7 @@ def _write_show(
     )
     insert_rows(
         ListingTally,
-        ("listing", "merchant", "accepted", "closed", "over_limit", "sold_out", "token", "updated_at"),
+        ("listing", "merchant", "accepted", "closed", "over_limit", "sold_out", "seq", "updated_at"),
         _tallies(merchant_id, show, listings, orders, seed, ended),
         batch_size=batch,
         returning=False,
@@ -406,7 +406,7 @@ def _tallies(
         sold_out = round(n * rng.uniform(0.5, 6.0)) if li.sold_out else 0
         over_limit = sum(1 for _ in range(n) if rng.random() < 0.03)
         closed = sum(1 for _ in range(n) if rng.random() < 0.01)
-        rows.append((li.pk, merchant_id, n, closed, over_limit, sold_out, "history", at))
+        rows.append((li.pk, merchant_id, n, closed, over_limit, sold_out, 0, at))
     return rows
 
 

@@ -36,7 +36,12 @@ class SessionReport(models.Model):
     gmv = models.DecimalField(_("GMV"), **MONEY, default=0)
     refunded = models.DecimalField(_("refunds"), **MONEY, default=0)
     figures = models.JSONField(_("figures"), default=dict)
+    # An ended show: what analyses across shows (time slots, forecast, suggestions) read.
+    ended = models.BooleanField(_("show ended"), default=False)
     computed_at = models.DateTimeField(_("computed at"), auto_now=True)
+    # When the figures last changed (a recomputation that found them equal leaves it): what caches
+    # of analyses across shows are keyed by (``history_stamp``).
+    changed_at = models.DateTimeField(_("figures changed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("show report")
@@ -105,3 +110,19 @@ class ReportExport(models.Model):
         if self.status == self.Status.DONE:
             return 100
         return int(self.steps_done * 100 / self.steps_total) if self.steps_total else 0
+
+
+def past_reports(merchant_id: int) -> models.QuerySet[SessionReport]:
+    """The reports of the merchant's ended shows: what analyses across shows read (a live show's
+    figures are not final, and a scheduled show has sold nothing)."""
+    return SessionReport.objects.filter(merchant_id=merchant_id, ended=True, starts_at__isnull=False)
+
+
+def history_stamp(merchant_id: int) -> tuple[int, str, int]:
+    """Changes when an ended show's report is added, deleted or its figures change (not when a
+    recomputation finds them as they were, nor with a live show's minutes): what caches of analyses
+    across shows are keyed by (one indexed aggregate)."""
+    seen = past_reports(merchant_id).aggregate(
+        n=models.Count("pk"), at=models.Max("changed_at"), last=models.Max("session_id")
+    )
+    return seen["n"], seen["at"].isoformat() if seen["at"] else "", seen["last"] or 0

@@ -10,11 +10,13 @@ Marking is cheap on the order path: one ``SADD`` per show per process per second
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +34,8 @@ RECENT = timedelta(days=2)
 STALE = timedelta(minutes=10)
 BATCH = 50
 _marked: dict[int, float] = {}
+_deferred: set[int] = set()
+_deferred_lock = threading.Lock()
 
 
 def on_order_changed(sender: Any = None, order: Any = None, **_: Any) -> None:
@@ -42,12 +46,35 @@ def on_order_changed(sender: Any = None, order: Any = None, **_: Any) -> None:
 
 
 def mark_dirty(session_id: int) -> None:
+    """Mark a show for the next rollup: at most one ``SADD`` per show per process per second. A
+    change inside that second is not dropped: it is marked once more when the second is over
+    (the job may have taken the first mark meanwhile, and the change would otherwise be lost for a
+    show too old for the job's sweep)."""
     now = time.monotonic()
-    if _marked.get(session_id, -MARK_EVERY_S) > now - MARK_EVERY_S:
+    last = _marked.get(session_id, -MARK_EVERY_S)
+    if last > now - MARK_EVERY_S:
+        with _deferred_lock:
+            if session_id in _deferred:
+                return
+            _deferred.add(session_id)
+        timer = threading.Timer(last + MARK_EVERY_S - now, _mark_deferred, (session_id,))
+        timer.daemon = True
+        timer.start()
         return
     _marked[session_id] = now
     if len(_marked) > 10_000:
         _marked.clear()
+    _sadd(session_id)
+
+
+def _mark_deferred(session_id: int) -> None:
+    with _deferred_lock:
+        _deferred.discard(session_id)
+    _marked[session_id] = time.monotonic()
+    _sadd(session_id)
+
+
+def _sadd(session_id: int) -> None:
     try:
         get_client().sadd(DIRTY_KEY, session_id)
     except Exception:  # noqa: BLE001 - without Redis the job's sweep of recent shows catches it
@@ -60,6 +87,11 @@ def rollup_session(session_id: int) -> SessionReport | None:
     if session is None:
         SessionReport.objects.filter(session_id=session_id).delete()
         return None
+    if session.status == LiveSession.Status.SCHEDULED and not session.orders.exists():
+        # Not on air and nothing sold: no report (analyses across shows would count it as a show
+        # that sold nothing); one appears with its first order or when it goes live.
+        SessionReport.objects.filter(session_id=session_id).delete()
+        return None
     take_tallies(Listing.objects.filter(session_id=session.pk).values_list("pk", flat=True))
     figures = session_figures(session)
     start = session.started_at or session.scheduled_at
@@ -69,21 +101,32 @@ def rollup_session(session_id: int) -> SessionReport | None:
     if end is None and figures["by_minute"]:
         end = start + timedelta(minutes=figures["by_minute"][-1]["minute"] + 1) if start else None
     hours = Decimal(str(round(max((end - start).total_seconds(), 0) / 3600, 3))) if start and end else Decimal(0)
-    report, _ = SessionReport.objects.update_or_create(
-        session_id=session.pk,
-        defaults={
-            "merchant_id": session.merchant_id,
-            "starts_at": start,
-            "streamer": session.streamer,
-            "hours_on_air": hours,
-            "orders": figures["orders"],
-            "paid": figures["paid"],
-            "units": figures["units"],
-            "gmv": Decimal(figures["gmv"]),
-            "refunded": Decimal(figures["refunds"]["amount"]),
-            "figures": figures,
-        },
-    )
+    values = {
+        "merchant_id": session.merchant_id,
+        "starts_at": start,
+        "streamer": session.streamer,
+        "hours_on_air": hours,
+        "orders": figures["orders"],
+        "paid": figures["paid"],
+        "units": figures["units"],
+        "gmv": Decimal(figures["gmv"]),
+        "refunded": Decimal(figures["refunds"]["amount"]),
+        "figures": figures,
+        "ended": session.status == LiveSession.Status.ENDED,
+    }
+    now = timezone.now()
+    with transaction.atomic():
+        report = SessionReport.objects.select_for_update().filter(session_id=session.pk).first()
+        if report is None:
+            return SessionReport.objects.create(session_id=session.pk, changed_at=now, **values)
+        if any(getattr(report, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(report, k, v)
+            report.changed_at = now
+            report.save()
+        else:  # as it was: only the time it was checked moves (the analyses' caches stay)
+            SessionReport.objects.filter(pk=report.pk).update(computed_at=now)
+            report.computed_at = now
     return report
 
 
@@ -99,7 +142,9 @@ def rollup_due(*, limit: int = BATCH) -> int:
     now = timezone.now()
     stale = (
         LiveSession.objects.filter(
-            Q(status=LiveSession.Status.LIVE) | Q(ended_at__gte=now - RECENT) | Q(scheduled_at__gte=now - RECENT)
+            Q(status=LiveSession.Status.LIVE)
+            | Q(ended_at__gte=now - RECENT)
+            | Q(scheduled_at__gte=now - RECENT, scheduled_at__lte=now)
         )
         .filter(Q(report__isnull=True) | Q(report__computed_at__lt=now - STALE))
         .values_list("pk", flat=True)[:limit]

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 
 from .figures import rate
-from .models import SessionReport
+from .models import history_stamp, past_reports
 
 WEEKDAYS = (
     _("Mon"),
@@ -59,10 +60,33 @@ def _done(key: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CACHE_SECONDS = 3600
+
+
 def slot_analysis(*, merchant_id: int, since: datetime | None = None, min_shows: int = MIN_SHOWS) -> dict[str, Any]:
-    """The weekday × hour heatmap, the streamers and categories, and the recommendations."""
+    """The weekday × hour heatmap, the streamers and categories, and the recommendations. Kept in
+    the cache until a show of the merchant is added, recomputed or deleted (``history_stamp``), so
+    a page view costs one indexed aggregate while the shows stand still; a rollup (each minute of a
+    live show) makes the next view compute it again."""
+    n, at, last = history_stamp(merchant_id)
+    key = f"reports:slots:{merchant_id}:{n}:{last}:{at}:{since.isoformat() if since else ''}:{min_shows}"
+    try:
+        kept = cache.get(key)
+    except Exception:  # noqa: BLE001 - the cache (Redis) may vanish: compute
+        kept = None
+    if kept is not None:
+        return kept
+    result = _slot_analysis(merchant_id=merchant_id, since=since, min_shows=min_shows)
+    try:
+        cache.set(key, result, CACHE_SECONDS)
+    except Exception:  # noqa: BLE001
+        pass
+    return result
+
+
+def _slot_analysis(*, merchant_id: int, since: datetime | None, min_shows: int) -> dict[str, Any]:
     tz = ZoneInfo(settings.TIME_ZONE)
-    rows = SessionReport.objects.filter(merchant_id=merchant_id, starts_at__isnull=False)
+    rows = past_reports(merchant_id)
     if since is not None:
         rows = rows.filter(starts_at__gte=since)
     cells: dict[tuple[int, int], dict[str, Any]] = defaultdict(_cell)
@@ -79,7 +103,7 @@ def slot_analysis(*, merchant_id: int, since: datetime | None = None, min_shows:
         shows += 1
         start = starts_at.astimezone(tz)
         base = (start.weekday() * 24 + start.hour) * 60 + start.minute  # minute of the week
-        on_air = max(int(Decimal(hours) * 60), 1)
+        on_air = max(int((Decimal(hours) * 60).to_integral_value(ROUND_HALF_UP)), 1)  # hours: 3 places
         at = base
         while at < base + on_air:  # the minutes on air, an hour cell at a time
             upto = min((at // 60 + 1) * 60, base + on_air)

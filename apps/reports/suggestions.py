@@ -47,7 +47,7 @@ from .forecast import (
     on_hand_of,
     plan_rows,
 )
-from .models import SessionReport
+from .models import SessionReport, past_reports
 from .slots import MIN_SHOWS, slot_analysis
 
 logger = logging.getLogger(__name__)
@@ -78,11 +78,7 @@ def next_start(weekday: int, hour: int, *, after: datetime) -> datetime:
 
 
 def _last_show(merchant_id: int) -> SessionReport | None:
-    return (
-        SessionReport.objects.filter(merchant_id=merchant_id, starts_at__isnull=False)
-        .order_by("-starts_at", "-session_id")
-        .first()
-    )
+    return past_reports(merchant_id).order_by("-starts_at", "-session_id").first()
 
 
 def plan_defaults(*, merchant_id: int, now: datetime | None = None) -> PlanDefaults | None:

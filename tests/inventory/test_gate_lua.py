@@ -536,7 +536,7 @@ def test_recount_answers_not_loaded(gate_client):
 
 SCRIPTS_KEYS_ARGV = {
     "reserve.lua": (5, 4),  # the 5th (seen) may be left out
-    "tally_drain.lua": (2, 1),
+    "tally_drain.lua": (3, 0),
     "tally_ack.lua": (1, 1),
     "release.lua": (3, 1),
     "load.lua": (3, 6),

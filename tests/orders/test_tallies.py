@@ -46,7 +46,7 @@ def test_the_gate_counts_each_fresh_decision_and_no_replay() -> None:
     assert _counts(8) == {}
 
 
-def test_a_hand_over_is_repeated_until_acknowledged_with_the_same_token() -> None:
+def test_a_hand_over_is_repeated_until_acknowledged_with_the_same_number() -> None:
     _load(9, quota=1)
     for n in range(3):
         gate.gate_reserve(9, hold_id=f"h{n}", buyer=f"b{n}", quantity=1, now_ms=NOW)
@@ -54,12 +54,12 @@ def test_a_hand_over_is_repeated_until_acknowledged_with_the_same_token() -> Non
     assert first is not None and first.counts == {"ok": 1, "closed": 0, "over_limit": 0, "sold_out": 2}
     gate.gate_reserve(9, hold_id="h7", buyer="b7", quantity=1, now_ms=NOW)  # counted in a new tally
     again = gate.gate_tally_drain(9)
-    assert again == first  # not acknowledged: the same hand-over, same token
-    assert gate.gate_tally_ack(9, "another token") is False
-    assert gate.gate_tally_ack(9, first.token) is True
+    assert again == first  # not acknowledged: the same hand-over, same number
+    assert gate.gate_tally_ack(9, first.seq + 1) is False
+    assert gate.gate_tally_ack(9, first.seq) is True
     later = gate.gate_tally_drain(9)
-    assert later is not None and later.token != first.token and later.counts["sold_out"] == 1
-    assert gate.gate_tally_ack(9, later.token) and gate.gate_tally_drain(9) is None
+    assert later is not None and later.seq > first.seq and later.counts["sold_out"] == 1
+    assert gate.gate_tally_ack(9, later.seq) and gate.gate_tally_drain(9) is None
 
 
 @pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_take_tallies_adds_each_hand_over_once_even_when_its_acknowledgement_is_
     monkeypatch.setattr(tallies_service.gate, "gate_tally_ack", lost)
     assert take_tallies([listing.pk]) == 1
     monkeypatch.undo()
-    assert take_tallies([listing.pk]) == 0  # the same hand-over again: its token is on the row
+    assert take_tallies([listing.pk]) == 0  # the same hand-over again: the row has taken its number
     row = ListingTally.objects.get(listing=listing)
     assert (row.accepted, row.sold_out, row.attempts, row.merchant_id) == (1, 3, 4, merchant.pk)
     assert gate.gate_tally_drain(listing.pk) is None  # acknowledged the second time
@@ -83,6 +83,27 @@ def test_take_tallies_adds_each_hand_over_once_even_when_its_acknowledgement_is_
     assert take_tallies([listing.pk, 999_999]) == 1  # an unknown listing is skipped
     row.refresh_from_db()
     assert (row.accepted, row.sold_out) == (1, 4)
+
+
+@pytest.mark.django_db
+def test_a_stalled_hand_over_overtaken_by_later_ones_adds_nothing(merchant, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two rollups at once: B takes hand-over 1 and stalls; A adds it and acknowledges it; C takes
+    and adds hand-over 2; B wakes up and offers hand-over 1 again: the row refuses it."""
+    listing = make_listing(merchant, quota=1)
+    _load(listing.pk, quota=1)
+    for n in range(4):
+        gate.gate_reserve(listing.pk, hold_id=f"h{n}", buyer=f"b{n}", quantity=1, now_ms=NOW)
+    stalled = gate.gate_tally_drain(listing.pk)  # B
+    assert stalled is not None
+    assert take_tallies([listing.pk]) == 1  # A: the same hand-over, added and acknowledged
+    gate.gate_reserve(listing.pk, hold_id="h8", buyer="b8", quantity=1, now_ms=NOW)
+    assert take_tallies([listing.pk]) == 1  # C: the next one
+    row = ListingTally.objects.get(listing=listing)
+    assert (row.accepted, row.sold_out) == (1, 4)
+    monkeypatch.setattr(tallies_service.gate, "gate_tally_drain", lambda *_a, **_k: stalled)
+    assert take_tallies([listing.pk]) == 0  # B resumes with hand-over 1
+    row.refresh_from_db()
+    assert (row.accepted, row.sold_out, row.attempts) == (1, 4, 5)
 
 
 @pytest.mark.django_db

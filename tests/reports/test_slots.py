@@ -33,7 +33,7 @@ def show(merchant, start: datetime, hours: str, minutes: list[tuple[int, int, st
     }  # fmt: skip
     return SessionReport.objects.create(
         session=session, merchant=merchant, starts_at=start, streamer=streamer, hours_on_air=Decimal(hours),
-        orders=figures["orders"], paid=figures["paid"], units=5, gmv=gmv, figures=figures,
+        orders=figures["orders"], paid=figures["paid"], units=5, gmv=gmv, figures=figures, ended=True,
     )  # fmt: skip
 
 

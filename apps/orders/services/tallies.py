@@ -3,8 +3,9 @@
 ``reserve.lua`` counts every fresh decision of a listing in Redis (no round trip of its own: the
 sold-out flood stays one script call). ``take_tallies`` moves those counts into
 :class:`~apps.orders.models.ListingTally` rows, exactly once per hand-over: the counts are added
-only if the row has not taken the hand-over's token, in one conditional ``UPDATE``, and Redis forgets
-the hand-over only after that commits. Run by the reports' rollup before it reads a show's
+only if the row's last hand-over number is below this one's, in one conditional ``UPDATE``, and
+Redis forgets the hand-over only after that commits (a repeated or a stalled, overtaken hand-over
+adds nothing). Run by the reports' rollup before it reads a show's
 listings. Without Redis it does nothing (the counts wait in Redis, or were lost with it)."""
 
 from __future__ import annotations
@@ -55,14 +56,12 @@ def take_tallies(listing_ids: Iterable[int], client: Any = None) -> int:
             continue
         with transaction.atomic():
             ListingTally.objects.get_or_create(listing_id=listing_id, defaults={"merchant_id": merchants[listing_id]})
-            changed = (
-                ListingTally.objects.filter(listing_id=listing_id)
-                .exclude(token=tally.token)
-                .update(token=tally.token, **{FIELDS[k]: F(FIELDS[k]) + n for k, n in tally.counts.items() if n})
+            changed = ListingTally.objects.filter(listing_id=listing_id, seq__lt=tally.seq).update(
+                seq=tally.seq, **{FIELDS[k]: F(FIELDS[k]) + n for k, n in tally.counts.items() if n}
             )
         added += changed
         try:
-            gate.gate_tally_ack(listing_id, tally.token, client=client)
+            gate.gate_tally_ack(listing_id, tally.seq, client=client)
         except Exception as exc:
             if not is_redis_error(exc):
                 raise

@@ -22,7 +22,8 @@ def listing_keys(listing_id: int) -> dict[str, str]:
         "seen": f"{tag}:seen",  # hash: every hold id ever taken -> "1" (idempotent replays)
         "lock": f"{tag}:rebuild",  # rebuild lock
         "tally": f"{tag}:tally",  # hash: decision -> count (attempts and refusals, for reports)
-        "tally_pending": f"{tag}:tally:pending",  # a tally being handed to the database, with its token
+        "tally_pending": f"{tag}:tally:pending",  # a tally being handed to the database, with its seq
+        "tally_seq": f"{tag}:tally:seq",  # the last hand-over's sequence number
     }
 
 

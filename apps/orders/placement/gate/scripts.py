@@ -42,7 +42,7 @@ _meta = LuaScript(_LUA / "meta.lua", 1)
 _adopt = LuaScript(_LUA / "adopt.lua", 3)
 _recount = LuaScript(_LUA / "recount.lua", 3)
 _unlock = LuaScript(_LUA / "unlock.lua", 1)
-_tally_drain = LuaScript(_LUA / "tally_drain.lua", 2)
+_tally_drain = LuaScript(_LUA / "tally_drain.lua", 3)
 _tally_ack = LuaScript(_LUA / "tally_ack.lua", 1)
 
 TALLY_OUTCOMES = ("ok", "closed", "over_limit", "sold_out")
@@ -203,28 +203,29 @@ def gate_recount(listing_id: int, client: Any = None) -> bool:
 @dataclass(frozen=True)
 class Tally:
     """A listing's counts handed over by ``gate_tally_drain``: its decisions since the last
-    hand-over (``TALLY_OUTCOMES``), and the token that makes adding them once idempotent."""
+    hand-over (``TALLY_OUTCOMES``), and the hand-over's sequence number (it only grows: the
+    database adds a hand-over only when its number is above the last one it took)."""
 
-    token: str
+    seq: int
     counts: dict[str, int]
 
 
 def gate_tally_drain(listing_id: int, client: Any = None) -> Tally | None:
     """Take a listing's tally for the database (None when there is nothing to hand over). A
-    hand-over that was never acknowledged is returned again with its token: add the counts only
-    if the database has not taken that token, then ``gate_tally_ack``."""
+    hand-over that was never acknowledged is returned again with its number: add the counts only
+    if the database's last number for the listing is below it, then ``gate_tally_ack``."""
     k = listing_keys(listing_id)
-    flat = _tally_drain([k["tally"], k["tally_pending"]], [secrets.token_hex(8)], client=client)
+    flat = _tally_drain([k["tally"], k["tally_pending"], k["tally_seq"]], [], client=client)
     if not flat:
         return None
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    token = fields.pop("token")
-    return Tally(token=token, counts={name: _int(fields.get(name)) for name in TALLY_OUTCOMES})
+    seq = _int(fields.pop("seq"))
+    return Tally(seq=seq, counts={name: _int(fields.get(name)) for name in TALLY_OUTCOMES})
 
 
-def gate_tally_ack(listing_id: int, token: str, client: Any = None) -> bool:
+def gate_tally_ack(listing_id: int, seq: int, client: Any = None) -> bool:
     """Forget a hand-over the database has taken (True when it was still there)."""
-    return bool(_tally_ack([listing_keys(listing_id)["tally_pending"]], [token], client=client))
+    return bool(_tally_ack([listing_keys(listing_id)["tally_pending"]], [str(seq)], client=client))
 
 
 def _parse_hold(record: str) -> tuple[str, int, int]:
