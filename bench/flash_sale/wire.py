@@ -419,10 +419,15 @@ def _progress(name: str, arm: dict[str, Any]) -> None:
 def previous(compare: Path | None, exclude: Path | None) -> tuple[Path, dict] | None:
     """The results file to compare with: ``compare``, else the oldest in results/ (today's
     baseline) that is not this run's own."""
-    if compare is not None:
-        return compare, json.loads(compare.read_text())
-    files = sorted(p for p in RESULTS.glob("wire-*.json") if p != exclude)
-    return (files[0], json.loads(files[0].read_text())) if files else None
+    files = [compare] if compare is not None else sorted(p for p in RESULTS.glob("wire-*.json") if p != exclude)
+    return (files[0], load(files[0])) if files else None
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A saved run, its ratios recomputed from its rounds (as this code computes them)."""
+    figs = json.loads(path.read_text())
+    figs["ratios"] = ratios(figs["rounds"])
+    return figs
 
 
 def _f(x: float | None, fmt: str) -> str:
@@ -512,8 +517,7 @@ def main() -> None:
     args = parse_args()
     if args.from_results:
         path = args.from_results.resolve()
-        figs = json.loads(path.read_text())
-        figs["ratios"] = ratios(figs["rounds"])
+        figs = load(path)
     else:
         figs = figures(args)
         figs["command"] = ("python -m bench.flash_sale.wire " + " ".join(sys.argv[1:])).strip()
