@@ -11,6 +11,10 @@ risk rules on (``FRAUD_RULES=1``, the placement guard's one Redis script before 
 once with them off, in alternating order, and writes what the rules cost into its own block of
 docs/performance.md (``risk.render_risk``); the main table's gated row is the rules-on arm.
 ``--risk on`` / ``off`` runs the gated sales with the rules on or off only.
+
+At high rates this module's Python load generator is itself the limit: ``bench.flash_sale.wire``
+measures the same server with ``wrk`` beside the machine's two ceilings (a plain ASGI app with one
+Redis call, ``pgbench`` on one hot row) and reports CPU per answer.
 """
 
 from __future__ import annotations
