@@ -5,7 +5,8 @@ minute (line chart); sell-through per listing (cumulative units taken against se
 listing opened, one line per listing) and the listings table; GMV by province (bars, top 10) and
 the provinces with their top cities; GMV by channel (bars) and the channels table; buyers,
 categories and risk control. Text is set in the CJK font of :mod:`apps.core.fonts` (embedded), in
-the job's language. Charts plot floats (a drawing); every number printed is the exact figure."""
+the job's language. Charts plot floats (a drawing); every amount, count and rate printed is the exact
+figure (seconds to a tenth)."""
 
 from __future__ import annotations
 
@@ -48,13 +49,15 @@ TOP_REGIONS = 10
 # the page is too narrow for all of the export's; the SKU code, category, price, sold-out refusals
 # and paid rate are in the CSV and XLSX.
 LISTING_COLUMNS = (
-    ("item", 0.22), ("quota", 0.07), ("orders", 0.08), ("attempts", 0.09), ("conversion", 0.1), ("paid", 0.08),
-    ("units", 0.08), ("gmv", 0.17), ("sold_out_s", 0.11),
+    ("item", 0.22), ("quota", 0.07), ("orders", 0.08), ("attempts", 0.09), ("conversion", 0.09), ("paid", 0.08),
+    ("units", 0.07), ("gmv", 0.15), ("sold_out_s", 0.15),
 )  # fmt: skip
 MAX_CURVES = len(SERIES)
 
 
 def _text(value: Cell) -> str:
+    if isinstance(value, float):  # seconds: to a tenth
+        return f"{value:,.1f}"
     return str(cell_text(value, percent_places="0.1", yuan="¥", thousands=",", none="—"))
 
 

@@ -197,8 +197,9 @@ def test_the_pdf_has_the_shows_numbers_and_its_charts(merchant, report, oncommit
     assert f["listings"] and all(li["units"] > 0 for li in f["listings"])
     for li in f["listings"]:
         conversion = "—" if li.get("conversion") is None else f"{Decimal(li['conversion']) * 100:.1f}%"
+        sold_out = "—" if li["sold_out_s"] is None else f"{li['sold_out_s']:,.1f}"
         row = [li["quota"], li["orders"], li["attempts"], conversion, li["paid"], li["units"],
-               f"¥{Decimal(li['gmv']):,.2f}", "—" if li["sold_out_s"] is None else li["sold_out_s"]]  # fmt: skip
+               f"¥{Decimal(li['gmv']):,.2f}", sold_out]  # fmt: skip
         assert " ".join(str(v) for v in row) in text, (row, text)
     assert paths > 60, paths  # the charts' lines, bars and grid are drawn
     assert pages >= 2
