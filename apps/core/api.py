@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DRFJSONParser
 
-from .datetimes import RANGE_MESSAGE, in_range
+from .datetimes import DATE_RANGE_MESSAGE, RANGE_MESSAGE, in_range
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -45,6 +45,19 @@ class DateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value: Any) -> datetime:
         parsed = super().to_internal_value(value)
         if not in_range(parsed):
+            self.fail("out_of_range")
+        return parsed
+
+
+class DateField(serializers.DateField):
+    """A day a show or a sale can be on: years 2000-2099 (``apps.core.datetimes``), so that the day's
+    start in any time zone is a date-time the system can compute with."""
+
+    default_error_messages = {"out_of_range": DATE_RANGE_MESSAGE}
+
+    def to_internal_value(self, value: Any) -> date:
+        parsed = super().to_internal_value(value)
+        if not in_range(datetime.combine(parsed, time.min)):
             self.fail("out_of_range")
         return parsed
 

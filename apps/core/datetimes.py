@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
 RANGE_MESSAGE = "Date-time must be in the years 2000 to 2099 (UTC)."
+DATE_RANGE_MESSAGE = "Date must be in the years 2000 to 2099."
 
 
 def in_range(value: datetime) -> bool:

@@ -76,6 +76,12 @@ def is_superuser(request: HttpRequest) -> bool:
     return bool(getattr(request.user, "is_superuser", False))
 
 
+def role_scope(request: HttpRequest, area: str, verb: str = "view") -> list[int] | None:
+    """What a staff page of ``area`` may show for ``verb``: None for a superuser (every merchant),
+    else the merchants where the login's role allows it (an empty list: none)."""
+    return None if is_superuser(request) else user_merchant_ids(request, area, verb)
+
+
 _ANY_AREA = object()
 
 

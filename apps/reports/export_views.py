@@ -1,7 +1,8 @@
 """Report export pages: a POST from a report page makes a job (``exports.report_export_create``)
 and redirects to its page, which polls a small JSON endpoint (``static/js/export-progress.js``)
-and offers the file when it is written. Staff see the jobs of their shops only
-(``merchants.selectors.staff_scope``); another shop's job is a 404 like no job."""
+and offers the file when it is written. Staff make and see the exports of the shops where their
+role may export the reports (``roles.REPORTS``, "export"); another shop's job is a 404 like no job,
+and a login whose role has no reports anywhere gets the reports' 403 page."""
 
 from __future__ import annotations
 
@@ -16,13 +17,27 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.catalog import selectors as catalog_selectors
-from apps.merchants import selectors as merchant_selectors
+from apps.merchants import roles
+from apps.merchants.admin_scoping import role_scope
 from apps.merchants.models import Merchant
 from apps.orders.views import problem
 
-from .exports import CONTENT_TYPES, FORMATS, export_filename, job_state, report_export_create
+from .exports import (
+    CONTENT_TYPES,
+    FORMATS,
+    export_filename,
+    job_state,
+    report_export_create,
+    report_export_expire,
+)
 from .models import ReportExport, SessionReport
 from .rollups import mark_dirty
+from .views import no_reports
+
+
+def _scope(request: HttpRequest) -> list[int] | None:
+    """The shops whose reports the login may export."""
+    return role_scope(request, roles.REPORTS, "export")
 
 
 def _bad_format(request: HttpRequest, kind: str) -> HttpResponse:
@@ -48,7 +63,9 @@ def _start(request: HttpRequest, *, merchant_id: int, kind: str, session_id: int
 @login_required
 @require_POST
 def session_export(request: HttpRequest, session_id: int) -> HttpResponse:
-    scope = merchant_selectors.staff_scope(request.user)
+    scope = _scope(request)
+    if scope == []:
+        return no_reports(request)
     session = catalog_selectors.session_scoped(session_id=session_id, merchant_ids=scope)
     if session is None:
         return problem(request, status=404, title=_("Show not found"), message=_("There is no such show in your shop."))
@@ -66,7 +83,9 @@ def session_export(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def slots_export(request: HttpRequest) -> HttpResponse:
-    scope = merchant_selectors.staff_scope(request.user)
+    scope = _scope(request)
+    if scope == []:
+        return no_reports(request)
     merchants = Merchant.objects.all() if scope is None else Merchant.objects.filter(pk__in=scope)
     chosen = request.POST.get("merchant", "")
     merchant = merchants.filter(pk=chosen).first() if chosen.isdigit() else merchants.order_by("name").first()
@@ -76,11 +95,13 @@ def slots_export(request: HttpRequest) -> HttpResponse:
 
 
 def _job(request: HttpRequest, job_id: int) -> ReportExport | None:
+    """The login's job, a killed one (still "running" past the task timeout) failed first."""
     jobs = ReportExport.objects.select_related("session", "merchant").filter(pk=job_id)
-    scope = merchant_selectors.staff_scope(request.user)
+    scope = _scope(request)
     if scope is not None:
         jobs = jobs.filter(merchant_id__in=scope)
-    return jobs.first()
+    job = jobs.first()
+    return report_export_expire(job) if job is not None else None
 
 
 def _no_job(request: HttpRequest) -> HttpResponse:
@@ -98,11 +119,17 @@ def export_job(request: HttpRequest, job_id: int) -> HttpResponse:
         if job.kind == ReportExport.Kind.SESSION
         else reverse("report-slots-page") + f"?merchant={job.merchant_id}"
     )
+    again = (
+        reverse("report-session-export", args=[job.session_id])
+        if job.kind == ReportExport.Kind.SESSION
+        else reverse("report-slots-export")
+    )
     context = {
         "job": job,
         "state": job_state(job, reverse("report-export-download", args=[job.pk])),
         "progress_url": reverse("report-export-progress", args=[job.pk]),
         "back_url": back,
+        "again_url": again,  # a failed job's page offers the same export again
         "what": job.session.title if job.session else _("Time slots"),
     }
     return render(request, "reports/export_job.html", context)

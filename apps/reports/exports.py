@@ -20,9 +20,11 @@ page says. Cells are typed: :class:`Money` (exact ``Decimal``), :class:`Rate` (a
 Text cells go through :func:`apps.core.spreadsheets.safe_cell` (CSV injection): a product or
 streamer named ``=HYPERLINK(…)`` is shown, never run.
 
-:func:`report_export_run` builds a job's file, counting the sections written as its progress,
-and saves it under an unguessable name in ``storages["exports"]`` (as the order exports do); a job
-that is done already is left alone (a task retried after it finished writes nothing twice)."""
+:func:`report_export_run` claims a job (a conditional UPDATE: queued → running, so a task
+delivered twice writes one file), builds its file, counting the sections written as its progress,
+and saves it under an unguessable name in ``storages["exports"]`` (as the order exports do).
+:func:`report_export_expire` fails a job still "running" past the task timeout (its worker was
+killed), when its page or progress is read, so the page stops polling and offers a new export."""
 
 from __future__ import annotations
 
@@ -31,13 +33,17 @@ import io
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.core.spreadsheets import safe_cell
 
@@ -68,10 +74,27 @@ Cell = Money | Rate | Decimal | int | float | str | None
 
 @dataclass(frozen=True)
 class Section:
+    """A titled table. ``columns``, where given, names each column by what it holds (one key per
+    header), so a reader that shows some of them picks them by name, never by position."""
+
     key: str
     title: str
     headers: list[str]
     rows: list[list[Cell]]
+    columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.columns and len(self.columns) != len(self.headers):
+            raise ValueError(f"section {self.key}: {len(self.columns)} column keys for {len(self.headers)} headers")
+
+    def pick(self, *keys: str) -> Section:
+        """The same table with only the columns ``keys``, in that order (KeyError: no such column)."""
+        missing = [k for k in keys if k not in self.columns]
+        if missing:
+            raise KeyError(f"section {self.key} has no column {missing[0]!r}")
+        at = [self.columns.index(k) for k in keys]
+        return Section(self.key, self.title, [self.headers[i] for i in at], [[r[i] for i in at] for r in self.rows],
+                       keys)  # fmt: skip
 
 
 class ReportNotReady(Exception):
@@ -93,15 +116,23 @@ def _place(name: str) -> str:
     return _("No address") if name == "?" else name
 
 
+CHANNEL_NAMES = {
+    "storefront": gettext_lazy("Storefront"),
+    "api": gettext_lazy("API"),
+    "douyin": gettext_lazy("Douyin"),
+    "kuaishou": gettext_lazy("Kuaishou"),
+    "taobao": gettext_lazy("Taobao"),
+}
+
+
 def channel_name(channel: str) -> str:
-    names = {
-        "storefront": _("Storefront"),
-        "api": _("API"),
-        "douyin": _("Douyin"),
-        "kuaishou": _("Kuaishou"),
-        "taobao": _("Taobao"),
-    }
-    return names.get(channel, channel)
+    """A channel's name for people, in the current language (an unknown code as it is)."""
+    return str(CHANNEL_NAMES.get(channel, channel))
+
+
+def channel_names() -> dict[str, str]:
+    """Every channel's name, in the current language (for a page's script)."""
+    return {code: str(name) for code, name in CHANNEL_NAMES.items()}
 
 
 def _local(dt: Any) -> str:
@@ -150,45 +181,7 @@ def session_sections(report: SessionReport) -> list[Section]:
             [_("Minute since the start"), orders, paid, gmv],
             [[m["minute"], m["orders"], m["paid"], _money(m["gmv"])] for m in f["by_minute"]],
         ),
-        Section(
-            "listings",
-            _("Listings"),
-            [
-                _("SKU code"),
-                _("Item"),
-                _("Category"),
-                _("Flash price (¥)"),
-                _("Quota"),
-                orders,
-                _("Attempts"),
-                _("Refused: sold out"),
-                _("Conversion"),
-                paid,
-                _("Paid rate"),
-                units,
-                gmv,
-                _("Sold out after (s)"),
-            ],
-            [
-                [
-                    li["sku"],
-                    li["name"],
-                    li["category"],
-                    _money(li["price"]),
-                    li["quota"],
-                    li["orders"],
-                    li.get("attempts"),
-                    (li.get("refused") or {}).get("sold_out"),
-                    _rate(li["conversion"]) if li.get("conversion") is not None else None,
-                    li["paid"],
-                    _rate(li["paid_rate"]),
-                    li["units"],
-                    _money(li["gmv"]),
-                    li["sold_out_s"],
-                ]
-                for li in f["listings"]
-            ],
-        ),  # fmt: skip
+        listings_section(f["listings"], orders=orders, paid=paid, units=units, gmv=gmv),
         Section(
             "provinces",
             _("Provinces"),
@@ -231,6 +224,34 @@ def session_sections(report: SessionReport) -> list[Section]:
         ),
         Section("risk", _("Risk control"), [figure, value], risk_rows(f)),
     ]
+
+
+def listings_section(listings: list[dict[str, Any]], *, orders: str, paid: str, units: str, gmv: str) -> Section:
+    """The listings table: a key, a header and a cell per column (the PDF shows some of them)."""
+    columns: list[tuple[str, str, Callable[[dict[str, Any]], Cell]]] = [
+        ("sku", _("SKU code"), lambda li: li["sku"]),
+        ("item", _("Item"), lambda li: li["name"]),
+        ("category", _("Category"), lambda li: li["category"]),
+        ("price", _("Flash price (¥)"), lambda li: _money(li["price"])),
+        ("quota", _("Quota"), lambda li: li["quota"]),
+        ("orders", orders, lambda li: li["orders"]),
+        ("attempts", _("Attempts"), lambda li: li.get("attempts")),
+        ("refused_sold_out", _("Refused: sold out"), lambda li: (li.get("refused") or {}).get("sold_out")),
+        ("conversion", _("Conversion"),
+         lambda li: _rate(li["conversion"]) if li.get("conversion") is not None else None),
+        ("paid", paid, lambda li: li["paid"]),
+        ("paid_rate", _("Paid rate"), lambda li: _rate(li["paid_rate"])),
+        ("units", units, lambda li: li["units"]),
+        ("gmv", gmv, lambda li: _money(li["gmv"])),
+        ("sold_out_s", _("Sold out after (s)"), lambda li: li["sold_out_s"]),
+    ]  # fmt: skip
+    return Section(
+        "listings",
+        _("Listings"),
+        [header for _key, header, _cell in columns],
+        [[cell(li) for _key, _header, cell in columns] for li in listings],
+        tuple(key for key, _header, _cell in columns),
+    )
 
 
 def risk_rows(figures: dict[str, Any]) -> list[list[Cell]]:
@@ -404,12 +425,18 @@ def job_content(job: ReportExport, progress: Callable[[int, int], None]) -> byte
     return write_csv(sections, step)
 
 
-def report_export_run(job: ReportExport) -> ReportExport:
-    """Build ``job``'s file, saving its progress (sections written) as it goes."""
-    if job.status == ReportExport.Status.DONE:
-        return job
-    jobs = ReportExport.objects.filter(pk=job.pk)
-    jobs.update(status=ReportExport.Status.RUNNING, steps_done=0, error="")
+def report_export_claim(job: ReportExport) -> bool:
+    """Take a queued job for this run: a conditional UPDATE (queued → running), so of two runs of
+    the same task (a redelivery, a retry) exactly one wins; the other finds it taken."""
+    jobs = ReportExport.objects.filter(pk=job.pk, status=ReportExport.Status.QUEUED)
+    return bool(jobs.update(status=ReportExport.Status.RUNNING, steps_done=0, error="", started_at=timezone.now()))
+
+
+def report_export_write(job: ReportExport) -> ReportExport:
+    """Build a claimed job's file, saving its progress (sections written) as it goes. Every write
+    is conditional on the job still running: one failed meanwhile (too old, see
+    :func:`report_export_expire`) stays failed and its file is not kept."""
+    jobs = ReportExport.objects.filter(pk=job.pk, status=ReportExport.Status.RUNNING)
 
     def progress(done: int, total: int) -> None:
         jobs.update(steps_done=done, steps_total=total)
@@ -431,10 +458,46 @@ def report_export_run(job: ReportExport) -> ReportExport:
             job.refresh_from_db()
             return job
         raise
-    jobs.update(status=ReportExport.Status.DONE, file=name, finished_at=timezone.now())
+    done = jobs.update(
+        status=ReportExport.Status.DONE, file=name, steps_done=F("steps_total"), finished_at=timezone.now()
+    )  # the bar ends full
+    if not done:  # failed meanwhile: its file is not kept (nobody could download it)
+        storages["exports"].delete(name)
     job.refresh_from_db()
-    job.steps_done = job.steps_total  # the bar ends full
-    jobs.update(steps_done=job.steps_total)
+    return job
+
+
+def report_export_run(job: ReportExport) -> ReportExport:
+    """Claim ``job`` and build its file. A job that is not queued (done, failed, or being written
+    by another run) is left alone: a task delivered twice writes one file."""
+    if not report_export_claim(job):
+        job.refresh_from_db()
+        return job
+    return report_export_write(job)
+
+
+def task_timeout() -> timedelta | None:
+    """How long django-q lets a task run before it kills it (``Q_CLUSTER["timeout"]``; None: no limit)."""
+    seconds = settings.Q_CLUSTER.get("timeout")
+    return timedelta(seconds=seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+
+
+def report_export_expire(job: ReportExport, *, now: datetime | None = None) -> ReportExport:
+    """A job still running longer than the task timeout was killed (the worker timed out or died):
+    fail it, conditionally (a job that finished meanwhile is left done), so that its page stops
+    polling and offers a new export. Its age is counted from when its run claimed it (the time it
+    waited in the queue does not count)."""
+    limit = task_timeout()
+    now = now or timezone.now()
+    started = job.started_at or job.created_at
+    if job.status != ReportExport.Status.RUNNING or limit is None or started > now - limit:
+        return job
+    with translation.override(job.language):
+        message = _("This export took too long; try again.")
+    ReportExport.objects.filter(pk=job.pk, status=ReportExport.Status.RUNNING).update(
+        status=ReportExport.Status.FAILED, error=message, finished_at=now
+    )
+    job.refresh_from_db()
     return job
 
 
@@ -454,7 +517,6 @@ def report_export_create(
 ) -> ReportExport:
     """A queued export job (``fmt`` one of ``FORMATS[kind]``, checked by the caller), its task
     sent after the transaction commits. The file is written in the current language."""
-    from django.conf import settings
     from django.db import transaction
     from django_q.tasks import async_task
 

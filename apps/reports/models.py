@@ -89,6 +89,7 @@ class ReportExport(models.Model):
     file = models.CharField(_("file"), max_length=255, blank=True, default="")  # a name in storages["exports"]
     error = models.CharField(_("error"), max_length=200, blank=True, default="")
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)  # set by the run that claimed it
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:

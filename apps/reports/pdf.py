@@ -5,7 +5,8 @@ minute (line chart); sell-through per listing (cumulative units taken against se
 listing opened, one line per listing) and the listings table; GMV by province (bars, top 10) and
 the provinces with their top cities; GMV by channel (bars) and the channels table; buyers,
 categories and risk control. Text is set in the CJK font of :mod:`apps.core.fonts` (embedded), in
-the job's language. Charts plot floats (a drawing); every number printed is the exact figure."""
+the job's language. Charts plot floats (a drawing); every amount, count and rate printed is the exact
+figure (seconds to a tenth)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -43,10 +45,19 @@ SERIES = [
               "#b0003a", "#3949ab", "#6d4c41")
 ]  # fmt: skip
 TOP_REGIONS = 10
+# The listings table's columns (keys of ``exports.listings_section``) and their shares of the width:
+# the page is too narrow for all of the export's; the SKU code, category, price, sold-out refusals
+# and paid rate are in the CSV and XLSX.
+LISTING_COLUMNS = (
+    ("item", 0.22), ("quota", 0.07), ("orders", 0.08), ("attempts", 0.09), ("conversion", 0.09), ("paid", 0.08),
+    ("units", 0.07), ("gmv", 0.15), ("sold_out_s", 0.15),
+)  # fmt: skip
 MAX_CURVES = len(SERIES)
 
 
 def _text(value: Cell) -> str:
+    if isinstance(value, float):  # seconds: to a tenth
+        return f"{value:,.1f}"
     return str(cell_text(value, percent_places="0.1", yuan="¥", thousands=",", none="—"))
 
 
@@ -58,6 +69,7 @@ class _Styles:
         self.h2 = ParagraphStyle("h2", fontName=font, fontSize=12.5, leading=18, textColor=INK, spaceBefore=10,
                                  spaceAfter=4)  # fmt: skip
         self.cell = ParagraphStyle("cell", fontName=font, fontSize=8, leading=10, textColor=INK)
+        self.cell_right = ParagraphStyle("cell_right", parent=self.cell, alignment=TA_RIGHT)  # a number's header
         self.kpi_label = ParagraphStyle("kpi_label", fontName=font, fontSize=8, leading=10, textColor=MUTED)
         self.kpi_value = ParagraphStyle("kpi_value", fontName=font, fontSize=13, leading=16, textColor=INK)
         self.note = ParagraphStyle("note", fontName=font, fontSize=8.5, leading=12, textColor=MUTED)
@@ -69,10 +81,15 @@ def _esc(text: str) -> str:
 
 def _table(st: _Styles, headers: list[str], rows: list[list[Cell]], widths: list[float] | None = None) -> Table:
     """A table: numbers right-aligned, text wrapped, a shaded header repeated on each page."""
-    body = [[Paragraph(_esc(h), st.cell) for h in headers]]
+    numeric = [bool(rows) and all(isinstance(r[col], int | float | Decimal) or r[col] is None for r in rows)
+               for col in range(len(headers))]  # fmt: skip
+    body = [[Paragraph(_esc(h), st.cell_right if numeric[col] else st.cell) for col, h in enumerate(headers)]]
     for row in rows:
         body.append(
-            [_text(v) if isinstance(v, int | float | Decimal) else Paragraph(_esc(_text(v)), st.cell) for v in row]
+            [
+                _text(v) if v is None or isinstance(v, int | float | Decimal) else Paragraph(_esc(_text(v)), st.cell)
+                for v in row
+            ]
         )
     table = Table(body, colWidths=widths, repeatRows=1, hAlign="LEFT")
     style = [
@@ -85,9 +102,7 @@ def _table(st: _Styles, headers: list[str], rows: list[list[Cell]], widths: list
         ("TOPPADDING", (0, 0), (-1, -1), 2.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
     ]
-    for col in range(len(headers)):
-        if rows and all(isinstance(r[col], int | float | Decimal) or r[col] is None for r in rows):
-            style.append(("ALIGN", (col, 1), (col, -1), "RIGHT"))
+    style += [("ALIGN", (col, 1), (col, -1), "RIGHT") for col in range(len(headers)) if numeric[col]]
     table.setStyle(TableStyle(style))
     return table
 
@@ -267,9 +282,9 @@ def _blocks(st: _Styles, report: SessionReport) -> list[Callable[[], list[Flowab
         s = sections["listings"]
         if not s.rows:
             return [*out, _empty(st, _("No listings in this show."))]
-        keep = [1, 4, 5, 6, 7, 8, 9, 10]  # item, quota, orders, paid, paid rate, units, GMV, sold out after
-        widths = [WIDTH * 0.3] + [WIDTH * 0.7 / 7] * 7
-        out.append(_table(st, [s.headers[i] for i in keep], [[r[i] for i in keep] for r in s.rows], widths))
+        shown = s.pick(*(key for key, _share in LISTING_COLUMNS))
+        widths = [WIDTH * share for _key, share in LISTING_COLUMNS]
+        out.append(_table(st, shown.headers, shown.rows, widths))
         return out
 
     def regions() -> list[Flowable]:

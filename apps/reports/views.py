@@ -1,13 +1,11 @@
-"""Report pages for the merchant's staff (a login that is staff of the shop; superusers see every
-shop). They read the rollups only (``SessionReport``), never the orders."""
+"""Report pages for the merchant's staff (a login whose role in the shop has the reports,
+``roles.REPORTS``; superusers see every shop). They read the rollups only (``SessionReport``), never the orders."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -18,10 +16,12 @@ from django.views.decorators.cache import never_cache
 
 from apps.catalog import selectors as catalog_selectors
 from apps.catalog.models import SKU
-from apps.merchants import selectors as merchant_selectors
+from apps.merchants import roles
+from apps.merchants.admin_scoping import role_scope, user_roles
 from apps.merchants.models import Merchant
 from apps.orders.views import problem
 
+from .exports import channel_names
 from .forecast import forecast, on_hand_of, plan_of
 from .forms import ForecastForm
 from .models import SessionReport
@@ -33,15 +33,24 @@ PAGE = 50
 
 
 def _scope(request: HttpRequest) -> list[int] | None:
-    return merchant_selectors.staff_scope(request.user)
+    """The shops whose reports the login may read: where its role has the reports (``roles.REPORTS``)."""
+    return role_scope(request, roles.REPORTS, "view")
 
 
-def _no_shop(request: HttpRequest) -> HttpResponse:
+def no_reports(request: HttpRequest) -> HttpResponse:
+    """403: a login with no shop, or whose role in its shops does not include the reports."""
+    if not user_roles(request):
+        return problem(
+            request,
+            status=403,
+            title=_("No shop for this login"),
+            message=_("Your login is not staff of any shop, so there are no reports to show."),
+        )
     return problem(
         request,
         status=403,
-        title=_("No shop for this login"),
-        message=_("Your login is not staff of any shop, so there are no reports to show."),
+        title=_("No reports for this role"),
+        message=_("Your role in your shop does not include the reports; ask the shop's owner."),
     )
 
 
@@ -50,7 +59,7 @@ def _no_shop(request: HttpRequest) -> HttpResponse:
 def report_index(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
     if scope == []:
-        return _no_shop(request)
+        return no_reports(request)
     qs = SessionReport.objects.select_related("session", "merchant").order_by("-starts_at", "-session_id")
     if scope is not None:
         qs = qs.filter(merchant_id__in=scope)
@@ -62,6 +71,8 @@ def report_index(request: HttpRequest) -> HttpResponse:
 @never_cache
 def report_session(request: HttpRequest, session_id: int) -> HttpResponse:
     scope = _scope(request)
+    if scope == []:
+        return no_reports(request)
     session = catalog_selectors.session_scoped(session_id=session_id, merchant_ids=scope)
     if session is None:  # another merchant's show is as good as no show
         return problem(request, status=404, title=_("Show not found"), message=_("There is no such show in your shop."))
@@ -93,13 +104,7 @@ def report_session(request: HttpRequest, session_id: int) -> HttpResponse:
                 "new": _("New buyers"),
                 "returning": _("Returning buyers"),
                 "no_address": _("No address"),
-                "channel": {
-                    "storefront": _("Storefront"),
-                    "api": _("API"),
-                    "douyin": _("Douyin"),
-                    "kuaishou": _("Kuaishou"),
-                    "taobao": _("Taobao"),
-                },
+                "channel": channel_names(),  # the chart's labels; the table is named on the server
             },
         },
     }
@@ -111,7 +116,7 @@ def _pick_merchant(request: HttpRequest) -> HttpResponse | tuple[Merchant, Query
     the login may pick from; or the page saying there is none."""
     scope = _scope(request)
     if scope == []:
-        return _no_shop(request)
+        return no_reports(request)
     merchants = Merchant.objects.order_by("name") if scope is None else Merchant.objects.filter(pk__in=scope)
     chosen = request.GET.get("merchant")
     merchant = merchants.filter(pk=chosen).first() if chosen and chosen.isdigit() else merchants.first()
@@ -172,33 +177,24 @@ def report_forecast(request: HttpRequest) -> HttpResponse:
         SKU.objects.filter(merchant=merchant).select_related("product", "stock").order_by("product__category", "code")
     )
     defaults = plan_defaults(merchant_id=merchant.pk)
-    asked = any(k in request.GET for k in ("sku", "streamer", "date", "time", "hours"))
-    if asked:
-        form = ForecastForm(request.GET, skus=skus)
-    elif defaults is not None:
-        when = defaults.starts_at.astimezone(ZoneInfo(settings.TIME_ZONE))
-        known = {s.code for s in skus}
-        data = {
-            "sku": [c for c in defaults.skus if c in known],
-            "streamer": defaults.streamer,
-            "date": when.date().isoformat(),
-            "time": when.strftime("%H:%M"),
-            "hours": str(defaults.hours),
-        }
-        form = ForecastForm(data, skus=skus)
-    else:
-        form = ForecastForm(skus=skus)
+    asked = any(k in request.GET for k in ForecastForm.base_fields)
+    if asked:  # the user's plan: its errors are a 400
+        form = plan = ForecastForm(request.GET, skus=skus)
+    else:  # the defaults fill the form; they are forecast when they make a valid plan, never a 400
+        initial = ForecastForm.plan_data(defaults, skus=skus) if defaults is not None else {}
+        form = ForecastForm(initial=initial, skus=skus)
+        plan = ForecastForm(initial, skus=skus)
     result = None
-    if form.is_bound and form.is_valid():
-        plan, on_hand = plan_of(
-            skus=[form.catalogue[c] for c in form.cleaned_data["sku"]],
-            streamer=form.cleaned_data["streamer"],
-            starts_at=form.starts_at(),
-            hours=float(form.cleaned_data["hours"]),
+    if plan.is_bound and plan.is_valid():
+        planned, on_hand = plan_of(
+            skus=[plan.catalogue[c] for c in plan.cleaned_data["sku"]],
+            streamer=plan.cleaned_data["streamer"],
+            starts_at=plan.starts_at(),
+            hours=float(plan.cleaned_data["hours"]),
         )
-        result = forecast(merchant_id=merchant.pk, plan=plan, on_hand=on_hand)
+        result = forecast(merchant_id=merchant.pk, plan=planned, on_hand=on_hand)
         for row in result["skus"]:
-            row["name"] = form.catalogue[row["sku"]].product.name
+            row["name"] = plan.catalogue[row["sku"]].product.name
     chosen = set(form["sku"].value() or [])
     groups: dict[str, list[dict[str, Any]]] = {}
     for s in skus:
@@ -217,7 +213,7 @@ def report_forecast(request: HttpRequest) -> HttpResponse:
         item["usual"]["slot"] = _slot_name(item["usual"]["weekday"], item["usual"]["hour"])
     streamers = sorted(set(SessionReport.objects.filter(merchant=merchant).values_list("streamer", flat=True)) - {""})
     slot = defaults.slot if defaults else None
-    status = 400 if form.is_bound and form.errors else 200
+    status = 400 if asked and form.errors else 200
     context = {
         "merchant": merchant,
         "merchants": merchants,

@@ -1,6 +1,8 @@
 // The export job page: polls the job's small JSON endpoint (data-progress-url) once a second,
 // moves the progress bar and shows the download link when the file is ready (or the error, where
-// the page has a place for it). Used by the order exports (admin) and the report exports.
+// the page has a place for it; an element with data-show-when="<status>" is shown in that status
+// only, e.g. the report exports' "export again"). Used by the order exports (admin) and the report
+// exports.
 "use strict";
 (() => {
   const box = document.querySelector("[data-progress-url]");
@@ -23,6 +25,9 @@
       error.textContent = state.error;
       error.hidden = false;
     }
+    box.querySelectorAll("[data-show-when]").forEach((el) => {
+      el.hidden = el.dataset.showWhen !== state.status; // e.g. "export again" once it failed
+    });
   };
   const poll = async () => {
     try {

@@ -17,10 +17,6 @@
   function num(s) { return Number(s); }
   function channelName(c) { return (t.channel && t.channel[c]) || c; }
 
-  document.querySelectorAll("[data-channel]").forEach(function (el) {
-    el.textContent = channelName(el.getAttribute("data-channel"));
-  });
-
   var m = canvas("minutes");
   if (m) {
     new Chart(m, {

@@ -1,24 +1,29 @@
 """Report exports: the XLSX, CSV and PDF of a show's report and the time slots hold exactly the
 report's figures (money exact, Excel-safe text), the PDF has the show's numbers and its charts;
-jobs count their sections, a finished job run again writes nothing; tenant walls."""
+jobs count their sections, a finished job run again writes nothing, a job is claimed by one run
+only (a task delivered twice writes one file), a job killed at the task timeout is failed when
+read; tenant walls."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
+from django.conf import settings
 from django.core.files.storage import storages
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from apps.catalog.models import LiveSession, Product
 from apps.reports import exports
-from apps.reports.exports import Money, Rate, report_export_run
+from apps.reports.exports import Money, Rate, report_export_claim, report_export_run, report_export_write
 from apps.reports.models import ReportExport, SessionReport
 from apps.reports.rollups import rollup_session
 from apps.reports.slots import slot_analysis
@@ -186,6 +191,16 @@ def test_the_pdf_has_the_shows_numbers_and_its_charts(merchant, report, oncommit
         assert title in text
     assert "Minutes since the show started" in text and "Seconds since the listing opened" in text  # axes
     assert all(f"¥{Decimal(ch['gmv']):,.2f}" in text for ch in f["channels"])  # bar labels / table
+    # The listings table: quota, orders, attempts, conversion, paid, units, GMV, sold out after — its
+    # columns picked by what they are, whatever the export's columns before them.
+    assert "Units" in text and "GMV (¥)" in text and "Sold out" in text
+    assert f["listings"] and all(li["units"] > 0 for li in f["listings"])
+    for li in f["listings"]:
+        conversion = "—" if li.get("conversion") is None else f"{Decimal(li['conversion']) * 100:.1f}%"
+        sold_out = "—" if li["sold_out_s"] is None else f"{li['sold_out_s']:,.1f}"
+        row = [li["quota"], li["orders"], li["attempts"], conversion, li["paid"], li["units"],
+               f"¥{Decimal(li['gmv']):,.2f}", sold_out]  # fmt: skip
+        assert " ".join(str(v) for v in row) in text, (row, text)
     assert paths > 60, paths  # the charts' lines, bars and grid are drawn
     assert pages >= 2
     empty = SessionReport.objects.create(
@@ -213,6 +228,73 @@ def test_a_job_counts_its_sections_and_a_finished_job_is_not_written_again(merch
     before = sorted(store.listdir("")[1])
     again = report_export_run(ReportExport.objects.get(pk=job.pk))  # the task retried
     assert again.file == done.file and sorted(store.listdir("")[1]) == before
+
+
+def stored() -> set[str]:
+    """The files in the exports storage (kept across tests: compare before and after)."""
+    store = storages["exports"]
+    return set(store.listdir("")[1]) if store.exists("") else set()
+
+
+def test_a_job_is_claimed_once_and_a_second_run_writes_nothing(merchant, report) -> None:  # type: ignore[no-untyped-def]
+    job = ReportExport.objects.create(merchant=merchant, kind="session", session=report.session, format="csv")
+    before = stored()
+    assert report_export_claim(job) and not report_export_claim(job)  # queued → running, once
+    again = report_export_run(ReportExport.objects.get(pk=job.pk))  # the task delivered again meanwhile
+    assert again.status == "running" and not again.file and stored() == before
+    done = report_export_write(job)  # the first run finishes
+    assert done.status == "done" and stored() - before == {done.file}
+    assert report_export_run(done).file == done.file and stored() - before == {done.file}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_delivered_many_times_at_once_writes_one_file(merchant, report, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from apps.reports.tasks import export_report
+
+    from ..fulfilment.test_refunds_concurrency import together
+
+    built: list[int] = []  # list.append is atomic: the runs that built the file
+    content = exports.job_content
+    monkeypatch.setattr(exports, "job_content", lambda job, progress: built.append(job.pk) or content(job, progress))
+    job = ReportExport.objects.create(merchant=merchant, kind="session", session=report.session, format="xlsx")
+    before = stored()
+    results = together(4, lambda _i: export_report(job.pk))
+    assert results == [None] * 4, results
+    assert built == [job.pk]  # one run won the claim; the others returned without building anything
+    job.refresh_from_db()
+    assert job.status == "done" and stored() - before == {job.file}
+    assert job.steps_done == job.steps_total == 9
+
+
+def test_a_job_killed_at_the_task_timeout_is_failed_when_read(merchant, report, oncommit) -> None:  # type: ignore[no-untyped-def]
+    c = staff_client(merchant)
+    job = export(c, session_url(report), "csv", oncommit)  # done
+    before = stored()
+    limit = timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    old = timezone.now() - limit - timedelta(seconds=1)
+    ReportExport.objects.filter(pk=job.pk).update(created_at=old)
+    assert c.get(f"/reports/exports/{job.pk}/progress/").json()["status"] == "done"  # a done job stays done
+    running = ReportExport.objects.create(
+        merchant=merchant, kind="session", session=report.session, format="pdf", language="en"
+    )
+    ReportExport.objects.filter(pk=running.pk).update(created_at=old)  # it waited long in the queue...
+    assert report_export_claim(running)
+    assert c.get(f"/reports/exports/{running.pk}/progress/").json()["status"] == "running"  # ...which does not count
+    ReportExport.objects.filter(pk=running.pk).update(started_at=timezone.now() - limit + timedelta(seconds=5))
+    assert c.get(f"/reports/exports/{running.pk}/progress/").json()["status"] == "running"  # not yet too old
+    ReportExport.objects.filter(pk=running.pk).update(started_at=old)
+    state = c.get(f"/reports/exports/{running.pk}/progress/").json()
+    assert state["status"] == "failed" and state["error"] == "This export took too long; try again."
+    assert state["download_url"] == ""
+    page = c.get(f"/reports/exports/{running.pk}/").content.decode()
+    again = f'action="/reports/sessions/{report.session_id}/export/"'
+    assert again in page and 'name="format" value="pdf"' in page and "http-equiv" not in page  # no more refreshing
+    # Its worker, had it lived, finds the job failed: nothing is kept.
+    failed = report_export_write(ReportExport.objects.get(pk=running.pk))
+    assert failed.status == "failed" and not failed.file and stored() == before
+    queued = ReportExport.objects.create(merchant=merchant, kind="slots", format="csv")
+    ReportExport.objects.filter(pk=queued.pk).update(created_at=old)
+    assert c.get(f"/reports/exports/{queued.pk}/progress/").json()["status"] == "queued"  # only a running job
 
 
 def test_an_export_fails_clearly_when_the_report_is_gone(merchant, report) -> None:  # type: ignore[no-untyped-def]

@@ -87,9 +87,9 @@ def test_a_change_inside_the_throttle_second_is_marked_when_it_is_over(monkeypat
 
 
 def test_minutes_on_air_are_rounded_not_cut(merchant) -> None:  # type: ignore[no-untyped-def]
-    from .test_slots import CN, show
-
     from datetime import datetime
+
+    from .test_slots import CN, show
 
     show(merchant, datetime(2026, 11, 2, 20, 0, tzinfo=CN), "0.333", [(5, 1, "100.00")])  # 20 minutes
     (cell,) = slot_analysis(merchant_id=merchant.pk)["cells"]

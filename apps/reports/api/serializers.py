@@ -7,6 +7,8 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from apps.core.api import DateField, DateTimeField
+
 MONEY_HELP = "CNY, a decimal string (exact)."
 RATE_HELP = "A share, a decimal string with 4 places ('0.8125')."
 
@@ -169,7 +171,7 @@ class SessionReportSummarySerializer(serializers.Serializer):
 
 
 class ReportSlotQuerySerializer(serializers.Serializer):
-    since = serializers.DateField(required=False, help_text="Only shows that started on or after this day.")
+    since = DateField(required=False, help_text="Only shows that started on or after this day (2000-2099).")
     min_shows = serializers.IntegerField(
         required=False, default=3, min_value=1, max_value=100, help_text="Shows a slot needs before it is recommended."
     )
@@ -217,7 +219,7 @@ class ReportForecastQuerySerializer(serializers.Serializer):
         help_text="The SKU codes of the planned show (repeat the parameter: ?sku=A&sku=B).",
     )  # fmt: skip
     streamer = serializers.CharField(max_length=100)
-    starts_at = serializers.DateTimeField(help_text="When the show starts (ISO 8601).")
+    starts_at = DateTimeField(help_text="When the show starts (ISO 8601, years 2000-2099).")
     hours = serializers.DecimalField(
         max_digits=4, decimal_places=2, min_value=Decimal("0.25"), max_value=Decimal("12"), default=Decimal("2")
     )

@@ -4,6 +4,8 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 
+from ..exports import channel_name
+
 register = template.Library()
 
 
@@ -23,3 +25,9 @@ def index(sequence: object, i: int) -> object:
         return sequence[i]  # type: ignore[index]
     except (IndexError, TypeError, KeyError):
         return ""
+
+
+@register.filter
+def channel(code: str) -> str:
+    """A sales channel's name for people ("douyin" → 抖音 in zh-hans)."""
+    return channel_name(code)
