@@ -73,6 +73,8 @@ def test_customer_service_gets_no_report_page_and_no_export(merchant, report, on
         assert cs.get(f"/reports/exports/{job.pk}/{path}").status_code == 404, path
     # The live dashboard keeps to membership (any role runs a show): unchanged.
     assert cs.get("/dashboard/").status_code == 200
+    home = cs.get("/admin/").content.decode()  # the back office's shortcuts: no link to a 403
+    assert 'href="/dashboard/"' in home and 'href="/reports/"' not in home and 'href="/reports/slots/"' not in home
 
 
 @pytest.mark.parametrize("role", [roles.OWNER, roles.OPERATOR, roles.ANALYST])
@@ -81,6 +83,7 @@ def test_roles_with_the_reports_see_every_page_and_export(merchant, report, role
     show = f"/reports/sessions/{report.session_id}/"
     for path in (*PAGES, show):
         assert c.get(path).status_code == 200, (role, path)
+    assert 'href="/reports/"' in c.get("/admin/").content.decode()
     with oncommit(execute=True):
         r = c.post(f"{show}export/", {"format": "xlsx"})
     assert r.status_code == 302

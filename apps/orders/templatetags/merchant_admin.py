@@ -30,5 +30,7 @@ def merchant_overview(context: dict[str, Any]) -> dict[str, Any]:
         **home_figures(merchant_ids=ids),
         "exceptions": order_exception_counts(merchant_ids=queue_ids),
         "merchants": list(merchants[:5]),
+        # the reports' links only for a login whose role may read them somewhere (not customer service)
+        "reports": ids is None or bool(user_merchant_ids(request, roles.REPORTS, "view")),
         "request": request,
     }
