@@ -19,6 +19,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LAPTOP = {"width": 1366, "height": 768}
 
 
+def loaded(page, img) -> None:  # type: ignore[no-untyped-def]
+    """Wait (up to 10 s) until the picture has loaded with real pixels: visible is not loaded yet."""
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle(), timeout=10_000)
+
+
 def a_catalog(merchant):  # type: ignore[no-untyped-def]
     """A show with long names, a product with pictures and colour/size variants, and listings."""
     show = catalog.session_create(
@@ -95,10 +100,10 @@ def test_catalog_pages_fit_a_laptop_and_show_pictures(new_page, merchant, lang):
     page.goto("/admin/catalog/product/")
     thumb = page.locator("img.lc-thumb").first
     expect(thumb).to_be_visible()
-    assert thumb.evaluate("img => img.complete && img.naturalWidth > 0")  # the file was served
+    loaded(page, thumb)  # the file was served
     page.goto(f"/admin/catalog/sku/{skus[1].pk}/change/")
     expect(page.locator("#id_color")).to_have_value("酒红色")
-    assert page.locator(".field-preview img").evaluate("img => img.naturalWidth") > 0
+    loaded(page, page.locator(".field-preview img"))
     page.goto(f"/admin/catalog/livesession/{show.pk}/change/")
     expect(page.locator('input[name="platforms"]:checked')).to_have_count(4)
     page.goto(f"/admin/catalog/listing/{listing.pk}/change/")
@@ -120,7 +125,7 @@ def test_product_page_with_picture_and_variants_on_a_phone(new_page, merchant, l
     picture = page.locator(".inline-group img.lc-thumb").first
     picture.scroll_into_view_if_needed()
     expect(picture).to_be_visible()
-    assert picture.evaluate("img => img.complete && img.naturalWidth > 0")
+    loaded(page, picture)
     expect(page.locator("body")).to_contain_text("烟灰色")
     expect(page.locator("body")).to_contain_text("酒红色")
     shot(page, f"catalog-product-390-{'zh' if lang == 'zh-CN' else 'en'}")
