@@ -41,13 +41,16 @@ class TokenPrincipal:
         return Merchant.objects.get(pk=self.merchant_id)
 
 
+MAX_TOKEN_LENGTH = 200
+
+
 def resolve_token(raw: str) -> TokenPrincipal | None:
-    if not raw or len(raw) > 200:
+    if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return None
+    hit_local = resolve_token_local(raw)
+    if hit_local is not None:
+        return hit_local
     key_hash = hash_token(raw)
-    hit_local = local_tokens.get(key_hash)
-    if hit_local is not None and hit_local[0] > time.monotonic():
-        return hit_local[1]
     principal = _resolve_shared(key_hash)
     ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
     if principal is not None and ttl > 0:
@@ -56,6 +59,16 @@ def resolve_token(raw: str) -> TokenPrincipal | None:
                 local_tokens.clear()
             local_tokens[key_hash] = (time.monotonic() + ttl, principal)
     return principal
+
+
+def resolve_token_local(raw: str) -> TokenPrincipal | None:
+    """A token this process resolved less than ``TOKEN_LOCAL_CACHE_SECONDS`` ago, from process
+    memory only (no shared cache, no database: the event loop's check); None on a miss or a
+    stale entry, which ``resolve_token`` decides (and caches)."""
+    hit_local = local_tokens.get(hash_token(raw))
+    if hit_local is not None and hit_local[0] > time.monotonic():
+        return hit_local[1]
+    return None
 
 
 def _resolve_shared(key_hash: str) -> TokenPrincipal | None:
