@@ -22,7 +22,7 @@ from django.utils import timezone
 from apps.core.redis import close_async_client, get_async_client, reset_clients, run_together_async
 from apps.fraud import rules
 from apps.merchants.models import ApiToken
-from apps.merchants.tokens import hash_token, token_cache_key
+from apps.merchants.tokens import hash_token, local_tokens, token_cache_key
 from apps.orders.models import Order
 from apps.orders.placement.fastpath import OrderFastPath
 from apps.orders.placement.gate import scripts as gate
@@ -144,6 +144,27 @@ def test_revocation_elsewhere_reaches_the_loop_within_the_local_cache_bound(merc
     late = _fast(token, body, event_loop=True, hops=hops)
     assert late[0] == 401 and late[1]["code"] == "authentication_failed", late
     assert hops == ["_handle"]  # the stale entry is not served: the worker thread decided
+    assert _fast(token, body, event_loop=True)[0] == 401
+
+
+def test_a_busy_token_is_refreshed_in_the_background_and_a_revoked_one_then_dropped(merchant, token, settings):
+    settings.TOKEN_LOCAL_CACHE_SECONDS = 0.4
+    listing = _sold_out_listing(merchant, token)
+    body = _raw(order_body(listing.pk, buyer="late"))
+    assert _fast(token, body, event_loop=False)[0] == 409
+    key_hash = hash_token(token)
+    expires = local_tokens[key_hash][0]
+    time.sleep(max(expires - time.monotonic() - 0.05, 0))  # in the entry's last quarter
+    hops: list[str] = []
+    assert _fast(token, body, event_loop=True, hops=hops)[0] == 409
+    assert hops == ["_side_effect"]  # answered on the loop; the entry refreshed in the pool
+    assert local_tokens[key_hash][0] > expires
+    # Revoked elsewhere: the next refresh reads the revoked marker and drops the entry.
+    ApiToken.objects.filter(key_hash=key_hash).update(revoked_at=timezone.now())
+    cache.set(token_cache_key(key_hash), "-", timeout=60)
+    time.sleep(max(local_tokens[key_hash][0] - time.monotonic() - 0.05, 0))
+    _fast(token, body, event_loop=True)
+    assert key_hash not in local_tokens
     assert _fast(token, body, event_loop=True)[0] == 401
 
 

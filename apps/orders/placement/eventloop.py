@@ -112,7 +112,7 @@ async def decide(headers: dict[str, str], body: bytes, received_at: datetime | N
     """The answer given on the loop, or the hand-off to a worker thread (see the module docstring)."""
     translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
     try:
-        parsed = _parse(headers, body, received_at)
+        parsed = _parse(headers, body, received_at, spawn)
         if not isinstance(parsed, Parsed):
             return parsed
         info = listing_info_local(parsed.req.listing_id)
@@ -150,15 +150,18 @@ def check_request(
     return principal
 
 
-def _local_token(raw: str) -> TokenPrincipal | HandOff:
-    # Not in this process's cache, or stale: resolve_token decides, in a worker thread.
-    return resolve_token_local(raw) or HandOff()
-
-
-def _parse(headers: dict[str, str], body: bytes, received_at: datetime | None) -> Parsed | Answer | HandOff:
+def _parse(
+    headers: dict[str, str], body: bytes, received_at: datetime | None, spawn: Spawn
+) -> Parsed | Answer | HandOff:
     """What ``fastpath._handle`` checks before the order service, in its order; raises the
     validation's refusals."""
-    principal = check_request(headers, _local_token)
+
+    def local_token(raw: str) -> TokenPrincipal | HandOff:
+        # Not in this process's cache, or stale: resolve_token decides, in a worker thread. A
+        # token about to go stale is refreshed in the worker pool meanwhile.
+        return resolve_token_local(raw, refresh=spawn) or HandOff()
+
+    principal = check_request(headers, local_token)
     if not isinstance(principal, TokenPrincipal):
         return principal
     req = replace(parse_order_request(parse_order_body(body)), received_at=received_at)
