@@ -90,6 +90,8 @@ def reset_clients() -> None:
         _clients.clear()
 
 
+ASYNC_POOL_SIZE = 128
+"""Connections of one event loop's ``redis.asyncio`` client."""
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -106,14 +108,17 @@ def get_async_client() -> Any | None:
         per_loop = _async_clients[loop] = {}
     client = per_loop.get(url)
     if client is None:
-        client = per_loop[url] = redis.asyncio.Redis.from_url(
+        # A waiting pool: a flood past its size queues for a connection instead of failing with
+        # "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
             decode_responses=True,
-            health_check_interval=30,
-            max_connections=512,
+            max_connections=ASYNC_POOL_SIZE,
+            timeout=5,
             socket_connect_timeout=2,
             socket_timeout=5,
         )
+        client = per_loop[url] = redis.asyncio.Redis(connection_pool=pool)
     return client
 
 
@@ -213,11 +218,19 @@ async def run_together_async(calls: list[ScriptCall], client: Any) -> list[Any]:
     a cluster: ``get_async_client``): the scripts by SHA in one pipelined round trip without
     MULTI; a script Redis has forgotten is loaded and run again alone. Returns each call's reply
     or the error it raised; a connection failure raises for all of them."""
-    pipe = client.pipeline(transaction=False)
-    for script, keys, args in calls:
+    for script, keys, _args in calls:
         script.check_keys(keys)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-    replies = await pipe.execute(raise_on_error=False)
+    if len(calls) == 1:  # one command: no pipeline to build
+        script, keys, args = calls[0]
+        try:
+            replies = [await client.evalsha(script.sha, len(keys), *keys, *args)]
+        except redis.ResponseError as exc:
+            replies = [exc]
+    else:
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
     out = []
     for (script, keys, args), reply in zip(calls, replies, strict=True):
         if isinstance(reply, NoScriptError):
