@@ -110,6 +110,17 @@ CASES: list[tuple[str, Callable[[dict], Any], dict, str, int, str | None]] = [
     ("bad JSON", lambda b: b"{broken", {}, "open", 400, "malformed_request"),
     ("wrong content type", lambda b: b, {"Content-Type": "text/plain"}, "open", 415, "unsupported_media_type"),
     ("too large", lambda b: {**b, "pad": "x" * 70_000}, {}, "open", 413, "payload_too_large"),
+    # answers in the client's language, on the loop as in a thread
+    ("invalid, in Chinese", _with("quantity", 0), {"Accept-Language": "zh-CN"}, "open", 400, "invalid"),
+    ("sold out, in Chinese", lambda b: b, {"Accept-Language": "zh-CN"}, "sold_out", 409, "sold_out"),
+    (
+        "wrong content type, in Chinese",
+        lambda b: b,
+        {"Accept-Language": "zh-CN", "Content-Type": "text/csv"},
+        "open",
+        415,
+        "unsupported_media_type",
+    ),
 ]
 
 # What the event loop hands to a worker thread, by case (every other case is answered on the loop:
