@@ -74,15 +74,24 @@ _local: dict[int, tuple[float, ListingInfo]] = {}
 
 
 def listing_info(listing_id: int) -> ListingInfo | None:
-    hit_local = _local.get(listing_id)
-    if hit_local is not None and hit_local[0] > time.monotonic():
-        return hit_local[1]
+    hit = listing_info_local(listing_id)
+    if hit is not None:
+        return hit
     info = _listing_info_shared(listing_id)
     if info is not None:
         if len(_local) > 10_000:
             _local.clear()
         _local[listing_id] = (time.monotonic() + LOCAL_TTL, info)
     return info
+
+
+def listing_info_local(listing_id: int) -> ListingInfo | None:
+    """``listing_info`` from process memory only (a fresh entry), else None: no shared cache, no
+    database (the event loop's read; a miss is ``listing_info``'s to fill)."""
+    hit_local = _local.get(listing_id)
+    if hit_local is not None and hit_local[0] > time.monotonic():
+        return hit_local[1]
+    return None
 
 
 def _listing_info_shared(listing_id: int) -> ListingInfo | None:

@@ -5,13 +5,17 @@ The gate's key names live with the gate (``apps.orders.placement.gate.keys``).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import threading
+import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.cluster import RedisCluster
@@ -86,6 +90,45 @@ def reset_clients() -> None:
         _clients.clear()
 
 
+ASYNC_POOL_SIZE = 128
+"""Connections of one event loop's ``redis.asyncio`` client."""
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def get_async_client() -> Any | None:
+    """This event loop's ``redis.asyncio`` client for ``settings.REDIS_URL`` (hiredis parses the
+    replies when it is installed), made on first use and shared by the loop's requests; None when
+    there is none to make (no ``REDIS_URL``, or a cluster: the caller goes the sync way)."""
+    url = settings.REDIS_URL
+    if not url or settings.REDIS_CLUSTER:
+        return None
+    loop = asyncio.get_running_loop()
+    per_loop = _async_clients.get(loop)
+    if per_loop is None:
+        per_loop = _async_clients[loop] = {}
+    client = per_loop.get(url)
+    if client is None:
+        # A waiting pool: a flood past its size queues for a connection instead of failing with
+        # "Too many connections".
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            max_connections=ASYNC_POOL_SIZE,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+        )
+        client = per_loop[url] = redis.asyncio.Redis(connection_pool=pool)
+    return client
+
+
+async def close_async_client() -> None:
+    """Close this event loop's clients (a loop that ends: tests, shutdown)."""
+    per_loop = _async_clients.pop(asyncio.get_running_loop(), None) or {}
+    for client in per_loop.values():
+        await client.aclose()
+
+
 @cache
 def _script_source(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
@@ -105,6 +148,15 @@ class LuaScript:
         # redis-py's Script handles NOSCRIPT by loading the source and retrying.
         return self.script_for(client)(keys=keys, args=args, client=client)
 
+    @property
+    def source(self) -> str:
+        return _script_source(str(self.path))
+
+    @property
+    def sha(self) -> str:
+        """The SHA1 Redis knows the script by (EVALSHA)."""
+        return _script_sha(str(self.path))
+
     def check_keys(self, keys: list[str]) -> None:
         if len(keys) not in self.numkeys:
             raise ValueError(f"{self.path.name} takes {' or '.join(map(str, self.numkeys))} keys, got {len(keys)}")
@@ -115,6 +167,11 @@ class LuaScript:
             script = client.register_script(_script_source(str(self.path)))
             self._scripts[id(client)] = script
         return script
+
+
+@cache
+def _script_sha(path: str) -> str:
+    return hashlib.sha1(_script_source(path).encode(), usedforsecurity=False).hexdigest()
 
 
 ScriptCall = tuple[LuaScript, list[str], list[Any]]
@@ -150,6 +207,36 @@ def run_together(calls: list[ScriptCall], client: Any | None = None) -> list[Any
         if isinstance(reply, NoScriptError):
             try:
                 reply = script(keys, args, client=client)
+            except redis.RedisError as exc:
+                reply = exc
+        out.append(reply)
+    return out
+
+
+async def run_together_async(calls: list[ScriptCall], client: Any) -> list[Any]:
+    """:func:`run_together` on an event loop, through a ``redis.asyncio`` client (standalone, not
+    a cluster: ``get_async_client``): the scripts by SHA in one pipelined round trip without
+    MULTI; a script Redis has forgotten is loaded and run again alone. Returns each call's reply
+    or the error it raised; a connection failure raises for all of them."""
+    for script, keys, _args in calls:
+        script.check_keys(keys)
+    if len(calls) == 1:  # one command: no pipeline to build
+        script, keys, args = calls[0]
+        try:
+            replies = [await client.evalsha(script.sha, len(keys), *keys, *args)]
+        except redis.ResponseError as exc:
+            replies = [exc]
+    else:
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+    out = []
+    for (script, keys, args), reply in zip(calls, replies, strict=True):
+        if isinstance(reply, NoScriptError):
+            try:
+                await client.script_load(script.source)
+                reply = await client.evalsha(script.sha, len(keys), *keys, *args)
             except redis.RedisError as exc:
                 reply = exc
         out.append(reply)

@@ -32,10 +32,12 @@ class FraudConfig(AppConfig):
 
         from . import receivers, review
         from .hotpath import note_closed, risk_guard
+        from .rules import rules_cached
 
         if settings.FRAUD_RULES:
             hooks.registry.guard = risk_guard
             hooks.registry.closed = note_closed
+            hooks.registry.guard_local = rules_cached
         hooks.registry.risk_of = receivers.risk_of
         hooks.registry.confirm_filter = receivers.confirm_filter
         hooks.registry.risk_review = review.review_orders

@@ -67,6 +67,13 @@ def merchant_rules(merchant_id: int) -> MerchantRules:
     return rules
 
 
+def rules_cached(merchant_id: int, for_seconds: float = 0.0) -> bool:
+    """Whether ``merchant_rules`` answers from process memory, with no shared cache or database,
+    for at least ``for_seconds`` more (the event loop judges an attempt only then)."""
+    hit = _cache.get(merchant_id)
+    return hit is not None and hit[0] > time.monotonic() + for_seconds
+
+
 def _shared(merchant_id: int) -> MerchantRules:
     try:
         hit = cache.get(_shared_key(merchant_id))

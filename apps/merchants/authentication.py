@@ -12,6 +12,7 @@ there read the token just before the revoke committed).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -41,21 +42,65 @@ class TokenPrincipal:
         return Merchant.objects.get(pk=self.merchant_id)
 
 
+MAX_TOKEN_LENGTH = 200
+
+
 def resolve_token(raw: str) -> TokenPrincipal | None:
-    if not raw or len(raw) > 200:
+    if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return None
+    hit_local = resolve_token_local(raw)
+    if hit_local is not None:
+        return hit_local
+    return refresh_token(raw)
+
+
+def refresh_token(raw: str) -> TokenPrincipal | None:
+    """Resolve a token from the shared cache (else the database) and keep the answer in process
+    memory: a valid token for ``TOKEN_LOCAL_CACHE_SECONDS`` from now, an invalid one dropped.
+    Every local entry is thus at most that old since the shared cache said it was valid: the
+    revocation bound."""
     key_hash = hash_token(raw)
-    hit_local = local_tokens.get(key_hash)
-    if hit_local is not None and hit_local[0] > time.monotonic():
-        return hit_local[1]
     principal = _resolve_shared(key_hash)
     ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
-    if principal is not None and ttl > 0:
-        with local_tokens_lock:
+    with local_tokens_lock:
+        if principal is None or ttl <= 0:
+            local_tokens.pop(key_hash, None)
+        else:
             if len(local_tokens) >= LOCAL_MAX:
                 local_tokens.clear()
             local_tokens[key_hash] = (time.monotonic() + ttl, principal)
     return principal
+
+
+REFRESH_AHEAD = 0.25
+"""Share of ``TOKEN_LOCAL_CACHE_SECONDS`` before its end in which a hit also refreshes the entry."""
+_refreshing: set[str] = set()
+
+
+def resolve_token_local(raw: str, refresh: Callable[[Callable[[], None]], None] | None = None) -> TokenPrincipal | None:
+    """A token this process resolved less than ``TOKEN_LOCAL_CACHE_SECONDS`` ago, from process
+    memory only (no shared cache, no database: the event loop's check); None on a miss or a
+    stale entry, which ``resolve_token`` decides (and caches). ``refresh``: runs a callable in
+    the background; given, a hit in the entry's last ``REFRESH_AHEAD`` of its time has it
+    refreshed there (``refresh_token``, once at a time per token), so a busy token never goes
+    stale and its requests never wait for the shared cache."""
+    key_hash = hash_token(raw)
+    hit_local = local_tokens.get(key_hash)
+    now = time.monotonic()
+    if hit_local is None or hit_local[0] <= now:
+        return None
+    ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
+    if refresh is not None and hit_local[0] - now < ttl * REFRESH_AHEAD and key_hash not in _refreshing:
+        _refreshing.add(key_hash)
+
+        def again() -> None:
+            try:
+                refresh_token(raw)
+            finally:
+                _refreshing.discard(key_hash)
+
+        refresh(again)
+    return hit_local[1]
 
 
 def _resolve_shared(key_hash: str) -> TokenPrincipal | None:

@@ -403,6 +403,10 @@ TOKEN_CACHE_SECONDS = 30
 # A valid token is also kept in each process this long (revocation reaches other processes within it).
 TOKEN_LOCAL_CACHE_SECONDS = float(os.environ.get("TOKEN_LOCAL_CACHE_SECONDS", "1"))
 ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
+# Order refusals (sold out, over the limit, closed, risk block, bad input) answered on the event
+# loop with no worker thread and no database (``apps/orders/placement/eventloop.py``); off: every
+# order request goes to a worker thread.
+ORDER_EVENT_LOOP = env_bool("ORDER_EVENT_LOOP", True)
 # PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
 # batch (``apps/orders/placement/batcher.py``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"

@@ -1,7 +1,9 @@
 """Schema-driven fuzzing of the ASGI application as production serves it: every operation of the
 served schema, through the order fast path (``apps/orders/placement/fastpath.py``) in front of
-Django, so ``POST /api/v1/orders`` is fuzzed on the path that answers it in production, not only
-through the WSGI stack (``test_schema_fuzz.py``). No response may be a 5xx or break the schema.
+Django, so ``POST /api/v1/orders`` is fuzzed on the paths that answer it in production — its event
+loop (``eventloop.py``: refusals once the token and the listing are in this process's caches,
+which the first examples fill) and its worker thread — not only through the WSGI stack
+(``test_schema_fuzz.py``). No response may be a 5xx or break the schema.
 
 The application runs its own threads (the fast path's pool, Django's sync thread), so the test
 uses a real, committed database (``transaction=True``) and examples build on each other's state,

@@ -15,8 +15,10 @@ from rest_framework.test import APIClient
 
 from apps.catalog.models import Listing
 from apps.core.phone import normalize_cn_mobile, normalize_phone
+from apps.core.redis import close_async_client
 from apps.inventory.models import Stock, StockMovement
 from apps.orders.models import Buyer, Order, Payment
+from apps.orders.placement import eventloop
 from apps.orders.placement.fastpath import OrderFastPath
 from apps.orders.services import payments
 
@@ -26,13 +28,32 @@ from .test_fastpath import _passthrough
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _fast(token: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
+def _fast(
+    token: str,
+    body: bytes,
+    headers: dict | None = None,
+    *,
+    event_loop: bool | None = None,
+    hops: list[str] | None = None,
+) -> tuple[int, dict, dict]:
+    """POST through the ASGI fast path: its event loop first (``event_loop``: the setting's
+    default; False: straight to a worker thread). ``hops`` collects what the worker pool was
+    given to run (``_handle``, ``_handle_parsed``: the answer; ``_side_effect``: a refusal's
+    follow-up); the refusal's background work has finished when this returns."""
     hdrs = {"Authorization": f"Token {token}", "Content-Type": "application/json", **(headers or {})}
+    app = OrderFastPath(_passthrough, threads=1, event_loop=event_loop)
+    submit = app.pool.submit
+
+    def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if hops is not None:
+            hops.append(fn.__name__)
+        return submit(fn, *args, **kwargs)
+
+    app.pool.submit = counted  # type: ignore[method-assign]
 
     async def go():  # type: ignore[no-untyped-def]
         from asgiref.testing import ApplicationCommunicator
 
-        app = OrderFastPath(_passthrough, threads=1)
         raw_headers = [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in hdrs.items()]
         scope = {
             "type": "http",
@@ -43,20 +64,27 @@ def _fast(token: str, body: bytes, headers: dict | None = None) -> tuple[int, di
             "query_string": b"",
         }
         comm = ApplicationCommunicator(app, scope)
-        await comm.send_input({"type": "http.request", "body": body, "more_body": False})
-        start = await comm.receive_output(10)
-        out = await comm.receive_output(10)
+        try:
+            await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+            start = await comm.receive_output(10)
+            out = await comm.receive_output(10)
+        finally:
+            await eventloop.settle()
+            await close_async_client()
         return start["status"], out["body"], {k.decode().lower(): v.decode() for k, v in start["headers"]}
 
-    status, raw, out_headers = async_to_sync(go)()
+    try:
+        status, raw, out_headers = async_to_sync(go)()
+    finally:
+        app.pool.shutdown(wait=True)
     return status, json.loads(raw), out_headers
 
 
 def _drf(token: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
-    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()}
-    r = APIClient().generic(
-        "POST", "/api/v1/orders", body, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token}", **extra
-    )
+    hdrs = {"Authorization": f"Token {token}", **(headers or {})}
+    content_type = hdrs.pop("Content-Type", "application/json")
+    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in hdrs.items()}
+    r = APIClient().generic("POST", "/api/v1/orders", body, content_type=content_type, **extra)
     return r.status_code, r.json(), {k.lower(): v for k, v in r.headers.items()}
 
 

@@ -1,7 +1,9 @@
-"""One table of inputs run through both entry points of ``POST /api/v1/orders`` — the DRF view
-(the documented endpoint, through Django's stack) and the ASGI fast path — which must answer every
-one identically: status and body (an accepted order's own id, link and times aside), and the
-OpenAPI request schema must be the one input definition the validator walks (``ORDER_INPUT``)."""
+"""One table of inputs run through every entry point of ``POST /api/v1/orders`` — the DRF view
+(the documented endpoint, through Django's stack), the ASGI fast path's worker thread, and its
+event loop (``placement/eventloop.py``, which answers refusals with no thread and no database) —
+which must answer every one identically: status and body (an accepted order's own id, link and
+times aside), and the OpenAPI request schema must be the one input definition the validator walks
+(``ORDER_INPUT``)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,19 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apps.catalog import services as catalog
+from apps.fraud.models import RiskAssessment
+from apps.merchants import services as merchants
+from apps.merchants.models import ApiToken
+from apps.merchants.tokens import hash_token
 from apps.orders.models import Order
+from apps.orders.placement.gate.scripts import gate_state
 from apps.orders.placement.request import ORDER_INPUT, order_input_schema
 
-from ..factories import make_listing, order_body
+from ..factories import make_listing, make_token, order_body
 from .test_bad_input import _drf, _fast
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,13 +62,15 @@ def _signals(body: dict) -> dict:
     return _with("buyer.registered_at", "2024-03-02T10:15:00+08:00")(out)
 
 
+REVOKED = "<a revoked token>"
+
 # (case, how to make the body from a valid one, headers, the listing's state, expected status, code)
-CASES: list[tuple[str, Callable[[dict], dict], dict, str, int, str | None]] = [
+CASES: list[tuple[str, Callable[[dict], Any], dict, str, int, str | None]] = [
     ("accepted", lambda b: b, {}, "open", 201, None),
     ("accepted, quantity as a digit string", _with("quantity", "1"), {}, "open", 201, None),
     ("accepted, phone written with +86 and dashes", _with("buyer.phone", "+86 138-0000-1001"), {}, "open", 201, None),
     ("sold out", lambda b: b, {}, "sold_out", 409, "sold_out"),
-    ("over the per-buyer limit", _with("quantity", 3), {}, "open", 409, "over_buyer_limit"),
+    ("over the per-buyer limit", _with("quantity", 4), {}, "open", 409, "over_buyer_limit"),
     ("listing not open", lambda b: b, {}, "closed", 409, "listing_closed"),
     ("no such listing", _with("listing", 999_999_999), {}, "open", 404, "listing_not_found"),
     ("another merchant's listing", lambda b: b, {}, "foreign", 404, "listing_not_found"),
@@ -90,7 +101,32 @@ CASES: list[tuple[str, Callable[[dict], dict], dict, str, int, str | None]] = [
     ("registered_at before 2000", _with("buyer.registered_at", "1999-12-31T23:00:00Z"), {}, "open", 400, "invalid"),
     ("registered_at not a date", _with("buyer.registered_at", "yesterday"), {}, "open", 400, "invalid"),
     ("bad Idempotency-Key", lambda b: b, {"Idempotency-Key": "sp ace"}, "open", 400, "invalid_idempotency_key"),
+    # the risk rules (a script client is blocked by default), the token, the bytes
+    ("risk blocked", _with("client", {"user_agent": "python-requests/2.31"}), {}, "open", 403, "risk_blocked"),
+    ("no token", lambda b: b, {"Authorization": ""}, "open", 401, "not_authenticated"),
+    ("not a token header", lambda b: b, {"Authorization": "Basic abc"}, "open", 401, "authentication_failed"),
+    ("bad token", lambda b: b, {"Authorization": "Token nope"}, "open", 401, "authentication_failed"),
+    ("revoked token", lambda b: b, {"Authorization": REVOKED}, "open", 401, "authentication_failed"),
+    ("bad JSON", lambda b: b"{broken", {}, "open", 400, "malformed_request"),
+    ("wrong content type", lambda b: b, {"Content-Type": "text/plain"}, "open", 415, "unsupported_media_type"),
+    ("too large", lambda b: {**b, "pad": "x" * 70_000}, {}, "open", 413, "payload_too_large"),
+    # answers in the client's language, on the loop as in a thread
+    ("invalid, in Chinese", _with("quantity", 0), {"Accept-Language": "zh-CN"}, "open", 400, "invalid"),
+    ("sold out, in Chinese", lambda b: b, {"Accept-Language": "zh-CN"}, "sold_out", 409, "sold_out"),
+    (
+        "wrong content type, in Chinese",
+        lambda b: b,
+        {"Accept-Language": "zh-CN", "Content-Type": "text/csv"},
+        "open",
+        415,
+        "unsupported_media_type",
+    ),
 ]
+
+# What the event loop hands to a worker thread, by case (every other case is answered on the loop:
+# no hop, at most a refusal's side effect in the pool).
+HANDED_ON = {"no such listing": "_handle_parsed", "bad token": "_handle", "revoked token": "_handle"}
+SIDE_EFFECTS = {"listing not open", "risk blocked"}
 
 
 @pytest.fixture
@@ -98,7 +134,7 @@ def world(merchant, other_merchant, token):  # type: ignore[no-untyped-def]
     def listing(state: str) -> int:
         if state == "foreign":
             return make_listing(other_merchant, quota=5).pk
-        made = make_listing(merchant, quota=1 if state == "sold_out" else 10, on_hand=10, limit=2, open_=False)
+        made = make_listing(merchant, quota=1 if state == "sold_out" else 10, on_hand=10, limit=3, open_=False)
         if state == "closed":
             return made.pk  # scheduled, with no start time: not open
         catalog.listing_open(listing=made)
@@ -111,17 +147,26 @@ def world(merchant, other_merchant, token):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("case", "change", "headers", "state", "status", "code"), CASES, ids=[c[0] for c in CASES])
-def test_both_entry_points_answer_alike(token, world, case, change, headers, state, status, code):
+def test_every_entry_point_answers_alike(merchant, token, world, case, change, headers, state, status, code):
     listing_id = world(state)
+    if headers.get("Authorization") == REVOKED:
+        revoked = make_token(merchant, name="old")
+        _drf(revoked, b"{}")  # cached in this process, then revoked
+        merchants.api_token_revoke(token=ApiToken.objects.get(key_hash=hash_token(revoked)))
+        headers = {**headers, "Authorization": f"Token {revoked}"}
     before = Order.objects.count()
-    answers = []
-    for i, send in enumerate((_fast, _drf)):
-        body = change(order_body(listing_id, buyer="parity-buyer"))
+    answers, hops = [], []
+    # The thread path first: it fills this process's token, listing and rules caches, so the
+    # event loop has what it needs to answer without a worker thread.
+    for i, (name, send) in enumerate((("thread", _thread), ("loop", _loop), ("drf", _drf))):
+        # Attempts on a closed listing are counted per buyer (a second early one is blocked).
+        made = change(order_body(listing_id, buyer=f"parity-buyer-{i}" if state == "closed" else "parity-buyer"))
+        raw = made if isinstance(made, bytes) else json.dumps(made, ensure_ascii=False).encode()
         hdrs = {"Idempotency-Key": f"parity-{i}", **headers}
-        got_status, got_body, _ = send(token, json.dumps(body, ensure_ascii=False).encode(), hdrs)
+        got_status, got_body, _ = send(token, raw, hdrs, hops) if name == "loop" else send(token, raw, hdrs)
         answers.append((got_status, _stable(got_body)))
-    (fs, fb), (ds, db) = answers
-    assert (fs, fb) == (ds, db), {"case": case, "fast": answers[0], "drf": answers[1]}
+    assert answers[0] == answers[1] == answers[2], {"case": case, "answers": answers}
+    fs, fb = answers[0]
     assert fs == status, (case, fb)
     if code is not None:
         assert fb["code"] == code, (case, fb)
@@ -129,6 +174,23 @@ def test_both_entry_points_answer_alike(token, world, case, change, headers, sta
         assert fb["status"] == "pending_payment"
     if status >= 400:
         assert Order.objects.count() == before, case  # a refusal writes nothing
+    if status < 400:
+        assert hops == ["_handle_parsed"], (case, hops)  # accepted by the gate on the loop, placed in a thread
+    elif case in HANDED_ON:
+        assert hops == [HANDED_ON[case]], (case, hops)
+    else:
+        assert hops == (["_side_effect"] if case in SIDE_EFFECTS else []), (case, hops)
+    if case == "risk blocked":  # every path gave the units back and recorded the attempt
+        assert gate_state(listing_id)["left"] == 10
+        assert RiskAssessment.objects.filter(listing_id=listing_id, decision="block").count() == 3
+
+
+def _thread(token: str, body: bytes, headers: dict) -> tuple[int, dict, dict]:
+    return _fast(token, body, headers, event_loop=False)
+
+
+def _loop(token: str, body: bytes, headers: dict, hops: list[str]) -> tuple[int, dict, dict]:
+    return _fast(token, body, headers, event_loop=True, hops=hops)
 
 
 def test_a_replay_answers_alike_through_either_entry_point(merchant, token):
@@ -179,3 +241,51 @@ def test_an_idempotency_key_with_a_trailing_newline_is_refused_alike(merchant, t
     d = _drf(token, raw, {"Idempotency-Key": "key\n"})
     assert f[:2] == d[:2] and f[0] == 400 and f[1]["code"] == "invalid_idempotency_key", (f, d)
     assert Order.objects.count() == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=6,
+)
+_FIELDS = [
+    "listing",
+    "quantity",
+    "buyer",
+    "buyer.external_id",
+    "buyer.phone",
+    "buyer.registered_at",
+    "shipping_address",
+    "shipping_address.city",
+    "client",
+    "client.ip",
+    "client.user_agent",
+]
+
+
+@pytest.fixture
+def sold_out_listing(merchant, token) -> int:  # type: ignore[no-untyped-def]
+    """One listing whose only unit is sold (made once per test: hypothesis's examples share it)."""
+    made = make_listing(merchant, quota=1, limit=1)
+    assert _drf(token, json.dumps(order_body(made.pk, buyer="early-bird")).encode())[0] == 201
+    return made.pk
+
+
+@given(field=st.sampled_from(_FIELDS), value=_JSON, key=st.one_of(st.none(), st.text(max_size=12)))
+@settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_generated_bodies_are_answered_alike_by_the_loop_the_thread_and_the_view(
+    sold_out_listing, token, field, value, key
+):
+    """Any value in any field of a request on a sold-out listing: the same answer from every
+    entry point (the loop answers it, with the caches the thread path filled)."""
+    body = order_body(sold_out_listing, buyer="fuzzed")
+    body.setdefault("client", {})
+    raw = json.dumps(_with(field, value)(body), ensure_ascii=False).encode()
+    headers = {} if key is None or not key.isprintable() else {"Idempotency-Key": key}
+    answers = [send(token, raw, headers)[:2] for send in (_thread, _loop_any, _drf)]
+    assert answers[0] == answers[1] == answers[2], answers
+    assert answers[0][0] < 500
+
+
+def _loop_any(token: str, body: bytes, headers: dict) -> tuple[int, dict, dict]:
+    return _fast(token, body, headers, event_loop=True)

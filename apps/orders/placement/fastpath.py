@@ -2,11 +2,14 @@
 
 Django's middleware chain and DRF's request machinery cost several thread hops and most of a
 millisecond per request; during a flash sale nearly every request is answered by the Redis
-gate, so that overhead is the ceiling. This adapter reads the request itself and makes ONE hop
-into a worker thread that runs the same handler the DRF view runs (``handler.order_create_response``):
-token auth, ``parse_order_request`` validation, ``order_place``, the same serializer and error
-shape. Everything else goes to Django untouched. The DRF view stays the documented endpoint
-(schema, tests through the Django stack) and answers identically.
+gate, so that overhead is the ceiling. This adapter reads the request itself; a refusal
+(sold out, over the limit, closed, risk block, bad input) is answered right on the event loop
+(``eventloop.decide``: no worker thread, no database), and the rest makes ONE hop into a worker
+thread that runs the same handler the DRF view runs (``handler.order_create_response``, or
+``order_parsed_response`` with what the loop already parsed and Redis already decided): token
+auth, ``parse_order_request`` validation, ``order_place``, the same serializer and error shape.
+Everything else goes to Django untouched. The DRF view stays the documented endpoint (schema,
+tests through the Django stack) and answers identically.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -22,48 +26,33 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from django.utils import translation
-from rest_framework import exceptions
 
 from apps.core.api_policy import api_language
 from apps.core.arrival import scope_received_at
 from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_unavailable, is_database_unavailable
 from apps.core.logging import request_id_from, request_id_var
-from apps.merchants import roles
-from apps.merchants.authentication import resolve_token, token_from_header
+from apps.merchants.authentication import TokenPrincipal, resolve_token
 
-from .handler import order_create_response
+from . import eventloop
+from .handler import order_create_response, order_parsed_response
 from .request import MAX_BODY, parse_order_body, payload_too_large
+from .service import Decided
 
 log = logging.getLogger(__name__)
 PATH = "/api/v1/orders"
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
-    return status, {"code": code, "message": message, "extra": {}}
-
-
 def _handle(
     headers: dict[str, str], body: bytes, base_url: str, received_at: datetime | None = None
 ) -> tuple[int, dict[str, Any]]:
-    close_old_connections()
-    translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
-    try:
-        auth = headers.get("authorization", "")
-        if not auth:
-            return _error(401, "not_authenticated", str(exceptions.NotAuthenticated.default_detail))
-        raw = token_from_header(auth)
-        if not raw:  # the same answers as MerchantTokenAuthentication
-            return _error(
-                401, "authentication_failed", "Authorization header must be 'Bearer <token>' or 'Token <token>'."
-            )
-        principal = resolve_token(raw)
-        if principal is None:
-            return _error(401, "authentication_failed", "Invalid or revoked token.")
-        roles.require(principal.role, roles.ORDERS, "add")  # as the DRF view's IsMerchantToken
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            detail = str(exceptions.UnsupportedMediaType.default_detail).format(media_type=ctype)
-            return _error(415, "unsupported_media_type", detail)
+    """The request from the start in a worker thread: token, role, content type, validation,
+    then the order service."""
+
+    def answer() -> tuple[int, dict[str, Any]]:
+        principal = eventloop.check_request(headers, resolve_token)
+        if not isinstance(principal, TokenPrincipal):
+            assert not isinstance(principal, eventloop.HandOff)  # resolve_token always decides
+            return principal
         data = parse_order_body(body)
         return order_create_response(
             merchant_id=principal.merchant_id,
@@ -73,6 +62,33 @@ def _handle(
             base_url=base_url,
             received_at=received_at,
         )
+
+    return _in_thread(headers, answer)
+
+
+def _handle_parsed(
+    headers: dict[str, str], parsed: eventloop.Parsed, decided: Decided | None, base_url: str
+) -> tuple[int, dict[str, Any]]:
+    """A request the event loop authenticated and validated, with what Redis decided for it."""
+
+    def answer() -> tuple[int, dict[str, Any]]:
+        return order_parsed_response(
+            merchant_id=parsed.principal.merchant_id,
+            token_id=parsed.principal.token_id,
+            req=parsed.req,
+            key=parsed.key,
+            base_url=base_url,
+            decided=decided,
+        )
+
+    return _in_thread(headers, answer)
+
+
+def _in_thread(headers: dict[str, str], answer: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+    close_old_connections()
+    translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
+    try:
+        return answer()
     except ApplicationError as exc:
         return exc.http_status, exc.as_dict()
     except Exception as exc:
@@ -80,17 +96,33 @@ def _handle(
             err = database_unavailable()
             return err.http_status, err.as_dict()
         log.exception("order fast path failed")
-        return _error(500, "server_error", "Internal error.")
+        return eventloop.error(500, "server_error", "Internal error.")
     finally:
         translation.deactivate()
         close_old_connections()
 
 
+def _side_effect(fn: Callable[[], None]) -> None:
+    """A refusal's follow-up (``eventloop.Spawn``) in a worker thread."""
+    close_old_connections()
+    try:
+        fn()
+    finally:
+        close_old_connections()
+
+
+def _logged(future: Any) -> None:
+    exc = None if future.cancelled() else future.exception()
+    if exc is not None:
+        log.error("an order refusal's side effect failed", exc_info=exc)
+
+
 class OrderFastPath:
     """ASGI middleware: serve ``POST /api/v1/orders`` directly, pass everything else on."""
 
-    def __init__(self, app: Any, threads: int | None = None) -> None:
+    def __init__(self, app: Any, threads: int | None = None, event_loop: bool | None = None) -> None:
         self.app = app
+        self.event_loop = settings.ORDER_EVENT_LOOP if event_loop is None else event_loop
         self.pool = ThreadPoolExecutor(
             max_workers=threads or settings.ORDER_FASTPATH_THREADS, thread_name_prefix="orders"
         )
@@ -112,7 +144,7 @@ class OrderFastPath:
         if settings.DEBUG and not allowed:  # as Django's HttpRequest.get_host
             allowed = [".localhost", "127.0.0.1", "[::1]"]
         if not domain or not validate_host(domain, allowed):
-            status, body_out = _error(400, "bad_host", "Invalid Host header.")
+            status, body_out = eventloop.error(400, "bad_host", "Invalid Host header.")
             return await self._send(send, status, body_out, rid)
         chunks, size = [], 0
         while True:
@@ -129,18 +161,33 @@ class OrderFastPath:
                 break
         token = request_id_var.set(rid)
         try:
-            loop = asyncio.get_running_loop()
-            status, body_out = await loop.run_in_executor(
-                self.pool,
-                _handle,
-                headers,
-                b"".join(chunks),
-                settings.PUBLIC_BASE_URL or f"{scheme}://{host}",
-                scope_received_at(scope),
-            )
+            status, body_out = await self._answer(scope, headers, b"".join(chunks), scheme, host)
         finally:
             request_id_var.reset(token)
         await self._send(send, status, body_out, rid)
+
+    async def _answer(
+        self, scope: dict, headers: dict[str, str], body: bytes, scheme: str, host: str
+    ) -> tuple[int, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        base_url = settings.PUBLIC_BASE_URL or f"{scheme}://{host}"
+        received_at = scope_received_at(scope)
+        if self.event_loop:
+            try:
+                decided = await eventloop.decide(headers, body, received_at, self._spawn)
+            except Exception:
+                log.exception("order refusal on the event loop failed; a worker thread decides")
+                decided = eventloop.HandOff()
+            if not isinstance(decided, eventloop.HandOff):
+                return decided
+            if decided.parsed is not None:
+                return await loop.run_in_executor(
+                    self.pool, _handle_parsed, headers, decided.parsed, decided.decided, base_url
+                )
+        return await loop.run_in_executor(self.pool, _handle, headers, body, base_url, received_at)
+
+    def _spawn(self, fn: Callable[[], None]) -> None:
+        asyncio.get_running_loop().run_in_executor(self.pool, _side_effect, fn).add_done_callback(_logged)
 
     @staticmethod
     async def _send(send: Any, status: int, body: dict[str, Any], rid: str) -> None:

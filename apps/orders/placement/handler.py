@@ -11,8 +11,8 @@ from typing import Any
 from apps.orders import selectors
 from apps.orders.api.serializers import order_representation
 
-from .request import parse_idempotency_key, parse_order_request
-from .service import order_place
+from .request import OrderRequest, parse_idempotency_key, parse_order_request
+from .service import Decided, order_place
 
 
 def order_create_response(
@@ -29,8 +29,27 @@ def order_create_response(
     (``apps.core.arrival``), kept among the order's risk signals."""
     req = replace(parse_order_request(data), received_at=received_at)
     key = parse_idempotency_key(idempotency_key)
+    return order_parsed_response(merchant_id=merchant_id, token_id=token_id, req=req, key=key, base_url=base_url)
+
+
+def order_parsed_response(
+    *,
+    merchant_id: int,
+    token_id: int,
+    req: OrderRequest,
+    key: str | None,
+    base_url: str,
+    decided: Decided | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """``order_create_response`` for a request already parsed and validated (the event loop's,
+    ``eventloop``), with what Redis already decided for it (``decided``, see ``order_place``)."""
     placed = order_place(
-        req=req, merchant_id=merchant_id, idempotency_key=key, channel="api", actor=f"token:{token_id}"
+        req=req,
+        merchant_id=merchant_id,
+        idempotency_key=key,
+        channel="api",
+        actor=f"token:{token_id}",
+        decided=decided,
     )
     order = placed.order
     if not placed.created:  # a replay: answer with the order as it is now

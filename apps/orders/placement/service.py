@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, IntegrityError
 
 from apps.catalog.selectors import ListingInfo, listing_info
+from apps.core.errors import ApplicationError
 from apps.core.redis import get_client, is_redis_error, run_together
 from apps.orders import events as notify
 from apps.orders import hooks
@@ -58,6 +59,18 @@ class Placement:
     created: bool
 
 
+@dataclass(frozen=True)
+class Decided:
+    """What the event loop (``eventloop``) already had Redis decide for this attempt, handed on so
+    the thread path asks Redis nothing twice: the order's ``public_id`` (its hold id), the
+    guard's ``verdict`` (None: the guard has not run yet — the gate answered alone, as on a
+    listing seen sold out lately) and the gate's first answer (None: ask it again)."""
+
+    public_id: str
+    verdict: hooks.GuardVerdict | None
+    first: gate.GateResult | None
+
+
 def order_place(
     *,
     req: OrderRequest,
@@ -65,24 +78,28 @@ def order_place(
     idempotency_key: str | None,
     channel: str = "api",
     actor: str = "buyer",
+    decided: Decided | None = None,
 ) -> Placement:
     """Place an order for one listing. ``merchant_id`` is the token's merchant (None for the
     public storefront). Raises ListingNotFound, SoldOut, OverBuyerLimit, ListingClosed,
     IdempotencyConflict, Unavailable (503: nothing was placed, or it is not known yet — retry
-    with the same key). Opens no database transaction when the gate says no."""
-    info = listing_info(req.listing_id)
-    if info is None or (merchant_id is not None and info.merchant_id != merchant_id):
-        raise ListingNotFound("no such listing", extra={"listing": req.listing_id})
+    with the same key). Opens no database transaction when the gate says no. ``decided``: the
+    guard's and the gate's answers the event loop already had for this attempt (``Decided``)."""
+    info = listing_for(req, merchant_id, listing_info(req.listing_id))
     merchant_id = info.merchant_id
     fingerprint = req.fingerprint()
-    public_id = new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
+    public_id = (
+        decided.public_id
+        if decided is not None
+        else new_public_id(merchant_id=merchant_id, idempotency_key=idempotency_key)
+    )
     # A listing this process saw sold out a moment ago: ask the gate first, so the flood of
     # attempts on a sold-out listing is answered without the risk guard's work; the guard runs
     # when the gate holds units (stock came back), and its refusal gives them back.
     bkey = buyer_key(req.buyer_external_id)
     remember = idempotency_key is not None
-    verdict, first = None, None
-    if not _sold_out_lately(info.id) and hooks.registry.guard is not None:
+    verdict, first = (decided.verdict, decided.first) if decided is not None else (None, None)
+    if decided is None and not sold_out_lately(info.id) and hooks.registry.guard is not None:
         verdict, first = _guard_with_gate(info, req, public_id, channel, buyer=bkey, remember=remember)
     try:
         gate_said = _gate_hold(
@@ -160,6 +177,14 @@ def order_place(
     return Placement(order, created=True)
 
 
+def listing_for(req: OrderRequest, merchant_id: int | None, info: ListingInfo | None) -> ListingInfo:
+    """The listing the request names, if it is ``merchant_id``'s (None: any merchant's); else
+    raises ListingNotFound."""
+    if info is None or (merchant_id is not None and info.merchant_id != merchant_id):
+        raise ListingNotFound("no such listing", extra={"listing": req.listing_id})
+    return info
+
+
 _NO_VERDICT = hooks.GuardVerdict()
 
 
@@ -167,7 +192,9 @@ SOLD_OUT_HINT_S = 0.25
 _sold_out_seen: dict[int, float] = {}
 
 
-def _sold_out_lately(listing_id: int) -> bool:
+def sold_out_lately(listing_id: int) -> bool:
+    """Whether this process saw the listing sold out within ``SOLD_OUT_HINT_S``: then the gate
+    answers alone first, and the guard runs only when it holds units."""
     until = _sold_out_seen.get(listing_id)
     if until is None:
         return False
@@ -275,16 +302,9 @@ def _gate_hold(
                 return _REPLAY if result.replay else _HELD
             if result.status == gate.SEEN:
                 return _SEEN
-            if result.status == gate.SOLD_OUT:
-                _sold_out_seen[info.id] = time.monotonic() + SOLD_OUT_HINT_S
-                raise SoldOut("sold out", extra={"listing": info.id, "left": max(result.left, 0)})
-            if result.status == gate.OVER_LIMIT:
-                raise OverBuyerLimit(
-                    f"at most {info.per_buyer_limit} per buyer",
-                    extra={"listing": info.id, "limit": info.per_buyer_limit, "held": result.held},
-                )
-            if result.status == gate.CLOSED:
-                raise ListingClosed("this listing is not open", extra={"listing": info.id})
+            refusal = gate_refusal(info, result)
+            if refusal is not None:
+                raise refusal
             gate_rebuild(info.id)  # not_loaded: rebuild from the database, then try again
         log.warning("gate could not be loaded; the database decides", extra={"listing": info.id})
         return _NO_GATE
@@ -293,6 +313,22 @@ def _gate_hold(
             log.warning("redis unavailable; the database decides", extra={"listing": info.id})
             return _NO_GATE
         raise
+
+
+def gate_refusal(info: ListingInfo, result: gate.GateResult) -> ApplicationError | None:
+    """The refusal a gate answer stands for (None for ``ok``, ``seen`` and ``not_loaded``); a
+    ``sold_out`` also marks the listing sold out lately in this process (``SOLD_OUT_HINT_S``)."""
+    if result.status == gate.SOLD_OUT:
+        _sold_out_seen[info.id] = time.monotonic() + SOLD_OUT_HINT_S
+        return SoldOut("sold out", extra={"listing": info.id, "left": max(result.left, 0)})
+    if result.status == gate.OVER_LIMIT:
+        return OverBuyerLimit(
+            f"at most {info.per_buyer_limit} per buyer",
+            extra={"listing": info.id, "limit": info.per_buyer_limit, "held": result.held},
+        )
+    if result.status == gate.CLOSED:
+        return ListingClosed("this listing is not open", extra={"listing": info.id})
+    return None
 
 
 def _release(listing_id: int, public_id: str, held: bool) -> None:

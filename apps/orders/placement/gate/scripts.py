@@ -151,8 +151,14 @@ def reserve_result(reply: Any) -> GateResult:
 
 def gate_release(listing_id: int, *, hold_id: str, client: Any = None) -> str:
     """Give a hold's units back: ``released``, ``absent`` (already gone; idempotent) or ``not_loaded``."""
-    status, _left = _release(_keys3(listing_id), [hold_id], client=client)
+    script, keys, args = release_call(listing_id, hold_id=hold_id)
+    status, _left = script(keys, args, client=client)
     return status
+
+
+def release_call(listing_id: int, *, hold_id: str) -> ScriptCall:
+    """``gate_release``'s script call (for the event loop's ``run_together_async``)."""
+    return _release, _keys3(listing_id), [hold_id]
 
 
 def gate_load(listing_id: int, meta: GateMeta, holds: Iterable[Hold], client: Any = None) -> int:

@@ -1,0 +1,279 @@
+"""Refusals of ``POST /api/v1/orders`` answered on the event loop (``placement/eventloop.py``):
+no database, no worker thread, the same answers; revocation keeps its bound; a Redis outage
+mid-flood still answers, the database deciding alone (real Redis, real database)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.core.cache import cache
+from django.db import transaction
+from django.db.backends import utils as db_utils
+from django.utils import timezone
+
+from apps.core.redis import close_async_client, get_async_client, reset_clients, run_together_async
+from apps.fraud import rules
+from apps.merchants.models import ApiToken
+from apps.merchants.tokens import hash_token, local_tokens, token_cache_key
+from apps.orders.models import Order
+from apps.orders.placement.fastpath import OrderFastPath
+from apps.orders.placement.gate import scripts as gate
+
+from ..factories import make_listing, order_body
+from .test_bad_input import _drf, _fast
+from .test_fastpath import _passthrough
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class DatabaseTrap:
+    """Every query and every transaction opened, in any thread: (thread name, what)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[str, str]] = []
+        execute, enter = db_utils.CursorWrapper._execute_with_wrappers, transaction.Atomic.__enter__
+
+        def traced_execute(cursor, sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.seen.append((threading.current_thread().name, sql))
+            return execute(cursor, sql, *args, **kwargs)
+
+        def traced_enter(atomic):  # type: ignore[no-untyped-def]
+            self.seen.append((threading.current_thread().name, "atomic"))
+            return enter(atomic)
+
+        monkeypatch.setattr(db_utils.CursorWrapper, "_execute_with_wrappers", traced_execute)
+        monkeypatch.setattr(transaction.Atomic, "__enter__", traced_enter)
+
+
+def _raw(body: dict) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _sold_out_listing(merchant, token):  # type: ignore[no-untyped-def]
+    listing = make_listing(merchant, quota=1, limit=1)
+    assert _fast(token, _raw(order_body(listing.pk, buyer="first")), event_loop=False)[0] == 201
+    return listing
+
+
+def test_a_sold_out_refusal_on_the_loop_makes_no_query_no_transaction_and_no_thread_hop(merchant, token, monkeypatch):
+    listing = _sold_out_listing(merchant, token)
+    before = _fast(token, _raw(order_body(listing.pk, buyer="late-0")), event_loop=False)
+    trap, hops = DatabaseTrap(monkeypatch), []
+    got = _fast(token, _raw(order_body(listing.pk, buyer="late-1")), event_loop=True, hops=hops)
+    assert got[:2] == before[:2] and got[0] == 409 and got[1]["code"] == "sold_out", (got, before)
+    assert trap.seen == [] and hops == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"quantity": 2}, 409, "over_buyer_limit"),
+        ({"quantity": 0}, 400, "invalid"),
+        ({"client": {"user_agent": "curl/8.5.0"}}, 403, "risk_blocked"),
+    ],
+    ids=["over the limit", "invalid", "risk blocked"],
+)
+def test_other_refusals_on_the_loop_make_no_query_there(merchant, token, monkeypatch, change, status, code):
+    listing = make_listing(merchant, quota=5, limit=1)
+    warm = _fast(token, _raw({**order_body(listing.pk, buyer="w"), **change}), event_loop=False)
+    trap, hops = DatabaseTrap(monkeypatch), []
+    got = _fast(token, _raw({**order_body(listing.pk, buyer="x"), **change}), event_loop=True, hops=hops)
+    assert got[0] == warm[0] == status and got[1]["code"] == code, got
+    # A risk block records the attempt, in the worker pool after the answer; nothing else runs there.
+    assert [what for thread, what in trap.seen if not thread.startswith("orders")] == []
+    assert hops == (["_side_effect"] if code == "risk_blocked" else [])
+    if code == "risk_blocked":
+        assert any("fraud_riskassessment" in what for _thread, what in trap.seen)
+        assert gate.gate_state(listing.pk)["left"] == 5  # the held unit went back
+    else:
+        assert trap.seen == []
+
+
+def test_the_answer_does_not_wait_for_a_refusals_side_effect(merchant, token, monkeypatch):
+    """A closed listing's hook runs in the pool; the loop answers before it is done."""
+    from apps.orders import hooks
+
+    listing = make_listing(merchant, quota=5, open_=False)
+    _fast(token, _raw(order_body(listing.pk, buyer="w")), event_loop=False)
+    release, told = threading.Event(), []
+
+    def slow_closed(**kwargs: Any) -> None:
+        release.wait(5)
+        told.append(kwargs["public_id"])
+
+    monkeypatch.setattr(hooks.registry, "closed", slow_closed)
+    app = OrderFastPath(_passthrough, threads=1, event_loop=True)
+
+    async def go() -> int:
+        status = await _post(app, token, _raw(order_body(listing.pk, buyer="x")))
+        assert told == []  # answered while the hook still waits
+        release.set()
+        await close_async_client()
+        return status
+
+    assert async_to_sync(go)() == 409
+    app.pool.shutdown(wait=True)
+    assert len(told) == 1
+
+
+def test_revocation_elsewhere_reaches_the_loop_within_the_local_cache_bound(merchant, token, settings):
+    settings.TOKEN_LOCAL_CACHE_SECONDS = 0.4
+    listing = _sold_out_listing(merchant, token)
+    body = _raw(order_body(listing.pk, buyer="late"))
+    assert _fast(token, body, event_loop=False)[0] == 409  # the token is in this process's cache
+    # Another process revokes it: the database and the shared cache say so; this process's cache
+    # still holds it, for at most TOKEN_LOCAL_CACHE_SECONDS.
+    key_hash = hash_token(token)
+    ApiToken.objects.filter(key_hash=key_hash).update(revoked_at=timezone.now())
+    cache.set(token_cache_key(key_hash), "-", timeout=60)
+    revoked_at = time.monotonic()
+    hops: list[str] = []
+    first = _fast(token, body, event_loop=True, hops=hops)
+    if time.monotonic() - revoked_at < 0.4:
+        assert first[0] == 409 and hops == []  # still within the bound
+    time.sleep(0.45)
+    hops.clear()
+    late = _fast(token, body, event_loop=True, hops=hops)
+    assert late[0] == 401 and late[1]["code"] == "authentication_failed", late
+    assert hops == ["_handle"]  # the stale entry is not served: the worker thread decided
+    assert _fast(token, body, event_loop=True)[0] == 401
+
+
+def test_a_busy_token_is_refreshed_in_the_background_and_a_revoked_one_then_dropped(merchant, token, settings):
+    settings.TOKEN_LOCAL_CACHE_SECONDS = 0.4
+    listing = _sold_out_listing(merchant, token)
+    body = _raw(order_body(listing.pk, buyer="late"))
+    assert _fast(token, body, event_loop=False)[0] == 409
+    key_hash = hash_token(token)
+    expires = local_tokens[key_hash][0]
+    time.sleep(max(expires - time.monotonic() - 0.05, 0))  # in the entry's last quarter
+    hops: list[str] = []
+    assert _fast(token, body, event_loop=True, hops=hops)[0] == 409
+    assert hops == ["_side_effect"]  # answered on the loop; the entry refreshed in the pool
+    assert local_tokens[key_hash][0] > expires
+    # Revoked elsewhere: the next refresh reads the revoked marker and drops the entry.
+    ApiToken.objects.filter(key_hash=key_hash).update(revoked_at=timezone.now())
+    cache.set(token_cache_key(key_hash), "-", timeout=60)
+    time.sleep(max(local_tokens[key_hash][0] - time.monotonic() - 0.05, 0))
+    _fast(token, body, event_loop=True)
+    assert key_hash not in local_tokens
+    assert _fast(token, body, event_loop=True)[0] == 401
+
+
+async def _post(app: OrderFastPath, token: str, body: bytes, key: str | None = None) -> int:
+    return (await _post_full(app, token, body, key))[0]
+
+
+async def _post_full(app: OrderFastPath, token: str, body: bytes, key: str | None = None) -> tuple[int, dict]:
+    headers = [
+        (b"host", b"testserver"),
+        (b"authorization", f"Token {token}".encode()),
+        (b"content-type", b"application/json"),
+    ]
+    if key:
+        headers.append((b"idempotency-key", key.encode()))
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/orders", "headers": headers, "scheme": "http"}
+    comm = ApplicationCommunicator(app, scope)
+    await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await comm.receive_output(30)
+    out = await comm.receive_output(30)
+    return start["status"], json.loads(out["body"])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_sold_out_flood_answers_as_before_and_survives_a_redis_outage_mid_flood(merchant, token, settings):
+    listing = _sold_out_listing(merchant, token)
+    before = _fast(token, _raw(order_body(listing.pk, buyer="late")), event_loop=False)
+    assert before[0] == 409
+    app = OrderFastPath(_passthrough, threads=4, event_loop=True)
+    hops: list[str] = []
+    submit = app.pool.submit
+
+    def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(fn.__name__)
+        return submit(fn, *args, **kwargs)
+
+    app.pool.submit = counted  # type: ignore[method-assign]
+    live = settings.REDIS_URL
+
+    async def flood() -> tuple[list, list]:
+        bodies = [_raw(order_body(listing.pk, buyer=f"fan-{i}")) for i in range(60)]
+        first = await asyncio.gather(*(_post_full(app, token, b, f"k-{i}") for i, b in enumerate(bodies[:30])))
+        assert hops == []  # the first half: all on the loop
+        # Redis goes away mid-flood: the loop's client and the threads' client both lose it.
+        settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+        reset_clients()
+        second = await asyncio.gather(*(_post_full(app, token, b, f"k-{i}") for i, b in enumerate(bodies[30:], 30)))
+        await close_async_client()
+        return first, second
+
+    try:
+        first, second = async_to_sync(flood)()
+    finally:
+        app.pool.shutdown(wait=True)
+        settings.REDIS_URL = live
+        reset_clients()
+    assert all(answer == (409, before[1]) for answer in first), first[:3]
+    # The database decided alone: still refused (the one unit is sold), never a 5xx.
+    assert all(status == 409 and body["code"] == "sold_out" for status, body in second), second[:3]
+    assert hops and set(hops) == {"_handle_parsed"}
+    assert Order.objects.count() == 1
+
+
+def test_rules_not_in_process_memory_hand_the_attempt_to_a_thread(merchant, token):
+    listing = make_listing(merchant, quota=5, limit=1)
+    body = {**order_body(listing.pk, buyer="w"), "quantity": 2}
+    warm = _fast(token, _raw(body), event_loop=False)
+    rules._cache.clear()
+    hops: list[str] = []
+    got = _fast(token, _raw({**body, "buyer": {**body["buyer"], "external_id": "x"}}), event_loop=True, hops=hops)
+    assert got[:2] == warm[:2] and got[0] == 409 and hops == ["_handle_parsed"]
+    assert rules.rules_cached(merchant.pk)  # the thread filled it: the next one stays on the loop
+
+
+def test_an_accepted_hold_is_placed_in_a_thread_without_asking_redis_again(merchant, token, monkeypatch):
+    listing = make_listing(merchant, quota=5, limit=2)
+    _fast(token, _raw(order_body(listing.pk, buyer="w")), event_loop=False)
+    asked = []
+    reserve = gate.gate_reserve
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(args)
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "gate_reserve", counted)
+    hops: list[str] = []
+    got = _fast(token, _raw(order_body(listing.pk, buyer="x")), {"Idempotency-Key": "acc-1"}, hops=hops)
+    assert got[0] == 201 and hops == ["_handle_parsed"] and asked == []
+    state = gate.gate_state(listing.pk)
+    assert state["left"] == 3 and got[1]["id"] in state["holds"], state
+    # The same key again: the loop's gate says replay, the thread answers with the order.
+    again = _fast(token, _raw(order_body(listing.pk, buyer="x")), {"Idempotency-Key": "acc-1"}, hops=hops)
+    assert again[0] == 200 and again[1]["id"] == got[1]["id"] and asked == []
+    assert _drf(token, _raw(order_body(listing.pk, buyer="x")), {"Idempotency-Key": "acc-1"})[1]["id"] == got[1]["id"]
+
+
+def test_scripts_redis_forgot_are_loaded_again():
+    async def go() -> list:
+        client = get_async_client()
+        await client.script_flush()
+        script, keys, args = gate.release_call(987_654, hold_id="nobody")
+        try:
+            return await run_together_async([(script, keys, args)], client)
+        finally:
+            await close_async_client()
+
+    assert async_to_sync(go)() == [["not_loaded", 0]]
