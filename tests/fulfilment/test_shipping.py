@@ -310,6 +310,8 @@ def test_a_bad_address_or_a_line_without_stock_never_reaches_the_carrier(confirm
         ({"orders": [], "session": 1}, 400, "invalid"),
         ({"session": 999999}, 400, "nothing_to_ship"),
         ({"session": 1, "status": "paid"}, 400, "invalid"),
+        ({"session": 2**70}, 400, "invalid"),  # no id is that large (SQLite would overflow: once a 500)
+        ({"orders": ["X"], "account": 2**63}, 400, "invalid"),
     ],
 )
 def test_bad_batches_are_refused_with_a_code_and_change_nothing(confirmed, body, status, code) -> None:  # type: ignore[no-untyped-def]

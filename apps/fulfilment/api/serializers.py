@@ -12,6 +12,8 @@ from apps.fulfilment.platform_refunds import platform_summary
 from apps.fulfilment.selectors import account_push_url
 from apps.fulfilment.services import SENDER_FIELDS
 
+ID_MAX = 2**63 - 1  # the largest id a database column holds (SQLite would overflow above it: a 500)
+
 SECRET_HELP = "Write-only: never returned (reads say has_{name}). Stored encrypted."
 
 
@@ -173,10 +175,13 @@ class ShipBatchInputSerializer(serializers.Serializer):
     orders = serializers.ListField(
         child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=20_000
     )
-    session = serializers.IntegerField(required=False, min_value=1)
+    session = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
     status = serializers.ChoiceField(choices=["confirmed"], required=False, default="confirmed")
     account = serializers.IntegerField(
-        required=False, min_value=1, help_text="A carrier account id (default: the merchant's default account)."
+        required=False,
+        min_value=1,
+        max_value=ID_MAX,
+        help_text="A carrier account id (default: the merchant's default account).",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
