@@ -77,7 +77,9 @@ REFRESH_AHEAD = 0.25
 _refreshing: set[str] = set()
 
 
-def resolve_token_local(raw: str, refresh: Callable[[Callable[[], None]], None] | None = None) -> TokenPrincipal | None:
+def resolve_token_local(
+    raw: str, refresh: Callable[[Callable[[], None]], object] | None = None
+) -> TokenPrincipal | None:
     """A token this process resolved less than ``TOKEN_LOCAL_CACHE_SECONDS`` ago, from process
     memory only (no shared cache, no database: the event loop's check); None on a miss or a
     stale entry, which ``resolve_token`` decides (and caches). ``refresh``: runs a callable in

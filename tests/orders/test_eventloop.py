@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.core.cache import cache
@@ -97,16 +98,18 @@ def test_other_refusals_on_the_loop_make_no_query_there(merchant, token, monkeyp
         assert trap.seen == []
 
 
-def test_the_answer_does_not_wait_for_a_refusals_side_effect(merchant, token, monkeypatch):
-    """A closed listing's hook runs in the pool; the loop answers before it is done."""
+def test_a_closed_listings_attempt_is_counted_before_the_answer(merchant, token, monkeypatch):
+    """A closed listing's hook (risk control counts early attempts there) runs in the pool and is
+    done before the loop answers, as on the thread path: the early-attempt rule judges the buyer's
+    very next attempt by it."""
     from apps.orders import hooks
 
     listing = make_listing(merchant, quota=5, open_=False)
     _fast(token, _raw(order_body(listing.pk, buyer="w")), event_loop=False)
-    release, told = threading.Event(), []
+    told: list[str] = []
 
     def slow_closed(**kwargs: Any) -> None:
-        release.wait(5)
+        time.sleep(0.2)
         told.append(kwargs["public_id"])
 
     monkeypatch.setattr(hooks.registry, "closed", slow_closed)
@@ -114,8 +117,7 @@ def test_the_answer_does_not_wait_for_a_refusals_side_effect(merchant, token, mo
 
     async def go() -> int:
         status = await _post(app, token, _raw(order_body(listing.pk, buyer="x")))
-        assert told == []  # answered while the hook still waits
-        release.set()
+        assert len(told) == 1  # counted before the answer
         await close_async_client()
         return status
 
@@ -277,3 +279,47 @@ def test_scripts_redis_forgot_are_loaded_again():
             await close_async_client()
 
     assert async_to_sync(go)() == [["not_loaded", 0]]
+
+
+def test_a_reply_lost_after_the_reserve_ran_keeps_the_hold_id_and_places_the_order(merchant, token, monkeypatch):
+    """Redis ran the reserve but the connection failed before its reply: the thread asks again
+    under the same hold id (a replay), so the one unit is this order's — not held twice under two
+    ids (which would refuse a limit-1 buyer, or sell out the last unit, until the reconciler)."""
+    from apps.orders.placement import eventloop
+
+    listing = make_listing(merchant, quota=1, limit=1)
+    # caches the token, the listing and the rules in this process; over the limit, it takes nothing
+    _fast(token, _raw({**order_body(listing.pk, buyer="warm"), "quantity": 2}), event_loop=False)
+
+    async def lost_reply(calls, client):  # type: ignore[no-untyped-def]
+        await run_together_async(calls, client)
+        raise redis.ConnectionError("connection lost before the reply")
+
+    monkeypatch.setattr(eventloop, "run_together_async", lost_reply)
+    status, body, *_ = _fast(token, _raw(order_body(listing.pk, buyer="solo")), event_loop=True)
+    assert status == 201, body
+    state = gate.gate_state(listing.pk)
+    assert state["left"] == 0 and list(state["holds"]) == [body["id"]]
+
+
+def test_rules_that_leave_memory_during_the_round_trip_are_judged_by_the_thread(merchant, token, monkeypatch):
+    """The loop saw the merchant's rules in memory, but they were gone when Redis answered (their
+    time ran out, or a change dropped them): the thread judges with the gate's answer and the same
+    hold id — one hold, one order, no judgement that would read the database on the loop."""
+    from apps.orders import hooks
+
+    listing = make_listing(merchant, quota=5, limit=1)
+    _fast(token, _raw(order_body(listing.pk, buyer="warm")), event_loop=False)
+    looks: list[bool] = []
+
+    def fading(merchant_id: int, for_seconds: float) -> bool:
+        looks.append(bool(looks))  # in memory at the first look, gone at the second
+        return not looks[-1]
+
+    monkeypatch.setattr(hooks.registry, "guard_local", fading)
+    status, body, *_ = _fast(token, _raw(order_body(listing.pk, buyer="fade")), event_loop=True)
+    assert status == 201, body
+    assert looks == [False, True]
+    state = gate.gate_state(listing.pk)
+    assert state["left"] == 3 and body["id"] in state["holds"]
+    assert Order.objects.filter(listing=listing).count() == 2

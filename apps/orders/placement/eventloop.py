@@ -15,10 +15,13 @@ blocked by the risk rules, bad input). Such an answer needs no database and no w
    (``apps.core.redis.run_together_async``).
 
 A refusal is answered with the body the thread path would give (the same exceptions, rendered the
-same way); what a refusal does besides the answer still happens, without the answer waiting for
-it: ``closed`` tells ``hooks.registry.closed``, a risk block gives the held units back
-(``release.lua``, on the loop) and then runs its ``refusal_follow_up`` — those sync hooks in the
-worker pool. Anything else goes on to a worker thread (``HandOff``): an accepted hold, a replay or
+same way), and what a refusal does besides the answer still happens, in the thread path's order:
+``closed`` tells ``hooks.registry.closed`` (in the worker pool, awaited: risk control counts early
+attempts there, and judges the buyer's next attempt by them), a risk block gives the held units
+back (``release.lua``, on the loop, awaited: a retry or the next buyer finds them) and then runs
+its ``refusal_follow_up`` in the worker pool, not waited for. If the merchant's rules leave process
+memory while Redis answers, or Redis fails after the reserve may have run, the thread takes over
+with the same hold id (``Decided``), so no hold is orphaned under a second id. Anything else goes on to a worker thread (``HandOff``): an accepted hold, a replay or
 a key seen before with what Redis said (``service.Decided``, so the thread asks Redis nothing
 twice and keeps its release-on-failure logic); a cache miss, a Redis error or a cluster (no
 ``Decided``: the thread path from the start, which decides with the database when Redis is gone).
@@ -58,8 +61,8 @@ RULES_MARGIN_S = 1.0
 (its Redis round trip comes between the look and the judgement)."""
 
 Answer = tuple[int, dict[str, Any]]
-Spawn = Callable[[Callable[[], None]], None]
-"""Runs a sync side effect in the worker pool without waiting for it (exceptions logged)."""
+Spawn = Callable[[Callable[[], None]], "asyncio.Future[None]"]
+"""Runs a sync side effect in the worker pool (exceptions logged); the caller may await it or not."""
 
 
 @dataclass(frozen=True)
@@ -197,40 +200,48 @@ async def _ask_redis(parsed: Parsed, info: ListingInfo, spawn: Spawn) -> Answer 
         if not is_redis_error(exc):
             raise
         log.warning("redis unavailable on the event loop; a worker thread decides", extra={"listing": info.id})
-        return HandOff(parsed)
+        # The reserve may have run before the connection failed: the thread asks again under the
+        # same hold id, so such a hold is found (a replay), never orphaned under a new one.
+        return HandOff(parsed, Decided(public_id, None, None, info))
     gate_reply = replies[-1]
     first = None if isinstance(gate_reply, BaseException) else gate.reserve_result(gate_reply)
     verdict = None
     if call is not None:
+        if local is None or not local(info.merchant_id, 0.0):
+            # The rules left process memory during the round trip (their time ran out, or a
+            # change dropped them): judging here would read the shared cache or the database. The
+            # thread judges, with the gate's answer and this hold id (the guard's script sees the
+            # same attempt again: counted once).
+            return HandOff(parsed, Decided(public_id, None, first, info))
         try:
             verdict = call.judge(replies[0])
-        except BaseException as exc:
-            # As _guard_with_gate: the units the gate held go back, then the refusal's follow-up.
+        except ApplicationError as exc:
+            # As _guard_with_gate: the units the gate held go back (before the answer, so a retry
+            # or the next buyer finds them), then the refusal's follow-up, not waited for.
             held = first is not None and first.status == gate.OK and not first.replay
-            _give_back(info.id, public_id, held, exc, spawn)
+            await _give_back(info.id, public_id, held, exc, spawn)
             raise
-    decided = Decided(public_id, verdict, first)
+        except Exception:
+            log.exception("risk judgement failed on the event loop; a worker thread decides")
+            return HandOff(parsed, Decided(public_id, None, first, info))
+    decided = Decided(public_id, verdict, first, info)
     if first is None or first.status in (gate.OK, gate.SEEN, gate.NOT_LOADED):
-        return HandOff(parsed, decided if first is not None or verdict is not None else None)
+        return HandOff(parsed, decided)
     refusal = gate_refusal(info, first)
     if refusal is None:  # a status this code does not know: the thread path decides
         return HandOff(parsed, decided)
     closed = hooks.registry.closed
     if first.status == gate.CLOSED and closed is not None:
-        spawn(lambda: closed(info=info, req=req, public_id=public_id))
+        # Counted before the answer, as the thread path does (the early-attempt rule judges the
+        # buyer's next attempt by it).
+        await spawn(lambda: closed(info=info, req=req, public_id=public_id))
     raise refusal
 
 
-def _give_back(listing_id: int, public_id: str, held: bool, exc: BaseException, spawn: Spawn) -> None:
-    """Release the units held for a refused attempt (on the loop), then run the refusal's
-    follow-up in the worker pool: neither is waited for by the answer."""
-    follow_up = getattr(exc, "after_release", None)
-    if not held:
-        if follow_up is not None:
-            spawn(lambda: hooks.refusal_follow_up(exc))
-        return
-
-    async def release_then_follow_up() -> None:
+async def _give_back(listing_id: int, public_id: str, held: bool, exc: BaseException, spawn: Spawn) -> None:
+    """Release the units held for a refused attempt (on the loop, awaited), then run the refusal's
+    follow-up in the worker pool without waiting for it."""
+    if held:
         try:
             client = get_async_client()
             assert client is not None  # the attempt was decided through it
@@ -240,12 +251,8 @@ def _give_back(listing_id: int, public_id: str, held: bool, exc: BaseException, 
                 raise reply
         except Exception:  # noqa: BLE001 - the reconciler frees an orphaned hold
             log.warning("gate release failed", extra={"listing": listing_id, "order": public_id}, exc_info=True)
-        if follow_up is not None:
-            spawn(lambda: hooks.refusal_follow_up(exc))
-
-    task = asyncio.get_running_loop().create_task(release_then_follow_up())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    if getattr(exc, "after_release", None) is not None:
+        spawn(lambda: hooks.refusal_follow_up(exc))
 
 
 async def settle() -> None:

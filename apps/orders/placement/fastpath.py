@@ -186,8 +186,10 @@ class OrderFastPath:
                 )
         return await loop.run_in_executor(self.pool, _handle, headers, body, base_url, received_at)
 
-    def _spawn(self, fn: Callable[[], None]) -> None:
-        asyncio.get_running_loop().run_in_executor(self.pool, _side_effect, fn).add_done_callback(_logged)
+    def _spawn(self, fn: Callable[[], None]) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().run_in_executor(self.pool, _side_effect, fn)
+        future.add_done_callback(_logged)
+        return future
 
     @staticmethod
     async def _send(send: Any, status: int, body: dict[str, Any], rid: str) -> None:

@@ -69,6 +69,7 @@ class Decided:
     public_id: str
     verdict: hooks.GuardVerdict | None
     first: gate.GateResult | None
+    info: ListingInfo | None = None  # the listing as the loop saw it (the thread does not look it up again)
 
 
 def order_place(
@@ -85,7 +86,8 @@ def order_place(
     IdempotencyConflict, Unavailable (503: nothing was placed, or it is not known yet — retry
     with the same key). Opens no database transaction when the gate says no. ``decided``: the
     guard's and the gate's answers the event loop already had for this attempt (``Decided``)."""
-    info = listing_for(req, merchant_id, listing_info(req.listing_id))
+    seen = decided.info if decided is not None and decided.info is not None else None
+    info = listing_for(req, merchant_id, seen or listing_info(req.listing_id))
     merchant_id = info.merchant_id
     fingerprint = req.fingerprint()
     public_id = (
