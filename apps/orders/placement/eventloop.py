@@ -21,10 +21,11 @@ attempts there, and judges the buyer's next attempt by them), a risk block gives
 back (``release.lua``, on the loop, awaited: a retry or the next buyer finds them) and then runs
 its ``refusal_follow_up`` in the worker pool, not waited for. If the merchant's rules leave process
 memory while Redis answers, or Redis fails after the reserve may have run, the thread takes over
-with the same hold id (``Decided``), so no hold is orphaned under a second id. Anything else goes on to a worker thread (``HandOff``): an accepted hold, a replay or
-a key seen before with what Redis said (``service.Decided``, so the thread asks Redis nothing
-twice and keeps its release-on-failure logic); a cache miss, a Redis error or a cluster (no
-``Decided``: the thread path from the start, which decides with the database when Redis is gone).
+with the same hold id (``Decided``), so no hold is orphaned under a second id. Anything else goes
+on to a worker thread (``HandOff``): an accepted hold, a replay or a key seen before with what
+Redis said (``service.Decided``, so the thread asks Redis nothing twice and keeps its
+release-on-failure logic); a cache miss or a cluster (no ``Decided``: the thread path from the
+start, which decides with the database when Redis is gone).
 """
 
 from __future__ import annotations
