@@ -187,6 +187,7 @@ NOT_ANSWERED = {
 _RAISED = [
     re.compile(r"""\bcode\s*=\s*["']([a-z_]+)["']"""),
     re.compile(r"""_error\(\s*\d+\s*,\s*["']([a-z_]+)["']"""),
+    re.compile(r"""\berror\(\s*\d+\s*,\s*["']([a-z_]+)["']"""),  # eventloop.error(...), the loop's answers
 ]
 
 
