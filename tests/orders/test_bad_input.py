@@ -18,7 +18,6 @@ from apps.core.phone import normalize_cn_mobile, normalize_phone
 from apps.core.redis import close_async_client
 from apps.inventory.models import Stock, StockMovement
 from apps.orders.models import Buyer, Order, Payment
-from apps.orders.placement import eventloop
 from apps.orders.placement.fastpath import OrderFastPath
 from apps.orders.services import payments
 
@@ -69,7 +68,6 @@ def _fast(
             start = await comm.receive_output(10)
             out = await comm.receive_output(10)
         finally:
-            await eventloop.settle()
             await close_async_client()
         return start["status"], out["body"], {k.decode().lower(): v.decode() for k, v in start["headers"]}
 

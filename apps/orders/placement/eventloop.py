@@ -109,9 +109,6 @@ def content_type(headers: dict[str, str]) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-_background: set[asyncio.Task[None]] = set()
-
-
 async def decide(headers: dict[str, str], body: bytes, received_at: datetime | None, spawn: Spawn) -> Answer | HandOff:
     """The answer given on the loop, or the hand-off to a worker thread (see the module docstring)."""
     translation.activate(api_language(headers.get("accept-language", "")))  # as ApiPolicyMiddleware
@@ -254,9 +251,3 @@ async def _give_back(listing_id: int, public_id: str, held: bool, exc: BaseExcep
             log.warning("gate release failed", extra={"listing": listing_id, "order": public_id}, exc_info=True)
     if getattr(exc, "after_release", None) is not None:
         spawn(lambda: hooks.refusal_follow_up(exc))
-
-
-async def settle() -> None:
-    """Wait for the background work refusals started on this loop (tests; a worker's shutdown)."""
-    while pending := [t for t in _background if t.get_loop() is asyncio.get_running_loop()]:
-        await asyncio.gather(*pending, return_exceptions=True)
