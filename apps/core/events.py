@@ -138,6 +138,7 @@ def flush(timeout: float = 5.0) -> bool:
 
 
 # --- coalescing ------------------------------------------------------------------------------------
+PUSH_THREAD_PREFIX = "lc-push:"
 _pending: set[str] = set()
 _pending_lock = threading.Lock()
 
@@ -169,5 +170,6 @@ def coalesced(key: str, delay_ms: int, push: Any, *args: Any) -> None:
         push(*args)
 
     timer = threading.Timer(delay_ms / 1000, fire)
+    timer.name = f"{PUSH_THREAD_PREFIX}{key}"  # told apart in a thread dump (and by tests)
     timer.daemon = True
     timer.start()
