@@ -12,11 +12,13 @@ with fewer than N addresses or a bad address where the client's should be falls 
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
 
 
+@lru_cache(maxsize=8192)  # a flash sale's buyers come from a few thousand carrier addresses
 def normal_ip(value: str) -> str | None:
     """``value`` as an IP address in its normal form, or None. An IPv4-mapped IPv6 address is
     the IPv4 address; a zone (``fe80::1%eth0``) is refused: a client's address has none."""

@@ -10,17 +10,18 @@ import hashlib
 import re
 import threading
 import weakref
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
+
+from .redis_wire import PipelinedRedis
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -90,15 +91,15 @@ def reset_clients() -> None:
         _clients.clear()
 
 
-ASYNC_POOL_SIZE = 128
-"""Connections of one event loop's ``redis.asyncio`` client."""
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, PipelinedRedis]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def get_async_client() -> Any | None:
-    """This event loop's ``redis.asyncio`` client for ``settings.REDIS_URL`` (hiredis parses the
-    replies when it is installed), made on first use and shared by the loop's requests; None when
-    there is none to make (no ``REDIS_URL``, or a cluster: the caller goes the sync way)."""
+def get_async_client() -> PipelinedRedis | None:
+    """This event loop's client for ``settings.REDIS_URL``: one pipelined connection shared by the
+    loop's requests (``apps.core.redis_wire``), made on first use; None when there is none to make
+    (no ``REDIS_URL``, or a cluster: the caller goes the sync way)."""
     url = settings.REDIS_URL
     if not url or settings.REDIS_CLUSTER:
         return None
@@ -108,17 +109,7 @@ def get_async_client() -> Any | None:
         per_loop = _async_clients[loop] = {}
     client = per_loop.get(url)
     if client is None:
-        # A waiting pool: a flood past its size queues for a connection instead of failing with
-        # "Too many connections".
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            max_connections=ASYNC_POOL_SIZE,
-            timeout=5,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        )
-        client = per_loop[url] = redis.asyncio.Redis(connection_pool=pool)
+        client = per_loop[url] = PipelinedRedis(url, connect_timeout=2, timeout=5)
     return client
 
 
@@ -152,7 +143,7 @@ class LuaScript:
     def source(self) -> str:
         return _script_source(str(self.path))
 
-    @property
+    @cached_property
     def sha(self) -> str:
         """The SHA1 Redis knows the script by (EVALSHA)."""
         return _script_sha(str(self.path))
@@ -213,34 +204,13 @@ def run_together(calls: list[ScriptCall], client: Any | None = None) -> list[Any
     return out
 
 
-async def run_together_async(calls: list[ScriptCall], client: Any) -> list[Any]:
-    """:func:`run_together` on an event loop, through a ``redis.asyncio`` client (standalone, not
-    a cluster: ``get_async_client``): the scripts by SHA in one pipelined round trip without
-    MULTI; a script Redis has forgotten is loaded and run again alone. Returns each call's reply
-    or the error it raised; a connection failure raises for all of them."""
+async def run_together_async(calls: list[ScriptCall], client: PipelinedRedis) -> list[Any]:
+    """:func:`run_together` on an event loop, through its pipelined client (``get_async_client``):
+    the scripts by SHA in one write; a script Redis has forgotten is loaded and run again. Returns
+    each call's reply or the error it raised; a connection failure raises for all of them."""
     for script, keys, _args in calls:
         script.check_keys(keys)
-    if len(calls) == 1:  # one command: no pipeline to build
-        script, keys, args = calls[0]
-        try:
-            replies = [await client.evalsha(script.sha, len(keys), *keys, *args)]
-        except redis.ResponseError as exc:
-            replies = [exc]
-    else:
-        pipe = client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        replies = await pipe.execute(raise_on_error=False)
-    out = []
-    for (script, keys, args), reply in zip(calls, replies, strict=True):
-        if isinstance(reply, NoScriptError):
-            try:
-                await client.script_load(script.source)
-                reply = await client.evalsha(script.sha, len(keys), *keys, *args)
-            except redis.RedisError as exc:
-                reply = exc
-        out.append(reply)
-    return out
+    return await client.run_scripts(calls)
 
 
 def is_redis_error(exc: BaseException) -> bool:

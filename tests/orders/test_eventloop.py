@@ -278,7 +278,7 @@ def test_an_accepted_hold_is_placed_in_a_thread_without_asking_redis_again(merch
 def test_scripts_redis_forgot_are_loaded_again():
     async def go() -> list:
         client = get_async_client()
-        await client.script_flush()
+        assert await client.execute([("SCRIPT", "FLUSH")]) == ["OK"]
         script, keys, args = gate.release_call(987_654, hold_id="nobody")
         try:
             return await run_together_async([(script, keys, args)], client)

@@ -11,8 +11,8 @@ blocked by the risk rules, bad input). Such an answer needs no database and no w
 2. the listing from the in-process listing cache only (``listing_info_local``) and, when the risk
    guard runs, the merchant's rules only if they are in process memory (``hooks.registry.guard_local``);
 3. the gate's reserve (and the guard's script with it, as ``service._guard_with_gate`` and the
-   sold-out hint decide) in one pipelined round trip through ``redis.asyncio``
-   (``apps.core.redis.run_together_async``).
+   sold-out hint decide) in one pipelined round trip through the loop's one Redis connection
+   (``apps.core.redis.run_together_async``, ``apps.core.redis_wire``).
 
 A refusal is answered with the body the thread path would give (the same exceptions, rendered the
 same way), and what a refusal does besides the answer still happens, in the thread path's order:
@@ -34,7 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -165,7 +165,7 @@ def _parse(
     principal = check_request(headers, local_token)
     if not isinstance(principal, TokenPrincipal):
         return principal
-    req = replace(parse_order_request(parse_order_body(body)), received_at=received_at)
+    req = parse_order_request(parse_order_body(body), received_at)
     return Parsed(principal, req, parse_idempotency_key(headers.get("idempotency-key")))
 
 

@@ -4,7 +4,6 @@ every input identically (``tests/orders/test_order_entry_parity.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ def order_create_response(
     """Place an order and render the API answer (status, body). Raises ApplicationError for
     refusals (the caller renders them). ``received_at``: when the request reached the server
     (``apps.core.arrival``), kept among the order's risk signals."""
-    req = replace(parse_order_request(data), received_at=received_at)
+    req = parse_order_request(data, received_at)
     key = parse_idempotency_key(idempotency_key)
     return order_parsed_response(merchant_id=merchant_id, token_id=token_id, req=req, key=key, base_url=base_url)
 

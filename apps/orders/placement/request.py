@@ -259,11 +259,12 @@ def _text(obj: dict, key: str, errors: dict, *, required: bool, max_len: int, pa
         errors[f"{path}{key}"] = "Printable ASCII characters only, no spaces."
     elif kind == "printable" and not value.isprintable():
         errors[f"{path}{key}"] = "Control characters are not allowed."
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800") that JSON let through
-        errors[f"{path}{key}"] = "Not valid text (lone surrogate)."
-        return ""
+    if not value.isascii():  # ASCII holds no surrogate
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800") that JSON let through
+            errors[f"{path}{key}"] = "Not valid text (lone surrogate)."
+            return ""
     return value
 
 
@@ -355,8 +356,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_order_request(data: Any) -> OrderRequest:
-    """Validate ``data`` by ``ORDER_INPUT``; raises ``InvalidOrder`` (400 ``invalid``) naming every
+def parse_order_request(data: Any, received_at: datetime | None = None) -> OrderRequest:
+    """Validate ``data`` by ``ORDER_INPUT`` (``received_at``: when the request arrived); raises
+    ``InvalidOrder`` (400 ``invalid``) naming every
     bad field in ``extra.fields``."""
     if not isinstance(data, dict):
         raise InvalidOrder("the body must be a JSON object", extra={"fields": {}})
@@ -402,6 +404,7 @@ def parse_order_request(data: Any) -> OrderRequest:
         if client
         else NO_CLIENT,
         buyer_registered_at=buyer["registered_at"],
+        received_at=received_at,
     )
 
 
