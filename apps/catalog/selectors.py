@@ -10,6 +10,8 @@ from django.core.cache import cache
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from apps.core.refresh_ahead import RefreshAhead, Spawn
+
 from .models import SKU, Listing, LiveSession, Product, with_pool_figures
 
 
@@ -70,7 +72,9 @@ def _info_key(listing_id: int) -> str:
 # informational fields may lag a change by LOCAL_TTL in other processes — the order transaction
 # reads price, limit and payment window from the row itself.
 LOCAL_TTL = 5.0
+REFRESH_AHEAD = 0.4
 _local: dict[int, tuple[float, ListingInfo]] = {}
+_ahead = RefreshAhead(REFRESH_AHEAD)
 
 
 def listing_info(listing_id: int) -> ListingInfo | None:
@@ -85,13 +89,27 @@ def listing_info(listing_id: int) -> ListingInfo | None:
     return info
 
 
-def listing_info_local(listing_id: int) -> ListingInfo | None:
+def listing_info_local(listing_id: int, refresh: Spawn | None = None) -> ListingInfo | None:
     """``listing_info`` from process memory only (a fresh entry), else None: no shared cache, no
-    database (the event loop's read; a miss is ``listing_info``'s to fill)."""
+    database (the event loop's read; a miss is ``listing_info``'s to fill). ``refresh``: runs a
+    callable in the background; given, a hit in the entry's last ``REFRESH_AHEAD`` of its time
+    has it read again there, so a listing on air never leaves process memory."""
     hit_local = _local.get(listing_id)
-    if hit_local is not None and hit_local[0] > time.monotonic():
-        return hit_local[1]
-    return None
+    if hit_local is None:
+        return None
+    left = hit_local[0] - time.monotonic()
+    if left <= 0:
+        return None
+    _ahead.hit(listing_id, left, LOCAL_TTL, refresh, lambda: _listing_info_refresh(listing_id))
+    return hit_local[1]
+
+
+def _listing_info_refresh(listing_id: int) -> None:
+    info = _listing_info_shared(listing_id)
+    if info is None:
+        _local.pop(listing_id, None)
+    else:
+        _local[listing_id] = (time.monotonic() + LOCAL_TTL, info)
 
 
 def _listing_info_shared(listing_id: int) -> ListingInfo | None:

@@ -2,8 +2,10 @@
 
 ``publish`` hands a message to one background thread per process, so a request never waits on a
 group send. The thread sends whatever is queued as one batch (one Redis pipeline with the
-pub/sub layer), in order. ``flush`` waits until everything queued so far was sent (tests,
-shutdown).
+pub/sub layer), in order. ``run_script_soon`` hands it a Lua script call the same way (the
+platform stock sync's mark of each order): the calls queued meanwhile go to Redis in one round
+trip, the same call queued twice runs once. ``flush`` waits until everything queued so far was
+sent (tests, shutdown, a stock drain).
 """
 
 from __future__ import annotations
@@ -12,19 +14,31 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from django.conf import settings
 
-from .redis import get_client
+from .redis import LuaScript, get_client, run_together
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Script:
+    """A script call for the publisher thread, and what to do with its reply there."""
+
+    script: LuaScript
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+    then: Callable[[Any], None] | None
+
+
 class _Publisher:
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | threading.Event] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | threading.Event | _Script] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -45,11 +59,19 @@ class _Publisher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            scripts = [item for item in batch if isinstance(item, _Script)]
+            if scripts:
+                _run_scripts(scripts)
+                batch = [item for item in batch if not isinstance(item, _Script)]
             send(batch)
 
     def publish(self, group: str, message: dict[str, Any]) -> None:
         self._ensure()
         self._queue.put((group, message))
+
+    def run_script(self, call: _Script) -> None:
+        self._ensure()
+        self._queue.put(call)
 
     def flush(self, timeout: float = 5.0) -> bool:
         self._ensure()
@@ -59,6 +81,26 @@ class _Publisher:
 
 
 Batch = list[tuple[str, dict[str, Any]] | threading.Event]
+
+
+def _run_scripts(calls: list[_Script]) -> None:
+    """The script calls of one batch in one round trip (each distinct call once), then each
+    reply to its ``then``; a failure is logged (their callers' sweeps repair what is lost)."""
+    unique = list(dict.fromkeys(calls))  # frozen dataclasses: equal calls are one
+    try:
+        replies = run_together([(c.script, list(c.keys), list(c.args)) for c in unique], get_client())
+    except Exception:  # noqa: BLE001 - Redis may vanish: the callers' sweeps catch up
+        log.warning("deferred redis scripts failed", extra={"calls": len(unique)}, exc_info=True)
+        return
+    for call, reply in zip(unique, replies, strict=True):
+        if isinstance(reply, BaseException):
+            log.warning("a deferred redis script failed: %s", reply, extra={"script": call.script.path.name})
+            continue
+        if call.then is not None:
+            try:
+                call.then(reply)
+            except Exception:  # noqa: BLE001 - one caller's follow-up, not the batch
+                log.warning("a deferred redis script's follow-up failed", exc_info=True)
 
 
 def _sender() -> Any:
@@ -131,6 +173,15 @@ _publisher = _Publisher()
 def publish(group: str, payload: dict[str, Any]) -> None:
     """Send ``payload`` (JSON-safe, with ``type`` and ``version``) to every member of ``group``."""
     _publisher.publish(group, {"type": "broadcast", "payload": payload})
+
+
+def run_script_soon(
+    script: LuaScript, keys: list[str], args: list[Any], then: Callable[[Any], None] | None = None
+) -> None:
+    """Run ``script`` in the publisher thread, in one round trip with the other calls queued
+    meanwhile; ``then(reply)`` runs there after it (never raises; a failure is logged). For
+    effects a later sweep repairs if this process dies first: nothing waits for it."""
+    _publisher.run_script(_Script(script, tuple(keys), tuple(args), then))
 
 
 def flush(timeout: float = 5.0) -> bool:

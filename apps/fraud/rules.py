@@ -32,11 +32,15 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from apps.core.refresh_ahead import RefreshAhead, Spawn
+
 from .catalogue import CATALOGUE, RuleSpec
 from .models import RiskPolicy, RiskRule, RuleMode
 
 YOUNG_DAYS = 180
 LOCAL_TTL = 5.0
+REFRESH_AHEAD = 0.5  # above the event loop's margin (RULES_MARGIN_S): refreshed before it stops judging
+_ahead = RefreshAhead(REFRESH_AHEAD)
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,23 @@ def merchant_rules(merchant_id: int) -> MerchantRules:
     return rules
 
 
-def rules_cached(merchant_id: int, for_seconds: float = 0.0) -> bool:
+def rules_cached(merchant_id: int, for_seconds: float = 0.0, refresh: Spawn | None = None) -> bool:
     """Whether ``merchant_rules`` answers from process memory, with no shared cache or database,
-    for at least ``for_seconds`` more (the event loop judges an attempt only then)."""
+    for at least ``for_seconds`` more (the event loop judges an attempt only then). ``refresh``:
+    runs a callable in the background; given, a hit in the entry's last ``REFRESH_AHEAD`` of its
+    time has the rules read again there, so a merchant on air keeps them in memory."""
     hit = _cache.get(merchant_id)
-    return hit is not None and hit[0] > time.monotonic() + for_seconds
+    if hit is None:
+        return False
+    left = hit[0] - time.monotonic()
+    _ahead.hit(merchant_id, left, LOCAL_TTL, refresh, lambda: _refresh(merchant_id))
+    return left > for_seconds
+
+
+def _refresh(merchant_id: int) -> None:
+    rules = _shared(merchant_id)
+    with _lock:
+        _cache[merchant_id] = (time.monotonic() + LOCAL_TTL, rules)
 
 
 def _shared(merchant_id: int) -> MerchantRules:

@@ -21,6 +21,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from apps.core.refresh_ahead import RefreshAhead
+
 from . import roles
 from .models import ApiToken, Merchant
 from .tokens import LOCAL_MAX, hash_token, local_tokens, local_tokens_lock, token_cache_key
@@ -74,7 +76,7 @@ def refresh_token(raw: str) -> TokenPrincipal | None:
 
 REFRESH_AHEAD = 0.25
 """Share of ``TOKEN_LOCAL_CACHE_SECONDS`` before its end in which a hit also refreshes the entry."""
-_refreshing: set[str] = set()
+_ahead = RefreshAhead(REFRESH_AHEAD)
 
 
 def resolve_token_local(
@@ -92,16 +94,7 @@ def resolve_token_local(
     if hit_local is None or hit_local[0] <= now:
         return None
     ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
-    if refresh is not None and hit_local[0] - now < ttl * REFRESH_AHEAD and key_hash not in _refreshing:
-        _refreshing.add(key_hash)
-
-        def again() -> None:
-            try:
-                refresh_token(raw)
-            finally:
-                _refreshing.discard(key_hash)
-
-        refresh(again)
+    _ahead.hit(key_hash, hit_local[0] - now, ttl, refresh, lambda: refresh_token(raw))
     return hit_local[1]
 
 

@@ -90,7 +90,7 @@ class GuardVerdict:
 @dataclass
 class _Registry:
     guard: PlacementGuard | None = None
-    guard_local: Callable[[int, float], bool] | None = None
+    guard_local: Callable[..., bool] | None = None
     closed: Callable[..., None] | None = None
     risk_of: Callable[[Any], dict[str, Any] | None] | None = None
     platform_of: Callable[[Any], dict[str, Any] | None] | None = None
@@ -114,10 +114,11 @@ registry = _Registry()
   trip with the gate's reserve, then its ``judge`` raises an ``ApplicationError`` to refuse the
   order (the units the gate held are given back, then the refusal's ``after_release``, if it
   has one, runs: ``refusal_follow_up``; orders writes nothing), else returns a ``GuardVerdict``.
-- ``guard_local(merchant_id, for_seconds)``: whether the guard's ``judge`` for this merchant's
-  attempts needs nothing but process memory (no shared cache, no database) for at least
-  ``for_seconds`` more; the event loop (``placement.eventloop``) runs the guard only then, and
-  hands the attempt to a worker thread otherwise (None: always).
+- ``guard_local(merchant_id, for_seconds, refresh=None)``: whether the guard's ``judge`` for this
+  merchant's attempts needs nothing but process memory (no shared cache, no database) for at
+  least ``for_seconds`` more; the event loop (``placement.eventloop``) runs the guard only then,
+  and hands the attempt to a worker thread otherwise (None: always). ``refresh`` runs a callable
+  in the background: given, what judging needs is read again there before it leaves memory.
 - ``closed(info=, req=, public_id=)``: told when the gate refused an attempt because the listing was not
   open (409 ``listing_closed``); must not raise.
 - ``risk_of(order)``: the order's ``risk`` for reads (``{score, decision, reasons}``), or None

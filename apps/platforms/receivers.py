@@ -1,6 +1,7 @@
 """How the platform sync hears of changes elsewhere (connected in ``PlatformsConfig.ready``).
 Each receiver runs after commit (or defers itself to it) and costs one Redis call when the
-merchant sells on a platform, nothing more; none raises."""
+merchant sells on a platform, nothing more; none raises. An order's change costs its thread none:
+its mark is batched in the publisher thread (``stock_sync.mark_soon``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def on_order_changed(
     refunded); a shipment of a platform's order is pushed to that platform."""
     if created or from_status != order.status:
         member = f"l:{order.listing_id}" if order.listing_id else f"o:{order.pk}"
-        stock_sync.mark(member, merchant_id=order.merchant_id)
+        stock_sync.mark_soon(member, merchant_id=order.merchant_id)
     if order.status == OrderStatus.SHIPPED and from_status != order.status:
         ship_sync.ship_requested(order)
 

@@ -22,6 +22,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core import events
 from apps.core.redis import get_client
 
 from .models import PlatformSkuLink
@@ -75,7 +76,9 @@ def _push_in_thread(shop_id: int, link_ids: list[int]) -> int:
 
 def stock_drain(seconds: float | None = None) -> int:
     """Drain marks into pushes until idle or ``seconds`` (``PLATFORM_SYNC["drain_seconds"]``)
-    have passed. Returns the calls that succeeded."""
+    have passed. Returns the calls that succeeded. The marks this process queued land first
+    (``stock_sync.mark_soon``: a drain run in the process that took the orders sees them)."""
+    events.flush()
     client = get_client()
     budget = conf("drain_seconds", 20.0) if seconds is None else seconds
     tick, linger, lease_ms = conf("tick", 0.25), conf("linger", 5.0), int(conf("lease_ms", 10_000))

@@ -44,12 +44,13 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from apps.catalog.models import SKU, Listing
+from apps.core import events
 from apps.core.redis import LuaScript, get_client
 from apps.inventory.models import Stock
 from apps.orders.models import OrderLine
@@ -88,6 +89,26 @@ def mark(member: str, *, merchant_id: int | None) -> None:
         return
     if result == 1:
         queue_drain()
+
+
+def mark_soon(member: str, *, merchant_id: int | None) -> None:
+    """``mark`` without waiting for it (the order path: after commit, every order): the publisher
+    thread marks, with the other marks queued meanwhile in one round trip, each member once. A
+    mark lost with the process is the minute sweep's to repair, as a failed one is."""
+    events.run_script_soon(
+        _mark_script,
+        [KEY_MERCHANTS, KEY_DIRTY, KEY_LEASE],
+        ["" if merchant_id is None else str(merchant_id), member, int(conf("lease_ms", 10_000))],
+        then=_marked,
+    )
+
+
+def _marked(result: Any) -> None:
+    if result == 1:
+        try:
+            queue_drain()
+        finally:
+            connection.close()  # the publisher thread holds no connection between batches
 
 
 def mark_on_commit(member: str, *, merchant_id: int | None) -> None:

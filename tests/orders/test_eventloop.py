@@ -177,6 +177,26 @@ def test_a_busy_token_is_refreshed_in_the_background_and_a_revoked_one_then_drop
     assert _fast(token, body, event_loop=True)[0] == 401
 
 
+def test_a_listing_and_rules_near_their_end_are_read_again_in_the_background(merchant, token):
+    """A listing on air and its merchant's rules never leave process memory: a hit in the last
+    part of their time is answered on the loop and has them read again in the pool, so the loop
+    never hands a flood to the threads when their few seconds run out."""
+    from apps.catalog import selectors
+
+    listing = make_listing(merchant, quota=5, limit=1)
+    over = _raw({**order_body(listing.pk, buyer="w"), "quantity": 2})
+    assert _fast(token, over, event_loop=False)[0] == 409  # in memory: the token, listing, rules
+    now = time.monotonic()
+    selectors._local[listing.pk] = (now + 1.0, selectors._local[listing.pk][1])
+    rules._cache[merchant.pk] = (now + 1.5, rules._cache[merchant.pk][1])  # the loop still judges
+    hops: list[str] = []
+    got = _fast(token, _raw({**order_body(listing.pk, buyer="x"), "quantity": 2}), event_loop=True, hops=hops)
+    assert got[0] == 409 and got[1]["code"] == "over_buyer_limit", got
+    assert hops == ["_side_effect", "_side_effect"]  # answered on the loop; both read again in the pool
+    later = time.monotonic() + selectors.LOCAL_TTL - 1.0
+    assert selectors._local[listing.pk][0] > later and rules._cache[merchant.pk][0] > later
+
+
 async def _post(app: OrderFastPath, token: str, body: bytes, key: str | None = None) -> int:
     return (await _post_full(app, token, body, key))[0]
 
@@ -319,7 +339,7 @@ def test_rules_that_leave_memory_during_the_round_trip_are_judged_by_the_thread(
     _fast(token, _raw(order_body(listing.pk, buyer="warm")), event_loop=False)
     looks: list[bool] = []
 
-    def fading(merchant_id: int, for_seconds: float) -> bool:
+    def fading(merchant_id: int, for_seconds: float, refresh: Any = None) -> bool:
         looks.append(bool(looks))  # in memory at the first look, gone at the second
         return not looks[-1]
 

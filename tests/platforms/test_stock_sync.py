@@ -207,9 +207,13 @@ def test_an_allocated_channel_pushes_what_its_allocation_has_left(
     settle(platforms, sku, expected={"douyin": 4, "taobao": 13, "kuaishou": 47})
 
 
-def test_the_order_path_costs_one_redis_call_and_nothing_without_a_shop(
-    merchant: Any, other_merchant: Any, django_assert_num_queries: Any, settings: Any
+def test_the_order_path_marks_off_its_thread_batched_and_nothing_without_a_shop(
+    merchant: Any, other_merchant: Any, django_assert_num_queries: Any, settings: Any, monkeypatch: Any
 ) -> None:
+    """An order's change costs its thread no Redis call and no query: the publisher thread marks,
+    every mark queued meanwhile in one round trip, each member once."""
+    from apps.core import events
+
     settings.PLATFORM_SYNC = dict(FAST)
     listing = make_listing(other_merchant, quota=5)
     order = place(listing, "x1")
@@ -217,12 +221,35 @@ def test_the_order_path_costs_one_redis_call_and_nothing_without_a_shop(
     get_client().delete(KEY_DIRTY)
     with django_assert_num_queries(0):
         receivers.on_order_changed(order=order, from_status=None, created=True)
+    assert events.flush()
     assert not get_client().smembers(KEY_DIRTY)  # a merchant with no shop: nothing marked
     stock_sync.merchant_has_shop(other_merchant.pk)
     get_client().set(KEY_LEASE, "1", px=5000)  # a drain runs: the mark only adds
+    trips: list[tuple[str, int]] = []
+    real = events.run_together
+
+    def counted(calls, client=None):  # type: ignore[no-untyped-def]
+        trips.append((threading.current_thread().name, len(calls)))
+        return real(calls, client)
+
+    monkeypatch.setattr(events, "run_together", counted)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(_reply: Any) -> None:  # keeps the publisher thread busy while the marks queue up
+        busy.set()
+        release.wait(5)
+
+    nobody = [stock_sync.KEY_MERCHANTS, KEY_DIRTY, KEY_LEASE]
+    events.run_script_soon(stock_sync._mark_script, nobody, ["999999999", "probe", 1000], then=hold)  # noqa: SLF001
+    assert busy.wait(5)
     with django_assert_num_queries(0):
-        receivers.on_order_changed(order=order, from_status=None, created=True)
+        for _ in range(20):
+            receivers.on_order_changed(order=order, from_status=None, created=True)
+    release.set()
+    assert events.flush()
     assert get_client().smembers(KEY_DIRTY) == {f"l:{listing.pk}"}
+    # the probe's trip, then twenty marks of one member in one trip, as one call
+    assert trips == [("lc-publisher", 1), ("lc-publisher", 1)], trips
 
 
 def test_the_sweep_repairs_a_lost_mark(platforms: Platforms, merchant: Any) -> None:

@@ -116,7 +116,7 @@ async def decide(headers: dict[str, str], body: bytes, received_at: datetime | N
         parsed = _parse(headers, body, received_at, spawn)
         if not isinstance(parsed, Parsed):
             return parsed
-        info = listing_info_local(parsed.req.listing_id)
+        info = listing_info_local(parsed.req.listing_id, spawn)
         if info is None:
             return HandOff(parsed)
         listing_for(parsed.req, parsed.principal.merchant_id, info)
@@ -179,7 +179,7 @@ async def _ask_redis(parsed: Parsed, info: ListingInfo, spawn: Spawn) -> Answer 
     guard = hooks.registry.guard
     with_guard = guard is not None and not sold_out_lately(info.id)
     local = hooks.registry.guard_local
-    if with_guard and (local is None or not local(info.merchant_id, RULES_MARGIN_S)):
+    if with_guard and (local is None or not local(info.merchant_id, RULES_MARGIN_S, spawn)):
         return HandOff(parsed)  # judging would read the shared cache or the database
     public_id = new_public_id(merchant_id=info.merchant_id, idempotency_key=key)
     reserve = gate.reserve_call(

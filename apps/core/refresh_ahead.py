@@ -1,0 +1,32 @@
+"""Refresh-ahead for the process-memory caches the event loop reads (tokens, listings, risk
+rules): a hit in the last part of its entry's life has the entry refreshed in the background,
+once at a time per key, so a busy key never goes stale and no request waits for the shared cache
+or the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+Spawn = Callable[[Callable[[], None]], object]
+"""Runs a callable in the background (the order fast path's worker pool)."""
+
+
+class RefreshAhead:
+    def __init__(self, share: float) -> None:
+        self.share = share  # the part of an entry's life in which a hit refreshes it
+        self._busy: set[Hashable] = set()
+
+    def hit(self, key: Hashable, left: float, ttl: float, spawn: Spawn | None, refresh: Callable[[], object]) -> None:
+        """A hit on ``key`` with ``left`` seconds of its ``ttl``: given ``spawn``, in the last
+        ``share`` of its life, ``refresh`` runs through it, unless one for ``key`` already does."""
+        if spawn is None or left >= ttl * self.share or key in self._busy:
+            return
+        self._busy.add(key)
+
+        def again() -> None:
+            try:
+                refresh()
+            finally:
+                self._busy.discard(key)
+
+        spawn(again)
