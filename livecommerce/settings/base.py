@@ -137,8 +137,10 @@ TEMPLATES = [
     }
 ]
 
-_threads_holding_connections = int(os.environ.get("ORDER_FASTPATH_THREADS", "16")) + int(
-    os.environ.get("ORDER_BATCHERS", "4")
+_threads_holding_connections = (
+    int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
+    + int(os.environ.get("ORDER_BATCHERS", "4"))
+    + int(os.environ.get("ORDER_SIDE_EFFECT_THREADS", "2"))
 )
 
 
@@ -407,6 +409,12 @@ ORDER_FASTPATH_THREADS = int(os.environ.get("ORDER_FASTPATH_THREADS", "16"))
 # loop with no worker thread and no database (``apps/orders/placement/eventloop.py``); off: every
 # order request goes to a worker thread.
 ORDER_EVENT_LOOP = env_bool("ORDER_EVENT_LOOP", True)
+# What those refusals do besides the answer (a risk block's record, a closed listing's count, a
+# cache read again before it goes stale) runs in a pool of its own, so a bot flood's writes never
+# queue ahead of accepted orders; past ORDER_SIDE_EFFECT_BACKLOG waiting, new ones are dropped
+# (logged): the answers stand, a blocked attempt goes unrecorded.
+ORDER_SIDE_EFFECT_THREADS = int(os.environ.get("ORDER_SIDE_EFFECT_THREADS", "2"))
+ORDER_SIDE_EFFECT_BACKLOG = int(os.environ.get("ORDER_SIDE_EFFECT_BACKLOG", "10000"))
 # PostgreSQL: orders waiting at the same moment are placed together, one call and one commit per
 # batch (``apps/orders/placement/batcher.py``); at most this many per batch.
 ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"

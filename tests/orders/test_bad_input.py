@@ -38,7 +38,7 @@ def _fast(
     """POST through the ASGI fast path: its event loop first (``event_loop``: the setting's
     default; False: straight to a worker thread). ``hops`` collects what the worker pool was
     given to run (``_handle``, ``_handle_parsed``: the answer; ``_side_effect``: a refusal's
-    follow-up); the refusal's background work has finished when this returns."""
+    follow-up, in the side pool); the refusal's background work has finished when this returns."""
     hdrs = {"Authorization": f"Token {token}", "Content-Type": "application/json", **(headers or {})}
     app = OrderFastPath(_passthrough, threads=1, event_loop=event_loop)
     submit = app.pool.submit
@@ -49,6 +49,14 @@ def _fast(
         return submit(fn, *args, **kwargs)
 
     app.pool.submit = counted  # type: ignore[method-assign]
+    side_submit = app.side_pool.submit
+
+    def side_counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if hops is not None:
+            hops.append(fn.__name__)
+        return side_submit(fn, *args, **kwargs)
+
+    app.side_pool.submit = side_counted  # type: ignore[method-assign]
 
     async def go():  # type: ignore[no-untyped-def]
         from asgiref.testing import ApplicationCommunicator
@@ -75,6 +83,7 @@ def _fast(
         status, raw, out_headers = async_to_sync(go)()
     finally:
         app.pool.shutdown(wait=True)
+        app.side_pool.shutdown(wait=True)
     return status, json.loads(raw), out_headers
 
 

@@ -130,6 +130,7 @@ def test_a_closed_listings_attempt_is_counted_before_the_answer(merchant, token,
 
     assert async_to_sync(go)() == 409
     app.pool.shutdown(wait=True)
+    app.side_pool.shutdown(wait=True)
     assert len(told) == 1
 
 
@@ -197,6 +198,37 @@ def test_a_listing_and_rules_near_their_end_are_read_again_in_the_background(mer
     assert selectors._local[listing.pk][0] > later and rules._cache[merchant.pk][0] > later
 
 
+def test_refusal_side_effects_have_their_own_threads_and_a_bounded_backlog(settings):
+    """A bot flood's side effects (risk blocks' records) never take the threads accepted orders
+    need, and never queue without bound: past the backlog they are dropped, the answers stand."""
+    settings.ORDER_SIDE_EFFECT_BACKLOG = 3
+    app = OrderFastPath(_passthrough, threads=1, event_loop=True)
+    release, ran, threads = threading.Event(), [], []
+
+    def slow() -> None:
+        threads.append(threading.current_thread().name)
+        release.wait(5)
+        ran.append(1)
+
+    async def go() -> tuple[list[bool], bool]:
+        futures = [app._spawn(slow) for _ in range(5)]  # noqa: SLF001
+        done_at_once = [f.done() for f in futures]
+        # meanwhile the order pool is free: an accepted order's thread is not queued behind them
+        free = await asyncio.get_running_loop().run_in_executor(app.pool, lambda: True)
+        release.set()
+        await asyncio.gather(*futures)
+        return done_at_once, free
+
+    try:
+        done_at_once, free = async_to_sync(go)()
+    finally:
+        app.pool.shutdown(wait=True)
+        app.side_pool.shutdown(wait=True)
+    assert done_at_once == [False, False, False, True, True]  # the last two dropped, answered at once
+    assert free and len(ran) == 3 and app.side_dropped == 2 and app.side_backlog == 0
+    assert all(name.startswith("orders-side") for name in threads), threads
+
+
 async def _post(app: OrderFastPath, token: str, body: bytes, key: str | None = None) -> int:
     return (await _post_full(app, token, body, key))[0]
 
@@ -253,6 +285,7 @@ def test_a_sold_out_flood_answers_as_before_and_survives_a_redis_outage_mid_floo
         first, second = async_to_sync(flood)()
     finally:
         app.pool.shutdown(wait=True)
+        app.side_pool.shutdown(wait=True)
         settings.REDIS_URL = live
         reset_clients()
     assert all(answer == (409, before[1]) for answer in first), first[:3]

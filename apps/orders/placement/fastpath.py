@@ -126,6 +126,12 @@ class OrderFastPath:
         self.pool = ThreadPoolExecutor(
             max_workers=threads or settings.ORDER_FASTPATH_THREADS, thread_name_prefix="orders"
         )
+        # Refusals' side effects: their own threads, a bounded backlog (settings.ORDER_SIDE_EFFECT_*).
+        self.side_pool = ThreadPoolExecutor(
+            max_workers=settings.ORDER_SIDE_EFFECT_THREADS, thread_name_prefix="orders-side"
+        )
+        self.side_backlog = 0
+        self.side_dropped = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != PATH:
@@ -187,9 +193,27 @@ class OrderFastPath:
         return await loop.run_in_executor(self.pool, _handle, headers, body, base_url, received_at)
 
     def _spawn(self, fn: Callable[[], None]) -> asyncio.Future[None]:
-        future = asyncio.get_running_loop().run_in_executor(self.pool, _side_effect, fn)
-        future.add_done_callback(_logged)
+        """Run a refusal's side effect in the side pool (``eventloop.Spawn``); past the backlog
+        it is dropped (logged) and the returned future is already done."""
+        loop = asyncio.get_running_loop()
+        if self.side_backlog >= settings.ORDER_SIDE_EFFECT_BACKLOG:
+            self.side_dropped += 1
+            if self.side_dropped % 1000 == 1:
+                log.warning(
+                    "order refusal side effects dropped: the backlog is full",
+                    extra={"backlog": self.side_backlog, "dropped": self.side_dropped},
+                )
+            done: asyncio.Future[None] = loop.create_future()
+            done.set_result(None)
+            return done
+        self.side_backlog += 1
+        future = loop.run_in_executor(self.side_pool, _side_effect, fn)
+        future.add_done_callback(self._side_done)
         return future
+
+    def _side_done(self, future: asyncio.Future[None]) -> None:
+        self.side_backlog -= 1  # on the loop's thread, as the increment
+        _logged(future)
 
     @staticmethod
     async def _send(send: Any, status: int, body: dict[str, Any], rid: str) -> None:
