@@ -104,3 +104,30 @@ async def test_bad_host_is_400():
         OrderFastPath(_passthrough, threads=1), "POST", "/api/v1/orders", b"{}", {"Host": "evil.example"}
     )
     assert status == 400 and json.loads(raw)["code"] == "bad_host"
+
+
+def test_headers_are_read_as_djangos_asgi_handler_reads_them():
+    """A repeated header is joined by "," and a name with "_" is dropped, as Django does: the
+    fast path and the DRF view see the same Authorization, Idempotency-Key, Accept-Language."""
+    import io
+
+    from django.core.handlers.asgi import ASGIRequest
+
+    from apps.orders.placement.fastpath import request_headers
+
+    raw = [
+        (b"host", b"testserver"),
+        (b"Idempotency-Key", b"k-1"),
+        (b"idempotency-key", b"k-2"),
+        (b"idempotency_key", b"sneaky"),
+        (b"accept-language", b"zh-hans"),
+        (b"Accept-Language", b"en;q=0.5"),
+        (b"authorization", b"Token abc"),
+        (b"x_request_id", b"not-this-one"),
+    ]
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/orders", "headers": raw, "query_string": b""}
+    django = ASGIRequest(scope, io.BytesIO(b""))
+    ours = request_headers(scope)
+    for name in ("idempotency-key", "accept-language", "authorization", "host", "x-request-id"):
+        assert ours.get(name) == django.headers.get(name), name
+    assert ours["idempotency-key"] == "k-1,k-2" and "x-request-id" not in ours

@@ -117,6 +117,20 @@ def _logged(future: Any) -> None:
         log.error("an order refusal's side effect failed", exc_info=exc)
 
 
+def request_headers(scope: dict) -> dict[str, str]:
+    """The request's headers by lower-case name, as Django's ASGI handler reads them: a name with
+    "_" is dropped (it would pass for a "-" one), and a repeated header's values are joined by ",".
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        if "_" in name:
+            continue
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
 class OrderFastPath:
     """ASGI middleware: serve ``POST /api/v1/orders`` directly, pass everything else on."""
 
@@ -136,7 +150,7 @@ class OrderFastPath:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != PATH:
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = request_headers(scope)
         scheme = scope.get("scheme", "http")
         proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
         if proxy_header and headers.get(proxy_header[0][5:].lower().replace("_", "-")) == proxy_header[1]:
