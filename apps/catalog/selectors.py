@@ -105,7 +105,10 @@ def listing_info_local(listing_id: int, refresh: Spawn | None = None) -> Listing
 
 
 def _listing_info_refresh(listing_id: int) -> None:
+    stamp = _ahead.stamp(listing_id)
     info = _listing_info_shared(listing_id)
+    if _ahead.stamp(listing_id) != stamp:  # forgotten meanwhile: keep nothing read before it
+        return
     if info is None:
         _local.pop(listing_id, None)
     else:
@@ -157,6 +160,7 @@ def _listing_info_shared(listing_id: int) -> ListingInfo | None:
 
 
 def listing_info_forget(listing_id: int) -> None:
+    _ahead.forget(listing_id)
     _local.pop(listing_id, None)
     try:
         cache.delete(_info_key(listing_id))

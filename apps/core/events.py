@@ -11,6 +11,7 @@ sent (tests, shutdown, a stock drain).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import queue
 import threading
@@ -41,6 +42,7 @@ class _Publisher:
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | threading.Event | _Script] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._at_exit = False
 
     def _ensure(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -48,6 +50,9 @@ class _Publisher:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="lc-publisher", daemon=True)
                     self._thread.start()
+                    if not self._at_exit:  # what is queued (stock marks too) leaves before the process
+                        atexit.register(self.flush, 2.0)
+                        self._at_exit = True
 
     def _run(self) -> None:
         send = _sender()
@@ -74,13 +79,15 @@ class _Publisher:
         self._queue.put(call)
 
     def flush(self, timeout: float = 5.0) -> bool:
+        if threading.current_thread() is self._thread:  # asked from a follow-up: it would wait on itself
+            return False
         self._ensure()
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
 
 
-Batch = list[tuple[str, dict[str, Any]] | threading.Event]
+Batch = list[tuple[str, dict[str, Any]] | threading.Event]  # what _sender sends (scripts run before)
 
 
 def _run_scripts(calls: list[_Script]) -> None:

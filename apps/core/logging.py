@@ -11,10 +11,10 @@ point use it before Django is set up.
 from __future__ import annotations
 
 import contextvars
-import itertools
 import json
 import logging
 import os
+import random
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,22 +32,21 @@ def request_id_from(incoming: str | None) -> str:
     The one rule for Django's middleware and the ASGI order fast path."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return f"{_id_prefix}{next(_id_counter):016x}"
+    return f"{_ids.getrandbits(128):032x}"
 
 
-# A new id: 16 random hex digits drawn once per process (again in a forked worker), then a
-# counter: 32 hex digits as a uuid4's, unique without a system call per request.
-_id_prefix = ""
-_id_counter = itertools.count()
+# A new id: 128 random bits, as a uuid4's, from a generator seeded by the OS once per process
+# (again in a forked worker): no system call per request, and opaque (a counter would tell any
+# client how busy a worker is). Not a secret: request ids are for finding log lines.
+_ids = random.Random()
 
 
-def _new_id_prefix() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix, _id_counter = os.urandom(8).hex(), itertools.count()
+def _reseed() -> None:
+    _ids.seed(os.urandom(32))
 
 
-_new_id_prefix()
-os.register_at_fork(after_in_child=_new_id_prefix)
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
 
 
 # ``t`` as a query parameter, raw or percent-encoded (``%3Ft=`` / ``%26t=``), up to the next

@@ -12,11 +12,15 @@ What it does not do, on purpose: no RESP3, no pub/sub, no transactions — EVALS
 the connection's own AUTH/SELECT only. ``apps.core.redis.get_async_client`` returns it;
 ``run_together_async`` calls :meth:`PipelinedRedis.run_scripts`.
 
-Failures: a connection that closes, a protocol error, or a reply later than ``timeout`` fails
-every question in flight with ``redis.ConnectionError`` / ``redis.TimeoutError`` (the caller's
-``is_redis_error``: a worker thread decides, the database alone when Redis is gone) and the next
-question opens a new connection. A script's own error comes back as a ``redis.ResponseError``
-instance in its place, as ``run_together`` returns it.
+Failures: a connection that closes, a protocol error, or a reply later than ``timeout`` (each
+connection's own watchdog, armed from the moment it connects, so AUTH and SELECT are covered too)
+fails every question in flight with ``redis.ConnectionError`` / ``redis.TimeoutError`` (the
+caller's ``is_redis_error``: a worker thread decides, the database alone when Redis is gone), and
+the next question opens a new connection. A question is never left waiting on a connection that
+has gone: asking a closed one raises, and a write that finds it closing fails it. A script's own
+error comes back as a ``redis.ResponseError`` instance in its place, as ``run_together`` returns
+it; so does a reply that is not UTF-8 (the stream stays aligned). The watchdog runs on the loop:
+a loop stalled for longer than ``timeout`` may fail a healthy connection, which then reconnects.
 """
 
 from __future__ import annotations
@@ -36,17 +40,33 @@ Command = Sequence[str | bytes | int | float]
 
 
 class _Wire(asyncio.Protocol):
-    """The connection: what was asked, in order, and the futures waiting for the replies."""
+    """The connection: what was asked, in order, and the futures waiting for the replies. Its
+    watchdog fails it when the oldest question is older than ``timeout``."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
         self.reader = hiredis.Reader(encoding="utf-8", replyError=redis.ResponseError)
         self.waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self.transport: asyncio.Transport | None = None
         self.outbox: list[bytes] = []
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.timeout = timeout
+        self.closed = False
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+        self._arm()
+
+    def _arm(self) -> None:
+        self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 4, self._watch)
+
+    def _watch(self) -> None:
+        """Every ``timeout / 4``: a question older than ``timeout`` fails the connection."""
+        if self.closed:
+            return
+        if self.waiting and self.waiting[0][0] < time.monotonic() - self.timeout:
+            self.fail(redis.TimeoutError(f"redis did not answer within {self.timeout:g} s"))
+            return
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         reader, waiting = self.reader, self.waiting
@@ -57,6 +77,8 @@ class _Wire(asyncio.Protocol):
             except hiredis.ProtocolError as exc:
                 self.fail(redis.ConnectionError(f"redis protocol error: {exc}"))
                 return
+            except UnicodeDecodeError as exc:  # the reply was read whole: only it is lost
+                reply = redis.ResponseError(f"a reply that is not UTF-8: {exc}")
             if reply is False:
                 return
             if not waiting:  # a reply nobody asked for: the stream cannot be trusted
@@ -70,23 +92,29 @@ class _Wire(asyncio.Protocol):
         self.fail(redis.ConnectionError(f"redis connection lost: {exc}" if exc else "redis connection closed"))
 
     def fail(self, exc: Exception) -> None:
-        """Close the connection and fail everything in flight with ``exc``."""
+        """Drop the connection (nothing more is written to it) and fail everything in flight."""
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
+        self.outbox = []
         while self.waiting:
             _sent, future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(exc)
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     @property
     def usable(self) -> bool:
-        return not self.closed.done() and self.transport is not None and not self.transport.is_closing()
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def ask(self, packed: bytes, n: int) -> list[asyncio.Future[Any]]:
         """Queue ``packed`` (``n`` commands) for this loop iteration's one write; a future per
-        reply. The requests a loop iteration serves share the write (one syscall for all)."""
+        reply. The requests a loop iteration serves share the write (one syscall for all).
+        Raises ``redis.ConnectionError`` when the connection has gone."""
+        if not self.usable:
+            raise redis.ConnectionError("redis connection closed")
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         futures = [loop.create_future() for _ in range(n)]
@@ -98,8 +126,31 @@ class _Wire(asyncio.Protocol):
 
     def flush(self) -> None:
         out, self.outbox = self.outbox, []
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(out)
+        if not out or self.closed:
+            return
+        if self.transport is None or self.transport.is_closing():
+            self.fail(redis.ConnectionError("redis connection closed before the write"))
+            return
+        self.transport.writelines(out)
+
+
+def tls_context(options: dict[str, Any]) -> ssl_module.SSLContext:
+    """The TLS context a ``rediss://`` URL asks for, with redis-py's query options:
+    ``ssl_cert_reqs`` (none / optional / required), ``ssl_ca_certs``, ``ssl_certfile`` +
+    ``ssl_keyfile``, ``ssl_check_hostname``."""
+    context = ssl_module.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    reqs = options.get("ssl_cert_reqs")
+    if isinstance(reqs, str):
+        reqs = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL}.get(
+            reqs.lower(), ssl_module.CERT_REQUIRED
+        )
+    if options.get("ssl_check_hostname") is False or reqs == ssl_module.CERT_NONE:
+        context.check_hostname = False
+    if reqs is not None:
+        context.verify_mode = reqs
+    return context
 
 
 class PipelinedRedis:
@@ -111,70 +162,67 @@ class PipelinedRedis:
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self._wire: _Wire | None = None
         self._opening: asyncio.Future[_Wire] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
 
     # --- the connection ----------------------------------------------------------------------
     async def _connection(self) -> _Wire:
         wire = self._wire
         if wire is not None and wire.usable:
             return wire
-        if self._opening is None:  # one opening for all the requests that find no connection
-            self._opening = asyncio.ensure_future(self._open())
-            self._opening.add_done_callback(self._opened)
-        return await asyncio.shield(self._opening)
+        opening = self._opening
+        if opening is None:  # one opening for all the requests that find no connection
+            opening = self._opening = asyncio.ensure_future(self._open())
+            opening.add_done_callback(self._opened)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if opening.cancelled():  # the client was closed meanwhile, not this request
+                raise redis.ConnectionError("redis client closed") from None
+            raise
 
     def _opened(self, opening: asyncio.Future[_Wire]) -> None:
-        self._opening = None
-        if not opening.cancelled() and opening.exception() is None:
-            self._arm_watchdog()
+        if self._opening is opening:
+            self._opening = None
 
     async def _open(self) -> _Wire:
         loop = asyncio.get_running_loop()
         o = self.options
+
+        def wire() -> _Wire:
+            return _Wire(self.timeout)
+
         try:
             if o.get("connection_class") is UnixDomainSocketConnection:
-                connect = loop.create_unix_connection(_Wire, o["path"])
+                connect = loop.create_unix_connection(wire, o["path"])
             else:
-                context = None
-                if o.get("connection_class") is SSLConnection:
-                    context = ssl_module.create_default_context()
-                connect = loop.create_connection(_Wire, o.get("host", "localhost"), o.get("port", 6379), ssl=context)
-            _transport, wire = await asyncio.wait_for(connect, self.connect_timeout)
+                context = tls_context(o) if o.get("connection_class") is SSLConnection else None
+                connect = loop.create_connection(wire, o.get("host", "localhost"), o.get("port", 6379), ssl=context)
+            _transport, new = await asyncio.wait_for(connect, self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise redis.ConnectionError(f"cannot connect to redis: {exc}") from exc
-        hello: list[Command] = []
-        if o.get("password"):
-            hello.append(("AUTH", o["username"], o["password"]) if o.get("username") else ("AUTH", o["password"]))
-        if o.get("db"):
-            hello.append(("SELECT", o["db"]))
-        if hello:
-            for reply in await self._send(wire, hello):
-                if isinstance(reply, BaseException):
-                    wire.fail(redis.ConnectionError(f"redis refused the connection: {reply}"))
-                    raise redis.ConnectionError(f"redis refused the connection: {reply}")
-        self._wire = wire
-        return wire
-
-    def _arm_watchdog(self) -> None:
-        if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 2, self._watch)
-
-    def _watch(self) -> None:
-        """Every ``timeout / 2``: a reply older than ``timeout`` fails the connection."""
-        self._watchdog = None
-        wire = self._wire
-        if wire is None or not wire.usable:
-            return
-        if wire.waiting and wire.waiting[0][0] < time.monotonic() - self.timeout:
-            wire.fail(redis.TimeoutError(f"redis did not answer within {self.timeout:g} s"))
-            return
-        self._arm_watchdog()
+        try:
+            hello: list[Command] = []
+            if o.get("password"):
+                hello.append(("AUTH", o["username"], o["password"]) if o.get("username") else ("AUTH", o["password"]))
+            if o.get("db"):
+                hello.append(("SELECT", o["db"]))
+            if hello:  # the connection's watchdog bounds the wait
+                for reply in await self._send(new, hello):
+                    if isinstance(reply, BaseException):
+                        raise redis.ConnectionError(f"redis refused the connection: {reply}")
+        except BaseException as exc:
+            new.fail(exc if isinstance(exc, redis.RedisError) else redis.ConnectionError("redis connection abandoned"))
+            raise
+        self._wire = new
+        return new
 
     async def _send(self, wire: _Wire, commands: Sequence[Command]) -> list[Any]:
         pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # (its stub says a 1-tuple)
-        packed = pack(tuple(commands[0])) if len(commands) == 1 else b"".join([pack(tuple(c)) for c in commands])
-        futures = wire.ask(packed, len(commands))
-        return [await f for f in futures]  # replies come in order: the last awaits the longest
+        if len(commands) == 1:
+            (future,) = wire.ask(pack(tuple(commands[0])), 1)
+            return [await future]
+        futures = wire.ask(b"".join([pack(tuple(c)) for c in commands]), len(commands))
+        # gather: when the connection fails, every future's error is taken, none logged as lost
+        return list(await asyncio.gather(*futures))
 
     # --- questions -----------------------------------------------------------------------------
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
@@ -195,11 +243,9 @@ class PipelinedRedis:
         return replies
 
     async def aclose(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
         if self._opening is not None:
             self._opening.cancel()
+            self._opening = None
         if self._wire is not None:
             self._wire.fail(redis.ConnectionError("redis client closed"))
             self._wire = None

@@ -12,9 +12,21 @@ Spawn = Callable[[Callable[[], None]], object]
 
 
 class RefreshAhead:
+    """One cache's refreshes. ``forget(key)`` (the cache's invalidation calls it) bumps the key's
+    generation: a refresh that read before it compares ``stamp(key)`` and keeps nothing."""
+
     def __init__(self, share: float) -> None:
         self.share = share  # the part of an entry's life in which a hit refreshes it
         self._busy: set[Hashable] = set()
+        self._generation: dict[Hashable, int] = {}
+
+    def stamp(self, key: Hashable) -> int:
+        return self._generation.get(key, 0)
+
+    def forget(self, key: Hashable) -> None:
+        if len(self._generation) > 100_000:  # a stamp taken before this reads as changed: safe
+            self._generation.clear()
+        self._generation[key] = self._generation.get(key, 0) + 1
 
     def hit(self, key: Hashable, left: float, ttl: float, spawn: Spawn | None, refresh: Callable[[], object]) -> None:
         """A hit on ``key`` with ``left`` seconds of its ``ttl``: given ``spawn``, in the last
@@ -29,4 +41,7 @@ class RefreshAhead:
             finally:
                 self._busy.discard(key)
 
-        spawn(again)
+        try:
+            spawn(again)
+        except Exception:  # noqa: BLE001 - no background to run it in (shutting down): the entry ages out
+            self._busy.discard(key)

@@ -85,12 +85,16 @@ def rules_cached(merchant_id: int, for_seconds: float = 0.0, refresh: Spawn | No
 
 
 def _refresh(merchant_id: int) -> None:
-    rules = _shared(merchant_id)
+    stamp = _ahead.stamp(merchant_id)
+    rules = _shared(merchant_id, stamp)
     with _lock:
-        _cache[merchant_id] = (time.monotonic() + LOCAL_TTL, rules)
+        if _ahead.stamp(merchant_id) == stamp:  # else a change came meanwhile: keep nothing read before it
+            _cache[merchant_id] = (time.monotonic() + LOCAL_TTL, rules)
 
 
-def _shared(merchant_id: int) -> MerchantRules:
+def _shared(merchant_id: int, stamp: int | None = None) -> MerchantRules:
+    """The rules from the shared cache, else the database (then shared), unless a change came in
+    this process since ``stamp`` (``forget``): what was read before it is not shared."""
     try:
         hit = cache.get(_shared_key(merchant_id))
     except Exception:  # noqa: BLE001 - Redis may vanish
@@ -115,6 +119,8 @@ def _shared(merchant_id: int) -> MerchantRules:
         "model_mode": rules.model_mode,
         "review_score": rules.review_score,
     }
+    if stamp is not None and _ahead.stamp(merchant_id) != stamp:
+        return rules
     try:
         cache.set(_shared_key(merchant_id), shared, timeout=300)
     except Exception:  # noqa: BLE001
@@ -123,7 +129,9 @@ def _shared(merchant_id: int) -> MerchantRules:
 
 
 def forget(merchant_id: int) -> None:
-    _cache.pop(merchant_id, None)
+    with _lock:
+        _ahead.forget(merchant_id)
+        _cache.pop(merchant_id, None)
     try:
         cache.delete(_shared_key(merchant_id))
     except Exception:  # noqa: BLE001 - the shared copy expires by itself

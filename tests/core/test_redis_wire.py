@@ -178,3 +178,98 @@ def test_a_unix_socket_with_a_password_and_a_database(private_server: str) -> No
     assert ok == "OK" and " db=3 " in f" {info} ", info
     with pytest.raises(redis.ConnectionError, match="refused"):
         uvloop.run(go(f"unix://{private_server}?db=3&password=wrong"))
+
+
+def _fake_server(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]):  # type: ignore[no-untyped-def]
+    return asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@RUNNERS
+def test_a_server_that_refuses_and_closes_at_once_fails_every_question_none_hangs(run: Runner) -> None:
+    """Redis at maxclients (or a proxy with no backend) accepts, writes an error and closes:
+    every question fails as a Redis error, in time, none is left waiting on the dead connection."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"-ERR max number of clients reached\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def go() -> list[str]:
+        server = await _fake_server(refuse)
+        port = server.sockets[0].getsockname()[1]
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+        try:
+            outcomes = []
+            for _round in range(3):
+                got = await asyncio.wait_for(
+                    asyncio.gather(*(client.execute([("PING",)]) for _ in range(10)), return_exceptions=True), 3
+                )
+                outcomes += [type(g).__name__ for g in got]
+            return outcomes
+        finally:
+            await client.aclose()
+            server.close()
+
+    outcomes = run(go())
+    assert set(outcomes) <= {"ConnectionError", "ResponseError"} and len(outcomes) == 30, outcomes
+
+
+@pytest.mark.parametrize("path", ["/1", "/0?password=pw"], ids=["select", "auth"])
+def test_a_silent_server_during_auth_or_select_times_out_and_the_client_recovers(path: str) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # reads, never answers
+        await asyncio.sleep(30)
+
+    async def go() -> tuple[list[str], float]:
+        server = await _fake_server(silent)
+        port = server.sockets[0].getsockname()[1]
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}{path}", timeout=0.4)
+        started = time.monotonic()
+        try:
+            got = await asyncio.wait_for(
+                asyncio.gather(*(client.execute([("PING",)]) for _ in range(5)), return_exceptions=True), 5
+            )
+            assert client._opening is None  # noqa: SLF001 - a stuck opening would hold every later request
+            return [type(g).__name__ for g in got], time.monotonic() - started
+        finally:
+            await client.aclose()
+            server.close()
+
+    names, took = uvloop.run(go())
+    assert names == ["TimeoutError"] * 5 and took < 2, (names, took)
+
+
+def test_a_reply_that_is_not_utf8_fails_only_itself() -> None:
+    async def odd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"$2\r\n\xff\xfe\r\n+OK\r\n")  # two replies: bad bytes, then a good one
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def go() -> list[Any]:
+        server = await _fake_server(odd)
+        port = server.sockets[0].getsockname()[1]
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0")
+        try:
+            return await asyncio.wait_for(client.execute([("GET", "x"), ("PING",)]), 5)
+        finally:
+            await client.aclose()
+            server.close()
+
+    bad, good = uvloop.run(go())
+    assert isinstance(bad, redis.ResponseError) and good == "OK"
+
+
+def test_rediss_options_shape_the_tls_context() -> None:
+    import ssl
+
+    from redis.connection import parse_url
+
+    from apps.core.redis_wire import tls_context
+
+    strict = tls_context(parse_url("rediss://h:6380/0"))
+    assert strict.verify_mode == ssl.CERT_REQUIRED and strict.check_hostname
+    loose = tls_context(parse_url("rediss://h:6380/0?ssl_cert_reqs=none"))
+    assert loose.verify_mode == ssl.CERT_NONE and not loose.check_hostname
+    no_host = tls_context(parse_url("rediss://h:6380/0?ssl_check_hostname=false"))
+    assert no_host.verify_mode == ssl.CERT_REQUIRED and not no_host.check_hostname

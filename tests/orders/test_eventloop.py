@@ -229,6 +229,33 @@ def test_refusal_side_effects_have_their_own_threads_and_a_bounded_backlog(setti
     assert all(name.startswith("orders-side") for name in threads), threads
 
 
+def test_a_refresh_that_read_before_a_change_keeps_nothing(merchant, monkeypatch):
+    """A change's ``forget`` that lands while a background refresh reads: the refresh keeps
+    nothing it read before it (the next request reads the new rules, the new listing)."""
+    from apps.catalog import selectors
+
+    listing = make_listing(merchant, quota=5)
+    rules.merchant_rules(merchant.pk)
+    selectors.listing_info(listing.pk)
+    shared_rules, shared_listing = rules._shared, selectors._listing_info_shared
+
+    def rules_then_changed(merchant_id, stamp=None):  # type: ignore[no-untyped-def]
+        got = shared_rules(merchant_id, stamp)
+        rules.forget(merchant_id)
+        return got
+
+    def listing_then_changed(listing_id):  # type: ignore[no-untyped-def]
+        got = shared_listing(listing_id)
+        selectors.listing_info_forget(listing_id)
+        return got
+
+    monkeypatch.setattr(rules, "_shared", rules_then_changed)
+    monkeypatch.setattr(selectors, "_listing_info_shared", listing_then_changed)
+    rules._refresh(merchant.pk)
+    selectors._listing_info_refresh(listing.pk)
+    assert merchant.pk not in rules._cache and listing.pk not in selectors._local
+
+
 async def _post(app: OrderFastPath, token: str, body: bytes, key: str | None = None) -> int:
     return (await _post_full(app, token, body, key))[0]
 
