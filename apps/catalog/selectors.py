@@ -100,7 +100,7 @@ def listing_info_local(listing_id: int, refresh: Spawn | None = None) -> Listing
     left = hit_local[0] - time.monotonic()
     if left <= 0:
         return None
-    _ahead.hit(listing_id, left, LOCAL_TTL, refresh, lambda: _listing_info_refresh(listing_id))
+    _ahead.hit(listing_id, left, LOCAL_TTL, refresh, _listing_info_refresh, listing_id)
     return hit_local[1]
 
 

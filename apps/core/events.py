@@ -79,6 +79,8 @@ class _Publisher:
         self._queue.put(call)
 
     def flush(self, timeout: float = 5.0) -> bool:
+        if self._thread is None:  # nothing was ever queued in this process (a drain's worker)
+            return True
         if threading.current_thread() is self._thread:  # asked from a follow-up: it would wait on itself
             return False
         self._ensure()

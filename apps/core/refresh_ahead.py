@@ -6,6 +6,7 @@ or the database."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 Spawn = Callable[[Callable[[], None]], object]
 """Runs a callable in the background (the order fast path's worker pool)."""
@@ -18,26 +19,34 @@ class RefreshAhead:
     def __init__(self, share: float) -> None:
         self.share = share  # the part of an entry's life in which a hit refreshes it
         self._busy: set[Hashable] = set()
+        # Each forget takes the next tick; a key not forgotten since the last clearing reads as the
+        # tick of that clearing (so a stamp taken before a clearing reads as changed: safe).
         self._generation: dict[Hashable, int] = {}
+        self._clock = self._floor = 0
 
     def stamp(self, key: Hashable) -> int:
-        return self._generation.get(key, 0)
+        return self._generation.get(key, self._floor)
 
     def forget(self, key: Hashable) -> None:
-        if len(self._generation) > 100_000:  # a stamp taken before this reads as changed: safe
+        if len(self._generation) > 100_000:
             self._generation.clear()
-        self._generation[key] = self._generation.get(key, 0) + 1
+            self._floor = self._clock
+        self._clock += 1
+        self._generation[key] = self._clock
 
-    def hit(self, key: Hashable, left: float, ttl: float, spawn: Spawn | None, refresh: Callable[[], object]) -> None:
+    def hit(
+        self, key: Hashable, left: float, ttl: float, spawn: Spawn | None, refresh: Callable[[Any], object], arg: Any
+    ) -> None:
         """A hit on ``key`` with ``left`` seconds of its ``ttl``: given ``spawn``, in the last
-        ``share`` of its life, ``refresh`` runs through it, unless one for ``key`` already does."""
+        ``share`` of its life, ``refresh(arg)`` runs through it, unless one for ``key`` already
+        does. (Nothing is built for the hits that refresh nothing: the event loop makes them.)"""
         if spawn is None or left >= ttl * self.share or key in self._busy:
             return
         self._busy.add(key)
 
         def again() -> None:
             try:
-                refresh()
+                refresh(arg)
             finally:
                 self._busy.discard(key)
 

@@ -80,7 +80,7 @@ def rules_cached(merchant_id: int, for_seconds: float = 0.0, refresh: Spawn | No
     if hit is None:
         return False
     left = hit[0] - time.monotonic()
-    _ahead.hit(merchant_id, left, LOCAL_TTL, refresh, lambda: _refresh(merchant_id))
+    _ahead.hit(merchant_id, left, LOCAL_TTL, refresh, _refresh, merchant_id)
     return left > for_seconds
 
 

@@ -94,7 +94,7 @@ def resolve_token_local(
     if hit_local is None or hit_local[0] <= now:
         return None
     ttl = getattr(settings, "TOKEN_LOCAL_CACHE_SECONDS", 1.0)
-    _ahead.hit(key_hash, hit_local[0] - now, ttl, refresh, lambda: refresh_token(raw))
+    _ahead.hit(key_hash, hit_local[0] - now, ttl, refresh, refresh_token, raw)
     return hit_local[1]
 
 

@@ -41,22 +41,14 @@ def _fast(
     follow-up, in the side pool); the refusal's background work has finished when this returns."""
     hdrs = {"Authorization": f"Token {token}", "Content-Type": "application/json", **(headers or {})}
     app = OrderFastPath(_passthrough, threads=1, event_loop=event_loop)
-    submit = app.pool.submit
+    for pool in (app.pool, app.side_pool):
 
-    def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if hops is not None:
-            hops.append(fn.__name__)
-        return submit(fn, *args, **kwargs)
+        def counted(fn, *args, _submit=pool.submit, **kwargs):  # type: ignore[no-untyped-def]
+            if hops is not None:
+                hops.append(fn.__name__)
+            return _submit(fn, *args, **kwargs)
 
-    app.pool.submit = counted  # type: ignore[method-assign]
-    side_submit = app.side_pool.submit
-
-    def side_counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if hops is not None:
-            hops.append(fn.__name__)
-        return side_submit(fn, *args, **kwargs)
-
-    app.side_pool.submit = side_counted  # type: ignore[method-assign]
+        pool.submit = counted  # type: ignore[method-assign]
 
     async def go():  # type: ignore[no-untyped-def]
         from asgiref.testing import ApplicationCommunicator
@@ -82,8 +74,7 @@ def _fast(
     try:
         status, raw, out_headers = async_to_sync(go)()
     finally:
-        app.pool.shutdown(wait=True)
-        app.side_pool.shutdown(wait=True)
+        app.shutdown()
     return status, json.loads(raw), out_headers
 
 

@@ -129,8 +129,7 @@ def test_a_closed_listings_attempt_is_counted_before_the_answer(merchant, token,
         return status
 
     assert async_to_sync(go)() == 409
-    app.pool.shutdown(wait=True)
-    app.side_pool.shutdown(wait=True)
+    app.shutdown()
     assert len(told) == 1
 
 
@@ -222,8 +221,7 @@ def test_refusal_side_effects_have_their_own_threads_and_a_bounded_backlog(setti
     try:
         done_at_once, free = async_to_sync(go)()
     finally:
-        app.pool.shutdown(wait=True)
-        app.side_pool.shutdown(wait=True)
+        app.shutdown()
     assert done_at_once == [False, False, False, True, True]  # the last two dropped, answered at once
     assert free and len(ran) == 3 and app.side_dropped == 2 and app.side_backlog == 0
     assert all(name.startswith("orders-side") for name in threads), threads
@@ -311,8 +309,7 @@ def test_a_sold_out_flood_answers_as_before_and_survives_a_redis_outage_mid_floo
     try:
         first, second = async_to_sync(flood)()
     finally:
-        app.pool.shutdown(wait=True)
-        app.side_pool.shutdown(wait=True)
+        app.shutdown()
         settings.REDIS_URL = live
         reset_clients()
     assert all(answer == (409, before[1]) for answer in first), first[:3]

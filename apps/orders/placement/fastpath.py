@@ -225,6 +225,11 @@ class OrderFastPath:
         future.add_done_callback(self._side_done)
         return future
 
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop both pools (``wait``: after what they were given has run)."""
+        self.pool.shutdown(wait=wait)
+        self.side_pool.shutdown(wait=wait)
+
     def _side_done(self, future: asyncio.Future[None]) -> None:
         self.side_backlog -= 1  # on the loop's thread, as the increment
         _logged(future)
