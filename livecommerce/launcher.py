@@ -598,11 +598,26 @@ def _wait_for_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the web server did not answer within 60 s")
 
 
+def test_workers(args: list[str], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """pytest-xdist arguments for ``./test``: ``LC_TEST_WORKERS`` processes (default: one per core,
+    at most 4), each test file whole on one of them (``--dist loadfile``: a file's tests never ran
+    side by side before, and its module fixtures are made once). None when the caller chose
+    (``-n``/``--numprocesses``, ``-p no:xdist``) or one worker is asked for."""
+    chosen = ("-n", "--numprocesses", "no:xdist", "-pno:xdist", "--pdb", "--trace")  # (pdb needs one process)
+    if any(a in chosen or a.startswith(("-n", "--numprocesses=")) for a in args):
+        return []
+    asked = environ.get("LC_TEST_WORKERS", "").strip()
+    if asked and not asked.isdigit():
+        raise SystemExit(f"LC_TEST_WORKERS must be a number of processes, not {asked!r}")
+    workers = int(asked or min(os.cpu_count() or 1, 4))
+    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+
+
 def cmd_test(args: list[str]) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "livecommerce.settings.test"
     ensure_chromium()
     with services("test"):
-        return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ROOT).returncode
+        return subprocess.run([sys.executable, "-m", "pytest", *test_workers(args), *args], cwd=ROOT).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

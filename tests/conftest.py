@@ -89,7 +89,7 @@ def anon() -> APIClient:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
-    if name and str(name).endswith(".sqlite3"):
+    if name and ".sqlite3" in str(name):  # parallel workers' end in "_gwN" (pytest-django)
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.remove(f"{name}{suffix}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,11 +57,15 @@ class ListingInfo:
     product_name: str = ""
 
     def sku(self) -> SKU:
-        """The SKU as an order's answer shows it (code and names), without a query."""
-        product = Product(pk=self.product_id, name=self.product_name, merchant_id=self.merchant_id)
-        return SKU(
-            pk=self.sku_id, code=self.sku_code, name=self.sku_name, merchant_id=self.merchant_id, product=product
-        )
+        """The SKU as an order's answer shows it (code and names), without a query. One instance
+        per listing's facts, shared by the orders placed on them: read it, never change it."""
+        return _sku_of(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sku_of(info: ListingInfo) -> SKU:
+    product = Product(pk=info.product_id, name=info.product_name, merchant_id=info.merchant_id)
+    return SKU(pk=info.sku_id, code=info.sku_code, name=info.sku_name, merchant_id=info.merchant_id, product=product)
 
 
 def _info_key(listing_id: int) -> str:

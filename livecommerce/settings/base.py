@@ -423,7 +423,9 @@ ORDER_BATCHING = os.environ.get("ORDER_BATCHING", "1") == "1"
 FRAUD_RULES = os.environ.get("FRAUD_RULES", "1") == "1"
 # Each committed order asks for a scoring burst (apps/fraud/scoring.kick); tests score explicitly.
 FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "1") == "1"
-ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
+# At most this many orders per batch: past 16, PostgreSQL's CPU per order rose 1.6-3x on the
+# flash-sale benchmark (one subtransaction per order on the same hot rows; docs/performance.md).
+ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "16"))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped
 # An order a batch has already taken is waited for this much longer (its answer is the truth).

@@ -3,8 +3,39 @@
 import os
 from pathlib import Path
 
-from .base import *  # noqa: F403
-from .base import (
+
+def _worker_redis_url(url: str, worker: str) -> str:
+    """The Redis URL of one parallel test worker (pytest-xdist ``gwN``): the same server, its own
+    database number (the first worker keeps the URL's). Each worker flushes its database before
+    every test; sharing one would wipe the other's keys mid-test."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    n = int(worker.removeprefix("gw") or 0)
+    base, _, query_text = url.partition("?")
+    query = dict(parse_qsl(query_text))
+    if url.startswith("unix:") or "db" in query:
+        query["db"] = str(int(query.get("db", "0")) + n)
+        return f"{base}?{urlencode(query)}"
+    parts = urlsplit(base)
+    db = int(parts.path.strip("/") or 0) + n
+    return f"{parts.scheme}://{parts.netloc}/{db}" + (f"?{query_text}" if query_text else "")
+
+
+# Parallel workers (./test runs pytest-xdist, one process per core): each its own Redis database,
+# uploads and exports folders, once per process tree. The controller process imported these
+# settings first and set the folders in the environment; a worker inherits them (and the servers
+# it starts inherit its own, with the marker, and rewrite nothing again).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER and os.environ.get("LC_TEST_WORKER") != _WORKER:
+    os.environ["REDIS_URL"] = _worker_redis_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", _WORKER)
+    for _folder in ("MEDIA_ROOT", "LC_TEST_EXPORTS_ROOT"):
+        if os.environ.get(_folder):
+            os.environ[_folder] = f"{os.environ[_folder]}-{_WORKER}"
+    os.environ["LC_TEST_WORKER"] = _WORKER
+
+from .base import *  # noqa: E402, F403
+from .base import (  # noqa: E402
+    CHANNEL_LAYERS,
     DATABASES,
     IS_SQLITE,
     TEST_LEDGER_KEY,
@@ -57,3 +88,7 @@ PLATFORM_PROCESS_ON_COMMIT = os.environ.get("PLATFORM_PROCESS_ON_COMMIT", "0") =
 # inside the request that marked it, calling platforms (the tenancy world's shops point at the
 # real gateways, unreachable here) for up to its whole budget.
 PLATFORM_STOCK_DRAIN_QUEUE = os.environ.get("PLATFORM_STOCK_DRAIN_QUEUE", "0") == "1"
+if _WORKER and "CONFIG" in CHANNEL_LAYERS["default"]:
+    # Pub/sub channels are one namespace per Redis server, whatever the database: each worker
+    # (and the servers it starts, which inherit PYTEST_XDIST_WORKER) publishes under its own prefix.
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"lc:asgi:{_WORKER}"

@@ -272,3 +272,19 @@ def test_a_stop_that_lands_while_forking_stops_the_child_and_leaves_logging_usab
     worker = threading.Thread(target=log_once, daemon=True)
     worker.start()
     assert taken.wait(5), "logging's lock is held"
+
+
+def test_the_suite_runs_in_one_worker_per_core_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livecommerce.launcher import test_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert test_workers([], {}) == ["-n", "2", "--dist", "loadfile"]
+    assert test_workers(["tests/orders", "-x"], {}) == ["-n", "2", "--dist", "loadfile"]
+    assert test_workers([], {"LC_TEST_WORKERS": "3"}) == ["-n", "3", "--dist", "loadfile"]
+    assert test_workers([], {"LC_TEST_WORKERS": "1"}) == []  # one process, as before
+    for chosen in (["-n", "4"], ["-n4"], ["--numprocesses=4"], ["-p", "no:xdist"], ["-pno:xdist"], ["--pdb"]):
+        assert test_workers(chosen, {}) == [], chosen
+    with pytest.raises(SystemExit, match="LC_TEST_WORKERS"):
+        test_workers([], {"LC_TEST_WORKERS": "two"})
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert test_workers([], {}) == ["-n", "4", "--dist", "loadfile"]  # at most 4 by default

@@ -16,7 +16,7 @@ from apps.core import middleware
 from apps.core.client_ip import client_ip
 from apps.orders import views
 from apps.orders.models import Order
-from apps.orders.placement import handler
+from apps.orders.placement import accept, handler
 from apps.orders.placement.request import NO_CLIENT, ClientSignals, OrderRequest
 from apps.orders.storefront_client import DEVICE_COOKIE
 
@@ -37,8 +37,14 @@ def placed(monkeypatch) -> list[OrderRequest]:  # type: ignore[no-untyped-def]
         seen.append(req)
         return real(req=req, **kwargs)
 
+    async def loop_spy(parsed: Any, *args: Any, **kwargs: Any) -> Any:  # accepted from the event loop
+        seen.append(parsed.req)
+        return await loop_real(parsed, *args, **kwargs)
+
+    loop_real = accept.place
     monkeypatch.setattr(handler, "order_place", spy)
     monkeypatch.setattr(views, "order_place", spy)
+    monkeypatch.setattr(accept, "place", loop_spy)
     return seen
 
 

@@ -19,6 +19,8 @@ taken it, the caller waits for the batch's answer instead (the truth), up to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -60,9 +62,10 @@ class Batcher:
         self.largest = 0
         self.skipped = 0
 
-    def place(self, params: dict[str, Any]) -> tuple:
-        """The order's row, as ``lc_place_order`` returns it; raises like the single call would,
-        or ``BatchTimeout`` (nothing placed) / ``BatchOutcomeUnknown``."""
+    def submit(self, params: dict[str, Any]) -> Future:
+        """Queue an order; its future gets the order's row, as ``lc_place_order`` returns it, or
+        the error the single call would raise. A caller that gives up on it must ``cancel`` it:
+        a batch that has not taken it yet then never will (``place``, ``await_placed``)."""
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
@@ -70,6 +73,12 @@ class Batcher:
                     self._thread.start()
         future: Future = Future()
         self._queue.put((params, future))
+        return future
+
+    def place(self, params: dict[str, Any]) -> tuple:
+        """The order's row, as ``lc_place_order`` returns it; raises like the single call would,
+        or ``BatchTimeout`` (nothing placed) / ``BatchOutcomeUnknown``."""
+        future = self.submit(params)
         try:
             return future.result(timeout=settings.ORDER_BATCH_TIMEOUT)
         except FuturesTimeout:
@@ -143,6 +152,36 @@ class Batcher:
         if len(rows) != len(orders):
             raise DatabaseError(f"lc_place_orders answered {len(rows)} rows for {len(orders)} orders")
         return rows
+
+
+async def await_placed(future: Future) -> tuple:
+    """``Batcher.place`` for a caller on an event loop: the order's row, awaited without blocking
+    the loop, with the same deadlines (``ORDER_BATCH_TIMEOUT``: not taken yet, then cancelled and
+    ``BatchTimeout``; taken: its answer awaited up to ``ORDER_BATCH_TRUTH_TIMEOUT``, else
+    ``BatchOutcomeUnknown``). The batcher thread wakes the loop once, when the answer is there."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, waiter)
+
+    future.add_done_callback(wake)
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), settings.ORDER_BATCH_TIMEOUT)
+    except TimeoutError:
+        if future.cancel():  # not taken by a batch yet: it never will be
+            raise BatchTimeout("the order batch did not answer in time; nothing was placed") from None
+        try:  # a batch has it: its answer is the truth
+            await asyncio.wait_for(asyncio.shield(waiter), settings.ORDER_BATCH_TRUTH_TIMEOUT)
+        except TimeoutError:
+            raise BatchOutcomeUnknown("the order batch did not answer; the order may still be placed") from None
+    return future.result()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 _batchers: list[Batcher] = []

@@ -33,7 +33,7 @@ from apps.core.errors import RETRY_AFTER_SECONDS, ApplicationError, database_una
 from apps.core.logging import request_id_from, request_id_var
 from apps.merchants.authentication import TokenPrincipal, resolve_token
 
-from . import eventloop
+from . import accept, eventloop
 from .handler import order_create_response, order_parsed_response
 from .request import MAX_BODY, parse_order_body, payload_too_large
 from .service import Decided
@@ -145,6 +145,8 @@ class OrderFastPath:
             max_workers=settings.ORDER_SIDE_EFFECT_THREADS, thread_name_prefix="orders-side"
         )
         self.side_backlog = 0
+        self.effects = accept.Effects(self.pool)  # accepted orders' after-commit work (``accept``)
+        self.placing: set[asyncio.Task] = set()  # accepted orders being placed from the loop
         self.side_dropped = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -201,10 +203,39 @@ class OrderFastPath:
             if not isinstance(decided, eventloop.HandOff):
                 return decided
             if decided.parsed is not None:
+                if decided.decided is not None and accept.can_place(decided.decided):
+                    # A task of its own, shielded: if the request goes away, the placement still
+                    # finishes (its deadlines, its hold's release, its effects).
+                    task = loop.create_task(self._accept(headers, decided.parsed, decided.decided, base_url))
+                    self.placing.add(task)
+                    task.add_done_callback(self.placing.discard)
+                    return await asyncio.shield(task)
                 return await loop.run_in_executor(
                     self.pool, _handle_parsed, headers, decided.parsed, decided.decided, base_url
                 )
         return await loop.run_in_executor(self.pool, _handle, headers, body, base_url, received_at)
+
+    async def _accept(
+        self, headers: dict[str, str], parsed: eventloop.Parsed, decided: Decided, base_url: str
+    ) -> tuple[int, dict[str, Any]]:
+        """An accepted hold placed from the loop (``accept``), or by the thread path when the loop
+        hands it back."""
+        try:
+            placed = await accept.place(parsed, decided, base_url=base_url, effects=self.effects, pool=self.pool)
+        except ApplicationError as exc:
+            translation.activate(api_language(headers.get("accept-language", "")))
+            try:
+                return exc.http_status, exc.as_dict()
+            finally:
+                translation.deactivate()
+        except Exception:
+            log.exception("order fast path failed")
+            return eventloop.error(500, "server_error", "Internal error.")
+        if placed is not None:
+            return placed
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, _handle_parsed, headers, parsed, decided, base_url
+        )
 
     def _spawn(self, fn: Callable[[], None]) -> asyncio.Future[None]:
         """Run a refusal's side effect in the side pool (``eventloop.Spawn``); past the backlog

@@ -135,7 +135,7 @@ def order_place(
         channel,
         actor,
         pay_window_seconds=verdict.pay_window_seconds,
-        signals=_signals(req, verdict),
+        signals=signals_of(req, verdict),
     )
     try:
         order, seq = place_in_db(info, req, new)
@@ -243,7 +243,7 @@ def _guard_with_gate(
     return verdict, first
 
 
-def _signals(req: OrderRequest, verdict: hooks.GuardVerdict) -> dict:
+def signals_of(req: OrderRequest, verdict: hooks.GuardVerdict) -> dict:
     """The order's signals row, JSON-ready (``OrderSignals``)."""
     return {
         "ip": req.client.ip,
@@ -331,6 +331,12 @@ def gate_refusal(info: ListingInfo, result: gate.GateResult) -> ApplicationError
     if result.status == gate.CLOSED:
         return ListingClosed("this listing is not open", extra={"listing": info.id})
     return None
+
+
+def release_hold(listing_id: int, public_id: str) -> None:
+    """Give back the units the gate holds for ``public_id`` (a failure is logged: the reconciler
+    frees an orphaned hold)."""
+    _release(listing_id, public_id, True)
 
 
 def _release(listing_id: int, public_id: str, held: bool) -> None:

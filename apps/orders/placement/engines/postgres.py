@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, models, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from apps.catalog.models import Listing
@@ -43,10 +44,11 @@ SELECT * FROM lc_place_order(
 M = TypeVar("M", bound=models.Model)
 
 
-def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, int]:
+def place_params(info: ListingInfo, req: OrderRequest, new: NewOrder) -> dict[str, Any]:
+    """The arguments of ``lc_place_order`` for this order (the batcher's item), stamped now."""
     now = timezone.now()
     actor, reason = new.actor[:100], f"placed via {new.channel}"[:200]
-    params = {
+    return {
         "listing": info.id,
         "merchant": info.merchant_id,
         "session": info.session_id,
@@ -76,6 +78,11 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
         "pay_window": new.pay_window_seconds,
         "signals": new.signals,
     }
+
+
+def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, int]:
+    params = place_params(info, req, new)
+    now = params["now"]
     for attempt in (1, 2):
         try:
             if connection.in_atomic_block or not settings.ORDER_BATCHING:
@@ -101,6 +108,12 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
                 raise ListingNotFound("no such listing", extra={"listing": info.id}) from None
             limit = Listing.objects.filter(pk=info.id).values_list("per_buyer_limit", flat=True).first() or 0
             raise refusal(info, now, step=step, limit=limit) from None
+    return order_from_row(row, info)
+
+
+def order_from_row(row: tuple, info: ListingInfo) -> tuple[Order, int]:
+    """The order (its buyer and its one line prefetched) and its ledger event's seq, from the row
+    ``lc_place_order`` returned."""
     order_row, line_row, buyer_row, seq = row
     order = model_from_row(Order, order_row)
     order.buyer = model_from_row(Buyer, buyer_row)
@@ -114,10 +127,18 @@ def place(info: ListingInfo, req: OrderRequest, new: NewOrder) -> tuple[Order, i
 def model_from_row(model: type[M], row: dict[str, Any]) -> M:
     """An instance of ``model`` from a row the database returned as jsonb (``to_jsonb``): every
     concrete field, converted for its type. A column missing from the row is an error, never a
-    silent default."""
+    silent default.
+
+    What ``model.from_db`` builds, without ``Model.__init__``'s per-field work (signals, defaults,
+    keyword handling): the three models placement builds have plain fields only, and
+    ``tests/orders/test_accept_on_loop.py`` holds the two ways to the same instances."""
     attnames, columns = _layout(model)
+    obj = model.__new__(model)
+    state = obj._state = ModelState()
+    state.adding, state.db = False, DEFAULT_DB_ALIAS  # the batcher's and every placement's database
     values = [None if (v := row[column]) is None else convert(v) for column, convert in columns]
-    return model.from_db(connection.alias, attnames, values)
+    obj.__dict__.update(zip(attnames, values, strict=True))
+    return obj
 
 
 @functools.cache
