@@ -137,6 +137,10 @@ def test_an_unshipped_order_refunded_in_full_gives_its_units_back_and_the_callba
     assert [r.amount for r in provider.refunds()] == [Decimal("60.00")]
     order.refresh_from_db()
     assert (order.refund_due, order.refunded) == (Decimal("60.00"), Decimal("60.00"))
+    wait_until(  # the order is refunded a moment before its notice records that it applied
+        lambda: RefundNotice.objects.exclude(outcome=RefundNotice.Outcome.RECEIVED).count() == 1,
+        what="the callback's outcome recorded",
+    )
     assert RefundNotice.objects.get().outcome == RefundNotice.Outcome.APPLIED
 
     events = OrderEvent.objects.filter(order=order).count()
