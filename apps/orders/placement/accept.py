@@ -49,12 +49,10 @@ from .engines.postgres import order_from_row, place_params
 from .eventloop import Parsed
 from .gate import scripts as gate
 from .pgcall import refused_step
-from .service import NOT_SAVED, Decided, release_hold, signals_of
+from .service import NO_VERDICT, NOT_SAVED, UNCONFIRMED, Decided, release_hold, signals_of
 
 log = logging.getLogger(__name__)
 Answer = tuple[int, dict[str, Any]]
-UNCONFIRMED = "the order could not be confirmed in time; retry with the same Idempotency-Key to learn its outcome"
-_NO_VERDICT = hooks.GuardVerdict()
 
 
 def on_postgres() -> bool:
@@ -138,7 +136,7 @@ async def place(parsed: Parsed, decided: Decided, *, base_url: str, effects: Eff
     assert info is not None and info.merchant_id == parsed.principal.merchant_id
     loop = asyncio.get_running_loop()
     try:
-        verdict = decided.verdict if decided.verdict is not None else _NO_VERDICT
+        verdict = decided.verdict if decided.verdict is not None else NO_VERDICT
         new = NewOrder(
             decided.public_id,
             parsed.key,
@@ -157,15 +155,14 @@ async def place(parsed: Parsed, decided: Decided, *, base_url: str, effects: Eff
     except batcher.BatchOutcomeUnknown:
         log.warning("order batch gave no answer", extra={"listing": info.id, "order": decided.public_id})
         raise Unavailable(UNCONFIRMED) from None
-    except (IntegrityError, batcher.BatchedOrderFailed) as exc:
-        if isinstance(exc, IntegrityError) or refused_step(exc) is not None:
+    except DatabaseError as exc:
+        if isinstance(exc, IntegrityError) or (
+            isinstance(exc, batcher.BatchedOrderFailed) and refused_step(exc) is not None
+        ):
             # The database refused this order (or its key's order exists): nothing of it was
             # written; the thread path places it again and answers as it always has.
             return None
-        await loop.run_in_executor(pool, release_hold, info.id, decided.public_id)
-        log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
-        raise Unavailable(NOT_SAVED) from exc
-    except DatabaseError as exc:  # no batch took it in time, or the batch failed as a whole
+        # Any other failure of the order, its batch failing as a whole, or no batch in time.
         await loop.run_in_executor(pool, release_hold, info.id, decided.public_id)
         log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
         raise Unavailable(NOT_SAVED) from exc

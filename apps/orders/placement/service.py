@@ -51,6 +51,7 @@ from .request import OrderRequest
 
 log = logging.getLogger(__name__)
 NOT_SAVED = "could not save the order; nothing was charged or held — please retry"
+UNCONFIRMED = "the order could not be confirmed in time; retry with the same Idempotency-Key to learn its outcome"
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,7 @@ def order_place(
     except batcher.BatchOutcomeUnknown as exc:
         # The order may still commit: its hold stays (the reconciler frees it if it does not).
         log.warning("order batch gave no answer", extra={"listing": info.id, "order": public_id})
-        raise Unavailable(
-            "the order could not be confirmed in time; retry with the same Idempotency-Key to learn its outcome"
-        ) from exc
+        raise Unavailable(UNCONFIRMED) from exc
     except DatabaseError as exc:
         _release(info.id, public_id, held)
         log.warning("order transaction failed", extra={"listing": info.id}, exc_info=True)
@@ -187,7 +186,7 @@ def listing_for(req: OrderRequest, merchant_id: int | None, info: ListingInfo | 
     return info
 
 
-_NO_VERDICT = hooks.GuardVerdict()
+NO_VERDICT = hooks.GuardVerdict()
 
 
 SOLD_OUT_HINT_S = 0.25
@@ -210,7 +209,7 @@ def _guard(info: ListingInfo, req: OrderRequest, public_id: str, channel: str) -
     """Risk control's say, its script on its own: raises its refusal, else its verdict."""
     guard = hooks.registry.guard
     if guard is None:
-        return _NO_VERDICT
+        return NO_VERDICT
     return guard(info=info, req=req, public_id=public_id, channel=channel).run_alone()
 
 
