@@ -31,6 +31,7 @@ def _redis_is_there() -> None:
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
     from apps.catalog import selectors
+    from apps.core import events
     from apps.merchants import tokens
     from apps.notifications import enabled as sms_enabled
     from apps.webhooks import subscriptions
@@ -38,6 +39,7 @@ def _clean_redis() -> None:
     client = get_client()
     client.flushdb()
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
+    events._quiet_until.clear()
     tokens.local_tokens.clear()
     subscriptions.clear_local()
     sms_enabled.clear_local()

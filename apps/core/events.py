@@ -15,6 +15,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -200,6 +201,7 @@ def flush(timeout: float = 5.0) -> bool:
 # --- coalescing ------------------------------------------------------------------------------------
 PUSH_THREAD_PREFIX = "lc-push:"
 _pending: set[str] = set()
+_quiet_until: dict[str, float] = {}  # key -> monotonic time until which another process's push covers a call
 _pending_lock = threading.Lock()
 
 
@@ -210,18 +212,36 @@ def coalesced(key: str, delay_ms: int, push: Any, *args: Any) -> None:
     processes a short Redis token (SET NX PX) does. ``push`` reads the state when it runs, so the
     last value always arrives: a call after the timer took itself off the pending set (or after
     the Redis token expired) schedules the next push.
+
+    A call that finds another process's token learns how long it lives (PTTL, same round trip)
+    and absorbs this process's further calls until then without asking Redis again: that
+    process's timer started after its token, so its push runs after the token expires and reads
+    every change made before. (Asking Redis on every call while another process held the token
+    cost a round trip per order in a flash sale.)
     """
+    now = time.monotonic()
     with _pending_lock:
-        if key in _pending:
+        if key in _pending or _quiet_until.get(key, 0.0) > now:
             return
         _pending.add(key)
+    token = f"lc:push:{{{key}}}"
     try:
-        first = get_client().set(f"lc:push:{{{key}}}", "1", nx=True, px=delay_ms)
+        pipe = get_client().pipeline(transaction=False)
+        pipe.set(token, "1", nx=True, px=delay_ms)
+        pipe.pttl(token)
+        first, ttl_ms = pipe.execute()
     except Exception:  # noqa: BLE001 - without Redis, push from this process
-        first = True
+        first, ttl_ms = True, 0
     if not first:
         with _pending_lock:
             _pending.discard(key)
+            if ttl_ms > 2:  # -2: no TTL; -1 cannot be (the token is set with PX)
+                # From ``now``, before the question: the token expires no earlier than this.
+                # Less 2 ms for PTTL's rounding.
+                if len(_quiet_until) > 1000:  # one per listing or show seen: drop the past ones
+                    for k in [k for k, t in _quiet_until.items() if t <= now]:
+                        del _quiet_until[k]
+                _quiet_until[key] = now + (ttl_ms - 2) / 1000
         return
 
     def fire() -> None:
