@@ -34,12 +34,14 @@ def _clean_redis() -> None:
     from apps.core import events
     from apps.merchants import tokens
     from apps.notifications import enabled as sms_enabled
+    from apps.orders import selectors as order_selectors
     from apps.webhooks import subscriptions
 
     client = get_client()
     client.flushdb()
     selectors._local.clear()  # rolled-back tests may reuse ids; production never does
     events._quiet_until.clear()
+    order_selectors.forget_tallies()
     tokens.local_tokens.clear()
     subscriptions.clear_local()
     sms_enabled.clear_local()

@@ -17,7 +17,7 @@ from apps.core import events
 
 from .hooks import order_changed
 from .payloads import order_payload
-from .selectors import session_stats_live
+from .selectors import session_stats_live, session_stats_pushed
 
 log = logging.getLogger(__name__)
 STATS_COALESCE_MS = 300
@@ -79,7 +79,7 @@ def session_stats(session_id: int) -> dict[str, Any]:
 
 def _push_stats(session_id: int) -> None:
     try:
-        stats = session_stats(session_id)
+        stats = session_stats_pushed(session_id=session_id)
         events.publish(f"session.{session_id}", {"type": "session.stats", "version": stats["version"], "stats": stats})
     except Exception:  # noqa: BLE001 - the next push or a snapshot heals a lost one
         log.warning("session stats push failed", extra={"session": session_id}, exc_info=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -197,17 +200,169 @@ def session_stats_live(*, session_id: int, merchant_id: int | None = None) -> di
     """``session_summary`` with an exact version: the merchant's ledger seq is read before and
     after the totals, and every order change moves that seq, so equal reads mean the totals are
     exactly the state at that version. Under a stream of changes the version is a lower bound."""
+    return _stats_read(session_id=session_id, merchant_id=merchant_id)[0]
+
+
+def _stats_read(*, session_id: int, merchant_id: int | None = None) -> tuple[dict, bool]:
+    """``session_stats_live`` and whether its version is exact."""
     if merchant_id is None:
         merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
     if merchant_id is None:
-        return {**session_summary(session_id=session_id), "version": 0}
+        return {**session_summary(session_id=session_id), "version": 0}, False
+    exact = False
     for _attempt in range(3):
         before = ledger_seq(merchant_id=merchant_id)
         summary = session_summary(session_id=session_id)
         if ledger_seq(merchant_id=merchant_id) == before:
+            exact = True
             break
     summary["version"] = before
-    return summary
+    return summary, exact
+
+
+# --- a show's running totals, kept up to date from the ledger --------------------------------
+# The live dashboard's totals are pushed a few times a second during a sale. Counting the show's
+# orders each time costs the database in proportion to the show (tens of thousands of orders in
+# a flash sale, each push). Every order change is one ledger event of the merchant's, in seq
+# order, and the head's seq is written in the same transaction: so the totals at seq v are the
+# totals at seq u plus what the events (u, v] of the show's orders changed, read by the ledger's
+# (merchant, seq) index. A full count starts the tally and is taken again every
+# ``TALLY_RECOUNT_S`` (a safety net: it and the tally agree, tests/orders/test_session_tally.py).
+TALLY_RECOUNT_S = 60.0
+TALLY_MAX_EVENTS = 20_000  # more of the merchant's events since the last push: count afresh
+_PAID_LIKE = frozenset(
+    {
+        OrderStatus.PAID,
+        OrderStatus.ON_HOLD,
+        OrderStatus.CONFIRMED,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+        OrderStatus.COMPLETED,
+    }
+)
+_CANCELLED = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUND_PENDING, OrderStatus.REFUNDED})
+_LIVE = frozenset(LIVE_STATUSES)
+
+
+@dataclass
+class _Tally:
+    merchant_id: int
+    version: int
+    counted_at: float
+    orders: int = 0
+    unpaid: int = 0
+    paid: int = 0
+    cancelled: int = 0
+    gmv: Decimal = Decimal(0)
+    placed_value: Decimal = Decimal(0)
+    channels: dict[str, list[int]] = field(default_factory=dict)  # channel -> [orders, paid, units]
+
+    @classmethod
+    def of(cls, stats: dict, merchant_id: int) -> _Tally:
+        return cls(
+            merchant_id=merchant_id,
+            version=stats["version"],
+            counted_at=time.monotonic(),
+            orders=stats["orders"],
+            unpaid=stats["unpaid"],
+            paid=stats["paid"],
+            cancelled=stats["cancelled"],
+            gmv=Decimal(stats["gmv"]),
+            placed_value=Decimal(stats["placed_value"]),
+            channels={c["channel"]: [c["orders"], c["paid"], c["units"]] for c in stats["channels"]},
+        )
+
+    def apply(self, from_status: str, to_status: str, channel: str, total: Decimal, units: int) -> None:
+        """One ledger event of one of the show's orders: it leaves ``from_status`` (none: the
+        order is new) for ``to_status``."""
+        ch = self.channels.setdefault(channel, [0, 0, 0])
+        if not from_status:
+            self.orders += 1
+            ch[0] += 1
+        for status, sign in ((from_status, -1), (to_status, 1)):
+            if not status:
+                continue
+            if status == OrderStatus.PENDING_PAYMENT:
+                self.unpaid += sign
+            if status in _PAID_LIKE:
+                self.paid += sign
+                self.gmv += sign * total
+                ch[1] += sign
+            if status in _CANCELLED:
+                self.cancelled += sign
+            if status in _LIVE:
+                self.placed_value += sign * total
+                ch[2] += sign * units
+
+    def stats(self, session_id: int) -> dict:
+        channels = [
+            {"channel": name, "orders": c[0], "paid": c[1], "units": c[2]} for name, c in self.channels.items() if c[0]
+        ]
+        return {
+            "session": session_id,
+            "orders": self.orders,
+            "unpaid": self.unpaid,
+            "paid": self.paid,
+            "cancelled": self.cancelled,
+            "gmv": f"{self.gmv:.2f}",
+            "placed_value": f"{self.placed_value:.2f}",
+            "channels": sorted(channels, key=lambda c: (-c["orders"], c["channel"])),
+            "version": self.version,
+        }
+
+
+_tallies: dict[int, _Tally] = {}
+_tallies_lock = threading.Lock()
+
+
+def session_stats_pushed(*, session_id: int) -> dict:
+    """A show's totals for the live push: ``session_stats_live``'s figures, exact at their
+    version, kept up to date from the merchant's ledger events since the last push instead of
+    counting the whole show again (see above)."""
+    with _tallies_lock:
+        tally = _tallies.get(session_id)
+    now = time.monotonic()
+    if tally is not None and now - tally.counted_at < TALLY_RECOUNT_S:
+        head = ledger_seq(merchant_id=tally.merchant_id)
+        if tally.version <= head <= tally.version + TALLY_MAX_EVENTS:
+            if head > tally.version:
+                _tally_events(tally, session_id, head)
+            return tally.stats(session_id)
+    merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
+    stats, exact = _stats_read(session_id=session_id, merchant_id=merchant_id)
+    with _tallies_lock:
+        if exact and merchant_id is not None:
+            if len(_tallies) > 256:  # shows seen by this process: forget those long counted
+                for sid in [sid for sid, t in _tallies.items() if now - t.counted_at > TALLY_RECOUNT_S]:
+                    del _tallies[sid]
+            _tallies[session_id] = _Tally.of(stats, merchant_id)
+        else:
+            _tallies.pop(session_id, None)
+    return stats
+
+
+def _tally_events(tally: _Tally, session_id: int, head: int) -> None:
+    """Move ``tally`` to ``head``: every event of the merchant's after its version up to
+    ``head`` (all committed: the head was read first, and it is written with its events) on
+    one of the show's orders."""
+    units = OrderLine.objects.filter(order_id=OuterRef("order_id")).values("order_id").annotate(u=Sum("quantity"))
+    rows = (
+        OrderEvent.objects.filter(
+            merchant_id=tally.merchant_id, seq__gt=tally.version, seq__lte=head, order__session_id=session_id
+        )
+        .annotate(units=Subquery(units.values("u")))
+        .order_by("seq")
+        .values_list("from_status", "to_status", "order__channel", "order__total", "units")
+    )
+    for from_status, to_status, channel, total, n in rows:
+        tally.apply(from_status, to_status, channel, total, n or 0)
+    tally.version = head
+
+
+def forget_tallies() -> None:
+    """Tests: ids are reused after a rolled-back test (production never reuses them)."""
+    with _tallies_lock:
+        _tallies.clear()
 
 
 def _actor_kind(actor: str) -> str:
