@@ -6,8 +6,9 @@ import json
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.test import override_settings
 
-from apps.orders.placement.fastpath import OrderFastPath
+from apps.orders.placement.fastpath import OrderFastPath, host_allowed
 
 from ..factories import make_listing, order_body
 
@@ -104,6 +105,15 @@ async def test_bad_host_is_400():
         OrderFastPath(_passthrough, threads=1), "POST", "/api/v1/orders", b"{}", {"Host": "evil.example"}
     )
     assert status == 400 and json.loads(raw)["code"] == "bad_host"
+
+
+def test_a_remembered_host_is_checked_again_when_the_allowed_hosts_change():
+    with override_settings(ALLOWED_HOSTS=["shop.example"]):
+        assert host_allowed("shop.example") and host_allowed("shop.example:8443")
+        assert not host_allowed("evil.example") and not host_allowed("")
+    with override_settings(ALLOWED_HOSTS=["other.example"]):
+        assert not host_allowed("shop.example")
+        assert host_allowed("other.example")
 
 
 def test_headers_are_read_as_djangos_asgi_handler_reads_them():
