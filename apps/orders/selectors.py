@@ -10,6 +10,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -312,13 +313,22 @@ class _Tally:
 
 
 _tallies: dict[int, _Tally] = {}
-_tallies_lock = threading.Lock()
+_tallies_lock = threading.Lock()  # the two dicts
+_show_locks: dict[int, threading.Lock] = {}  # one per show: its pushes run one at a time
 
 
 def session_stats_pushed(*, session_id: int) -> dict:
     """A show's totals for the live push: ``session_stats_live``'s figures, exact at their
     version, kept up to date from the merchant's ledger events since the last push instead of
-    counting the whole show again (see above)."""
+    counting the whole show again (see above). A show's pushes in this process run one at a time
+    (a push that outlasts the coalescing window meets the next one here)."""
+    with _tallies_lock:
+        lock = _show_locks.setdefault(session_id, threading.Lock())
+    with lock:
+        return _stats_pushed(session_id)
+
+
+def _stats_pushed(session_id: int) -> dict:
     with _tallies_lock:
         tally = _tallies.get(session_id)
     now = time.monotonic()
@@ -329,16 +339,33 @@ def session_stats_pushed(*, session_id: int) -> dict:
                 _tally_events(tally, session_id, head)
             return tally.stats(session_id)
     merchant_id = LiveSession.objects.filter(pk=session_id).values_list("merchant_id", flat=True).first()
-    stats, exact = _stats_read(session_id=session_id, merchant_id=merchant_id)
+    stats, exact = _stats_counted(session_id, merchant_id)
     with _tallies_lock:
         if exact and merchant_id is not None:
             if len(_tallies) > 256:  # shows seen by this process: forget those long counted
                 for sid in [sid for sid, t in _tallies.items() if now - t.counted_at > TALLY_RECOUNT_S]:
                     del _tallies[sid]
+                    _show_locks.pop(sid, None)
             _tallies[session_id] = _Tally.of(stats, merchant_id)
         else:
             _tallies.pop(session_id, None)
     return stats
+
+
+def _stats_counted(session_id: int, merchant_id: int | None) -> tuple[dict, bool]:
+    """The full count and whether it is exact at its version. On PostgreSQL the head and the
+    totals are read in one snapshot (a REPEATABLE READ transaction), so a count during a flood of
+    orders is as exact as one on a quiet show. Elsewhere (SQLite's transactions take the write
+    lock here), or inside a caller's transaction, ``session_stats_live``'s before-and-after reads."""
+    if merchant_id is None or connection.in_atomic_block or connection.vendor != "postgresql":
+        return _stats_read(session_id=session_id, merchant_id=merchant_id)
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        head = ledger_seq(merchant_id=merchant_id)
+        summary = session_summary(session_id=session_id)
+    summary["version"] = head
+    return summary, True
 
 
 def _tally_events(tally: _Tally, session_id: int, head: int) -> None:
@@ -363,6 +390,7 @@ def forget_tallies() -> None:
     """Tests: ids are reused after a rolled-back test (production never reuses them)."""
     with _tallies_lock:
         _tallies.clear()
+        _show_locks.clear()
 
 
 def _actor_kind(actor: str) -> str:

@@ -426,7 +426,9 @@ FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "1") == "1"
 # At most this many orders per batch. lc_place_orders v3 writes the hot rows once per batch, so a
 # larger batch is cheaper per order (32 against 16: +7-15% orders/s on the flash-sale benchmark);
 # v2, which wrote them per order, had been 1.6-3x dearer per order past 16 (docs/performance.md).
-ORDER_BATCH_MAX = int(os.environ.get("ORDER_BATCH_MAX", "32"))
+# At most 64: each order of a batch is a subtransaction, and PostgreSQL caches 64 of them per
+# backend; past that every other session's visibility checks slow down.
+ORDER_BATCH_MAX = max(1, min(64, int(os.environ.get("ORDER_BATCH_MAX", "32"))))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped
 # An order a batch has already taken is waited for this much longer (its answer is the truth).

@@ -6,6 +6,7 @@ only the events since the last one, never the whole show."""
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 from django.db import connection
@@ -19,6 +20,7 @@ from apps.orders.services.transitions import order_cancel, order_record_event
 
 from ..factories import make_listing, make_session, order_body
 from ..realtime.conftest import pay
+from ..waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,8 +31,7 @@ def _place(listing, buyer: str, channel: str, qty: int = 1) -> Order:  # type: i
 
 
 def _full(session_id: int) -> dict:
-    stats = selectors.session_stats_live(session_id=session_id)
-    return stats
+    return selectors.session_stats_live(session_id=session_id)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -40,7 +41,8 @@ def test_the_tally_equals_a_full_count_after_any_changes(merchant, other_merchan
     listings = [make_listing(merchant, quota=40, limit=3, session=show, price=p) for p in ("9.90", "25.00")]
     elsewhere = make_listing(merchant, quota=40, limit=3)  # the same merchant's other show: its events are skipped
     theirs = make_listing(other_merchant, quota=40, limit=3)
-    assert selectors.session_stats_pushed(session_id=show.pk) == _full(show.pk)  # empty: counted
+    empty = selectors.session_stats_pushed(session_id=show.pk)
+    assert (empty["orders"], empty["gmv"], empty["channels"]) == (0, "0.00", [])
     placed: list[Order] = []
     for step in range(40):
         op = rnd.random()
@@ -83,7 +85,7 @@ def test_a_push_between_counts_reads_the_new_events_not_the_show(merchant):
     with CaptureQueriesContext(connection) as seen:
         assert selectors.session_stats_pushed(session_id=show.pk) == pushed
     assert len(seen.captured_queries) == 1  # nothing changed: the head only
-    assert order.pk
+    assert Order.objects.get(pk=order.pk).channel == "api"
 
 
 def test_the_show_is_counted_afresh_after_a_while(merchant, monkeypatch):
@@ -96,3 +98,75 @@ def test_the_show_is_counted_afresh_after_a_while(merchant, monkeypatch):
     assert selectors.session_stats_pushed(session_id=show.pk)["channels"][0]["channel"] == "storefront"
     monkeypatch.setattr(selectors, "TALLY_RECOUNT_S", 0.0)
     assert selectors.session_stats_pushed(session_id=show.pk)["channels"][0]["channel"] == "api"
+
+
+def test_pushes_from_several_threads_while_orders_arrive_count_each_event_once(merchant):
+    """Pushes run in timer threads; one that outlasts the coalescing window meets the next. The
+    show's pushes run one at a time, each moves the tally forward only, and the figures end equal
+    to a full count."""
+    show = make_session(merchant)
+    listing = make_listing(merchant, quota=200, limit=1, session=show)
+    _place(listing, "first", "storefront")
+    selectors.session_stats_pushed(session_id=show.pk)
+    stop = threading.Event()
+    seen: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def pusher(n: int) -> None:
+        versions = seen.setdefault(n, [])
+        try:
+            while not stop.is_set():
+                versions.append(selectors.session_stats_pushed(session_id=show.pk)["version"])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(40):
+            _place(listing, f"b{n}", "api" if n % 3 else "storefront")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    for versions in seen.values():
+        assert versions == sorted(versions)  # never backwards
+    assert sum(len(v) for v in seen.values()) > 4
+    pushed = selectors.session_stats_pushed(session_id=show.pk)
+    assert pushed == _full(show.pk)
+    assert pushed["orders"] == 41
+
+
+def test_a_count_during_a_flood_is_kept_on_postgresql(merchant):
+    """On PostgreSQL the full count reads the head and the totals in one snapshot, so a count
+    taken while orders keep arriving is exact and starts the tally (before, it was dropped and
+    every push counted the whole show again)."""
+    show = make_session(merchant)
+    listing = make_listing(merchant, quota=200, limit=1, session=show)
+    stop = threading.Event()
+
+    def flood() -> None:
+        try:
+            n = 0
+            while not stop.is_set():
+                _place(listing, f"f{n}", "storefront")
+                n += 1
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=flood)
+    t.start()
+    try:
+        wait_until(lambda: Order.objects.filter(session_id=show.pk).count() >= 5, what="the flood to start")
+        stats = selectors.session_stats_pushed(session_id=show.pk)
+        kept = selectors._tallies.get(show.pk)
+    finally:
+        stop.set()
+        t.join(30)
+    if connection.vendor == "postgresql":
+        assert kept is not None and kept.version == stats["version"]
+    assert selectors.session_stats_pushed(session_id=show.pk) == _full(show.pk)

@@ -11,8 +11,9 @@
 -- reported as in v2: 'lc_refuse:<step>', 'lc_refuse:duplicate', 'lc_failed:<sqlstate> <message>'):
 --   its own rows, exactly as lc_place_order v3 writes them (buyer, order, line, stock movement,
 --   signals), then the buyer's units on the listing (the per-buyer limit, a row of its own), then
---   the three hot rows: the first order of the batch that gets that far LOCKS each (FOR UPDATE,
---   held to the batch's commit) and reads it; every order is then checked against what the row
+--   the three hot rows: the first order of the batch that gets that far LOCKS each (FOR NO KEY
+--   UPDATE, the lock v2's UPDATE took: other transactions' foreign-key checks on these rows are
+--   not held up; held to the batch's commit) and reads it; every order is then checked against what the row
 --   held plus what the batch's accepted orders took before it (quota and window, stock, the
 --   ledger chain), and its chained ledger event is written with the next seq.
 -- What the batch then does, once, after its last order: adds the units its accepted orders took
@@ -122,7 +123,7 @@ BEGIN
         SELECT l.status, l.opens_at, l.closes_at, l.sold, l.quota, l.price, l.payment_window_seconds,
             l.per_buyer_limit
           INTO l_status, l_opens, l_closes, l_sold, l_quota, b_price, b_window, b_limit
-          FROM catalog_listing l WHERE l.id = p_listing FOR UPDATE;
+          FROM catalog_listing l WHERE l.id = p_listing FOR NO KEY UPDATE;
         IF NOT FOUND THEN
           RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'lc_refuse:no_listing';
         END IF;
@@ -132,7 +133,7 @@ BEGIN
       END IF;
       IF NOT has_stock THEN
         SELECT s.reserved, s.on_hand INTO s_reserved, s_on_hand
-          FROM inventory_stock s WHERE s.sku_id = p_sku FOR UPDATE;
+          FROM inventory_stock s WHERE s.sku_id = p_sku FOR NO KEY UPDATE;
         IF NOT FOUND THEN
           RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'lc_refuse:stock';
         END IF;
@@ -142,7 +143,7 @@ BEGIN
       END IF;
       IF NOT has_head THEN
         SELECT h.seq, h.last_hash INTO h_seq, h_hash FROM orders_ledgerhead h
-          WHERE h.merchant_id = p_merchant FOR UPDATE;
+          WHERE h.merchant_id = p_merchant FOR NO KEY UPDATE;
         IF NOT FOUND THEN
           RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'lc_refuse:ledger';
         END IF;
