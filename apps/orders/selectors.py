@@ -231,6 +231,7 @@ def _stats_read(*, session_id: int, merchant_id: int | None = None) -> tuple[dic
 # ``TALLY_RECOUNT_S`` (a safety net: it and the tally agree, tests/orders/test_session_tally.py).
 TALLY_RECOUNT_S = 60.0
 TALLY_MAX_EVENTS = 20_000  # more of the merchant's events since the last push: count afresh
+COUNT_LOCK_TIMEOUT_MS = 100  # the full count's wait for a table lock (only DDL and TRUNCATE conflict)
 _PAID_LIKE = frozenset(
     {
         OrderStatus.PAID,
@@ -362,6 +363,10 @@ def _stats_counted(session_id: int, merchant_id: int | None) -> tuple[dict, bool
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # The transaction holds each table's share lock from its first read to its end, so
+            # a DDL statement or TRUNCATE taking the tables one by one could deadlock with it:
+            # this read gives way at once instead (the push fails, the next one counts again).
+            cur.execute(f"SET LOCAL lock_timeout = {COUNT_LOCK_TIMEOUT_MS}")
         head = ledger_seq(merchant_id=merchant_id)
         summary = session_summary(session_id=session_id)
     summary["version"] = head

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apps.orders import selectors
@@ -170,3 +171,41 @@ def test_a_count_during_a_flood_is_kept_on_postgresql(merchant):
     if connection.vendor == "postgresql":
         assert kept is not None and kept.version == stats["version"]
     assert selectors.session_stats_pushed(session_id=show.pk) == _full(show.pk)
+
+
+def test_a_full_count_gives_way_to_a_statement_locking_its_tables(merchant):
+    """The count's snapshot transaction holds a share lock on each table it has read; a TRUNCATE or
+    DDL statement taking the tables one by one would deadlock with it (the test suite's flush
+    between tests did). The count waits for a table lock only briefly and fails instead."""
+    show = make_session(merchant)
+    listing = make_listing(merchant, quota=5, limit=1, session=show)
+    _place(listing, "a", "storefront")
+    if connection.vendor != "postgresql":
+        assert selectors.session_stats_pushed(session_id=show.pk)["orders"] == 1  # no snapshot transaction
+        return
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("LOCK TABLE orders_order IN ACCESS EXCLUSIVE MODE")
+                holding.set()
+                done.wait(30)
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(30)
+        began = time.monotonic()
+        with pytest.raises(OperationalError) as err:
+            selectors.session_stats_pushed(session_id=show.pk)
+        assert "lock timeout" in str(err.value)
+        # Its own short wait, not the connection's lock_timeout (10 s, DB_LOCK_TIMEOUT_MS), which
+        # would end the same way only much later: the bound is far from both.
+        assert time.monotonic() - began < 5
+    finally:
+        done.set()
+        t.join(30)
+    assert selectors.session_stats_pushed(session_id=show.pk)["orders"] == 1
