@@ -17,7 +17,7 @@ from apps.core import events
 
 from .hooks import order_changed
 from .payloads import order_payload
-from .selectors import session_stats_live, session_stats_pushed
+from .selectors import session_stats_pushed
 
 log = logging.getLogger(__name__)
 STATS_COALESCE_MS = 300
@@ -71,10 +71,6 @@ def order_changed_on_commit(
         # would run it now too, but only after checking the connection's autocommit, which checks
         # a connection out of the pool (a health-check round trip) for a thread that needs none.
         _send()
-
-
-def session_stats(session_id: int) -> dict[str, Any]:
-    return session_stats_live(session_id=session_id)
 
 
 def _push_stats(session_id: int) -> None:

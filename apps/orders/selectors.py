@@ -134,17 +134,28 @@ def order_ledger_proof(*, order: Order) -> dict[str, Any]:
     }
 
 
+# A show's totals count orders by these groups: the full count (``session_summary``,
+# ``session_channels``) and the tally kept from the ledger (``_Tally``) alike.
+PAID_LIKE = (
+    OrderStatus.PAID,
+    OrderStatus.ON_HOLD,
+    OrderStatus.CONFIRMED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+    OrderStatus.COMPLETED,
+)
+CANCELLED_LIKE = (OrderStatus.CANCELLED, OrderStatus.REFUND_PENDING, OrderStatus.REFUNDED)
+
+
 def session_summary(*, session_id: int) -> dict:
     """Running totals of a show: GMV (paid and later), counts by stage, latest ledger seq."""
 
-    s = OrderStatus
-    paid_like = [s.PAID, s.ON_HOLD, s.CONFIRMED, s.SHIPPED, s.DELIVERED, s.COMPLETED]
     agg = Order.objects.filter(session_id=session_id).aggregate(
         orders=Count("id"),
-        unpaid=Count("id", filter=Q(status=s.PENDING_PAYMENT)),
-        paid=Count("id", filter=Q(status__in=paid_like)),
-        cancelled=Count("id", filter=Q(status__in=[s.CANCELLED, s.REFUND_PENDING, s.REFUNDED])),
-        gmv=Sum("total", filter=Q(status__in=paid_like)),
+        unpaid=Count("id", filter=Q(status=OrderStatus.PENDING_PAYMENT)),
+        paid=Count("id", filter=Q(status__in=PAID_LIKE)),
+        cancelled=Count("id", filter=Q(status__in=CANCELLED_LIKE)),
+        gmv=Sum("total", filter=Q(status__in=PAID_LIKE)),
         placed_value=Sum("total", filter=Q(status__in=LIVE_STATUSES)),
         merchant_id=Max("merchant_id"),
     )
@@ -168,14 +179,12 @@ def session_channels(*, session_id: int) -> list[dict]:
     (all, as the show's order count), ``paid`` (paid and later) and ``units`` (in orders not
     cancelled or refunded). One query."""
 
-    s = OrderStatus
-    paid_like = [s.PAID, s.ON_HOLD, s.CONFIRMED, s.SHIPPED, s.DELIVERED, s.COMPLETED]
     rows = (
         Order.objects.filter(session_id=session_id)
         .values("channel")
         .annotate(
             orders=Count("id", distinct=True),
-            paid=Count("id", distinct=True, filter=Q(status__in=paid_like)),
+            paid=Count("id", distinct=True, filter=Q(status__in=PAID_LIKE)),
             units=Sum("lines__quantity", filter=Q(status__in=LIVE_STATUSES)),
         )
         .order_by()
@@ -232,17 +241,8 @@ def _stats_read(*, session_id: int, merchant_id: int | None = None) -> tuple[dic
 TALLY_RECOUNT_S = 60.0
 TALLY_MAX_EVENTS = 20_000  # more of the merchant's events since the last push: count afresh
 COUNT_LOCK_TIMEOUT_MS = 100  # the full count's wait for a table lock (only DDL and TRUNCATE conflict)
-_PAID_LIKE = frozenset(
-    {
-        OrderStatus.PAID,
-        OrderStatus.ON_HOLD,
-        OrderStatus.CONFIRMED,
-        OrderStatus.SHIPPED,
-        OrderStatus.DELIVERED,
-        OrderStatus.COMPLETED,
-    }
-)
-_CANCELLED = frozenset({OrderStatus.CANCELLED, OrderStatus.REFUND_PENDING, OrderStatus.REFUNDED})
+_PAID_LIKE = frozenset(PAID_LIKE)
+_CANCELLED = frozenset(CANCELLED_LIKE)
 _LIVE = frozenset(LIVE_STATUSES)
 
 

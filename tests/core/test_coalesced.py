@@ -40,11 +40,9 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Counting:
 
 def _pushes() -> tuple[list[int], Any]:
     seen: list[int] = []
-    done = threading.Event()
 
     def push(n: int) -> None:
         seen.append(n)
-        done.set()
 
     return seen, push
 

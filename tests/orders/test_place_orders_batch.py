@@ -221,4 +221,3 @@ if ON_POSTGRES:
         assert left[0]["sold"] == left[0]["reserved"] == left[0]["order_units"] == left[0]["buyer_units"]
         assert left[0]["sold"] <= min(quota, on_hand)
         assert ledger_verify(merchant_id=merchant.pk) == []
-        assert connection.vendor == "postgresql"
