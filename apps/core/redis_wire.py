@@ -45,7 +45,8 @@ class _Wire(asyncio.Protocol):
 
     def __init__(self, timeout: float) -> None:
         self.reader = hiredis.Reader(encoding="utf-8", replyError=redis.ResponseError)
-        self.waiting: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        # Per question, in order: [asked at, its future, how many replies, the replies so far].
+        self.waiting: deque[tuple[float, asyncio.Future[list[Any]], int, list[Any]]] = deque()
         self.transport: asyncio.Transport | None = None
         self.outbox: list[bytes] = []
         self.timeout = timeout
@@ -84,9 +85,12 @@ class _Wire(asyncio.Protocol):
             if not waiting:  # a reply nobody asked for: the stream cannot be trusted
                 self.fail(redis.ConnectionError("redis sent a reply nobody asked for"))
                 return
-            _sent, future = waiting.popleft()
-            if not future.done():  # its asker may have gone (cancelled); the reply is spent
-                future.set_result(reply)
+            _sent, future, n, replies = waiting[0]
+            replies.append(reply)
+            if len(replies) == n:
+                waiting.popleft()
+                if not future.done():  # its asker may have gone (cancelled); the replies are spent
+                    future.set_result(replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(redis.ConnectionError(f"redis connection lost: {exc}" if exc else "redis connection closed"))
@@ -101,7 +105,7 @@ class _Wire(asyncio.Protocol):
             self.transport.abort()
         self.outbox = []
         while self.waiting:
-            _sent, future = self.waiting.popleft()
+            future = self.waiting.popleft()[1]
             if not future.done():
                 future.set_exception(exc)
 
@@ -109,20 +113,19 @@ class _Wire(asyncio.Protocol):
     def usable(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
-    def ask(self, packed: bytes, n: int) -> list[asyncio.Future[Any]]:
-        """Queue ``packed`` (``n`` commands) for this loop iteration's one write; a future per
-        reply. The requests a loop iteration serves share the write (one syscall for all).
-        Raises ``redis.ConnectionError`` when the connection has gone."""
+    def ask(self, packed: bytes, n: int) -> asyncio.Future[list[Any]]:
+        """Queue ``packed`` (``n`` commands) for this loop iteration's one write; one future for
+        their ``n`` replies, in order. The requests a loop iteration serves share the write (one
+        syscall for all). Raises ``redis.ConnectionError`` when the connection has gone."""
         if not self.usable:
             raise redis.ConnectionError("redis connection closed")
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        futures = [loop.create_future() for _ in range(n)]
-        self.waiting.extend([(now, f) for f in futures])
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self.waiting.append((time.monotonic(), future, n, []))
         if not self.outbox:
             loop.call_soon(self.flush)
         self.outbox.append(packed)
-        return futures
+        return future
 
     def flush(self) -> None:
         out, self.outbox = self.outbox, []
@@ -216,13 +219,11 @@ class PipelinedRedis:
         return new
 
     async def _send(self, wire: _Wire, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
         pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # (its stub says a 1-tuple)
-        if len(commands) == 1:
-            (future,) = wire.ask(pack(tuple(commands[0])), 1)
-            return [await future]
-        futures = wire.ask(b"".join([pack(tuple(c)) for c in commands]), len(commands))
-        # gather: when the connection fails, every future's error is taken, none logged as lost
-        return list(await asyncio.gather(*futures))
+        packed = pack(tuple(commands[0])) if len(commands) == 1 else b"".join([pack(tuple(c)) for c in commands])
+        return await wire.ask(packed, len(commands))
 
     # --- questions -----------------------------------------------------------------------------
     async def execute(self, commands: Sequence[Command]) -> list[Any]:

@@ -430,6 +430,11 @@ FRAUD_SCORE_ON_COMMIT = os.environ.get("FRAUD_SCORE_ON_COMMIT", "1") == "1"
 # backend; past that every other session's visibility checks slow down.
 ORDER_BATCH_MAX = max(1, min(64, int(os.environ.get("ORDER_BATCH_MAX", "32"))))
 ORDER_BATCHERS = int(os.environ.get("ORDER_BATCHERS", "4"))  # batch threads per process (listings spread over them)
+# A batcher keeps its database connection this long after its last batch, then hands it back to the
+# pool: during a sale the next batch comes within milliseconds, and a checkout per batch cost a
+# pool round trip and a health-check query each time. 0: hand it back after every batch that
+# leaves the queue empty.
+ORDER_BATCHER_IDLE_SECONDS = max(0.0, float(os.environ.get("ORDER_BATCHER_IDLE_SECONDS", "1")))
 ORDER_BATCH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TIMEOUT", "30"))  # then an order not yet in a batch is dropped
 # An order a batch has already taken is waited for this much longer (its answer is the truth).
 ORDER_BATCH_TRUTH_TIMEOUT = float(os.environ.get("ORDER_BATCH_TRUTH_TIMEOUT", "30"))

@@ -92,3 +92,7 @@ if _WORKER and "CONFIG" in CHANNEL_LAYERS["default"]:
     # Pub/sub channels are one namespace per Redis server, whatever the database: each worker
     # (and the servers it starts, which inherit PYTEST_XDIST_WORKER) publishes under its own prefix.
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"lc:asgi:{_WORKER}"
+# A batcher hands its connection back to the pool as soon as its queue is empty (as before the
+# idle linger): a connection kept past a test's end would hold the test database open when it is
+# dropped. tests/orders/test_batcher_connection.py turns the linger on and tests it.
+ORDER_BATCHER_IDLE_SECONDS = 0.0

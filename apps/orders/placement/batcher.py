@@ -24,18 +24,23 @@ import contextlib
 import json
 import logging
 import queue
+import select
 import threading
 from collections import deque
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 
 from .pgcall import BATCH_SQL, REFUSED, run_prepared
 
 log = logging.getLogger(__name__)
+
+
+_RELEASE: dict[str, Any] = {}  # queued by ``Batcher.release``: not an order
 
 
 class BatchedOrderFailed(DatabaseError):
@@ -92,12 +97,16 @@ class Batcher:
     def _next_batch(self) -> list[tuple[dict[str, Any], Future]]:
         while True:
             if not self._pending:
-                self._pending.append(self._queue.get())
+                self._pending.append(self._wait_for_order())
             while True:
                 try:
-                    self._pending.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if item[0] is _RELEASE:  # busy: the connection stays; the next wait hands it back
+                    self._queue.put(item)
+                    break
+                self._pending.append(item)
             listing = self._pending[0][0]["listing"]
             batch: list[tuple[dict[str, Any], Future]] = []
             rest: deque[tuple[dict[str, Any], Future]] = deque()
@@ -116,6 +125,7 @@ class Batcher:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
+            self._drop_if_closed_by_server()
             try:
                 rows = self._execute([params for params, _ in batch])
                 self.batches += 1
@@ -134,9 +144,50 @@ class Batcher:
                     if not future.done():
                         future.set_exception(exc)
                 self._close_connection()  # a broken connection must not serve the next batch
-                continue
-            if self._queue.empty() and not self._pending:
-                self._close_connection()  # idle: hand the connection back to the pool
+
+    def _wait_for_order(self) -> tuple[dict[str, Any], Future]:
+        """The next order. The connection is kept for ``ORDER_BATCHER_IDLE_SECONDS`` (during a
+        sale the next batch comes within milliseconds: no pool checkout and health check per
+        batch); past that, or when ``release`` asks, it goes back to the pool before the wait goes
+        on, so an idle batcher never sits on a connection that may have died meanwhile (the next
+        checkout checks it)."""
+        idle = settings.ORDER_BATCHER_IDLE_SECONDS
+        try:
+            item = self._queue.get(timeout=idle) if idle > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            item = None
+        while item is None or item[0] is _RELEASE:
+            self._close_connection()  # idle: hand the connection back to the pool
+            if item is not None:
+                item[1].set_result(None)
+            item = self._queue.get()
+        return item
+
+    def release(self) -> Future:
+        """Ask the thread to hand its connection back to the pool now if it is waiting for orders
+        (a test database about to be dropped, a process shutting down); done once it has."""
+        future: Future = Future()
+        if self._thread is None or not self._thread.is_alive():
+            future.set_result(None)
+        else:
+            self._queue.put((_RELEASE, future))
+        return future
+
+    @classmethod
+    def _drop_if_closed_by_server(cls) -> None:
+        """A connection kept between batches that the server has closed meanwhile (a restart, a
+        terminated backend) has something to read: its last words, or the end of the stream. It
+        goes back to the pool, whose checkout checks it, instead of failing the batch. One
+        non-blocking ``select``, no round trip."""
+        conn = connection.connection
+        if conn is None:
+            return
+        try:
+            readable = bool(select.select([conn.fileno()], [], [], 0)[0])
+        except (OSError, ValueError, psycopg.Error):  # already closed
+            readable = True
+        if readable:
+            cls._close_connection()
 
     @staticmethod
     def _close_connection() -> None:
@@ -195,6 +246,14 @@ def batchers() -> list[Batcher]:
             if not _batchers:
                 _batchers.extend(Batcher(f"lc-order-batcher-{i}") for i in range(max(1, settings.ORDER_BATCHERS)))
     return _batchers
+
+
+def release_connections(timeout: float = 10.0) -> None:
+    """Every started batcher hands its database connection back to the pool (waits for each)."""
+    with _batchers_lock:
+        started = list(_batchers)
+    for future in [b.release() for b in started]:
+        future.result(timeout=timeout)
 
 
 def batcher_for(listing_id: int) -> Batcher:
