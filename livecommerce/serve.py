@@ -16,12 +16,14 @@ SIGINT (each child also dies with the parent). Linux (SO_REUSEPORT load balancin
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 APP = "livecommerce.asgi:application"
 
@@ -64,6 +66,57 @@ def log_config() -> dict:
     return config
 
 
+class CorkedTransport:
+    """A transport whose writes within one turn of the event loop leave as one ``send``.
+
+    uvicorn writes a response's head and its body separately, so every answer cost two system
+    calls and two TCP segments (measured on the flash-sale hot path: about 5% of the event loop's
+    time in ``send``). Here a write is queued and the queue goes out once, right after the code
+    that wrote it yields to the loop; ``close`` sends what is queued first, ``abort`` drops it.
+    Everything else is the real transport's.
+    """
+
+    __slots__ = ("_transport", "_queued", "_loop")
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._queued: list[bytes] = []
+        self._loop = loop
+
+    def write(self, data: bytes) -> None:
+        if not self._queued:
+            self._loop.call_soon(self.flush)
+        self._queued.append(bytes(data))
+
+    def flush(self) -> None:
+        queued, self._queued = self._queued, []
+        if queued and not self._transport.is_closing():
+            self._transport.write(queued[0] if len(queued) == 1 else b"".join(queued))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._queued = []
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def corked_protocol() -> type:
+    """uvicorn's httptools protocol on a ``CorkedTransport`` (a websocket upgraded from it writes
+    through the same transport, so its frames keep their order)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class CorkedHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    return CorkedHttpToolsProtocol
+
+
 def _child(args: argparse.Namespace, parent: int) -> None:
     try:  # die with the supervisor (Linux), set before anything slow
         import ctypes
@@ -79,7 +132,7 @@ def _child(args: argparse.Namespace, parent: int) -> None:
     config = uvicorn.Config(
         args.app,
         loop="uvloop",
-        http="httptools",
+        http=corked_protocol(),
         lifespan="off",
         log_level=args.log_level,
         log_config=log_config(),

@@ -115,3 +115,72 @@ def test_workers_share_connections_restart_when_they_die_and_stop_together():
     finally:
         if proc.poll() is None:
             stop(proc)
+
+
+class _Transport:
+    """What the corked transport hands on: each write, and the calls made after it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def close(self) -> None:
+        self.closing = True
+        self.calls.append(("close", b""))
+
+    def abort(self) -> None:
+        self.closing = True
+        self.calls.append(("abort", b""))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str) -> str:
+        return f"extra:{name}"
+
+
+def test_a_responses_writes_in_one_turn_of_the_loop_leave_as_one() -> None:
+    import asyncio
+
+    from livecommerce.serve import CorkedTransport
+
+    async def scenario() -> list[tuple[str, bytes]]:
+        real = _Transport()
+        corked = CorkedTransport(real, asyncio.get_running_loop())
+        corked.write(b"HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\n\r\n")
+        corked.write(b"{}")
+        assert real.calls == []  # not yet: the code that wrote has not yielded
+        await asyncio.sleep(0)
+        corked.write(b"next")  # a later turn: its own write
+        await asyncio.sleep(0)
+        assert corked.get_extra_info("peername") == "extra:peername"  # the rest is the real one's
+        return real.calls
+
+    assert asyncio.run(scenario()) == [
+        ("write", b"HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\n\r\n{}"),
+        ("write", b"next"),
+    ]
+
+
+def test_close_sends_what_is_queued_first_and_abort_drops_it() -> None:
+    import asyncio
+
+    from livecommerce.serve import CorkedTransport
+
+    async def scenario() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+        loop = asyncio.get_running_loop()
+        closed, aborted = _Transport(), _Transport()
+        a, b = CorkedTransport(closed, loop), CorkedTransport(aborted, loop)
+        a.write(b"bye")
+        a.close()
+        b.write(b"lost")
+        b.abort()
+        await asyncio.sleep(0)  # the flushes scheduled by the writes find nothing, or a closed transport
+        return closed.calls, aborted.calls
+
+    closed, aborted = asyncio.run(scenario())
+    assert closed == [("write", b"bye"), ("close", b"")]
+    assert aborted == [("abort", b"")]

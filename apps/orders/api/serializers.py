@@ -3,7 +3,7 @@ is ``apps.orders.placement.request.ORDER_INPUT``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -141,10 +141,14 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{Decimal(value).quantize(_CENT, rounding=ROUND_HALF_UP):f}"
 
 
-def _when(value: datetime | None) -> str | None:
+def _when(value: datetime | None, tz: tzinfo | None = None) -> str | None:
+    """As ``DateTimeField``: in the current time zone (``tz``, when the caller looked it up once
+    for several fields), UTC written as ``Z``."""
     if value is None:
         return None
-    text = timezone.localtime(value).isoformat()
+    if value.utcoffset() is None:  # as timezone.localtime
+        raise ValueError("localtime() cannot be applied to a naive datetime")
+    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -156,6 +160,7 @@ def order_representation(order: Order, *, base_url: str, assessed: bool = True) 
     prefetched: dict[str, Any] = getattr(order, "_prefetched_objects_cache", {})
     lines = prefetched["lines"] if "lines" in prefetched else list(order.lines.select_related("sku"))
     buyer = order.buyer
+    tz = timezone.get_current_timezone()
     return {
         "id": order.public_id,
         "status": order.status,
@@ -179,8 +184,8 @@ def order_representation(order: Order, *, base_url: str, assessed: bool = True) 
         ],
         "total": _money(order.total),
         "currency": order.currency,
-        "pay_by": _when(order.pay_by),
-        "paid_at": _when(order.paid_at),
+        "pay_by": _when(order.pay_by, tz),
+        "paid_at": _when(order.paid_at, tz),
         "status_url": base_url.rstrip("/") + status_path(order) if base_url else status_path(order),
         "shipping_address": order.shipping_address,
         "cancel_reason": order.cancel_reason,
@@ -190,6 +195,6 @@ def order_representation(order: Order, *, base_url: str, assessed: bool = True) 
         "tracking_number": order.tracking_number,
         "risk": order_risk(order) if assessed else None,
         "version": order.version,
-        "created_at": _when(order.created_at),
-        "updated_at": _when(order.updated_at),
+        "created_at": _when(order.created_at, tz),
+        "updated_at": _when(order.updated_at, tz),
     }
