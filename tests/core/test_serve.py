@@ -184,3 +184,95 @@ def test_close_sends_what_is_queued_first_and_abort_drops_it() -> None:
     closed, aborted = asyncio.run(scenario())
     assert closed == [("write", b"bye"), ("close", b"")]
     assert aborted == [("abort", b"")]
+
+
+class _BufferedTransport(_Transport):
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+    def write_eof(self) -> None:
+        self.calls.append(("eof", b""))
+
+
+def test_a_large_write_goes_out_at_once_behind_what_was_queued() -> None:
+    """A download's chunks are not held back for the turn: the real transport's flow control
+    sees them as they are written."""
+    import asyncio
+
+    from livecommerce.serve import CorkedTransport
+
+    async def scenario() -> tuple[list[tuple[str, bytes]], int]:
+        real = _BufferedTransport()
+        corked = CorkedTransport(real, asyncio.get_running_loop())
+        corked.write(b"head")
+        size = corked.get_write_buffer_size()  # the real buffer's and the queued bytes
+        big = b"x" * (CorkedTransport.MAX_QUEUED + 1)
+        corked.write(big)
+        assert real.calls == [("write", b"head"), ("write", big)]  # at once, in order
+        corked.writelines([b"a", b"b"])
+        corked.write_eof()
+        return real.calls, size
+
+    calls, size = asyncio.run(scenario())
+    assert size == 7 + 4
+    assert calls[2:] == [("write", b"ab"), ("eof", b"")]
+
+
+def test_a_real_server_on_the_corked_protocol_answers_whole_and_keeps_websocket_frames_in_order() -> None:
+    """uvicorn with ``corked_protocol()``: a keep-alive connection gets two answers whole (one of
+    them a streamed 200 KiB body) and a websocket upgraded from it gets its frames in order."""
+    import asyncio
+
+    import uvicorn
+    import websockets
+
+    from livecommerce.serve import corked_protocol
+
+    big = bytes(range(256)) * 800  # 200 KiB
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            for i in range(50):
+                await send({"type": "websocket.send", "text": f"frame {i}"})
+            await send({"type": "websocket.close"})
+            return
+        body = big if scope["path"] == "/big" else b"small"
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]}
+        )
+        for i in range(0, len(body), 65536):
+            await send({"type": "http.response.body", "body": body[i : i + 65536], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def scenario() -> tuple[list[bytes], list[str]]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app, http=corked_protocol(), lifespan="off", log_level="error")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            bodies = []
+            for path in ("/big", "/small"):
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                bodies.append(await reader.readexactly(length))
+            writer.close()
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+                frames = [str(m) async for m in ws]
+        finally:
+            server.should_exit = True
+            await task
+        return bodies, frames
+
+    bodies, frames = asyncio.run(scenario())
+    assert bodies == [big, b"small"]
+    assert frames == [f"frame {i}" for i in range(50)]

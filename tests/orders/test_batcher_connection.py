@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
 import threading
 import time
 
@@ -12,7 +15,7 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from rest_framework.test import APIClient
 
-from apps.orders.placement.batcher import Batcher, release_connections
+from apps.orders.placement.batcher import Batcher, readable, release_connections
 
 from ..factories import make_listing, order_body
 from .invariants import assert_consistent
@@ -52,6 +55,27 @@ def _batcher_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 def _order(client: APIClient, listing_id: int, buyer: str) -> None:
     r = client.post("/api/v1/orders", order_body(listing_id, buyer=buyer), format="json")
     assert r.status_code == 201, r.content
+
+
+def test_the_closed_connection_check_works_on_descriptors_past_1023():
+    """A worker holding many websockets gives its database connections high descriptor numbers,
+    which ``select`` refuses: the check must not take every such connection for a closed one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1601:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    a, b = socket.socketpair()
+    high = os.dup2(a.fileno(), 1600)
+    try:
+        assert not readable(high)
+        b.sendall(b"x")
+        assert readable(high)
+        b.close()
+        os.read(high, 1)
+        assert readable(high)  # the end of the stream: the peer has gone
+    finally:
+        os.close(high)
+        a.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 if ON_POSTGRES:

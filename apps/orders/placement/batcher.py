@@ -43,6 +43,14 @@ log = logging.getLogger(__name__)
 _RELEASE: dict[str, Any] = {}  # queued by ``Batcher.release``: not an order
 
 
+def readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read now (``poll``: any descriptor number, where ``select``
+    refuses those past 1023, which a worker holding many websockets reaches)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class BatchedOrderFailed(DatabaseError):
     """A batched order that ``lc_place_orders`` refused or failed; its message is the reason."""
 
@@ -66,6 +74,7 @@ class Batcher:
         self.orders = 0
         self.largest = 0
         self.skipped = 0
+        self._releases: list[Future] = []  # release() requests met while busy (the thread's own)
 
     def submit(self, params: dict[str, Any]) -> Future:
         """Queue an order; its future gets the order's row, as ``lc_place_order`` returns it, or
@@ -103,9 +112,9 @@ class Batcher:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item[0] is _RELEASE:  # busy: the connection stays; the next wait hands it back
-                    self._queue.put(item)
-                    break
+                if item[0] is _RELEASE:  # busy: settled after this batch
+                    self._releases.append(item[1])
+                    continue
                 self._pending.append(item)
             listing = self._pending[0][0]["listing"]
             batch: list[tuple[dict[str, Any], Future]] = []
@@ -144,6 +153,8 @@ class Batcher:
                     if not future.done():
                         future.set_exception(exc)
                 self._close_connection()  # a broken connection must not serve the next batch
+            if self._releases:
+                self._let_go()
 
     def _wait_for_order(self) -> tuple[dict[str, Any], Future]:
         """The next order. The connection is kept for ``ORDER_BATCHER_IDLE_SECONDS`` (during a
@@ -157,15 +168,24 @@ class Batcher:
         except queue.Empty:
             item = None
         while item is None or item[0] is _RELEASE:
-            self._close_connection()  # idle: hand the connection back to the pool
             if item is not None:
-                item[1].set_result(None)
+                self._releases.append(item[1])
+            self._let_go()
             item = self._queue.get()
         return item
 
+    def _let_go(self) -> None:
+        """Hand the connection back to the pool and settle the releases asked for."""
+        self._close_connection()
+        releases, self._releases = self._releases, []
+        for future in releases:
+            if future.set_running_or_notify_cancel():
+                future.set_result(None)
+
     def release(self) -> Future:
-        """Ask the thread to hand its connection back to the pool now if it is waiting for orders
-        (a test database about to be dropped, a process shutting down); done once it has."""
+        """Ask the thread to hand its connection back to the pool: now if it is waiting for
+        orders, else after its current batch (a test database about to be dropped); the future is
+        done once it has."""
         future: Future = Future()
         if self._thread is None or not self._thread.is_alive():
             future.set_result(None)
@@ -178,15 +198,16 @@ class Batcher:
         """A connection kept between batches that the server has closed meanwhile (a restart, a
         terminated backend) has something to read: its last words, or the end of the stream. It
         goes back to the pool, whose checkout checks it, instead of failing the batch. One
-        non-blocking ``select``, no round trip."""
+        non-blocking ``poll``, no round trip (a healthy idle connection has nothing to read:
+        psycopg reads every reply up to ReadyForQuery, and nothing here LISTENs)."""
         conn = connection.connection
         if conn is None:
             return
         try:
-            readable = bool(select.select([conn.fileno()], [], [], 0)[0])
-        except (OSError, ValueError, psycopg.Error):  # already closed
-            readable = True
-        if readable:
+            fd = conn.fileno()
+        except (OSError, psycopg.Error):  # already closed
+            fd = -1
+        if fd < 0 or readable(fd):
             cls._close_connection()
 
     @staticmethod
