@@ -74,9 +74,9 @@ class CorkedTransport:
     time in ``send``). Here a small write is queued and the queue goes out once, right after the
     code that wrote it yields to the loop. Past ``MAX_QUEUED`` bytes (a file download's chunks,
     written without yielding) the queue goes out at once, so the real transport's write-buffer
-    flow control sees the bytes as they come. ``close``, ``write_eof`` and ``writelines`` send
-    what is queued first, ``abort`` drops it; ``get_write_buffer_size`` counts it. Everything else
-    is the real transport's.
+    flow control sees the bytes as they come. ``writelines`` queues like ``write``; ``close`` and
+    ``write_eof`` send what is queued first, ``abort`` drops it; ``get_write_buffer_size`` counts
+    it. Everything else is the real transport's.
     """
 
     MAX_QUEUED = 64 * 1024
