@@ -52,6 +52,15 @@ def _batcher_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
+def _first_order(merchant, token: str) -> tuple[APIClient, int]:  # type: ignore[no-untyped-def]
+    """A listing of 10 units and a client whose first order on it has been placed."""
+    listing = make_listing(merchant, quota=10, on_hand=10, limit=1)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    _order(client, listing.pk, "first")
+    return client, listing.pk
+
+
 def _order(client: APIClient, listing_id: int, buyer: str) -> None:
     r = client.post("/api/v1/orders", order_body(listing_id, buyer=buyer), format="json")
     assert r.status_code == 201, r.content
@@ -82,15 +91,12 @@ if ON_POSTGRES:
 
     def test_a_batcher_keeps_its_connection_between_batches(merchant, token, settings, monkeypatch):
         settings.ORDER_BATCHER_IDLE_SECONDS = 30.0
-        listing = make_listing(merchant, quota=10, on_hand=10, limit=1)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        _order(client, listing.pk, "first")  # the batcher has a connection now
+        client, listing_id = _first_order(merchant, token)  # the batcher has a connection now
         counts = _batcher_counts(monkeypatch)
         for i in range(4):  # one at a time: each is a batch of its own, after an empty queue
-            _order(client, listing.pk, f"b{i}")
+            _order(client, listing_id, f"b{i}")
         assert counts == {"connect": 0, "close": 0}, counts
-        assert_consistent(listing.pk, expect_sold=5)
+        assert_consistent(listing_id, expect_sold=5)
         release_connections()  # asked: it lets go at once, though its linger has 30 s to run
         assert counts["close"] >= 1, counts
 
@@ -98,23 +104,17 @@ if ON_POSTGRES:
         merchant, token, settings, monkeypatch
     ):
         settings.ORDER_BATCHER_IDLE_SECONDS = 0.0
-        listing = make_listing(merchant, quota=10, on_hand=10, limit=1)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        _order(client, listing.pk, "first")
+        client, listing_id = _first_order(merchant, token)
         counts = _batcher_counts(monkeypatch)
         for i in range(4):
-            _order(client, listing.pk, f"b{i}")
+            _order(client, listing_id, f"b{i}")
         assert counts["connect"] == 4 and counts["close"] >= 4, counts
 
     def test_a_kept_connection_the_server_closed_is_dropped_before_the_next_batch(
         merchant, token, settings, monkeypatch
     ):
         settings.ORDER_BATCHER_IDLE_SECONDS = 30.0
-        listing = make_listing(merchant, quota=10, on_hand=10, limit=1)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        _order(client, listing.pk, "first")
+        client, listing_id = _first_order(merchant, token)
         with connection.cursor() as cur:  # the batcher's connection: idle, its last statement the batch
             cur.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle' "
@@ -131,6 +131,6 @@ if ON_POSTGRES:
                     break
             time.sleep(0.05)
         counts = _batcher_counts(monkeypatch)
-        _order(client, listing.pk, "after")  # not a 503: the dead connection never served it
+        _order(client, listing_id, "after")  # not a 503: the dead connection never served it
         assert counts["connect"] == 1, counts
-        assert_consistent(listing.pk, expect_sold=2)
+        assert_consistent(listing_id, expect_sold=2)

@@ -146,9 +146,7 @@ def _when(value: datetime | None, tz: tzinfo | None = None) -> str | None:
     for several fields), UTC written as ``Z``."""
     if value is None:
         return None
-    if value.utcoffset() is None:  # as timezone.localtime
-        raise ValueError("localtime() cannot be applied to a naive datetime")
-    text = value.astimezone(tz or timezone.get_current_timezone()).isoformat()
+    text = timezone.localtime(value, tz).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
