@@ -49,14 +49,18 @@ from .useragent import classify_user_agent, names_a_library
 
 log = logging.getLogger(__name__)
 _LUA = Path(__file__).parent / "lua"
-_check = LuaScript(_LUA / "check.lua", tuple(range(3, 8)))
-_early = LuaScript(_LUA / "early.lua", 2)
+_check = LuaScript(_LUA / "check.lua", 1)
+_early = LuaScript(_LUA / "early.lua", 1)
 TTL_SECONDS = 2 * 86_400  # counters outlive any show
-_SET_DIMS = ("dev", "phone", "addr", "drop")
+# What the catalogue's rules read, so all that ``check.lua`` counts: attempts on the listing per
+# value of these dimensions (``<dim>.l``), distinct buyers in the show per value of these (``<dim>.b``).
+_VELOCITY_DIMS = frozenset(spec.metric[:-2] for spec in CATALOGUE.values() if spec.metric.endswith(".l"))
+_SET_DIMS = frozenset(spec.metric[:-2] for spec in CATALOGUE.values() if spec.metric.endswith(".b"))
 
 
-def risk_tag(session_id: int | None, listing_id: int) -> str:
-    """The hash tag of an attempt's counters: its show, or the listing when it is in none."""
+def risk_key(session_id: int | None, listing_id: int) -> str:
+    """The hash of an attempt's counters (``check.lua``): its show's, or the listing's when it is
+    in none. Hash-tagged, so a cluster keeps all of a show's counters in one slot."""
     return f"lc:{{risk:{session_id}}}" if session_id else f"lc:{{risk:l{listing_id}}}"
 
 
@@ -73,7 +77,8 @@ def _ip24(ip: str) -> str | None:
 
 
 def attempt_dims(req: Any) -> list[tuple[str, str]]:
-    """The values an attempt is counted under: (dimension, value or short digest), in a fixed order."""
+    """The values an attempt is known by: (dimension, value or short digest), in a fixed order.
+    ``check.lua`` counts those a rule reads (``_VELOCITY_DIMS``, ``_SET_DIMS``)."""
     dims: list[tuple[str, str]] = []
     client = req.client
     if client.ip:
@@ -111,30 +116,27 @@ def _client_metrics(req: Any, limit: int, now: datetime) -> dict[str, int]:
 
 def check_call(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """The ``check.lua`` call's keys and arguments for an attempt."""
-    tag = risk_tag(info.session_id, info.id)
-    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
+    velocity = [f"{dim}:{value}" for dim, value in dims if dim in _VELOCITY_DIMS]
+    sets = [f"{dim}:{value}" for dim, value in dims if dim in _SET_DIMS]
     device = next((value for dim, value in dims if dim == "dev"), "")
-    keys = [f"{tag}:v", f"{tag}:e", f"{tag}:d", *(f"{tag}:b:{dim}:{value}" for dim, value in set_dims)]
-    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device]
-    for dim, value in dims:
-        args += [dim, value]
-    return keys, args
+    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device, str(len(velocity))]
+    return [risk_key(info.session_id, info.id)], args + velocity + sets
 
 
 def read_counters(numbers: list[Any], dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
     """``check.lua``'s reply: (replay, the counters the rules read)."""
-    set_dims = [(dim, value) for dim, value in dims if dim in _SET_DIMS]
+    velocity = [dim for dim, _value in dims if dim in _VELOCITY_DIMS]
+    sets = [dim for dim, _value in dims if dim in _SET_DIMS]
     replay, values = bool(numbers[0]), iter(numbers[1:])
-    if replay and len(numbers) - 1 != 2 * len(dims) + len(set_dims) + 1:
+    if replay and len(numbers) - 1 != len(velocity) + len(sets) + 1:
         # A retry of the key with other signals (a device id it lacked before...): the numbers
         # remembered for the key were counted for other dimensions. Read none of them: the
         # retry is judged like an attempt with nothing counted (a new key would be no different).
         return True, {"early": 0}
     metrics: dict[str, int] = {}
-    for dim, _value in dims:
+    for dim in velocity:
         metrics[f"{dim}.l"] = int(next(values))
-        metrics[f"{dim}.s"] = int(next(values))
-    for dim, _value in set_dims:
+    for dim in sets:
         metrics[f"{dim}.b"] = int(next(values))
     metrics["early"] = int(next(values))
     return replay, metrics
@@ -226,8 +228,7 @@ def note_closed(*, info: Any, req: Any, public_id: str) -> None:
     if req.client.device_id:
         fields.append(f"dev:{_digest(req.client.device_id)}")
     try:
-        tag = risk_tag(info.session_id, info.id)
-        _early([f"{tag}:e", f"{tag}:d"], [str(info.id), str(TTL_SECONDS), public_id, *fields])
+        _early([risk_key(info.session_id, info.id)], [str(info.id), str(TTL_SECONDS), public_id, *fields])
     except Exception as exc:
         if not is_redis_error(exc):
             raise
@@ -241,7 +242,7 @@ def rule_reason(code: str, value: Any) -> dict[str, Any]:
     metric = spec.metric if spec else ""
     if metric.endswith(".b"):
         return {"code": code, "params": {"buyers": value}}
-    if metric.endswith((".l", ".s")) or metric == "early":
+    if metric.endswith(".l") or metric == "early":
         return {"code": code, "params": {"attempts": value}}
     return {"code": code, "params": {}}
 

@@ -5,11 +5,10 @@ A rule is a counter over a threshold (``count > threshold`` fires) and an action
 ``short_window`` (placed with the policy's short payment window: a stock-locker's units come back
 quickly). Each rule is on, in dry run (its hits are recorded on the order, nothing changes) or off.
 
-Counters (``lua/check.lua`` keeps them per show, hash-tagged so they share one cluster slot;
-``hotpath.apply_rules`` compares them with the thresholds):
+Counters (``lua/check.lua`` keeps them in one hash per show, hash-tagged for one cluster slot,
+and counts only those a rule here reads; ``hotpath.apply_rules`` compares them with the thresholds):
 
-- attempts per listing from one IP, IP /24, device, phone or normalised address (``*.l``) and per
-  show (``*.s``);
+- attempts per listing from one IP, IP /24, device, phone or normalised address (``*.l``);
 - distinct buyers per device, phone, address or drop point (the flat however its address is
   written: ``facts.drop_point_key``) in the show (``*.b``);
 - ``early``: attempts by this buyer or device on this listing while it was not open (counted when

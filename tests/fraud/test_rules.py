@@ -233,6 +233,35 @@ def test_counters_are_per_show(merchant, token):
     assert rules_of(order["id"])["metrics"]["dev.b"] == 1  # a new show starts from zero
 
 
+def test_a_shows_counters_are_one_hash_holding_only_what_a_rule_reads(merchant, token):
+    from apps.core.redis import get_client
+    from apps.fraud.hotpath import TTL_SECONDS, risk_key
+
+    show = make_session(merchant, "S")
+    one = make_listing(merchant, quota=20, limit=3, session=show)
+    two = make_listing(merchant, quota=20, limit=3, session=show)
+    for n, (listing, key) in enumerate([(one, "h-1"), (one, "h-2"), (two, "h-3")]):
+        b = body(listing, 1)  # one buyer, device, phone and address (a flat: a drop point)
+        b["shipping_address"]["detail"] = "文三路100号3栋1202室"
+        status, order = post(token, b, key)
+        assert status == 201, order
+        metrics = rules_of(order["id"])["metrics"]
+        # exactly the counters the catalogue's rules read, and nothing else
+        assert set(metrics) == {spec.metric for spec in risk_rules.CATALOGUE.values()}
+        assert metrics["dev.l"] == (n + 1 if listing == one else 1)  # attempts per listing
+        assert metrics["dev.b"] == metrics["drop.b"] == 1  # one buyer, however often it tries
+    redis = get_client()
+    assert redis.keys("lc:{risk:*") == [risk_key(show.pk, one.pk)]  # one key for the show
+    assert 0 < redis.ttl(risk_key(show.pk, one.pk)) <= TTL_SECONDS
+    # its fields, but the numbers remembered per order: "<listing>|<dim>:<value>" (velocity),
+    # "b|<dim>:<value>" (distinct buyers) and "b|<dim>:<value>|<buyer>" (the buyer was counted)
+    fields = {"|".join(f.split(":")[0].split("|")[:2]) for f in redis.hkeys(risk_key(show.pk, one.pk))}
+    assert {f for f in fields if not f.startswith("o")} == {
+        *(f"{lst.pk}|{dim}" for lst in (one, two) for dim in ("ip", "ip24", "dev", "phone", "addr")),
+        *(f"b|{dim}" for dim in ("dev", "phone", "addr", "drop")),
+    }
+
+
 def test_redis_gone_lets_the_order_through_and_says_so(merchant, token, listing, monkeypatch):
     from apps.orders.placement import service
 
@@ -299,11 +328,11 @@ def test_the_guard_and_the_gate_take_one_round_trip_and_survive_a_redis_that_for
 
 def test_a_risk_script_error_lets_the_order_through_and_the_gate_still_holds(merchant, token, listing):
     from apps.core.redis import get_client
-    from apps.fraud.hotpath import risk_tag
+    from apps.fraud.hotpath import risk_key
 
     # A counters key of the wrong type: check.lua fails (WRONGTYPE) in the trip the gate's
     # reserve shares; the rules say they could not count, the gate's answer stands.
-    get_client().set(f"{risk_tag(listing.session_id, listing.pk)}:v", "not a hash")
+    get_client().set(risk_key(listing.session_id, listing.pk), "not a hash")
     status, order = post(token, body(listing, 1, user_agent="curl/8.5.0"), "wrongtype-1")
     assert status == 201
     assert rules_of(order["id"]) == {"decision": "allow", "unavailable": True}

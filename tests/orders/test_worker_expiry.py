@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_worker_expires_unpaid_orders_within_5_seconds_of_pay_by(api, merchant):
-    listing = make_listing(merchant, quota=3, window=60)
+    listing = make_listing(merchant, quota=3, window=900)  # outlives a slow start of the worker (up to 120 s below)
     ids = [
         api.post("/api/v1/orders", order_body(listing.pk, buyer=f"w{i}"), format="json").json()["id"] for i in range(2)
     ]

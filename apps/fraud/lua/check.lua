@@ -1,30 +1,36 @@
 --[[
 check.lua - risk control's hot-path counters for one order attempt: count it and return what the
 rules read; remember the answer for the order's public id. One call per attempt, before the stock
-gate. Every key carries the show's hash tag, so the script runs unchanged on Redis Cluster. The
-rules themselves are applied by the caller (apps/fraud/hotpath.py) to the numbers returned: they
-change per merchant and cost nothing to compare in Python, so they are not sent on every call.
+gate. All of a show's counters live in one hash (KEYS[1], hash-tagged by the show), so the script
+runs unchanged on Redis Cluster and an attempt touches one key with one time to live. The rules
+themselves are applied by the caller (apps/fraud/hotpath.py) to the numbers returned: they change
+per merchant and cost nothing to compare in Python, so they are not sent on every call. Only what
+a rule of the catalogue reads is counted (apps/fraud/catalogue.py).
 
-KEYS[1] v  hash: attempts per "<dim>:<value>" in the show and per "<listing>|<dim>:<value>"
-KEYS[2] e  hash: attempts while the listing was not open, per "<listing>|b:<buyer>" / "<listing>|dev:<device>"
-KEYS[3] d  hash: order public id -> the numbers this script returned for it ("n1,n2,..."), so a
-               retry of the same Idempotency-Key gets the same numbers (and so the same verdict)
-               and counts nothing twice
-KEYS[4..]  sets: the buyers seen per device / phone / address / drop point in the show (one key
-               per value), in the order of ARGV's dims that have a set
+KEYS[1] the show's hash. Its fields:
+  "<listing>|<dim>:<value>"       attempts on the listing per value (velocity)
+  "b|<dim>:<value>"               distinct buyers seen per value in the show
+  "b|<dim>:<value>|<buyer>"       the buyer was counted there (so it is counted once)
+  "e|<listing>|b:<buyer>", "e|<listing>|dev:<device>"
+                                  attempts while the listing was not open (early.lua)
+  "o:<public id>"                 the numbers this script returned for it ("n1,n2,..."), so a
+                                  retry of the same Idempotency-Key gets the same numbers (and so
+                                  the same verdict) and counts nothing twice
 
-ARGV: public_id, listing, buyer, ttl_seconds, device (its digest, "" for none), then pairs
-      (dim, value) of the attempt's velocity dims
+ARGV: public_id, listing, buyer, ttl_seconds, device (its digest, "" for none), the number of
+      velocity fields, then the velocity fields ("<dim>:<value>"), then the distinct-buyer fields
 
 Returns {replay, n...}: replay 1 when the numbers are the ones remembered for this public id, then
-for each velocity dim its listing count and its show count, for each set its size after adding
-the buyer, and last the early attempts (the higher of the buyer's and the device's on the listing).
+each velocity field's count on the listing, each distinct-buyer field's count after adding the
+buyer, and last the early attempts (the higher of the buyer's and the device's on the listing).
 ]]
-local v, e, d = KEYS[1], KEYS[2], KEYS[3]
+local h = KEYS[1]
 local public_id, listing, buyer = ARGV[1], ARGV[2], ARGV[3]
 local ttl, device = tonumber(ARGV[4]), ARGV[5]
+local last_velocity = 6 + tonumber(ARGV[6])
+local memo = "o:" .. public_id
 
-local remembered = redis.call("HGET", d, public_id)
+local remembered = redis.call("HGET", h, memo)
 if remembered then
   local out = {1}
   for n in string.gmatch(remembered, "[^,]+") do
@@ -34,33 +40,22 @@ if remembered then
 end
 
 local out = {0}
-for k = 6, #ARGV, 2 do
-  local field = ARGV[k] .. ":" .. ARGV[k + 1]
-  out[#out + 1] = redis.call("HINCRBY", v, listing .. "|" .. field, 1)
-  out[#out + 1] = redis.call("HINCRBY", v, field, 1)
+for k = 7, last_velocity do
+  out[#out + 1] = redis.call("HINCRBY", h, listing .. "|" .. ARGV[k], 1)
 end
-for k = 4, #KEYS do
-  if redis.call("SADD", KEYS[k], buyer) == 1 then
-    local size = redis.call("SCARD", KEYS[k])
-    if size == 1 then
-      redis.call("EXPIRE", KEYS[k], ttl)
-    end
-    out[#out + 1] = size
+for k = last_velocity + 1, #ARGV do
+  local count = "b|" .. ARGV[k]
+  if redis.call("HSETNX", h, count .. "|" .. buyer, 1) == 1 then
+    out[#out + 1] = redis.call("HINCRBY", h, count, 1)
   else
-    out[#out + 1] = redis.call("SCARD", KEYS[k])
+    out[#out + 1] = tonumber(redis.call("HGET", h, count)) or 0
   end
 end
-local early = tonumber(redis.call("HGET", e, listing .. "|b:" .. buyer)) or 0
-if device ~= "" then
-  early = math.max(early, tonumber(redis.call("HGET", e, listing .. "|dev:" .. device)) or 0)
-end
-out[#out + 1] = early
+local early = redis.call("HMGET", h, "e|" .. listing .. "|b:" .. buyer, "e|" .. listing .. "|dev:" .. device)
+out[#out + 1] = math.max(tonumber(early[1]) or 0, device ~= "" and tonumber(early[2]) or 0)
 
-if redis.call("TTL", v) < 0 then
-  redis.call("EXPIRE", v, ttl)
-end
-redis.call("HSET", d, public_id, table.concat(out, ",", 2))
-if redis.call("TTL", d) < 0 then
-  redis.call("EXPIRE", d, ttl)
+redis.call("HSET", h, memo, table.concat(out, ",", 2))
+if redis.call("TTL", h) < 0 then
+  redis.call("EXPIRE", h, ttl)
 end
 return out

@@ -5,18 +5,19 @@ numbers check.lua remembered for the attempt's public id are forgotten: a retry 
 Idempotency-Key after the opening is counted afresh and sees its own early attempts (a sniper
 that reuses one key is judged like one that does not).
 
-KEYS[1] e  hash (check.lua's KEYS[2])
-KEYS[2] d  hash (check.lua's KEYS[3])
+KEYS[1] the show's hash (check.lua's KEYS[1])
 ARGV: listing, ttl_seconds, public_id, then fields ("b:<buyer>", "dev:<device>")
 Returns the highest count after the call.
 ]]
-assert(#KEYS == 2 and #ARGV >= 3, "early.lua: 2 keys and at least 3 arguments")
-local e, d = KEYS[1], KEYS[2]
+assert(#KEYS == 1 and #ARGV >= 3, "early.lua: 1 key and at least 3 arguments")
+local h = KEYS[1]
 local listing, ttl = ARGV[1], tonumber(ARGV[2])
-redis.call("HDEL", d, ARGV[3])
+redis.call("HDEL", h, "o:" .. ARGV[3])
 local top = 0
 for k = 4, #ARGV do
-  top = math.max(top, redis.call("HINCRBY", e, listing .. "|" .. ARGV[k], 1))
+  top = math.max(top, redis.call("HINCRBY", h, "e|" .. listing .. "|" .. ARGV[k], 1))
 end
-redis.call("EXPIRE", e, ttl)
+if redis.call("TTL", h) < 0 then
+  redis.call("EXPIRE", h, ttl)
+end
 return top
