@@ -119,8 +119,11 @@ def check_call(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]])
     velocity = [f"{dim}:{value}" for dim, value in dims if dim in _VELOCITY_DIMS]
     sets = [f"{dim}:{value}" for dim, value in dims if dim in _SET_DIMS]
     device = next((value for dim, value in dims if dim == "dev"), "")
-    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device, str(len(velocity))]
-    return [risk_key(info.session_id, info.id)], args + velocity + sets
+    # What the numbers count, in order: a retry of the key with other signals gets none of them.
+    shape = ",".join(dim for dim, _value in dims if dim in _VELOCITY_DIMS)
+    shape += "/" + ",".join(dim for dim, _value in dims if dim in _SET_DIMS)
+    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device, shape]
+    return [risk_key(info.session_id, info.id)], [*args, str(len(velocity)), *velocity, *sets]
 
 
 def read_counters(numbers: list[Any], dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
@@ -129,9 +132,10 @@ def read_counters(numbers: list[Any], dims: list[tuple[str, str]]) -> tuple[bool
     sets = [dim for dim, _value in dims if dim in _SET_DIMS]
     replay, values = bool(numbers[0]), iter(numbers[1:])
     if replay and len(numbers) - 1 != len(velocity) + len(sets) + 1:
-        # A retry of the key with other signals (a device id it lacked before...): the numbers
-        # remembered for the key were counted for other dimensions. Read none of them: the
-        # retry is judged like an attempt with nothing counted (a new key would be no different).
+        # A retry of the key with other signals (a device id it lacked before, a phone instead
+        # of a device...): the script returns no numbers, those remembered for the key were
+        # counted for other dimensions. The retry is judged like an attempt with nothing counted
+        # (a new key would be no different).
         return True, {"early": 0}
     metrics: dict[str, int] = {}
     for dim in velocity:

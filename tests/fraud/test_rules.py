@@ -240,26 +240,75 @@ def test_a_shows_counters_are_one_hash_holding_only_what_a_rule_reads(merchant, 
     show = make_session(merchant, "S")
     one = make_listing(merchant, quota=20, limit=3, session=show)
     two = make_listing(merchant, quota=20, limit=3, session=show)
-    for n, (listing, key) in enumerate([(one, "h-1"), (one, "h-2"), (two, "h-3")]):
-        b = body(listing, 1)  # one buyer, device, phone and address (a flat: a drop point)
+    attempts = [(one, 1, "h-1"), (one, 1, "h-2"), (two, 1, "h-3"), (two, 2, "h-4")]
+    for n, (listing, buyer, key) in enumerate(attempts):
+        b = body(listing, buyer, device_id="d-shared")  # one device (and a flat: a drop point)
         b["shipping_address"]["detail"] = "文三路100号3栋1202室"
         status, order = post(token, b, key)
         assert status == 201, order
         metrics = rules_of(order["id"])["metrics"]
         # exactly the counters the catalogue's rules read, and nothing else
         assert set(metrics) == {spec.metric for spec in risk_rules.CATALOGUE.values()}
-        assert metrics["dev.l"] == (n + 1 if listing == one else 1)  # attempts per listing
-        assert metrics["dev.b"] == metrics["drop.b"] == 1  # one buyer, however often it tries
+        assert metrics["dev.l"] == [1, 2, 1, 2][n]  # attempts per listing
+        # distinct buyers in the show, across its listings: buyer 1 is counted once
+        assert metrics["dev.b"] == metrics["drop.b"] == [1, 1, 1, 2][n]
     redis = get_client()
-    assert redis.keys("lc:{risk:*") == [risk_key(show.pk, one.pk)]  # one key for the show
-    assert 0 < redis.ttl(risk_key(show.pk, one.pk)) <= TTL_SECONDS
-    # its fields, but the numbers remembered per order: "<listing>|<dim>:<value>" (velocity),
-    # "b|<dim>:<value>" (distinct buyers) and "b|<dim>:<value>|<buyer>" (the buyer was counted)
-    fields = {"|".join(f.split(":")[0].split("|")[:2]) for f in redis.hkeys(risk_key(show.pk, one.pk))}
-    assert {f for f in fields if not f.startswith("o")} == {
-        *(f"{lst.pk}|{dim}" for lst in (one, two) for dim in ("ip", "ip24", "dev", "phone", "addr")),
-        *(f"b|{dim}" for dim in ("dev", "phone", "addr", "drop")),
-    }
+    h = risk_key(show.pk, one.pk)
+    assert redis.keys("lc:{risk:*") == [h]  # one key for the show
+    assert TTL_SECONDS - 60 < redis.ttl(h) <= TTL_SECONDS
+    kinds: dict[str, set[str]] = {"velocity": set(), "count": set(), "member": set(), "other": set()}
+    for field in redis.hkeys(h):
+        parts = field.split("|")
+        if field.startswith("o:"):
+            continue  # the numbers remembered per order
+        if parts[0] == "b" and len(parts) == 2:
+            kinds["count"].add(parts[1].split(":")[0])  # "b|<dim>:<value>"
+        elif parts[0] == "b" and len(parts) == 3:
+            kinds["member"].add(parts[1].split(":")[0])  # "b|<dim>:<value>|<buyer>"
+        elif len(parts) == 2 and parts[0].isdigit():
+            kinds["velocity"].add(f"{parts[0]}|{parts[1].split(':')[0]}")  # "<listing>|<dim>:<value>"
+        else:
+            kinds["other"].add(field)
+    assert kinds["velocity"] == {f"{lst.pk}|{d}" for lst in (one, two) for d in ("ip", "ip24", "dev", "phone", "addr")}
+    assert kinds["count"] == kinds["member"] == {"dev", "phone", "addr", "drop"}
+    assert kinds["other"] == set()
+
+
+def test_the_counters_expire_after_the_show_however_they_began(merchant, token):
+    from apps.core.redis import get_client
+    from apps.fraud.hotpath import TTL_SECONDS, risk_key
+
+    listing = make_listing(merchant, quota=5, limit=1, open_=False)
+    h, redis = risk_key(listing.session_id, listing.pk), get_client()
+    assert post(token, body(listing, 1), "poke")[0] == 409  # only an early attempt so far
+    assert TTL_SECONDS - 60 < redis.ttl(h) <= TTL_SECONDS
+    catalog.listing_open(listing=listing)
+    # A hash past half of its time gets all of it again; one with more left keeps its clock.
+    redis.expire(h, TTL_SECONDS // 2 + 100)
+    assert post(token, body(listing, 2), "a-2")[0] == 201
+    assert TTL_SECONDS // 2 < redis.ttl(h) <= TTL_SECONDS // 2 + 100
+    redis.expire(h, TTL_SECONDS // 2 - 100)
+    assert post(token, body(listing, 3), "a-3")[0] == 201
+    assert TTL_SECONDS - 60 < redis.ttl(h) <= TTL_SECONDS
+
+
+def test_a_retry_with_other_signals_of_the_same_number_reads_none_of_the_remembered_ones(merchant, listing):
+    from types import SimpleNamespace
+
+    from apps.fraud.hotpath import count_attempt
+
+    req = SimpleNamespace(buyer_external_id="b-1")
+    device = [("ip", "1.2.3.4"), ("dev", "d1"), ("addr", "a1")]
+    phone = [("ip", "1.2.3.4"), ("phone", "13900000001"), ("addr", "a1")]  # as many, others
+    for _ in range(3):  # counted thrice under other keys: the numbers are not the first ones
+        count_attempt(listing, req, f"other-{_}", device)
+    assert count_attempt(listing, req, "k", device) == (
+        False,
+        {"ip.l": 4, "dev.l": 4, "addr.l": 4, "dev.b": 1, "addr.b": 1, "early": 0},
+    )
+    assert count_attempt(listing, req, "k", device)[0] is True  # the same signals: the same numbers
+    assert count_attempt(listing, req, "k", device)[1]["dev.l"] == 4
+    assert count_attempt(listing, req, "k", phone) == (True, {"early": 0})
 
 
 def test_redis_gone_lets_the_order_through_and_says_so(merchant, token, listing, monkeypatch):

@@ -17,7 +17,7 @@ local top = 0
 for k = 4, #ARGV do
   top = math.max(top, redis.call("HINCRBY", h, "e|" .. listing .. "|" .. ARGV[k], 1))
 end
-if redis.call("TTL", h) < 0 then
+if redis.call("TTL", h) < ttl / 2 then  -- as check.lua: its full time again once half is gone
   redis.call("EXPIRE", h, ttl)
 end
 return top
