@@ -28,7 +28,8 @@ from .test_intake import connect, on_air
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DETAIL = {"douyin": "order.orderDetail", "kuaishou": "open.order.detail", "taobao": "taobao.trade.fullinfo.get"}
-TIMEOUT_S = 0.3  # the client's; the simulator holds a faulted call 5 s
+TIMEOUT_S = 1.0  # the client's; the simulator holds a faulted call 5 s. Not shorter: an answered
+# call (a TMC consume) must come back within it on a loaded CI machine (0.3 s did not, once).
 
 
 def _pass(shop: Any, *, now: datetime | None = None) -> int:
