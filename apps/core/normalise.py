@@ -86,14 +86,23 @@ def normalise_phone(raw: object) -> str | None:
     """The 11-digit form of a mainland mobile, or None when ``raw`` is not one (or not text)."""
     if not isinstance(raw, str) or len(raw) > 64:
         return None
+    if len(raw) == 11 and raw.isascii() and raw.isdigit():
+        # As most apps send it (this runs for every order attempt on the hot path): nothing to
+        # drop or fold, no country or trunk prefix fits in 11 digits, so it is a mobile exactly
+        # when it has a mobile's first two digits (``core.phone``'s ``1[3-9]`` and 9 more).
+        return raw if raw[0] == "1" and raw[1] in "3456789" else None
     return normalize_cn_mobile(raw.translate(_PHONE_DROP))
 
 
 # --- addresses: character folding ---------------------------------------------------------------
 
 # Traditional -> simplified, only for characters that occur in addresses (not a full converter).
+_TRADITIONAL = (
+    "號棟樓層單區縣鎮鄉門東廣華陽寧龍慶雲貴陝遼蘇齊濱爾烏魯內壯維莊學館場"
+    "廈國際開發鐵軍灣橋馬豐興嶺鳳黃蘭頭溝義進濟灘園舊紅綠廠電車環蓮觀樂寶萬嶼總滬閩粵臺兩島"
+)
 _TRAD = str.maketrans(
-    "號棟樓層單區縣鎮鄉門東廣華陽寧龍慶雲貴陝遼蘇齊濱爾烏魯內壯維莊學館場廈國際開發鐵軍灣橋馬豐興嶺鳳黃蘭頭溝義進濟灘園舊紅綠廠電車環蓮觀樂寶萬嶼總滬閩粵臺兩島",
+    _TRADITIONAL,
     "号栋楼层单区县镇乡门东广华阳宁龙庆云贵陕辽苏齐滨尔乌鲁内壮维庄学馆场厦国际开发铁军湾桥马丰兴岭凤黄兰头沟义进济滩园旧红绿厂电车环莲观乐宝万屿总沪闽粤台两岛",
 )
 
@@ -103,8 +112,23 @@ _NOT_KEPT = re.compile(r"[^0-9a-z\-\u3400-\u4dbf\u4e00-\u9fff]+")
 _NOT_KEPT_KEY = re.compile(r"[^0-9a-z\-|\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
+# Text already folded: only kept characters (a CJK unified ideograph has no compatibility form, and
+# no case), none of them a traditional one.
+_FOLDED = re.compile(r"[0-9a-z\-\u3400-\u4dbf\u4e00-\u9fff]*")
+_FOLDED_KEY = re.compile(r"[0-9a-z\-|\u3400-\u4dbf\u4e00-\u9fff]*")
+_HAS_TRADITIONAL = re.compile(f"[{_TRADITIONAL}]")
+
+
 def _fold(text: str, *, keep_bar: bool = False) -> str:
-    """Steps 1-4 of the module docstring: one spelling per character, no spaces or punctuation."""
+    """Steps 1-4 of the module docstring: one spelling per character, no spaces or punctuation.
+    Text that is already so (most address lines as typed) comes back as it is, without the
+    steps: this runs for every order attempt on the hot path."""
+    if (_FOLDED_KEY if keep_bar else _FOLDED).fullmatch(text) and not _HAS_TRADITIONAL.search(text):
+        return text
+    return _fold_steps(text, keep_bar=keep_bar)
+
+
+def _fold_steps(text: str, *, keep_bar: bool = False) -> str:
     text = unicodedata.normalize("NFKC", _SPACES.sub("", text)).lower().translate(_TRAD).translate(_DASHES)
     return (_NOT_KEPT_KEY if keep_bar else _NOT_KEPT).sub("", text)
 

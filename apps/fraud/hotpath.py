@@ -27,12 +27,13 @@ refusal, which places no order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError
 
@@ -52,6 +53,7 @@ _LUA = Path(__file__).parent / "lua"
 _check = LuaScript(_LUA / "check.lua", 1)
 _early = LuaScript(_LUA / "early.lua", 1)
 TTL_SECONDS = 2 * 86_400  # counters outlive any show
+_TTL = str(TTL_SECONDS)
 # What the catalogue's rules read, so all that ``check.lua`` counts: attempts on the listing per
 # value of these dimensions (``<dim>.l``), distinct buyers in the show per value of these (``<dim>.b``).
 _VELOCITY_DIMS = frozenset(spec.metric[:-2] for spec in CATALOGUE.values() if spec.metric.endswith(".l"))
@@ -114,36 +116,55 @@ def _client_metrics(req: Any, limit: int, now: datetime) -> dict[str, int]:
     }
 
 
+class _Plan(NamedTuple):
+    """What ``check.lua`` counts for attempts known by one sequence of dimensions (``attempt_dims``
+    gives a handful of such sequences: with or without a device, a phone, an address...)."""
+
+    velocity: tuple[int, ...]  # positions in the dims of the velocity fields, in order
+    sets: tuple[int, ...]  # positions of the distinct-buyer fields
+    device: int | None  # position of the device's digest
+    shape: str  # what the numbers count, in order: a retry with other signals gets none of them
+    metrics: tuple[str, ...]  # the name of each number the script returns after ``replay``
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(kinds: tuple[str, ...]) -> _Plan:
+    velocity = tuple(i for i, dim in enumerate(kinds) if dim in _VELOCITY_DIMS)
+    sets = tuple(i for i, dim in enumerate(kinds) if dim in _SET_DIMS)
+    return _Plan(
+        velocity,
+        sets,
+        kinds.index("dev") if "dev" in kinds else None,
+        ",".join(kinds[i] for i in velocity) + "/" + ",".join(kinds[i] for i in sets),
+        (*(f"{kinds[i]}.l" for i in velocity), *(f"{kinds[i]}.b" for i in sets), "early"),
+    )
+
+
+def _plan_of(dims: list[tuple[str, str]]) -> _Plan:
+    return _plan(tuple(dim for dim, _value in dims))
+
+
 def check_call(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """The ``check.lua`` call's keys and arguments for an attempt."""
-    velocity = [f"{dim}:{value}" for dim, value in dims if dim in _VELOCITY_DIMS]
-    sets = [f"{dim}:{value}" for dim, value in dims if dim in _SET_DIMS]
-    device = next((value for dim, value in dims if dim == "dev"), "")
-    # What the numbers count, in order: a retry of the key with other signals gets none of them.
-    shape = ",".join(dim for dim, _value in dims if dim in _VELOCITY_DIMS)
-    shape += "/" + ",".join(dim for dim, _value in dims if dim in _SET_DIMS)
-    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), str(TTL_SECONDS), device, shape]
-    return [risk_key(info.session_id, info.id)], [*args, str(len(velocity)), *velocity, *sets]
+    plan = _plan_of(dims)
+    fields = [f"{dims[i][0]}:{dims[i][1]}" for i in plan.velocity]
+    fields += [f"{dims[i][0]}:{dims[i][1]}" for i in plan.sets]
+    device = dims[plan.device][1] if plan.device is not None else ""
+    args = [public_id, str(info.id), buyer_key(req.buyer_external_id), _TTL, device, plan.shape]
+    return [risk_key(info.session_id, info.id)], [*args, str(len(plan.velocity)), *fields]
 
 
 def read_counters(numbers: list[Any], dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:
     """``check.lua``'s reply: (replay, the counters the rules read)."""
-    velocity = [dim for dim, _value in dims if dim in _VELOCITY_DIMS]
-    sets = [dim for dim, _value in dims if dim in _SET_DIMS]
-    replay, values = bool(numbers[0]), iter(numbers[1:])
-    if replay and len(numbers) - 1 != len(velocity) + len(sets) + 1:
+    names = _plan_of(dims).metrics
+    replay = bool(numbers[0])
+    if replay and len(numbers) - 1 != len(names):
         # A retry of the key with other signals (a device id it lacked before, a phone instead
         # of a device...): the script returns no numbers, those remembered for the key were
         # counted for other dimensions. The retry is judged like an attempt with nothing counted
         # (a new key would be no different).
         return True, {"early": 0}
-    metrics: dict[str, int] = {}
-    for dim in velocity:
-        metrics[f"{dim}.l"] = int(next(values))
-    for dim in sets:
-        metrics[f"{dim}.b"] = int(next(values))
-    metrics["early"] = int(next(values))
-    return replay, metrics
+    return replay, dict(zip(names, map(int, numbers[1 : len(names) + 1]), strict=True))
 
 
 def count_attempt(info: Any, req: Any, public_id: str, dims: list[tuple[str, str]]) -> tuple[bool, dict[str, int]]:

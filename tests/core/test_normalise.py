@@ -395,3 +395,58 @@ def test_the_street_rounds_character_checks_skip_only_substitutions_that_change_
     from apps.core.normalise import _street_round
 
     assert _street_round(street) == _every_substitution(street)
+
+
+# The fast paths of the hot path (every order attempt normalises its phone and address): each gives
+# what the full steps give, for any text.
+_FOLD_PIECES = st.sampled_from(
+    [
+        *"0123456789abcxyzABCZ-|#＃~～—－ \u3000\t.，,()（）·",
+        *"文三路号栋室单元层小区區號棟樓臺",  # simplified and traditional
+        "\u3400",  # the first CJK extension A ideograph
+        "\u4dbf",
+        "\u4e00",
+        "\u9fff",
+        "\u9fa6",
+        "\uf900",  # a compatibility ideograph: NFKC maps it into the unified block
+        "１２Ａｂ",
+        "ﬁ",
+        "Ⅻ",
+        "é",
+        "e\u0301",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.lists(_FOLD_PIECES, max_size=16).map("".join), st.text(max_size=20)), st.booleans())
+def test_folding_text_already_folded_skips_the_steps_and_gives_what_they_give(text: str, keep_bar: bool) -> None:
+    from apps.core.normalise import _fold, _fold_steps
+
+    assert _fold(text, keep_bar=keep_bar) == _fold_steps(text, keep_bar=keep_bar)
+
+
+def test_the_fold_fast_path_is_taken_for_a_typical_street_and_not_for_a_traditional_one() -> None:
+    from apps.core import normalise as n
+
+    assert n._FOLDED.fullmatch("文三路100号3栋1202室") and not n._HAS_TRADITIONAL.search("文三路100号3栋1202室")
+    assert n._HAS_TRADITIONAL.search("文三路100號3棟") and n._fold("文三路100號3棟") == "文三路100号3栋"
+    assert not n._FOLDED.fullmatch("a|b") and n._FOLDED_KEY.fullmatch("a|b")
+
+
+_PHONE_CHARS = st.sampled_from([*"0123456789", *"0123456789", "+", "-", " ", "１", "８", "６", "٣", "¹"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.lists(_PHONE_CHARS, min_size=9, max_size=14).map("".join),
+        st.from_regex(r"1[0-9]{10}", fullmatch=True),
+        st.text(max_size=16),
+    )
+)
+def test_an_eleven_digit_phone_skips_the_folding_and_gives_what_it_gives(raw: str) -> None:
+    from apps.core.normalise import _PHONE_DROP
+    from apps.core.phone import normalize_cn_mobile
+
+    assert normalise_phone(raw) == normalize_cn_mobile(raw.translate(_PHONE_DROP))
