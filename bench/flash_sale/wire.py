@@ -417,10 +417,21 @@ def _progress(name: str, arm: dict[str, Any]) -> None:
 
 
 def previous(compare: Path | None, exclude: Path | None) -> tuple[Path, dict] | None:
-    """The results file to compare with: ``compare``, else the oldest in results/ (today's
-    baseline) that is not this run's own."""
-    files = [compare] if compare is not None else sorted(p for p in RESULTS.glob("wire-*.json") if p != exclude)
+    """The results file to compare with: ``compare``, else the oldest run in results/ (today's
+    baseline) that is not this run's own. Oldest by the time each file says its run started,
+    not by name: ``wire-<date>-2.json`` sorts before ``wire-<date>.json``."""
+    if compare is not None:
+        return compare, load(compare)
+    files = sorted((p for p in RESULTS.glob("wire-*.json") if p != exclude), key=lambda p: (_started(p), p.name))
     return (files[0], load(files[0])) if files else None
+
+
+def _started(path: Path) -> str:
+    """When the run of a results file started (``"2026-12-03 06:28 UTC"``: sorts as time does)."""
+    try:
+        return str(json.loads(path.read_text()).get("started", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def load(path: Path) -> dict[str, Any]:
