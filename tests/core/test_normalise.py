@@ -426,12 +426,42 @@ def test_folding_text_already_folded_skips_the_steps_and_gives_what_they_give(te
     assert _fold(text, keep_bar=keep_bar) == _fold_steps(text, keep_bar=keep_bar)
 
 
-def test_the_fold_fast_path_is_taken_for_a_typical_street_and_not_for_a_traditional_one() -> None:
+def test_every_character_the_fold_fast_path_keeps_is_one_the_steps_leave_alone() -> None:
+    """Over every code point, not a sample: a character the fast path lets through unfolded is one
+    the steps leave as it is, with nothing NFKC could join to a neighbour; every traditional
+    character is one the steps change."""
+    import sys
+    import unicodedata
+
     from apps.core import normalise as n
 
-    assert n._FOLDED.fullmatch("文三路100号3栋1202室") and not n._HAS_TRADITIONAL.search("文三路100号3栋1202室")
-    assert n._HAS_TRADITIONAL.search("文三路100號3棟") and n._fold("文三路100號3棟") == "文三路100号3栋"
-    assert not n._FOLDED.fullmatch("a|b") and n._FOLDED_KEY.fullmatch("a|b")
+    every = list(map(chr, range(sys.maxunicode + 1)))
+    assert [ch for ch in every if bool(n._FOLDED.fullmatch(ch)) != bool(n._FOLDED_KEY.fullmatch(ch))] == ["|"]
+    kept = [ch for ch in every if n._FOLDED_KEY.fullmatch(ch) and not n._HAS_TRADITIONAL.search(ch)]
+    assert len(kept) > 27_000  # the two CJK blocks, digits, a-z, "-" and "|"
+    assert [ch for ch in kept if n._fold_steps(ch, keep_bar=True) != ch] == []
+    assert [ch for ch in kept if unicodedata.combining(ch) or unicodedata.decomposition(ch)] == []
+    assert all(n._fold_steps(ch) != ch for ch in n._TRADITIONAL)
+
+
+def test_a_typical_street_and_phone_take_the_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.core import normalise as n
+
+    def full_steps(*_args: object, **_kwargs: object) -> str:
+        raise AssertionError("the full steps ran")
+
+    monkeypatch.setattr(n, "_fold_steps", full_steps)
+    monkeypatch.setattr(n, "normalize_cn_mobile", full_steps)
+    assert n._fold("文三路100号3栋1202室") == "文三路100号3栋1202室"
+    assert n._fold("浙江杭州西湖|文三路100号", keep_bar=True) == "浙江杭州西湖|文三路100号"
+    assert n.normalise_phone("13911110000") == "13911110000"
+    assert n.normalise_phone("12911110000") is None
+    for needs_steps in ("文三路100號", "文三路 100号", "a|b", "Rm1202"):
+        with pytest.raises(AssertionError):
+            n._fold(needs_steps)
+    for needs_steps in ("139 1111 0000", "013911110000", "１３９１１１１００００"):
+        with pytest.raises(AssertionError):
+            n.normalise_phone(needs_steps)
 
 
 _PHONE_CHARS = st.sampled_from([*"0123456789", *"0123456789", "+", "-", " ", "１", "８", "６", "٣", "¹"])
