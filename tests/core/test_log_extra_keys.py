@@ -11,6 +11,8 @@ import ast
 import logging
 from pathlib import Path
 
+from ..sources import parse_source
+
 ROOT = Path(__file__).resolve().parents[2]
 RESERVED = set(vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None))) | {"message", "asctime"}
 
@@ -18,7 +20,7 @@ RESERVED = set(vars(logging.LogRecord("n", logging.INFO, "p", 0, "m", None, None
 def _extra_keys() -> list[tuple[str, int, str]]:
     found = []
     for path in sorted((ROOT / "apps").rglob("*.py")) + sorted((ROOT / "livecommerce").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parse_source(path)):
             if not isinstance(node, ast.Call):
                 continue
             for kw in node.keywords:

@@ -13,6 +13,7 @@ from apps.orders.models import Order, OrderStatus
 from apps.orders.services.ledger import ledger_verify
 from apps.orders.services.transitions import order_cancel
 
+from ..sources import parse_source
 from .invariants import assert_consistent
 from .test_payments import _order, body_for, notify
 
@@ -111,7 +112,7 @@ def _chain(node: ast.AST) -> list[str]:
 
 
 def _order_writes(path: pathlib.Path) -> list[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse_source(path)
     found: list[str] = []
     order_names = {"order", "locked", "o"}
     for node in ast.walk(tree):
