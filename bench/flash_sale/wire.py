@@ -24,9 +24,9 @@ processes alone (``/proc/<pid>/stat`` utime+stime of the serve process and its w
 after; for pgbench the backends serving it, ``/proc/<pid>/schedstat``), plus Redis's CPU per answer
 (the whole Redis server: other users of it count too). The table goes into docs/performance.md
 between ``<!-- flash_sale_wire:start -->`` and ``<!-- flash_sale_wire:end -->``; the raw figures go
-to ``bench/flash_sale/results/wire-<date>.json``, and every run prints its ratios to the oldest file
-there (today's baseline) or to ``--compare FILE``. ``figures(parse_args([...]))`` returns the same
-dict for other code. Not part of the test suite.
+to ``bench/flash_sale/results/wire-<date>.json``, and every run prints its ratios to the oldest run
+there by the time it started (the issue's baseline) or to ``--compare FILE``.
+``figures(parse_args([...]))`` returns the same dict for other code. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -417,7 +417,7 @@ def _progress(name: str, arm: dict[str, Any]) -> None:
 
 
 def previous(compare: Path | None, exclude: Path | None) -> tuple[Path, dict] | None:
-    """The results file to compare with: ``compare``, else the oldest run in results/ (today's
+    """The results file to compare with: ``compare``, else the oldest run in results/ (the issue's
     baseline) that is not this run's own. Oldest by the time each file says its run started,
     not by name: ``wire-<date>-2.json`` sorts before ``wire-<date>.json``."""
     if compare is not None:
