@@ -108,14 +108,15 @@ _TRAD = str.maketrans(
 
 _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−﹣－～~"} | {"#": "号", "＃": "号"})
 _SPACES = re.compile(r"\s+")
-_NOT_KEPT = re.compile(r"[^0-9a-z\-\u3400-\u4dbf\u4e00-\u9fff]+")
-_NOT_KEPT_KEY = re.compile(r"[^0-9a-z\-|\u3400-\u4dbf\u4e00-\u9fff]+")
+_KEPT = r"0-9a-z\-\u3400-\u4dbf\u4e00-\u9fff"  # what folded text is made of; "|" too in a key
+_NOT_KEPT = re.compile(f"[^{_KEPT}]+")
+_NOT_KEPT_KEY = re.compile(f"[^{_KEPT}|]+")
 
 
 # Text already folded: only kept characters (a CJK unified ideograph has no compatibility form, and
 # no case), none of them a traditional one.
-_FOLDED = re.compile(r"[0-9a-z\-\u3400-\u4dbf\u4e00-\u9fff]*")
-_FOLDED_KEY = re.compile(r"[0-9a-z\-|\u3400-\u4dbf\u4e00-\u9fff]*")
+_FOLDED = re.compile(f"[{_KEPT}]*")
+_FOLDED_KEY = re.compile(f"[{_KEPT}|]*")
 _HAS_TRADITIONAL = re.compile(f"[{_TRADITIONAL}]")
 
 
